@@ -1,0 +1,1 @@
+"""The Kafka shell around the pure core: faust app, topics, tables, timers, CLI pieces."""

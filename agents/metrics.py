@@ -1,0 +1,79 @@
+"""Every Prometheus series the worker exports, in one place.
+
+The Grafana dashboard and the alert rules in ``deploy/`` must only name series defined
+here; ``tests/test_deploy_metrics.py`` checks that mechanically.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+EVENT_AGE_BUCKETS = (0.1, 0.5, 1.0, 5.0, 30.0, 60.0, 300.0, 3600.0, 86400.0)
+
+
+class Metrics:
+    """A registry of journey's series; one per worker process (tests make their own)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        r = self.registry = registry or CollectorRegistry()
+        self.events_consumed = Counter(
+            "journey_events_consumed_total", "Input records read, by topic.", ["topic"],
+            registry=r)
+        self.events_applied = Counter(
+            "journey_events_applied_total", "Events applied to user state, by event type.",
+            ["type"], registry=r)
+        self.events_duplicate = Counter(
+            "journey_events_duplicate_total", "Events skipped because their id was applied "
+            "already (redelivery or producer retry).", registry=r)
+        self.dead_letters = Counter(
+            "journey_dead_letters_total", "Rejected inputs sent to the dead-letter topic, "
+            "by reason.", ["reason"], registry=r)
+        self.event_age = Histogram(
+            "journey_event_age_seconds", "Event time to state applied.",
+            buckets=EVENT_AGE_BUCKETS, registry=r)
+        self.processing_latency = Histogram(
+            "journey_processing_latency_seconds", "Message received to its outputs sent.",
+            buckets=LATENCY_BUCKETS, registry=r)
+        self.alert_latency = Histogram(
+            "journey_alert_latency_seconds", "Timer deadline (or triggering event) to alert "
+            "published.", buckets=LATENCY_BUCKETS, registry=r)
+        self.consumer_lag = Gauge(
+            "journey_consumer_lag", "Records behind the end of the input partition.",
+            ["partition"], registry=r)
+        self.users = Gauge(
+            "journey_users", "Tracked users by lifecycle stage.", ["stage"], registry=r)
+        self.funnel_users = Gauge(
+            "journey_funnel_users", "Tracked users by funnel position.", ["stage"], registry=r)
+        self.transitions = Counter(
+            "journey_lifecycle_transitions_total", "Lifecycle stage changes.",
+            ["from_stage", "to_stage"], registry=r)
+        self.alerts = Counter(
+            "journey_alerts_total", "Alerts published, by type, priority and control flag.",
+            ["type", "priority", "control"], registry=r)
+        self.alerts_suppressed = Counter(
+            "journey_alerts_suppressed_total", "Alerts not sent, by type and reason "
+            "(frequency_cap, recall_cooldown, no_consent).", ["type", "reason"], registry=r)
+        self.alerts_deferred = Counter(
+            "journey_alerts_deferred_total", "Alerts whose send window was moved out of "
+            "quiet hours.", ["type"], registry=r)
+        self.reactivations = Counter(
+            "journey_reactivations_total", "Churned users who came back, by whether a recall "
+            "preceded it (treated, control or none).", ["after_recall"], registry=r)
+        self.operating_rate = Gauge(
+            "journey_operating_rate", "Operating rates over tracked users: retention, "
+            "conversion, repeat, referral.", ["rate"], registry=r)
+        self.timers_pending = Gauge(
+            "journey_timers_pending", "Users with a pending inactivity deadline.", registry=r)
+        self.timer_backlog = Gauge(
+            "journey_timer_backlog", "Deadlines already due but not yet fired.", registry=r)
+        self.sweep_duration = Histogram(
+            "journey_sweep_duration_seconds", "Time one timer sweep took.",
+            buckets=LATENCY_BUCKETS, registry=r)
+        self.model_refits = Counter(
+            "journey_model_refits_total", "Population model re-fits.", registry=r)
+        self.assigned_partitions = Gauge(
+            "journey_assigned_partitions", "Input partitions this worker owns.", registry=r)
+        self.healthy = Gauge(
+            "journey_healthy", "1 while the worker is healthy, 0 after it found a fault "
+            "it cannot carry on from.", registry=r)

@@ -1,0 +1,115 @@
+"""Folding one event into a user's aggregates (no stage logic here)."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from streams.core import event as ev
+from streams.core.event import Event
+from streams.core.state import CHANNEL_BIT, UserState, channel_mask
+from streams.settings import Settings
+
+REFERRAL_CONVERTED = "referral_converted"  # internal: a user this user referred bought
+
+
+def new_state(event: Event) -> UserState:
+    t = event.occurred_at
+    return UserState(user_id=event.user_id, first_seen_at=t, last_event_at=t,
+                     last_active_at=t, stage_since=t)
+
+
+@lru_cache(maxsize=512)
+def _zone(name: str) -> ZoneInfo | None:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+def local_offset(event: Event) -> int | None:
+    """The user's UTC offset: their IANA zone if the event names one, else the stamp's."""
+    tz_name = event.properties.get("timezone") if event.properties else None
+    if isinstance(tz_name, str):
+        zone = _zone(tz_name)
+        if zone is not None:
+            off = datetime.fromtimestamp(event.occurred_at, zone).utcoffset()
+            if off is not None:
+                return int(off.total_seconds() // 60)
+    return event.utc_offset_min
+
+
+def apply_event(state: UserState, event: Event, settings: Settings) -> None:
+    """Fold ``event`` into ``state``."""
+    t = event.occurred_at
+    kind = event.type
+    if t > state.last_event_at:
+        state.last_event_at = t
+    if t < state.first_seen_at:
+        state.first_seen_at = t
+    offset = local_offset(event)
+    if offset is not None:
+        state.utc_offset_min = offset
+    if kind in ev.ACTIVITY_TYPES:
+        if t > state.last_active_at:
+            state.last_active_at = t
+        local_hour = ((t + (offset or 0) * 60) % 86400.0) / 3600.0
+        angle = local_hour / 24.0 * 2.0 * math.pi
+        state.hour_x += math.cos(angle)
+        state.hour_y += math.sin(angle)
+
+    if kind == ev.PURCHASE:
+        if event.order_id and event.order_id in state.order_ids:
+            return  # the same order sent twice under two event ids
+        if event.order_id:
+            state.log_order_id(event.order_id)
+        amount = event.amount or 0.0
+        state.orders += 1
+        state.monetary += amount
+        if state.first_purchase_at is None or t < state.first_purchase_at:
+            state.first_purchase_at = t
+        if state.last_purchase_at is None or t > state.last_purchase_at:
+            state.last_purchase_at = t
+        state.log_purchase(t, amount)
+    elif kind == ev.REFUND:
+        state.refunds += 1
+        state.monetary = max(0.0, state.monetary - (event.amount or 0.0))
+    elif kind in (ev.PRODUCT_VIEW, ev.SEARCH, ev.WISHLIST_ADD):
+        state.interested = True
+    elif kind in (ev.ADD_TO_CART, ev.CHECKOUT_STARTED):
+        state.interested = True
+        state.carted = True
+    elif kind == ev.REVIEW:
+        if event.rating is not None:
+            state.reviews += 1
+            state.rating_sum += event.rating
+    elif kind == ev.SHARE:
+        state.shares += 1
+    elif kind == ev.REFERRAL:
+        state.referrals_sent += 1
+    elif kind == REFERRAL_CONVERTED:
+        state.referred_converted += 1
+    elif kind == ev.COUPON_REDEEMED:
+        state.coupons += 1
+    elif kind == ev.SIGNUP:
+        props = event.properties or {}
+        consent = props.get("consent")
+        if isinstance(consent, list):
+            state.consent_mask = channel_mask([c for c in consent if isinstance(c, str)])
+        referred_by = props.get("referred_by")
+        if isinstance(referred_by, str) and referred_by and referred_by != state.user_id:
+            state.referred_by = referred_by
+    elif kind in (ev.UNSUBSCRIBE, ev.RESUBSCRIBE):
+        bit = CHANNEL_BIT.get(event.channel or "", 0)
+        mask = state.consented(channel_mask(settings.default_consent))
+        state.consent_mask = mask & ~bit if kind == ev.UNSUBSCRIBE else mask | bit
+
+
+def converted_referrer(state: UserState) -> str | None:
+    """The referrer to credit, once, when a referred user has bought (in either order)."""
+    if state.referred_by and state.orders >= 1 and not state.referral_reported:
+        state.referral_reported = True
+        return state.referred_by
+    return None

@@ -1,0 +1,88 @@
+"""Lifecycle stage rules: a pure function of a user's aggregates and the time.
+
+Thresholds follow the user's own purchase rhythm once they have enough orders, and the
+population's (fitted, or the operator's ``purchase_cycle_days``) before that. A buyer who
+is still browsing within ``activity_grace_days`` is not declining yet.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from streams.core import btyd
+from streams.core.population import Model
+from streams.core.state import CHURNED, DECLINING, GROWING, MATURE, NEW, UserState
+from streams.settings import Settings
+
+DAY = 86400.0
+
+
+@dataclass(slots=True, frozen=True)
+class Rhythm:
+    """When this user's inactivity turns into decline and churn."""
+
+    active_stage: str  # the stage the user is in while active
+    gap_days: float  # the usual gap the thresholds are built on
+    gap_source: str  # own | population | new_user
+    decline_at: float
+    churn_at: float
+    decline_days: float  # threshold, for the evidence
+    churn_days: float
+    anchor: float  # the activity the thresholds count from
+
+
+def rhythm(state: UserState, model: Model, settings: Settings) -> Rhythm:
+    if state.orders == 0 or state.last_purchase_at is None:
+        d, c = settings.new_user_decline_days, settings.new_user_churn_days
+        anchor = state.last_active_at
+        return Rhythm(NEW, d, "new_user", anchor + d * DAY, anchor + c * DAY, d, c, anchor)
+    active = MATURE if state.repeat_purchases >= settings.mature_min_repeat_purchases else GROWING
+    own = state.avg_gap_days()
+    if own is not None and state.orders >= settings.own_rhythm_min_orders and own > 0:
+        gap, source = own, "own"
+    else:
+        gap, source = model.gap_days, "population"
+    d = max(settings.min_decline_days, settings.decline_after_gaps * gap)
+    c = max(settings.min_churn_days, settings.churn_after_gaps * gap)
+    grace = state.last_active_at + settings.activity_grace_days * DAY
+    decline_at = max(state.last_purchase_at + d * DAY, grace)
+    churn_at = max(state.last_purchase_at + c * DAY, grace)
+    return Rhythm(active, gap, source, decline_at, churn_at, d, c, state.last_purchase_at)
+
+
+def stage_at(r: Rhythm, now: float) -> str:
+    if now >= r.churn_at:
+        return CHURNED
+    if now >= r.decline_at:
+        return DECLINING
+    return r.active_stage
+
+
+def next_deadline(r: Rhythm, now: float) -> float | None:
+    """The next instant the stage changes without any new event."""
+    if now < r.decline_at:
+        return r.decline_at
+    if now < r.churn_at:
+        return r.churn_at
+    return None
+
+
+def p_alive(state: UserState, model: Model, now: float, settings: Settings) -> float:
+    """Probability the user is still active.
+
+    Buyers: MBG/NBD on their purchases, which lets one-time buyers die too. Users who
+    never bought have no purchase process to model; their probability halves every
+    ``new_user_decline_days`` of silence.
+    """
+    if state.orders == 0 or state.first_purchase_at is None or state.last_purchase_at is None:
+        idle = max(0.0, now - state.last_active_at) / DAY
+        return math.exp(-math.log(2.0) * idle / settings.new_user_decline_days)
+    x = state.orders - 1
+    t_x = (state.last_purchase_at - state.first_purchase_at) / DAY
+    big_t = max(now - state.first_purchase_at, state.last_purchase_at - state.first_purchase_at)
+    return btyd.p_alive(model.params, x, t_x, big_t / DAY)
+
+
+def churn_risk(state: UserState, model: Model, now: float, settings: Settings) -> float:
+    return min(1.0, max(0.0, 1.0 - p_alive(state, model, now, settings)))

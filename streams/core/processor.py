@@ -1,0 +1,358 @@
+"""One partition's state machine: events and clock ticks in, outputs out.
+
+The live worker and ``journey replay`` both drive this class, with the partition's
+events in the same order, so they produce the same state and the same alerts. Time only
+moves through ``process`` (an event's time) and ``advance`` (a tick or the end of a
+replay); timers and model re-fits fire at their own instants, in order, as time passes
+over them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from streams.core import alerts, lifecycle, population, reach
+from streams.core import event as ev
+from streams.core.apply import REFERRAL_CONVERTED, apply_event, converted_referrer, new_state
+from streams.core.event import Event
+from streams.core.population import Model, Sample
+from streams.core.state import ACTIVE_STAGES, CHURNED, DECLINING, NEW, UserState
+from streams.core.timefmt import rfc3339
+from streams.core.timers import DeadlineIndex
+from streams.settings import Settings
+
+DAY = 86400.0
+NEG_INF = float("-inf")
+
+
+@dataclass(slots=True)
+class Rejected:
+    reason: str
+    message: str
+    event: Event
+
+
+@dataclass(slots=True)
+class Outputs:
+    """What one or more steps produced; the shell publishes and counts them, then clears."""
+
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    transitions: list[dict[str, Any]] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
+    feedback: list[Event] = field(default_factory=list)  # events for other users
+    applied: list[Event] = field(default_factory=list)
+    duplicates: int = 0
+    suppressed: list[tuple[str, str]] = field(default_factory=list)  # (alert type, reason)
+    deferred: list[str] = field(default_factory=list)  # alert types sent outside quiet hours
+    reactivations: list[str] = field(default_factory=list)  # treated | control | none
+    refits: int = 0
+    touched: set[str] = field(default_factory=set)  # users whose state changed
+
+    def clear(self) -> None:
+        for name in ("alerts", "transitions", "rejected", "feedback", "applied", "suppressed",
+                     "deferred", "reactivations"):
+            getattr(self, name).clear()
+        self.touched.clear()
+        self.duplicates = 0
+        self.refits = 0
+
+
+def _census_key(s: UserState) -> tuple[str, int, bool, bool, bool]:
+    return (s.stage, s.funnel_index(), s.orders >= 1, s.orders >= 2,
+            bool(s.referrals_sent or s.referred_converted))
+
+
+class PartitionProcessor:
+    """State machine of one partition over a mutable mapping of user id to state."""
+
+    def __init__(self, settings: Settings, store: MutableMapping[str, UserState],
+                 partition: int = 0) -> None:
+        self.settings = settings
+        self.store = store
+        self.partition = partition
+        self.clock = NEG_INF
+        self.model = Model.prior(settings)
+        self.next_refit_at: float | None = None
+        self.applied_position = -1
+        self.index = DeadlineIndex()
+        self.sample = Sample(settings.population_sample_size)
+        self.census: Counter[tuple[str, int, bool, bool, bool]] = Counter()
+        self._lateness = settings.allowed_lateness_seconds
+        self._skew = settings.max_future_skew_seconds
+
+    # --- persistence of the partition's own context ---------------------------------
+
+    def context(self) -> dict[str, Any]:
+        return {"clock": None if self.clock == NEG_INF else self.clock,
+                "model": self.model.to_list(), "next_refit_at": self.next_refit_at,
+                "applied_position": self.applied_position}
+
+    def restore(self, ctx: dict[str, Any] | None, states: Iterable[UserState]) -> None:
+        """Rebuild the in-memory index, sample and census from the table (after a restart
+        or a rebalance): O(users in the partition), once."""
+        if ctx:
+            self.clock = NEG_INF if ctx.get("clock") is None else float(ctx["clock"])
+            self.model = Model.from_list(ctx["model"])
+            self.next_refit_at = ctx.get("next_refit_at")
+            self.applied_position = int(ctx.get("applied_position", -1))
+        self.index = DeadlineIndex()
+        self.sample = Sample(self.settings.population_sample_size)
+        self.census.clear()
+        for s in states:
+            self.sample.offer(s.user_id)
+            self.census[_census_key(s)] += 1
+            if s.deadline is not None:
+                self.index.set(s.user_id, s.deadline)
+
+    # --- the two ways time moves ----------------------------------------------------
+
+    def process(self, event: Event, out: Outputs, *, received_at: float | None = None,
+                position: int | None = None) -> None:
+        """Apply one decoded event (at-least-once safe: duplicates change nothing)."""
+        state = self.store.get(event.user_id)
+        if state is not None and (
+                (position is not None and position <= state.max_position)
+                or event.event_id in state.recent_ids):
+            out.duplicates += 1
+            return
+        t = event.occurred_at
+        if received_at is not None and t > received_at + self._skew:
+            out.rejected.append(Rejected(
+                "future_timestamp", f"occurred_at is {t - received_at:.0f}s after it was "
+                f"received (allowed skew {self._skew:.0f}s)", event))
+            return
+        if t < self.clock - self._lateness:
+            out.rejected.append(Rejected(
+                "too_late", f"occurred_at is {self.clock - t:.0f}s behind the partition clock "
+                f"(allowed lateness {self._lateness:.0f}s)", event))
+            return
+        if t > self.clock:
+            self._run_until(t, out)
+            self.clock = t
+            state = self.store.get(event.user_id)
+        if position is not None and position > self.applied_position:
+            self.applied_position = position
+        if state is None:
+            state = new_state(event)
+            before = None
+            self.sample.offer(event.user_id)
+            if self.next_refit_at is None:
+                self.next_refit_at = self._next_epoch(t)
+        else:
+            before = _census_key(state)
+        if position is not None:
+            state.max_position = max(state.max_position, position)
+        state.remember_id(event.event_id, self.settings.dedupe_window)
+        apply_event(state, event, self.settings)
+        referrer = converted_referrer(state)
+        if referrer is not None:
+            out.feedback.append(Event(
+                event_id=alerts.stable_id("rc", state.user_id), user_id=referrer,
+                type=REFERRAL_CONVERTED, occurred_at=t, source="journey",
+                properties={"referred_user_id": state.user_id}))
+        self._settle(state, event, before, out)
+        out.applied.append(event)
+
+    def advance(self, now: float, out: Outputs) -> None:
+        """Move the clock to ``now`` (a wall-clock tick, or the end of a replay) and fire
+        every timer due by then."""
+        if now <= self.clock:
+            return
+        self._run_until(now, out)
+        self.clock = now
+
+    # --- internals ------------------------------------------------------------------
+
+    def _next_epoch(self, t: float) -> float:
+        step = self.settings.refit_interval_days * DAY
+        return (t // step + 1) * step
+
+    def _run_until(self, until: float, out: Outputs) -> None:
+        """Fire timers and re-fits due at or before ``until``, in time order. Deadlines
+        equal to an event's time fire first, in replay and live alike."""
+        index = self.index
+        while True:
+            refit_at = self.next_refit_at
+            due = index.next_due()
+            if refit_at is not None and refit_at <= until and (due is None or refit_at <= due):
+                self._refit(refit_at, out)
+                continue
+            popped = index.pop_due(until)
+            if popped is None:
+                return
+            deadline, user_id = popped
+            state = self.store.get(user_id)
+            if state is not None and state.deadline == deadline:
+                self._fire(state, deadline, out)
+
+    def _refit(self, at: float, out: Outputs) -> None:
+        states = (s for u in self.sample if (s := self.store.get(u)) is not None)
+        self.model = population.refit(self.model, states, at, self.settings)
+        self.next_refit_at = self._next_epoch(at)
+        out.refits += 1
+
+    def _fire(self, state: UserState, now: float, out: Outputs) -> None:
+        before = _census_key(state)
+        r = lifecycle.rhythm(state, self.model, self.settings)
+        stage = lifecycle.stage_at(r, now)
+        if stage != state.stage:
+            self._enter(state, state.stage, stage, now, r, "inactivity", out)
+        self._schedule(state, lifecycle.next_deadline(r, now))
+        self._store(state, before, out)
+
+    def _enter(self, state: UserState, old: str | None, new: str, now: float,
+               r: lifecycle.Rhythm, reason: str, out: Outputs) -> None:
+        """Record a stage change and, on entering decline or churn, decide the alert."""
+        inactive = new in (DECLINING, CHURNED)
+        days = (now - state.last_active_at) / DAY if inactive else None
+        self._transition(state, old, new, now, "inactivity" if inactive else reason, out, days)
+        if new == DECLINING:
+            self._alert(alerts.CHURN_WARNING, state, now, r, old or NEW, out)
+        elif new == CHURNED:
+            self._alert(alerts.RECALL_TRIGGER, state, now, r, old or NEW, out)
+
+    def _settle(self, state: UserState, event: Event, before: tuple[Any, ...] | None,
+                out: Outputs) -> None:
+        """Re-derive the stage after an event and schedule the next deadline."""
+        now = self.clock
+        r = lifecycle.rhythm(state, self.model, self.settings)
+        stage = lifecycle.stage_at(r, now)
+        old = state.stage if before is not None else None
+        if old == CHURNED and stage in ACTIVE_STAGES \
+                and self.settings.reactivation_requires == "purchase" \
+                and event.type != ev.PURCHASE:
+            stage = CHURNED
+        if stage != old:
+            self._enter(state, old, stage, now, r, _reason(old, stage, event, state), out)
+        self._schedule(state, lifecycle.next_deadline(r, now) if stage != CHURNED else None)
+        self._store(state, before, out)
+
+    def _transition(self, state: UserState, old: str | None, new: str, now: float,
+                    reason: str, out: Outputs, days_inactive: float | None) -> None:
+        reactivation = reason == "reactivation"
+        after_id: str | None = None
+        after_control: bool | None = None
+        if reactivation:
+            if state.last_recall_id and state.last_recall_at is not None \
+                    and state.last_recall_at >= state.stage_since:
+                after_id, after_control = state.last_recall_id, state.last_recall_control
+                out.reactivations.append("control" if after_control else "treated")
+            else:
+                out.reactivations.append("none")
+        out.transitions.append({
+            "schema": "journey.lifecycle-transition/1",
+            "type": "lifecycle_transition",
+            "transition_id": alerts.stable_id("lt", state.user_id, old, new,
+                                              alerts.episode_key(now)),
+            "user_id": state.user_id,
+            "at": rfc3339(now),
+            "from_stage": old,
+            "to_stage": new,
+            "reason": reason,
+            "reactivation": reactivation,
+            "after_alert_id": after_id,
+            "after_alert_control": after_control,
+            "days_inactive": None if days_inactive is None else round(days_inactive, 3),
+        })
+        state.stage = new
+        state.stage_since = now
+
+    def _alert(self, kind: str, state: UserState, now: float, r: lifecycle.Rhythm,
+               stage_from: str, out: Outputs) -> None:
+        settings = self.settings
+        tier = self.model.value_tier(state)
+        channels = reach.ranked_channels(state, tier == "top", settings)
+        if not channels:
+            out.suppressed.append((kind, "no_consent"))
+            return
+        reason = reach.cap_reason(state, kind, now, settings)
+        if reason is not None:
+            out.suppressed.append((kind, reason))
+            return
+        offset = state.utc_offset_min if state.utc_offset_min is not None else 0
+        window = reach.send_window(state, now, offset, settings)
+        p_alive = lifecycle.p_alive(state, self.model, now, settings)
+        alert = alerts.build_alert(kind, state, now, r, self.model, p_alive, stage_from,
+                                   channels, window, settings)
+        if window.deferred:
+            out.deferred.append(kind)
+        out.alerts.append(alert)
+        state.alerts_sent += 1
+        state.log_alert(now)
+        state.last_alert_id = alert["alert_id"]
+        if kind == alerts.RECALL_TRIGGER:
+            state.recalls += 1
+            state.last_recall_id = alert["alert_id"]
+            state.last_recall_at = now
+            state.last_recall_control = alert["control"]
+
+    def _schedule(self, state: UserState, deadline: float | None) -> None:
+        state.deadline = deadline
+        self.index.set(state.user_id, deadline)
+
+    def _store(self, state: UserState, before: tuple[Any, ...] | None, out: Outputs) -> None:
+        after = _census_key(state)
+        if before != after:
+            if before is not None:
+                self.census[before] -= 1
+            self.census[after] += 1
+        self.store[state.user_id] = state
+        out.touched.add(state.user_id)
+
+    # --- views --------------------------------------------------------------------------
+
+    def snapshot(self, state: UserState, now: float | None = None) -> dict[str, Any]:
+        """The user-state/1 record of a user, as of ``now`` (default: the partition clock)."""
+        at = self.clock if now is None else now
+        return snapshot(state, self.model, at, self.settings)
+
+    def stage_counts(self) -> Counter[str]:
+        counts: Counter[str] = Counter()
+        for key, n in self.census.items():
+            counts[key[0]] += n
+        return counts
+
+
+def _reason(old: str | None, new: str, event: Event, state: UserState) -> str:
+    if old is None:
+        return "first_seen"
+    if old == CHURNED:
+        return "reactivation" if event.occurred_at >= state.stage_since else "late_activity"
+    if old == DECLINING:
+        return "recovered" if event.occurred_at >= state.stage_since else "late_activity"
+    if old == NEW:
+        return "first_purchase"
+    return "repeat_milestone"
+
+
+def snapshot(state: UserState, model: Model, now: float, settings: Settings) -> dict[str, Any]:
+    p = lifecycle.p_alive(state, model, now, settings)
+    last_buy = state.last_purchase_at
+    gap = state.avg_gap_days()
+    return {
+        "schema": "journey.user-state/1",
+        "user_id": state.user_id,
+        "lifecycle_stage": state.stage,
+        "churn_risk": round(1.0 - p, 6),
+        "p_alive": round(p, 6),
+        "recency_days": None if last_buy is None else round((now - last_buy) / DAY, 4),
+        "frequency": state.repeat_purchases,
+        "monetary": round(state.monetary, 2),
+        "orders": state.orders,
+        "monetary_90d": round(state.spend_since(now - 90 * DAY), 2),
+        "value_tier": model.value_tier(state),
+        "role": alerts.role(state, settings),
+        "funnel_stage": state.funnel_stage(),
+        "first_seen_at": rfc3339(state.first_seen_at),
+        "last_event_at": rfc3339(state.last_event_at),
+        "last_purchase_at": None if last_buy is None else rfc3339(last_buy),
+        "avg_gap_days": None if gap is None else round(gap, 4),
+        "usual_active_hour": reach.usual_hour(state),
+        "consent": [c for c in reach.ranked_channels(state, False, settings)],
+        "refunds": state.refunds,
+        "alerts_sent": state.alerts_sent,
+        "last_alert_id": state.last_alert_id,
+    }

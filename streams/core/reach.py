@@ -1,0 +1,89 @@
+"""Reaching a user without harassing them: channels, send windows, caps."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from streams.core.state import CHANNEL_BIT, UserState, channel_mask
+from streams.core.timefmt import offset_text, rfc3339
+from streams.settings import Settings
+
+HOUR = 3600.0
+DAY = 86400.0
+
+
+@dataclass(slots=True, frozen=True)
+class SendWindow:
+    start: float
+    end: float
+    offset_min: int
+    deferred: bool  # moved out of quiet hours
+
+    def as_dict(self) -> dict[str, object]:
+        return {"start": rfc3339(self.start, self.offset_min),
+                "end": rfc3339(self.end, self.offset_min),
+                "utc_offset": offset_text(self.offset_min),
+                "deferred_for_quiet_hours": self.deferred}
+
+
+def ranked_channels(state: UserState, high_value: bool, settings: Settings) -> list[str]:
+    """The channels the user allows, in the operator's order of preference."""
+    allowed = state.consented(channel_mask(settings.default_consent))
+    order = settings.high_value_channels if high_value else settings.channels
+    return [c for c in order if allowed & CHANNEL_BIT.get(c, 0)]
+
+
+def is_quiet(hour: float, settings: Settings) -> bool:
+    qs, qe = settings.quiet_hours_start, settings.quiet_hours_end
+    if qs == qe:
+        return False
+    if qs > qe:  # wraps midnight, the usual case
+        return hour >= qs or hour < qe
+    return qs <= hour < qe
+
+
+def usual_hour(state: UserState) -> int | None:
+    if state.hour_x == 0.0 and state.hour_y == 0.0:
+        return None
+    angle = math.atan2(state.hour_y, state.hour_x)
+    return int(round((angle % (2 * math.pi)) / (2 * math.pi) * 24)) % 24
+
+
+def send_window(state: UserState, now: float, offset_min: int, settings: Settings) -> SendWindow:
+    """The first good moment from ``now``: the user's usual hour if it is allowed, and
+    never inside quiet hours."""
+    local = now + offset_min * 60
+    day_start = local - (local % DAY)
+    hour_now = (local % DAY) / HOUR
+    deferred = is_quiet(hour_now, settings)
+    preferred = usual_hour(state)
+    if preferred is not None and not is_quiet(preferred, settings):
+        start = day_start + preferred * HOUR
+        if start + HOUR <= local:  # today's slot has passed: tomorrow's
+            start += DAY
+        start = max(start, local)
+    elif not deferred:
+        start = local
+    else:
+        start = day_start + settings.quiet_hours_end * HOUR
+        if start < local:
+            start += DAY
+    end = start + settings.send_window_hours * HOUR
+    quiet_start = start - (start % DAY) + settings.quiet_hours_start * HOUR
+    if quiet_start <= start:
+        quiet_start += DAY
+    end = min(end, quiet_start)
+    shift = offset_min * 60
+    return SendWindow(start - shift, end - shift, offset_min, deferred)
+
+
+def cap_reason(state: UserState, kind: str, now: float, settings: Settings) -> str | None:
+    """Why this alert must not go out now, or None."""
+    if kind == "recall_trigger" and state.last_recall_at is not None \
+            and now - state.last_recall_at < settings.recall_cooldown_days * DAY:
+        return "recall_cooldown"
+    since = now - settings.contact_cap_days * DAY
+    if sum(1 for t in state.alert_log if t > since) >= settings.contact_cap:
+        return "frequency_cap"
+    return None

@@ -1,0 +1,165 @@
+"""Per-user lifecycle state: the aggregates the rules read.
+
+Every aggregate is order-independent (counts, sums, maxima, bounded sorted logs), so the
+same set of events gives the same state whatever order they arrive in. That is what makes
+out-of-order delivery, replay and the live worker agree.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+CHANNELS: tuple[str, ...] = ("app_push", "email", "sms", "phone")
+CHANNEL_BIT: dict[str, int] = {c: 1 << i for i, c in enumerate(CHANNELS)}
+
+NEW, GROWING, MATURE, DECLINING, CHURNED = "new", "growing", "mature", "declining", "churned"
+STAGES: tuple[str, ...] = (NEW, GROWING, MATURE, DECLINING, CHURNED)
+INACTIVE_STAGES = frozenset({DECLINING, CHURNED})
+ACTIVE_STAGES = frozenset({NEW, GROWING, MATURE})
+
+FUNNEL: tuple[str, ...] = ("aware", "interested", "cart", "purchased", "repeat", "advocate")
+
+PURCHASE_LOG_CAP = 8  # recent purchases kept for rhythm and 90-day spend
+ALERT_LOG_CAP = 8  # recent alert times kept for the contact cap
+
+
+def channel_mask(channels: list[str] | tuple[str, ...]) -> int:
+    mask = 0
+    for c in channels:
+        mask |= CHANNEL_BIT.get(c, 0)
+    return mask
+
+
+def mask_channels(mask: int) -> list[str]:
+    return [c for c in CHANNELS if mask & CHANNEL_BIT[c]]
+
+
+@dataclass(slots=True)
+class UserState:
+    user_id: str
+    first_seen_at: float
+    last_event_at: float
+    last_active_at: float
+    # source position of the newest applied record (the Kafka offset in the live worker),
+    # so redelivered records are recognised without remembering their ids
+    max_position: int = -1
+    recent_ids: list[str] = field(default_factory=list)  # bounded dedupe window
+
+    orders: int = 0
+    first_purchase_at: float | None = None
+    last_purchase_at: float | None = None
+    monetary: float = 0.0  # lifetime net spend: purchases minus refunds
+    refunds: int = 0
+    purchase_log: list[tuple[float, float]] = field(default_factory=list)  # (time, amount), sorted
+    order_ids: list[str] = field(default_factory=list)  # recent order ids, to count an order once
+
+    interested: bool = False
+    carted: bool = False
+    shares: int = 0
+    referrals_sent: int = 0
+    referred_converted: int = 0
+    referred_by: str | None = None
+    referral_reported: bool = False  # told the referrer that this user bought
+    coupons: int = 0
+    reviews: int = 0
+    rating_sum: int = 0
+
+    consent_mask: int | None = None  # None: the operator's default consent applies
+    utc_offset_min: int | None = None
+    hour_x: float = 0.0  # circular sum of local activity hours
+    hour_y: float = 0.0
+
+    stage: str = NEW
+    stage_since: float = 0.0
+    deadline: float | None = None  # next inactivity deadline the timer index holds
+    alerts_sent: int = 0
+    recalls: int = 0
+    alert_log: list[float] = field(default_factory=list)  # recent alert times, for the cap
+    last_alert_id: str | None = None
+    last_recall_id: str | None = None
+    last_recall_at: float | None = None
+    last_recall_control: bool | None = None
+    warned_episode: float | None = None  # episode start that already got its warning
+
+    # --- derived values -------------------------------------------------------------
+
+    @property
+    def repeat_purchases(self) -> int:
+        return max(0, self.orders - 1)
+
+    def avg_gap_days(self) -> float | None:
+        if self.orders < 2 or self.first_purchase_at is None or self.last_purchase_at is None:
+            return None
+        return (self.last_purchase_at - self.first_purchase_at) / 86400.0 / (self.orders - 1)
+
+    def gap_cv(self) -> float | None:
+        """Coefficient of variation of the recent purchase gaps (regularity)."""
+        times = [t for t, _ in self.purchase_log]
+        if len(times) < 3:
+            return None
+        gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+        mean = sum(gaps) / len(gaps)
+        if mean <= 0:
+            return None
+        var = sum((g - mean) ** 2 for g in gaps) / len(gaps)
+        return float(var ** 0.5 / mean)
+
+    def spend_since(self, since: float) -> float:
+        return sum(a for t, a in self.purchase_log if t >= since)
+
+    def funnel_index(self) -> int:
+        if self.orders >= 1 and (self.shares or self.referrals_sent or self.referred_converted):
+            return 5
+        if self.orders >= 2:
+            return 4
+        if self.orders == 1:
+            return 3
+        if self.carted:
+            return 2
+        if self.interested:
+            return 1
+        return 0
+
+    def funnel_stage(self) -> str:
+        return FUNNEL[self.funnel_index()]
+
+    def consented(self, default_mask: int) -> int:
+        return default_mask if self.consent_mask is None else self.consent_mask
+
+    # --- bounded logs -----------------------------------------------------------------
+
+    def remember_id(self, event_id: str, cap: int) -> None:
+        self.recent_ids.append(event_id)
+        if len(self.recent_ids) > cap:
+            del self.recent_ids[: len(self.recent_ids) - cap]
+
+    def log_purchase(self, at: float, amount: float) -> None:
+        bisect.insort(self.purchase_log, (at, amount))
+        if len(self.purchase_log) > PURCHASE_LOG_CAP:
+            del self.purchase_log[0]
+
+    def log_order_id(self, order_id: str) -> None:
+        self.order_ids.append(order_id)
+        if len(self.order_ids) > PURCHASE_LOG_CAP * 2:
+            del self.order_ids[0]
+
+    def log_alert(self, at: float) -> None:
+        bisect.insort(self.alert_log, at)
+        if len(self.alert_log) > ALERT_LOG_CAP:
+            del self.alert_log[0]
+
+    # --- codec (the table's value format) ------------------------------------------
+
+    def to_list(self) -> list[Any]:
+        return [getattr(self, n) for n in _FIELD_NAMES]
+
+    @classmethod
+    def from_list(cls, values: list[Any]) -> UserState:
+        state = cls(*values[: len(_FIELD_NAMES)])
+        state.purchase_log = [(float(t), float(a)) for t, a in state.purchase_log]
+        return state
+
+
+_FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in fields(UserState))

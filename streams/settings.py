@@ -1,0 +1,264 @@
+"""The one typed settings object.
+
+Every knob journey has lives here, with its default and meaning. Values come from,
+in increasing precedence: the defaults below, an optional TOML file, and environment
+variables named ``JOURNEY_<FIELD>`` in upper case (``JOURNEY_PURCHASE_CYCLE_DAYS=90``).
+``docs/configuration.md`` is generated from this module (``journey config --markdown``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, get_type_hints
+
+ENV_PREFIX = "JOURNEY_"
+
+
+def _f(default: Any, doc: str, section: str, secret: bool = False) -> Any:
+    meta = {"doc": doc, "section": section, "secret": secret}
+    if isinstance(default, (list, dict, tuple)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    # --- lifecycle: business rhythm (the operator's, not the code's) ---
+    purchase_cycle_days: float = _f(
+        30.0, "Typical days between purchases for this business, used until the population "
+        "or the user has enough history of its own. A grocer might set 7, a sofa shop 720.",
+        "lifecycle")
+    own_rhythm_min_orders: int = _f(
+        3, "Orders a user needs before their own average purchase gap replaces the population's.",
+        "lifecycle")
+    decline_after_gaps: float = _f(
+        1.5, "A buyer becomes `declining` after this many usual purchase gaps without a purchase.",
+        "lifecycle")
+    churn_after_gaps: float = _f(
+        3.0, "A buyer becomes `churned` after this many usual purchase gaps without a purchase.",
+        "lifecycle")
+    min_decline_days: float = _f(
+        3.0, "Floor on the decline threshold, so a burst of quick orders does not make it tiny.",
+        "lifecycle")
+    min_churn_days: float = _f(
+        14.0, "Floor on the churn threshold.", "lifecycle")
+    activity_grace_days: float = _f(
+        7.0, "A buyer still browsing within this many days is not declining yet, even if "
+        "their purchase is overdue.", "lifecycle")
+    new_user_decline_days: float = _f(
+        7.0, "A user who never bought becomes `declining` after this many days without activity.",
+        "lifecycle")
+    new_user_churn_days: float = _f(
+        30.0, "A user who never bought becomes `churned` after this many days without activity.",
+        "lifecycle")
+    mature_min_repeat_purchases: int = _f(
+        5, "Repeat purchases (orders after the first) that make a user `mature`.", "lifecycle")
+    reactivation_requires: str = _f(
+        "activity", "What brings a churned user back: `activity` (any own action) or `purchase`.",
+        "lifecycle")
+    rigid_demand_max_cv: float = _f(
+        0.35, "Coefficient of variation of purchase gaps at or below which a user with enough "
+        "orders counts as rigid-demand (buys on a regular cycle).", "lifecycle")
+    opinion_leader_min_converted: int = _f(
+        2, "Referred users who went on to buy that make the referrer an opinion leader.",
+        "lifecycle")
+    sharer_min_shares: int = _f(
+        2, "Shares, with no purchase of their own, that make a user a sharer.", "lifecycle")
+
+    # --- population model ---
+    population_sample_size: int = _f(
+        1000, "Users per partition in the deterministic (bottom-k by hash) sample that the "
+        "buy-till-you-die model and value tiers are fitted on.", "population")
+    refit_interval_days: float = _f(
+        7.0, "How often, in stream time, the population model is re-fitted from the past.",
+        "population")
+    refit_min_buyers: int = _f(
+        50, "Buyers the sample needs before fitted parameters replace the priors.", "population")
+    top_tier_share: float = _f(
+        0.2, "Share of buyers, by monetary value, in the top value tier.", "population")
+    middle_tier_share: float = _f(
+        0.3, "Share of buyers in the middle value tier (below the top tier).", "population")
+
+    # --- time and input hygiene ---
+    allowed_lateness_seconds: float = _f(
+        86400.0, "Events older than this behind the partition's clock go to dead letters as "
+        "`too_late`; younger out-of-order events are applied normally.", "time")
+    max_future_skew_seconds: float = _f(
+        300.0, "Events stamped further than this ahead of the receive time go to dead letters "
+        "as `future_timestamp`.", "time")
+    dedupe_window: int = _f(
+        64, "Recent event ids remembered per user for idempotency.", "time")
+    max_event_bytes: int = _f(
+        65536, "Input messages larger than this go to dead letters as `oversize`.", "time")
+
+    # --- alerts and reach ---
+    control_share: float = _f(
+        0.10, "Share of alerts flagged `control: true` (by a deterministic hash of the user), "
+        "so uplift can be measured against users nobody contacted.", "alerts")
+    control_salt: str = _f(
+        "journey", "Salt of the control-group hash; change it to draw a new control group.",
+        "alerts")
+    recall_cooldown_days: float = _f(
+        30.0, "At most one recall trigger per user within this many days.", "alerts")
+    contact_cap: int = _f(
+        2, "At most this many alerts per user within `contact_cap_days`.", "alerts")
+    contact_cap_days: float = _f(7.0, "Window of `contact_cap`.", "alerts")
+    quiet_hours_start: int = _f(21, "Local hour when quiet hours begin (no sends).", "alerts")
+    quiet_hours_end: int = _f(8, "Local hour when quiet hours end.", "alerts")
+    send_window_hours: int = _f(2, "Length of the suggested send window.", "alerts")
+    default_timezone: str = _f(
+        "UTC", "IANA zone for users whose events carry no usable UTC offset.", "alerts")
+    channels: list[str] = _f(
+        ["app_push", "email", "sms", "phone"], "Channels in order of preference (cheapest in "
+        "attention first).", "alerts")
+    default_consent: list[str] = _f(
+        ["app_push", "email"], "Channels a user is reachable on until they say otherwise "
+        "(signup `consent` or `unsubscribe`/`resubscribe` events).", "alerts")
+    high_value_channels: list[str] = _f(
+        ["phone", "app_push", "sms", "email"], "Channel preference for top-tier users "
+        "(personal attention first).", "alerts")
+
+    # --- Kafka and the worker ---
+    broker: str = _f("", "Kafka bootstrap servers; empty means start the embedded broker.",
+                     "kafka")
+    app_id: str = _f("journey", "Kafka consumer group and faust app id.", "kafka")
+    topic_prefix: str = _f("journey.", "Prefix of every topic journey reads or writes.", "kafka")
+    partitions: int = _f(4, "Partitions of the topics journey creates.", "kafka")
+    replication_factor: int = _f(1, "Replication factor of the topics journey creates.",
+                                 "kafka")
+    store: str = _f("memory://", "Table store: `memory://` or `rocksdb://` (rocksdict).",
+                    "kafka")
+    standby_replicas: int = _f(0, "Standby table replicas kept by other workers.", "kafka")
+    session_timeout_seconds: float = _f(
+        6.0, "Consumer group session timeout. Short, because the embedded broker makes "
+        "joins wait half of it.", "kafka")
+    heartbeat_interval_seconds: float = _f(1.0, "Consumer group heartbeat interval.", "kafka")
+    tick_interval_seconds: float = _f(
+        1.0, "How often the worker stamps wall-clock ticks into its partitions to fire "
+        "inactivity timers.", "kafka")
+    security_protocol: str = _f("PLAINTEXT", "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.",
+                                "kafka")
+    sasl_mechanism: str = _f("", "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.", "kafka")
+    sasl_username: str = _f("", "SASL user name.", "kafka")
+    sasl_password: str = _f("", "SASL password (environment or file only).", "kafka",
+                            secret=True)
+    ssl_cafile: str = _f("", "CA bundle for TLS.", "kafka")
+    web_host: str = _f("127.0.0.1", "Address of the worker's HTTP endpoints.", "kafka")
+    web_port: int = _f(6066, "Port of /metrics, /health and /users/{id}.", "kafka")
+    web_token: str = _f("", "If set, HTTP endpoints require `Authorization: Bearer <token>`.",
+                        "kafka", secret=True)
+    log_level: str = _f("INFO", "Log level.", "kafka")
+    hash_user_ids_in_logs: bool = _f(False, "Log a hash instead of the user id.", "kafka")
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    def seconds(self, days: float) -> float:
+        return days * 86400.0
+
+    @classmethod
+    def load(cls, path: str | Path | None = None,
+             environ: Mapping[str, str] | None = None) -> Settings:
+        """Defaults, then the TOML file (if any), then ``JOURNEY_*`` variables."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        path = path or env.get(ENV_PREFIX + "CONFIG") or None
+        if path:
+            with open(path, "rb") as fh:
+                raw = tomllib.load(fh)
+            flat: dict[str, Any] = {}
+            for k, v in raw.items():
+                if isinstance(v, dict):  # sections are only for the reader
+                    flat.update(v)
+                else:
+                    flat[k] = v
+            values.update(flat)
+        names = {f.name for f in fields(cls)}
+        unknown = set(values) - names
+        if unknown:
+            raise ValueError(f"unknown settings in {path}: {', '.join(sorted(unknown))}")
+        for name in names:
+            key = ENV_PREFIX + name.upper()
+            if key in env:
+                values[name] = env[key]
+        hints = get_type_hints(cls)
+        coerced = {k: _coerce(k, v, hints[k]) for k, v in values.items()}
+        settings = cls(**coerced)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        problems = []
+        if not 0.0 <= self.control_share < 1.0:
+            problems.append("control_share must be in [0, 1)")
+        if self.churn_after_gaps <= self.decline_after_gaps:
+            problems.append("churn_after_gaps must exceed decline_after_gaps")
+        if self.new_user_churn_days <= self.new_user_decline_days:
+            problems.append("new_user_churn_days must exceed new_user_decline_days")
+        for h in (self.quiet_hours_start, self.quiet_hours_end):
+            if not 0 <= h <= 23:
+                problems.append("quiet hours must be hours 0-23")
+        if self.reactivation_requires not in ("activity", "purchase"):
+            problems.append("reactivation_requires must be 'activity' or 'purchase'")
+        if self.purchase_cycle_days <= 0:
+            problems.append("purchase_cycle_days must be positive")
+        if not 0 < self.top_tier_share < 1 or not 0 <= self.middle_tier_share < 1:
+            problems.append("tier shares must be in (0, 1)")
+        if self.partitions < 1:
+            problems.append("partitions must be at least 1")
+        if problems:
+            raise ValueError("invalid settings: " + "; ".join(problems))
+
+    def public_dict(self) -> dict[str, Any]:
+        """Settings as a dict with secrets masked, for logs and /health."""
+        out = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            out[f.name] = "***" if f.metadata.get("secret") and v else v
+        return out
+
+
+def _coerce(name: str, value: Any, hint: Any) -> Any:
+    text = hint if isinstance(hint, str) else getattr(hint, "__name__", str(hint))
+    try:
+        if hint is bool:
+            if isinstance(value, bool):
+                return value
+            return str(value).strip().lower() in ("1", "true", "yes", "on")
+        if hint is int:
+            return int(value)
+        if hint is float:
+            return float(value)
+        if hint is str:
+            return str(value)
+        if str(hint).startswith("list"):
+            if isinstance(value, str):
+                return [p.strip() for p in value.split(",") if p.strip()]
+            return list(value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"setting {name}: cannot read {value!r} as {text}") from exc
+    return value
+
+
+def settings_markdown() -> str:
+    """The configuration reference, generated from the field metadata."""
+    lines = ["# Configuration reference", "",
+             "Generated from `streams/settings.py` by `journey config --markdown`. Set a value "
+             "with the environment variable shown, or in a TOML file passed with `--config` "
+             "(or `JOURNEY_CONFIG`); the environment wins.", ""]
+    section = None
+    for f in fields(Settings):
+        sec = f.metadata["section"]
+        if sec != section:
+            section = sec
+            lines += ["", f"## {sec}", "", "| setting | environment | default | meaning |",
+                      "|---|---|---|---|"]
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        lines.append(f"| `{f.name}` | `{ENV_PREFIX}{f.name.upper()}` | `{default!r}` | "
+                     f"{f.metadata['doc']} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,135 @@
+"""Reading JSONL history (plain or gzip) and putting it in event-time order.
+
+Lines are decoded once. When the input holds more events than fit the in-memory budget,
+sorted runs are spilled to temporary files and merged, so replay of a file larger than
+memory still processes in event-time order.
+"""
+
+from __future__ import annotations
+
+import gzip
+import heapq
+import os
+import pickle
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from streams.core.decode import Rejection, decode
+from streams.core.event import Event
+
+
+class InputError(Exception):
+    """The input cannot be used at all (missing, unreadable, not JSON lines)."""
+
+
+@dataclass(slots=True)
+class BadLine:
+    file: str
+    line: int
+    raw: bytes
+    rejection: Rejection
+
+
+def open_lines(path: Path) -> IO[bytes]:
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory")
+    try:
+        if path.suffix == ".gz":
+            fh: IO[bytes] = gzip.open(path, "rb")  # type: ignore[assignment]
+            fh.peek(1)  # type: ignore[attr-defined]
+            return fh
+        return open(path, "rb")
+    except (OSError, gzip.BadGzipFile) as exc:
+        raise InputError(f"{path}: cannot read: {exc}") from exc
+
+
+NOT_JSON = frozenset({"not_json", "invalid_utf8"})
+GIVE_UP_AFTER = 1000  # leading lines that are not JSON before a file counts as unusable
+
+
+def read_events(paths: list[Path], max_bytes: int) -> Iterator[tuple[Event | BadLine, int]]:
+    """Decoded events (or bad lines) with the size of their line, in file order.
+
+    A file in which no line is JSON at all is unusable input, not a file of bad events.
+    """
+    for path in paths:
+        pending: list[BadLine] = []  # bad lines before the first JSON line
+        json_seen = False
+        with open_lines(path) as fh:
+            try:
+                for n, raw in enumerate(fh, start=1):
+                    line = raw.rstrip(b"\r\n")
+                    if not line.strip():
+                        continue
+                    got = decode(line, max_bytes=max_bytes)
+                    item = BadLine(str(path), n, line, got) if isinstance(got, Rejection) else got
+                    if not json_seen:
+                        if isinstance(item, BadLine) and item.rejection.reason in NOT_JSON:
+                            pending.append(item)
+                            if len(pending) >= GIVE_UP_AFTER:
+                                break
+                            continue
+                        json_seen = True
+                        for held in pending:
+                            yield held, len(held.raw)
+                        pending.clear()
+                    yield item, len(raw)
+            except (OSError, EOFError, gzip.BadGzipFile) as exc:
+                raise InputError(f"{path}: cannot read: {exc}") from exc
+        if pending:
+            first = pending[0]
+            raise InputError(f"{path}: not JSON lines (line {first.line}: "
+                             f"{first.rejection.message})")
+
+
+def time_ordered(events: Iterator[Event], budget: int = 2_000_000) -> Iterator[Event]:
+    """``events`` sorted by event time, stable for equal times (arrival order)."""
+    runs: list[str] = []
+    chunk: list[tuple[float, int, Event]] = []
+    seq = 0
+    for e in events:
+        chunk.append((e.occurred_at, seq, e))
+        seq += 1
+        if len(chunk) >= budget:
+            runs.append(_spill(chunk))
+            chunk = []
+    chunk.sort(key=_key)
+    if not runs:
+        for _, _, e in chunk:
+            yield e
+        return
+    runs.append(_spill(chunk))
+    try:
+        for _, _, e in heapq.merge(*(_read_run(r) for r in runs), key=_key):
+            yield e
+    finally:
+        for r in runs:
+            os.unlink(r)
+
+
+def _key(item: tuple[float, int, Event]) -> tuple[float, int]:
+    return item[0], item[1]
+
+
+def _spill(chunk: list[tuple[float, int, Event]]) -> str:
+    chunk.sort(key=_key)
+    fd, name = tempfile.mkstemp(prefix="journey-run-", suffix=".pkl")
+    with os.fdopen(fd, "wb") as fh:
+        for i in range(0, len(chunk), 10_000):
+            pickle.dump(chunk[i:i + 10_000], fh, protocol=pickle.HIGHEST_PROTOCOL)
+    return name
+
+
+def _read_run(name: str) -> Iterator[tuple[float, int, Event]]:
+    with open(name, "rb") as fh:
+        while True:
+            try:
+                block = pickle.load(fh)
+            except EOFError:
+                return
+            yield from block
