@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from streams.core.deadletter import dead_letter
 from streams.core.event import Event
@@ -19,7 +19,9 @@ from streams.core.partitioning import partition_for
 from streams.core.processor import Outputs, PartitionProcessor
 from streams.core.state import UserState
 from streams.settings import Settings
-from streams.sources import BadLine
+
+if TYPE_CHECKING:
+    from streams.sources import BadLine
 
 DAY = 86400.0
 Sink = Callable[[dict[str, Any]], None]
@@ -100,7 +102,13 @@ class Replay:
             while out.feedback:
                 fb = out.feedback.pop()
                 processors[partition_for(fb.user_id, n_parts)].process(fb, out)
-            self._drain()
+            if out.transitions or out.alerts or out.rejected or out.suppressed \
+                    or out.duplicates or out.refits:
+                self._drain()
+            else:  # the common case: one event applied, nothing else to report
+                summary.applied += len(out.applied)
+                out.applied.clear()
+                out.touched.clear()
 
     def finish(self, until: float | None) -> float:
         """Advance every partition to ``until`` (or the newest event time) and fire what

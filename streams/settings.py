@@ -211,6 +211,17 @@ class Settings:
             problems.append("tier shares must be in (0, 1)")
         if self.partitions < 1:
             problems.append("partitions must be at least 1")
+        positive = ("refit_interval_days", "new_user_decline_days", "decline_after_gaps",
+                    "min_decline_days", "min_churn_days", "contact_cap_days",
+                    "tick_interval_seconds", "session_timeout_seconds",
+                    "heartbeat_interval_seconds", "send_window_hours")
+        problems += [f"{n} must be positive" for n in positive if getattr(self, n) <= 0]
+        at_least_one = ("population_sample_size", "refit_min_buyers", "dedupe_window",
+                        "own_rhythm_min_orders", "max_event_bytes", "contact_cap")
+        problems += [f"{n} must be at least 1" for n in at_least_one if getattr(self, n) < 1]
+        non_negative = ("allowed_lateness_seconds", "max_future_skew_seconds",
+                        "activity_grace_days", "recall_cooldown_days", "standby_replicas")
+        problems += [f"{n} must not be negative" for n in non_negative if getattr(self, n) < 0]
         if problems:
             raise ValueError("invalid settings: " + "; ".join(problems))
 
@@ -229,7 +240,12 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
         if hint is bool:
             if isinstance(value, bool):
                 return value
-            return str(value).strip().lower() in ("1", "true", "yes", "on")
+            word = str(value).strip().lower()
+            if word in ("1", "true", "yes", "on"):
+                return True
+            if word in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(word)
         if hint is int:
             return int(value)
         if hint is float:

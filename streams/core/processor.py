@@ -52,10 +52,11 @@ class Outputs:
     touched: set[str] = field(default_factory=set)  # users whose state changed
 
     def clear(self) -> None:
-        for name in ("alerts", "transitions", "rejected", "feedback", "applied", "suppressed",
-                     "deferred", "reactivations"):
-            getattr(self, name).clear()
-        self.touched.clear()
+        for items in (self.alerts, self.transitions, self.rejected, self.feedback,
+                      self.applied, self.suppressed, self.deferred, self.reactivations,
+                      self.touched):
+            if items:
+                items.clear()
         self.duplicates = 0
         self.refits = 0
 
@@ -105,7 +106,7 @@ class PartitionProcessor:
             self.sample.offer(s.user_id)
             self.census[_census_key(s)] += 1
             if s.deadline is not None:
-                self.index.set(s.user_id, s.deadline)
+                self.index.register(s.user_id, s.deadline)
 
     # --- the two ways time moves ----------------------------------------------------
 
@@ -130,9 +131,10 @@ class PartitionProcessor:
                 f"(allowed lateness {self._lateness:.0f}s)", event))
             return
         if t > self.clock:
-            self._run_until(t, out)
+            if t >= self._wake():
+                self._run_until(t, out)
+                state = self.store.get(event.user_id)
             self.clock = t
-            state = self.store.get(event.user_id)
         if position is not None and position > self.applied_position:
             self.applied_position = position
         if state is None:
@@ -166,6 +168,12 @@ class PartitionProcessor:
 
     # --- internals ------------------------------------------------------------------
 
+    def _wake(self) -> float:
+        """Lower bound of the next timer or re-fit instant."""
+        refit = self.next_refit_at
+        earliest = self.index.earliest()
+        return earliest if refit is None or earliest < refit else refit
+
     def _next_epoch(self, t: float) -> float:
         step = self.settings.refit_interval_days * DAY
         return (t // step + 1) * step
@@ -176,17 +184,20 @@ class PartitionProcessor:
         index = self.index
         while True:
             refit_at = self.next_refit_at
-            due = index.next_due()
-            if refit_at is not None and refit_at <= until and (due is None or refit_at <= due):
+            if refit_at is not None and refit_at <= until and refit_at <= index.earliest():
                 self._refit(refit_at, out)
                 continue
             popped = index.pop_due(until)
             if popped is None:
                 return
-            deadline, user_id = popped
+            woken_at, user_id = popped
             state = self.store.get(user_id)
-            if state is not None and state.deadline == deadline:
-                self._fire(state, deadline, out)
+            if state is None or state.deadline is None:
+                continue
+            if state.deadline > woken_at:  # moved later by activity since registration
+                index.register(user_id, state.deadline)
+                continue
+            self._fire(state, state.deadline, out)
 
     def _refit(self, at: float, out: Outputs) -> None:
         states = (s for u in self.sample if (s := self.store.get(u)) is not None)
@@ -291,7 +302,8 @@ class PartitionProcessor:
 
     def _schedule(self, state: UserState, deadline: float | None) -> None:
         state.deadline = deadline
-        self.index.set(state.user_id, deadline)
+        if deadline is not None:
+            self.index.register(state.user_id, deadline)
 
     def _store(self, state: UserState, before: tuple[Any, ...] | None, out: Outputs) -> None:
         after = _census_key(state)
