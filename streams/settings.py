@@ -140,7 +140,11 @@ class Settings:
     heartbeat_interval_seconds: float = _f(1.0, "Consumer group heartbeat interval.", "kafka")
     tick_interval_seconds: float = _f(
         1.0, "How often the worker stamps wall-clock ticks into its partitions to fire "
-        "inactivity timers.", "kafka")
+        "inactivity timers; 0 when the producer writes ticks itself (a simulated clock).",
+        "kafka")
+    broker_outage_seconds: float = _f(
+        60.0, "A running worker that cannot reach the broker for this long stops with a "
+        "non-zero exit instead of waiting silently.", "kafka")
     security_protocol: str = _f("PLAINTEXT", "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.",
                                 "kafka")
     sasl_mechanism: str = _f("", "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.", "kafka")
@@ -213,14 +217,15 @@ class Settings:
             problems.append("partitions must be at least 1")
         positive = ("refit_interval_days", "new_user_decline_days", "decline_after_gaps",
                     "min_decline_days", "min_churn_days", "contact_cap_days",
-                    "tick_interval_seconds", "session_timeout_seconds",
+                    "session_timeout_seconds", "broker_outage_seconds",
                     "heartbeat_interval_seconds", "send_window_hours")
         problems += [f"{n} must be positive" for n in positive if getattr(self, n) <= 0]
         at_least_one = ("population_sample_size", "refit_min_buyers", "dedupe_window",
                         "own_rhythm_min_orders", "max_event_bytes", "contact_cap")
         problems += [f"{n} must be at least 1" for n in at_least_one if getattr(self, n) < 1]
         non_negative = ("allowed_lateness_seconds", "max_future_skew_seconds",
-                        "activity_grace_days", "recall_cooldown_days", "standby_replicas")
+                        "activity_grace_days", "recall_cooldown_days", "standby_replicas",
+                        "tick_interval_seconds")
         problems += [f"{n} must not be negative" for n in non_negative if getattr(self, n) < 0]
         if problems:
             raise ValueError("invalid settings: " + "; ".join(problems))

@@ -1,0 +1,321 @@
+"""Records in, records out: the worker's logic without faust or a broker.
+
+The faust agent hands batches of consumed records to :meth:`Pipeline.handle` and sends
+what comes back; this class decodes, routes mis-keyed events to the repartition topic,
+drives one :class:`PartitionProcessor` per partition, coalesces state writes to one per
+user per batch, and turns outputs into records with schema headers. Tests drive it
+directly, with a dict for a table.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from agents.metrics import Metrics
+from agents.topics import KIND_HEADER, SCHEMA_HEADER, Topics
+from streams.core.deadletter import dead_letter
+from streams.core.decode import Rejection, decode
+from streams.core.event import Event
+from streams.core.partitioning import partition_for
+from streams.core.processor import Outputs, PartitionProcessor
+from streams.core.state import UserState
+from streams.settings import Settings
+
+TICK = b"tick"
+FEEDBACK = b"feedback"
+CTX_PREFIX = "\x00partition:"
+
+
+@dataclass(slots=True)
+class Record:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp: float  # seconds: the broker's record time (when it was produced)
+    headers: dict[str, bytes] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Send:
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: list[tuple[str, bytes]]
+    partition: int | None = None
+    source_time: float | None = None  # deadline or event receipt, for the latency metric
+
+
+def ctx_key(partition: int, partitions: int) -> str:
+    """A table key that the default partitioner puts on ``partition`` itself, so the
+    partition's context is restored with, and only with, that partition's users."""
+    i = 0
+    while True:
+        key = f"{CTX_PREFIX}{partition}:{i}"
+        if partition_for(key, partitions) == partition:
+            return key
+        i += 1
+
+
+def tick_value(now: float) -> bytes:
+    """The body of a tick record: the instant, in epoch seconds, that it stands for.
+    Producers that keep their own clock (the demo's simulator) write ticks too."""
+    return repr(float(now)).encode()
+
+
+def encode_feedback(e: Event) -> bytes:
+    return orjson.dumps({"event_id": e.event_id, "user_id": e.user_id, "type": e.type,
+                         "occurred_at": e.occurred_at, "properties": e.properties})
+
+
+def decode_feedback(raw: bytes) -> Event:
+    d = orjson.loads(raw)
+    return Event(event_id=d["event_id"], user_id=d["user_id"], type=d["type"],
+                 occurred_at=float(d["occurred_at"]), source="journey",
+                 properties=d.get("properties") or {})
+
+
+class WriteBack(MutableMapping[str, UserState]):
+    """A processor's view of the table: reads through, writes held until the batch ends,
+    so a user touched by many events in a batch costs one changelog record."""
+
+    def __init__(self, table: MutableMapping[str, Any]) -> None:
+        self.table = table
+        self.dirty: dict[str, UserState] = {}
+
+    def __getitem__(self, key: str) -> UserState:
+        got = self.dirty.get(key)
+        if got is not None:
+            return got
+        value = self.table[key]
+        if not isinstance(value, UserState):
+            raise KeyError(key)
+        return value
+
+    def get(self, key: str, default: Any = None) -> Any:  # hot path: avoid KeyError
+        got = self.dirty.get(key)
+        if got is not None:
+            return got
+        value = self.table.get(key)
+        return value if isinstance(value, UserState) else default
+
+    def __setitem__(self, key: str, value: UserState) -> None:
+        self.dirty[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        raise TypeError("user state is never deleted by the processor")
+
+    def __iter__(self) -> Any:
+        return iter(self.table)
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def flush(self) -> None:
+        for key, value in self.dirty.items():
+            self.table[key] = value
+        self.dirty.clear()
+
+
+class Pipeline:
+    def __init__(self, settings: Settings, topics: Topics, metrics: Metrics,
+                 table: MutableMapping[str, Any],
+                 wall_clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.topics = topics
+        self.metrics = metrics
+        self.table = table
+        self.wall_clock = wall_clock
+        self.store = WriteBack(table)
+        self.processors: dict[int, PartitionProcessor] = {}
+        self._ctx_keys: dict[int, str] = {}
+        self._touched: set[int] = set()
+        self.consumed: dict[int, int] = {}  # newest input offset seen, ticks included
+        self._lag_labels: set[str] = set()
+        self.out = Outputs()
+
+    # --- partitions ------------------------------------------------------------------
+
+    def processor(self, partition: int) -> PartitionProcessor:
+        proc = self.processors.get(partition)
+        if proc is None:
+            proc = self._restore(partition)
+        return proc
+
+    def _restore(self, partition: int) -> PartitionProcessor:
+        n = self.settings.partitions
+        key = self._ctx_keys.setdefault(partition, ctx_key(partition, n))
+        proc = PartitionProcessor(self.settings, self.store, partition)
+        ctx = self.table.get(key)
+        states = (v for k, v in list(self.table.items())
+                  if isinstance(v, UserState) and partition_for(k, n) == partition)
+        proc.restore(ctx if isinstance(ctx, dict) else None, states)
+        self.processors[partition] = proc
+        return proc
+
+    def revoke(self, partitions: Iterable[int]) -> None:
+        for p in partitions:
+            self.processors.pop(p, None)
+            self.consumed.pop(p, None)
+            if str(p) in self._lag_labels:  # a gauge for a partition we no longer own
+                self.metrics.consumer_lag.remove(str(p))
+                self._lag_labels.discard(str(p))
+
+    def context(self, partition: int) -> dict[str, Any] | None:
+        ctx = self.table.get(self._ctx_keys.get(partition) or ctx_key(
+            partition, self.settings.partitions))
+        return ctx if isinstance(ctx, dict) else None
+
+    # --- the batch -------------------------------------------------------------------
+
+    def handle(self, records: Iterable[Record]) -> list[Send]:
+        """Apply a batch; returns the records to publish. State writes are staged on the
+        table by :meth:`commit_state`, which the caller runs before publishing."""
+        sends: list[Send] = []
+        m = self.metrics
+        n = self.settings.partitions
+        events_topic = self.topics.events
+        max_bytes = self.settings.max_event_bytes
+        for rec in records:
+            proc = self.processor(rec.partition)
+            self._touched.add(rec.partition)
+            if rec.topic == events_topic:
+                self.consumed[rec.partition] = rec.offset
+            kind = rec.headers.get(KIND_HEADER)
+            if kind == TICK:
+                proc.advance(float(rec.value or b"0"), self.out)
+            elif kind == FEEDBACK:
+                proc.process(decode_feedback(rec.value or b"{}"), self.out)
+            else:
+                m.events_consumed.labels(rec.topic).inc()
+                got = decode(rec.value if rec.value is not None else b"", max_bytes=max_bytes)
+                if isinstance(got, Rejection):
+                    self.out_dead(sends, got.reason, got.message, rec, got.event_id,
+                                  got.user_id)
+                    continue
+                want = partition_for(got.user_id, n)
+                if want != rec.partition:
+                    # not keyed by user (or by another partitioner): move it to the
+                    # user's partition before it touches state
+                    sends.append(Send(self.topics.repartition, got.user_id.encode(),
+                                      rec.value or b"", [], want))
+                    continue
+                position = rec.offset if rec.topic == events_topic else None
+                proc.process(got, self.out, received_at=rec.timestamp, position=position)
+            self._drain(rec, sends)
+        return sends
+
+    def commit_state(self) -> int:
+        """Write each touched user once, then each touched partition's context (last, so a
+        recovered context never claims more than the user records before it)."""
+        written = len(self.store.dirty)
+        self.store.flush()
+        for p in self._touched:
+            proc = self.processors.get(p)
+            if proc is not None:
+                key = self._ctx_keys.setdefault(p, ctx_key(p, self.settings.partitions))
+                self.table[key] = proc.context()
+        self._touched.clear()
+        return written
+
+    def out_dead(self, sends: list[Send], reason: str, message: str, rec: Record,
+                 event_id: str | None = None, user_id: str | None = None) -> None:
+        self.metrics.dead_letters.labels(reason).inc()
+        origin = {"kind": "kafka", "topic": rec.topic, "partition": rec.partition,
+                  "offset": rec.offset,
+                  "key": None if rec.key is None else rec.key.decode("utf-8", "replace")}
+        record = dead_letter(reason, message, rec.value or b"", origin, self.wall_clock(),
+                             event_id, user_id)
+        sends.append(Send(self.topics.dead_letter, rec.key, orjson.dumps(record),
+                          [(SCHEMA_HEADER, b"journey.dead-letter/1")]))
+
+    def _drain(self, rec: Record, sends: list[Send]) -> None:
+        out, m, topics = self.out, self.metrics, self.topics
+        if out.applied:
+            now = self.wall_clock()
+            for e in out.applied:
+                m.events_applied.labels(e.type).inc()
+                m.event_age.observe(max(0.0, now - e.occurred_at))
+        if out.duplicates:
+            m.events_duplicate.inc(out.duplicates)
+        for rej in out.rejected:
+            e = rej.event
+            self.out_dead(sends, rej.reason, rej.message, rec, e.event_id, e.user_id)
+        for alert in out.alerts:
+            m.alerts.labels(alert["type"], alert["priority"],
+                            "true" if alert["control"] else "false").inc()
+            sends.append(Send(topics.alert_topic(alert["type"]), alert["user_id"].encode(),
+                              orjson.dumps(alert),
+                              [(SCHEMA_HEADER, alert["schema"].encode())],
+                              source_time=rec.timestamp))
+        for tr in out.transitions:
+            m.transitions.labels(str(tr["from_stage"]), tr["to_stage"]).inc()
+            sends.append(Send(topics.transitions, tr["user_id"].encode(), orjson.dumps(tr),
+                              [(SCHEMA_HEADER, tr["schema"].encode())]))
+        for fb in out.feedback:
+            sends.append(Send(topics.repartition, fb.user_id.encode(), encode_feedback(fb),
+                              [(KIND_HEADER, FEEDBACK)],
+                              partition_for(fb.user_id, self.settings.partitions)))
+        for kind, reason in out.suppressed:
+            m.alerts_suppressed.labels(kind, reason).inc()
+        for kind in out.deferred:
+            m.alerts_deferred.labels(kind).inc()
+        for label in out.reactivations:
+            m.reactivations.labels(label).inc()
+        if out.refits:
+            m.model_refits.inc(out.refits)
+        out.clear()
+
+    # --- views for metrics and the HTTP endpoint -------------------------------------
+
+    def snapshot(self, user_id: str) -> dict[str, Any] | None:
+        state = self.store.get(user_id)
+        if state is None:
+            return None
+        proc = self.processors.get(partition_for(user_id, self.settings.partitions))
+        if proc is None:
+            return None
+        return proc.snapshot(state, max(proc.clock, state.last_event_at))
+
+    def set_lag(self, partition: int, highwater: int) -> None:
+        label = str(partition)
+        self._lag_labels.add(label)
+        consumed = self.consumed.get(partition, -1)
+        self.metrics.consumer_lag.labels(label).set(max(0, highwater - (consumed + 1)))
+
+    def refresh_gauges(self) -> None:
+        m = self.metrics
+        stages: dict[str, int] = {}
+        funnel: dict[int, int] = {}
+        users = buyers = repeaters = referrers = active = 0
+        pending = backlog = 0
+        for proc in self.processors.values():
+            for (stage, fidx, buyer, repeat, referrer), count in proc.census.items():
+                stages[stage] = stages.get(stage, 0) + count
+                funnel[fidx] = funnel.get(fidx, 0) + count
+                users += count
+                buyers += count * buyer
+                repeaters += count * repeat
+                referrers += count * referrer
+                if stage not in ("declining", "churned"):
+                    active += count
+            pending += len(proc.index)
+            backlog += proc.index.due_count(proc.clock)
+        from streams.core.state import FUNNEL, STAGES
+
+        for s in STAGES:
+            m.users.labels(s).set(stages.get(s, 0))
+        for i, name in enumerate(FUNNEL):
+            m.funnel_users.labels(name).set(funnel.get(i, 0))
+        m.operating_rate.labels("retention").set(active / users if users else 0.0)
+        m.operating_rate.labels("conversion").set(buyers / users if users else 0.0)
+        m.operating_rate.labels("repeat").set(repeaters / buyers if buyers else 0.0)
+        m.operating_rate.labels("referral").set(referrers / users if users else 0.0)
+        m.timers_pending.set(pending)
+        m.timer_backlog.set(backlog)

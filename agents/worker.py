@@ -1,0 +1,249 @@
+"""The faust app: topics, the users table, the state agent, the ticker and the watchdog.
+
+One agent (concurrency 1: it is the only table writer) reads the input topic and the
+repartition topic in batches and hands them to :class:`agents.pipeline.Pipeline`. Before
+a batch is acknowledged, its state records and outputs are flushed to the broker, so an
+offset is never committed ahead of the state it produced (at-least-once; the core's
+position and event-id checks make redelivery harmless).
+
+Inactivity is the absence of events, so the worker stamps a wall-clock *tick* record into
+each input partition it owns every ``tick_interval_seconds``. Ticks travel behind the
+events already in the partition, so a tick never fires a timer ahead of a backlog.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+from aiokafka.structs import TopicPartition
+
+from agents import codec
+from agents.kafka_config import kafka_kwargs
+from agents.metrics import Metrics
+from agents.pipeline import TICK, Pipeline, Record, Send, tick_value
+from agents.topics import KIND_HEADER, Topics
+from streams.settings import Settings
+
+log = logging.getLogger("journey.worker")
+
+BATCH_MAX = 2000
+BATCH_WITHIN = 0.05  # seconds: a batch waits at most this long to fill
+# Offsets never go backwards on a healthy broker; the slack absorbs the embedded broker's
+# end offsets, which can lag by up to one record batch.
+DATA_LOSS_SLACK = 1000
+
+
+class FatalFault(RuntimeError):
+    """Something the worker must not carry on from (e.g. the broker lost its data)."""
+
+
+@dataclass
+class Runtime:
+    """Everything the app's callbacks share."""
+
+    settings: Settings
+    topics: Topics
+    metrics: Metrics
+    app: faust.App
+    table: Any
+    pipeline: Pipeline
+    bootstrap: str = ""
+    probe: Any = None  # a metadata client of our own for the watchdog
+    broker_lost_since: float = 0.0
+    fatal: list[str] = field(default_factory=list)
+    started_at: float = field(default_factory=time.time)
+    processed_batches: int = 0
+    ready: bool = False
+
+
+def _headers(raw: Any) -> dict[str, bytes]:
+    if not raw:
+        return {}
+    items = raw.items() if isinstance(raw, dict) else raw
+    return {k: (v if isinstance(v, bytes) else str(v).encode()) for k, v in items}
+
+
+def to_records(events: Sequence[Any]) -> list[Record]:
+    out = []
+    for ev in events:
+        msg = ev.message
+        out.append(Record(msg.topic, msg.partition, msg.offset, msg.key, msg.value,
+                          (msg.timestamp or 0.0), _headers(msg.headers)))
+    return out
+
+
+def build(settings: Settings, bootstrap: str, metrics: Metrics | None = None) -> Runtime:
+    codec.register()
+    topics = Topics.from_settings(settings)
+    metrics = metrics or Metrics()
+    app = faust.App(
+        settings.app_id,
+        **kafka_kwargs(settings, "faust", bootstrap=bootstrap),
+        store=settings.store,
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        table_standby_replicas=settings.standby_replicas,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        web_in_thread=False,
+        key_serializer="raw",
+        value_serializer="raw",
+        consumer_auto_offset_reset="earliest",
+        processing_guarantee="at_least_once",
+        stream_wait_empty=False,
+        producer_linger=0.005,
+        broker_commit_every=BATCH_MAX,
+        broker_commit_interval=1.0,
+        table_cleanup_interval=3600.0,
+    )
+    table = app.Table("users", partitions=settings.partitions,
+                      schema=faust.Schema(key_type=str, key_serializer="raw",
+                                          value_serializer=codec.CODEC_NAME),
+                      use_partitioner=True)
+    pipeline = Pipeline(settings, topics, metrics, table)
+    rt = Runtime(settings, topics, metrics, app, table, pipeline, bootstrap=bootstrap)
+    _wire(rt)
+    return rt
+
+
+def _wire(rt: Runtime) -> None:
+    app, topics, settings = rt.app, rt.topics, rt.settings
+    inputs = app.topic(topics.events, topics.repartition, key_type=bytes, value_type=bytes,
+                       partitions=settings.partitions)
+    out_topics = {name: app.topic(name, partitions=settings.partitions)
+                  for name in topics.outputs()}
+
+    @app.agent(inputs, concurrency=1, name="journey-state")
+    async def state_agent(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):
+            started = time.perf_counter()
+            sends = rt.pipeline.handle(to_records(events))
+            rt.pipeline.commit_state()
+            await _publish(rt, sends)
+            await app.producer.flush()
+            rt.processed_batches += 1
+            rt.metrics.processing_latency.observe(time.perf_counter() - started)
+
+    if settings.tick_interval_seconds > 0:
+        @app.timer(interval=settings.tick_interval_seconds, on_leader=False)
+        async def ticker() -> None:
+            """Stamp wall-clock ticks into the input partitions this worker owns."""
+            if not rt.ready:
+                return
+            now = time.time()
+            for tp in _owned(app, topics.events):
+                await app.producer.send(topics.events, None, tick_value(now), tp.partition,
+                                        int(now * 1000), [(KIND_HEADER, TICK)])
+
+    @app.timer(interval=2.0, on_leader=False)
+    async def gauges() -> None:
+        started = time.perf_counter()
+        rt.pipeline.refresh_gauges()
+        owned = _owned(app, topics.events)
+        rt.metrics.assigned_partitions.set(len(owned))
+        for tp in owned:
+            high = app.consumer.highwater(tp) if app.consumer else None
+            if high is not None and high >= 0:
+                rt.pipeline.set_lag(tp.partition, high)
+        rt.metrics.sweep_duration.observe(time.perf_counter() - started)
+
+    @app.timer(interval=3.0, on_leader=False)
+    async def watchdog() -> None:
+        await _check_broker(rt)
+
+    @app.task
+    async def mark_ready() -> None:
+        rt.ready = True
+        rt.metrics.healthy.set(1)
+
+    app.on_partitions_revoked.connect(_make_revoke_handler(rt))
+    _ = out_topics  # declared so faust creates them at start-up
+    from agents.web import install_views
+
+    install_views(rt)
+
+
+def _owned(app: faust.App, topic: str) -> list[TopicPartition]:
+    try:
+        assignment = app.consumer.assignment()
+    except Exception:  # not started / rebalancing
+        return []
+    return sorted((tp for tp in assignment if tp.topic == topic), key=lambda tp: tp.partition)
+
+
+def _make_revoke_handler(rt: Runtime) -> Any:
+    async def on_revoked(app: faust.App, revoked: Iterable[Any], **_: Any) -> None:
+        rt.pipeline.revoke(tp.partition for tp in revoked if tp.topic == rt.topics.events)
+
+    return on_revoked
+
+
+async def _publish(rt: Runtime, sends: list[Send]) -> None:
+    producer = rt.app.producer
+    now = time.time()
+    for s in sends:
+        await producer.send(s.topic, s.key, s.value, s.partition, None, s.headers)
+        if s.source_time is not None:
+            rt.metrics.alert_latency.observe(max(0.0, now - s.source_time))
+
+
+async def _check_broker(rt: Runtime) -> None:
+    """Fail loudly when the broker no longer has our topics or our data (a memory-only
+    broker restarted): carrying on would silently diverge from the changelog."""
+    if rt.fatal or not rt.ready or not _owned(rt.app, rt.topics.events):
+        return
+    if rt.probe is None:
+        from aiokafka.client import AIOKafkaClient
+
+        rt.probe = AIOKafkaClient(**kafka_kwargs(rt.settings, "aiokafka",
+                                                 bootstrap=rt.bootstrap))
+        await rt.probe.bootstrap()
+    try:
+        ok = await asyncio.wait_for(rt.probe.force_metadata_update(), timeout=5.0)
+    except Exception:  # broker down: every client reconnects by itself
+        ok = False
+    now = time.time()
+    if not ok:
+        rt.broker_lost_since = rt.broker_lost_since or now
+        outage = now - rt.broker_lost_since
+        log.warning("broker unreachable for %.0fs (giving up after %.0fs)", outage,
+                    rt.settings.broker_outage_seconds)
+        if outage > rt.settings.broker_outage_seconds:
+            await _fatal(rt, f"broker unreachable for {outage:.0f}s")
+        return
+    if rt.broker_lost_since:
+        log.warning("broker reachable again after %.0fs", now - rt.broker_lost_since)
+        rt.broker_lost_since = 0.0
+    known = rt.probe.cluster.topics()
+    missing = [t for t in (rt.topics.events, rt.table.changelog_topic.get_topic_name())
+               if t not in known]
+    if missing:
+        await _fatal(rt, f"topics vanished from the broker: {', '.join(missing)} "
+                         "(was a memory-only broker restarted?)")
+        return
+    for tp in _owned(rt.app, rt.topics.events):
+        proc = rt.pipeline.processors.get(tp.partition)
+        high = rt.app.consumer.highwater(tp)
+        if proc is not None and high is not None and high >= 0 \
+                and proc.applied_position >= 0 and high + DATA_LOSS_SLACK < proc.applied_position:
+            await _fatal(rt, f"{tp.topic}[{tp.partition}] ends at offset {high} but this "
+                             f"worker already applied offset {proc.applied_position}: the "
+                             "broker lost data")
+            return
+
+
+async def _fatal(rt: Runtime, message: str) -> None:
+    rt.fatal.append(message)
+    rt.metrics.healthy.set(0)
+    log.critical("FATAL: %s; stopping", message)
+    asyncio.get_running_loop().call_soon(_stop_soon, rt)
+
+
+def _stop_soon(rt: Runtime) -> None:
+    asyncio.ensure_future(rt.app.stop())

@@ -1,0 +1,72 @@
+"""``journey worker`` and ``journey broker``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import time
+
+from streams.settings import Settings
+
+EXIT_BROKER_UNREACHABLE = 2
+EXIT_FATAL = 3
+
+
+def run_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from agents.broker import BrokerUnavailable, wait_for_broker
+
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not settings.broker:
+        print("journey worker: no broker configured; set JOURNEY_BROKER (or run "
+              "`journey demo`, which starts the embedded one)", file=sys.stderr)
+        return EXIT_BROKER_UNREACHABLE
+    try:
+        wait_for_broker(settings.broker, timeout=30.0)
+    except BrokerUnavailable as exc:
+        print(f"journey worker: broker {settings.broker} unreachable: {exc}", file=sys.stderr)
+        return EXIT_BROKER_UNREACHABLE
+    return serve(settings, settings.broker)
+
+
+def serve(settings: Settings, bootstrap: str) -> int:
+    """Run the worker until SIGTERM/SIGINT (exit 0) or a fatal fault (exit 3)."""
+    import faust
+
+    from agents.worker import build
+
+    rt = build(settings, bootstrap)
+    worker = faust.Worker(rt.app, loglevel=settings.log_level.lower(), quiet=True,
+                          override_logging=False)
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+        if rt.fatal:
+            return EXIT_FATAL
+        return code
+    except Exception as exc:  # a crash faust re-raised at shutdown
+        print(f"journey worker: crashed: {exc!r}", file=sys.stderr)
+        return 1
+    return EXIT_FATAL if rt.fatal else 0
+
+
+def run_broker(args: argparse.Namespace, settings: Settings) -> int:
+    from agents.broker import EmbeddedBroker
+
+    with EmbeddedBroker(port=args.port or None) as broker:
+        print(f"embedded broker listening on {broker.bootstrap} (memory storage; "
+              "Ctrl-C to stop)", flush=True)
+        stop = False
+
+        def _stop(*_: object) -> None:
+            nonlocal stop
+            stop = True
+
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
+        while not stop and broker.running:
+            time.sleep(0.2)
+    return 0
