@@ -17,6 +17,7 @@ demo: $(STAMP)
 	$(BIN)/journey demo
 
 test: $(STAMP)
+	tools/ensure-promtool
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)

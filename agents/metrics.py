@@ -72,6 +72,9 @@ class Metrics:
             buckets=LATENCY_BUCKETS, registry=r)
         self.model_refits = Counter(
             "journey_model_refits_total", "Population model re-fits.", registry=r)
+        self.healed_records = Counter(
+            "journey_healed_records_total", "Input records re-applied after a restart because "
+            "the recovered table was behind the committed offset.", registry=r)
         self.assigned_partitions = Gauge(
             "journey_assigned_partitions", "Input partitions this worker owns.", registry=r)
         self.healthy = Gauge(

@@ -137,6 +137,7 @@ class Pipeline:
         self._ctx_keys: dict[int, str] = {}
         self._touched: set[int] = set()
         self.consumed: dict[int, int] = {}  # newest input offset seen, ticks included
+        self.consumed_repartition: dict[int, int] = {}
         self._lag_labels: set[str] = set()
         self.out = Outputs()
 
@@ -151,11 +152,15 @@ class Pipeline:
     def _restore(self, partition: int) -> PartitionProcessor:
         n = self.settings.partitions
         key = self._ctx_keys.setdefault(partition, ctx_key(partition, n))
-        proc = PartitionProcessor(self.settings, self.store, partition)
+        proc = PartitionProcessor(self.settings, self.store, partition,
+                                  owns=lambda user_id: partition_for(user_id, n) == partition)
         ctx = self.table.get(key)
         states = (v for k, v in list(self.table.items())
                   if isinstance(v, UserState) and partition_for(k, n) == partition)
         proc.restore(ctx if isinstance(ctx, dict) else None, states)
+        if isinstance(ctx, dict):
+            self.consumed[partition] = int(ctx.get("consumed", -1))
+            self.consumed_repartition[partition] = int(ctx.get("consumed_repartition", -1))
         self.processors[partition] = proc
         return proc
 
@@ -163,9 +168,27 @@ class Pipeline:
         for p in partitions:
             self.processors.pop(p, None)
             self.consumed.pop(p, None)
+            self.consumed_repartition.pop(p, None)
             if str(p) in self._lag_labels:  # a gauge for a partition we no longer own
                 self.metrics.consumer_lag.remove(str(p))
                 self._lag_labels.discard(str(p))
+
+    def resume_gaps(self, records: list[Record]) -> list[tuple[str, int, int, int]]:
+        """For partitions seen for the first time since assignment: (topic, partition,
+        first offset to re-read, offset the consumer resumed at) where the table's
+        context is behind the consumer."""
+        gaps = []
+        first: dict[tuple[str, int], int] = {}
+        for rec in records:
+            if rec.partition not in self.processors:
+                first.setdefault((rec.topic, rec.partition), rec.offset)
+        for (topic, p), resumed_at in first.items():
+            self.processor(p)  # restores the partition and its consumed offsets
+            held = (self.consumed if topic == self.topics.events
+                    else self.consumed_repartition).get(p, -1)
+            if held + 1 < resumed_at:
+                gaps.append((topic, p, held + 1, resumed_at))
+        return gaps
 
     def context(self, partition: int) -> dict[str, Any] | None:
         ctx = self.table.get(self._ctx_keys.get(partition) or ctx_key(
@@ -187,6 +210,8 @@ class Pipeline:
             self._touched.add(rec.partition)
             if rec.topic == events_topic:
                 self.consumed[rec.partition] = rec.offset
+            else:
+                self.consumed_repartition[rec.partition] = rec.offset
             kind = rec.headers.get(KIND_HEADER)
             if kind == TICK:
                 proc.advance(float(rec.value or b"0"), self.out)
@@ -220,7 +245,10 @@ class Pipeline:
             proc = self.processors.get(p)
             if proc is not None:
                 key = self._ctx_keys.setdefault(p, ctx_key(p, self.settings.partitions))
-                self.table[key] = proc.context()
+                ctx = proc.context()
+                ctx["consumed"] = self.consumed.get(p, -1)
+                ctx["consumed_repartition"] = self.consumed_repartition.get(p, -1)
+                self.table[key] = ctx
         self._touched.clear()
         return written
 

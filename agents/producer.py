@@ -14,7 +14,7 @@ from typing import Any, Self
 
 import orjson
 from kafka import KafkaProducer
-from kafka.errors import KafkaTimeoutError
+from kafka.errors import KafkaError, KafkaTimeoutError
 from kafka.producer.future import FutureRecordMetadata
 
 from agents.kafka_config import kafka_kwargs
@@ -102,6 +102,9 @@ class JourneyProducer:
 
     Call ``flush()`` before exiting, or use the producer as a context manager; events
     still buffered when the process dies are lost (they were never acknowledged).
+    Validation covers the contract (schema, size, JSON hygiene), not time: whether an
+    event is too late or stamped in the future is judged by the worker's clock.
+    One producer is safe to share between threads; make one per process.
     Security (TLS, SASL) comes from the settings, as for every journey client.
     """
 
@@ -158,6 +161,8 @@ class JourneyProducer:
                 pending.append((i, self.send(event)))
             except InvalidEvent as exc:
                 report.rejected.append(Rejected(i, exc.reason, exc.message))
+            except KafkaError as exc:  # no metadata or buffer space within max_block_ms
+                report.failed.append(Rejected(i, "delivery_failed", repr(exc)))
         try:
             self.flush(timeout)
         except KafkaTimeoutError:

@@ -206,6 +206,9 @@ async def _tail(settings: Settings, names: list[str], from_beginning: bool,
         except KafkaError as exc:
             _err(f"cannot connect to {settings.broker}: {exc!r}")
             return 1
+        if sys.stderr.isatty():
+            where = "the beginning" if from_beginning else "now on"
+            _err(f"following {', '.join(names)} from {where} (Ctrl-C to stop)")
         while limit is None or printed < limit:
             batches = await consumer.getmany(timeout_ms=500, max_records=500)
             for records in batches.values():

@@ -24,6 +24,7 @@ import faust
 from aiokafka.structs import TopicPartition
 
 from agents import codec
+from agents.heal import read_range
 from agents.kafka_config import kafka_kwargs
 from agents.metrics import Metrics
 from agents.pipeline import TICK, Pipeline, Record, Send, tick_value
@@ -123,7 +124,14 @@ def _wire(rt: Runtime) -> None:
     async def state_agent(stream: faust.StreamT) -> None:
         async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):
             started = time.perf_counter()
-            sends = rt.pipeline.handle(to_records(events))
+            records = to_records(events)
+            for topic, partition, start, stop in rt.pipeline.resume_gaps(records):
+                log.warning("table for %s[%d] is behind the committed offset (%d < %d); "
+                            "re-applying the gap", topic, partition, start, stop)
+                gap = await read_range(settings, rt.bootstrap, topic, partition, start, stop)
+                rt.metrics.healed_records.inc(len(gap))
+                records = gap + records
+            sends = rt.pipeline.handle(records)
             rt.pipeline.commit_state()
             await _publish(rt, sends)
             await app.producer.flush()

@@ -76,10 +76,9 @@ def strategy(state: UserState, kind: str, tier: str, user_role: str) -> dict[str
 
 
 def build_alert(kind: str, state: UserState, now: float, r: Rhythm, model: Model,
-                p_alive: float, stage_from: str, channels: list[str], window: SendWindow,
-                settings: Settings) -> dict[str, Any]:
+                p_alive: float, risk: float, stage_from: str, channels: list[str],
+                window: SendWindow, settings: Settings) -> dict[str, Any]:
     tier = model.value_tier(state)
-    risk = min(1.0, max(0.0, 1.0 - p_alive))
     user_role = role(state, settings)
     idle_days = (now - state.last_active_at) / DAY
     since_buy = None if state.last_purchase_at is None else (now - state.last_purchase_at) / DAY

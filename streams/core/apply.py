@@ -53,8 +53,9 @@ def apply_event(state: UserState, event: Event, settings: Settings) -> None:
     if offset is not None:
         state.utc_offset_min = offset
     if kind in ev.ACTIVITY_TYPES:
-        if t > state.last_active_at:
+        if t > state.last_active_at or not state.active_seen:
             state.last_active_at = t
+            state.active_seen = True
         local_hour = ((t + (offset or 0) * 60) % 86400.0) / 3600.0
         angle = local_hour / 24.0 * 2.0 * math.pi
         state.hour_x += math.cos(angle)

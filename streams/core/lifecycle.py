@@ -68,6 +68,15 @@ def next_deadline(r: Rhythm, now: float) -> float | None:
     return None
 
 
+def deadline_for(stage: str, r: Rhythm) -> float | None:
+    """When a user now in ``stage`` leaves it for lack of activity (None: never)."""
+    if stage == CHURNED:
+        return None
+    if stage == DECLINING:
+        return r.churn_at
+    return r.decline_at
+
+
 def p_alive(state: UserState, model: Model, now: float, settings: Settings) -> float:
     """Probability the user is still active.
 
@@ -84,5 +93,20 @@ def p_alive(state: UserState, model: Model, now: float, settings: Settings) -> f
     return btyd.p_alive(model.params, x, t_x, big_t / DAY)
 
 
-def churn_risk(state: UserState, model: Model, now: float, settings: Settings) -> float:
-    return min(1.0, max(0.0, 1.0 - p_alive(state, model, now, settings)))
+def churn_risk(state: UserState, model: Model, now: float, settings: Settings,
+               r: Rhythm | None = None) -> float:
+    """Probability the user makes no purchase within their churn threshold from now:
+    gone, or alive but too slow. Ranks silence against each user's own pace, which
+    ``1 - p_alive`` alone does not (a slow buyer's quiet is not a loss).
+
+    Users who never bought fall back to ``1 - p_alive``.
+    """
+    if state.orders == 0 or state.first_purchase_at is None or state.last_purchase_at is None:
+        return 1.0 - p_alive(state, model, now, settings)
+    if r is None:
+        r = rhythm(state, model, settings)
+    x = state.orders - 1
+    t_x = (state.last_purchase_at - state.first_purchase_at) / DAY
+    big_t = max(now - state.first_purchase_at, state.last_purchase_at - state.first_purchase_at)
+    risk = btyd.p_no_purchase(model.params, r.churn_days, x, t_x, big_t / DAY)
+    return min(1.0, max(0.0, risk))

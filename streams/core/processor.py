@@ -10,7 +10,7 @@ over them.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,10 +70,13 @@ class PartitionProcessor:
     """State machine of one partition over a mutable mapping of user id to state."""
 
     def __init__(self, settings: Settings, store: MutableMapping[str, UserState],
-                 partition: int = 0) -> None:
+                 partition: int = 0, owns: Callable[[str], bool] | None = None) -> None:
         self.settings = settings
         self.store = store
         self.partition = partition
+        # which of the store's keys are this partition's users (a shared table holds
+        # several partitions; replay gives each partition a store of its own)
+        self.owns = owns
         self.clock = NEG_INF
         self.model = Model.prior(settings)
         self.next_refit_at: float | None = None
@@ -105,8 +108,9 @@ class PartitionProcessor:
         for s in states:
             self.sample.offer(s.user_id)
             self.census[_census_key(s)] += 1
-            if s.deadline is not None:
-                self.index.register(s.user_id, s.deadline)
+            due = lifecycle.deadline_for(s.stage, lifecycle.rhythm(s, self.model, self.settings))
+            if due is not None:
+                self.index.register(s.user_id, due)
 
     # --- the two ways time moves ----------------------------------------------------
 
@@ -175,8 +179,12 @@ class PartitionProcessor:
         return earliest if refit is None or earliest < refit else refit
 
     def _next_epoch(self, t: float) -> float:
+        """The first refit instant strictly after ``t`` on the epoch-aligned grid."""
         step = self.settings.refit_interval_days * DAY
-        return (t // step + 1) * step
+        nxt = (t // step + 1) * step
+        while nxt <= t:  # float rounding can land the product on t itself
+            nxt += step
+        return nxt
 
     def _run_until(self, until: float, out: Outputs) -> None:
         """Fire timers and re-fits due at or before ``until``, in time order. Deadlines
@@ -192,18 +200,39 @@ class PartitionProcessor:
                 return
             woken_at, user_id = popped
             state = self.store.get(user_id)
-            if state is None or state.deadline is None:
+            if state is None:
                 continue
-            if state.deadline > woken_at:  # moved later by activity since registration
-                index.register(user_id, state.deadline)
+            # the deadline is re-derived, not read back: activity and re-fits move it
+            due = lifecycle.deadline_for(state.stage,
+                                         lifecycle.rhythm(state, self.model, self.settings))
+            if due is None:
                 continue
-            self._fire(state, state.deadline, out)
+            if due > woken_at:
+                index.register(user_id, due)
+                continue
+            self._fire(state, max(due, woken_at), out)
 
     def _refit(self, at: float, out: Outputs) -> None:
         states = (s for u in self.sample if (s := self.store.get(u)) is not None)
+        old_gap = self.model.gap_days
         self.model = population.refit(self.model, states, at, self.settings)
         self.next_refit_at = self._next_epoch(at)
         out.refits += 1
+        if self.model.gap_days < old_gap:
+            self._reschedule_population_rhythm(at)
+
+    def _reschedule_population_rhythm(self, at: float) -> None:
+        """A shorter population gap brings deadlines forward: wake the users on the
+        population rhythm at their new deadline (later ones re-register lazily)."""
+        owns = self.owns
+        for user_id, state in list(self.store.items()):
+            if not isinstance(state, UserState) or state.orders == 0 \
+                    or state.stage == CHURNED or (owns is not None and not owns(user_id)):
+                continue
+            due = lifecycle.deadline_for(state.stage,
+                                         lifecycle.rhythm(state, self.model, self.settings))
+            if due is not None:
+                self.index.register(user_id, max(due, at))
 
     def _fire(self, state: UserState, now: float, out: Outputs) -> None:
         before = _census_key(state)
@@ -234,8 +263,8 @@ class PartitionProcessor:
         old = state.stage if before is not None else None
         if old == CHURNED and stage in ACTIVE_STAGES \
                 and self.settings.reactivation_requires == "purchase" \
-                and event.type != ev.PURCHASE:
-            stage = CHURNED
+                and event.type != ev.PURCHASE and event.occurred_at >= state.stage_since:
+            stage = CHURNED  # browsing is not a comeback here; late activity still counts
         if stage != old:
             self._enter(state, old, stage, now, r, _reason(old, stage, event, state), out)
         self._schedule(state, lifecycle.next_deadline(r, now) if stage != CHURNED else None)
@@ -283,10 +312,12 @@ class PartitionProcessor:
         if reason is not None:
             out.suppressed.append((kind, reason))
             return
-        offset = state.utc_offset_min if state.utc_offset_min is not None else 0
+        offset = state.utc_offset_min if state.utc_offset_min is not None \
+            else reach.zone_offset(settings.default_timezone, now)
         window = reach.send_window(state, now, offset, settings)
         p_alive = lifecycle.p_alive(state, self.model, now, settings)
-        alert = alerts.build_alert(kind, state, now, r, self.model, p_alive, stage_from,
+        risk = lifecycle.churn_risk(state, self.model, now, settings, r)
+        alert = alerts.build_alert(kind, state, now, r, self.model, p_alive, risk, stage_from,
                                    channels, window, settings)
         if window.deferred:
             out.deferred.append(kind)
@@ -342,13 +373,14 @@ def _reason(old: str | None, new: str, event: Event, state: UserState) -> str:
 
 def snapshot(state: UserState, model: Model, now: float, settings: Settings) -> dict[str, Any]:
     p = lifecycle.p_alive(state, model, now, settings)
+    risk = lifecycle.churn_risk(state, model, now, settings)
     last_buy = state.last_purchase_at
     gap = state.avg_gap_days()
     return {
         "schema": "journey.user-state/1",
         "user_id": state.user_id,
         "lifecycle_stage": state.stage,
-        "churn_risk": round(1.0 - p, 6),
+        "churn_risk": round(risk, 6),
         "p_alive": round(p, 6),
         "recency_days": None if last_buy is None else round((now - last_buy) / DAY, 4),
         "frequency": state.repeat_purchases,

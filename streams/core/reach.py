@@ -27,6 +27,18 @@ class SendWindow:
                 "deferred_for_quiet_hours": self.deferred}
 
 
+def zone_offset(zone: str, at: float) -> int:
+    """UTC offset in minutes of an IANA zone at an instant (0 for an unknown zone)."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        off = datetime.fromtimestamp(at, ZoneInfo(zone)).utcoffset()
+    except (ZoneInfoNotFoundError, ValueError):
+        return 0
+    return int(off.total_seconds() // 60) if off is not None else 0
+
+
 def ranked_channels(state: UserState, high_value: bool, settings: Settings) -> list[str]:
     """The channels the user allows, in the operator's order of preference."""
     allowed = state.consented(channel_mask(settings.default_consent))

@@ -41,7 +41,7 @@ class UserState:
     user_id: str
     first_seen_at: float
     last_event_at: float
-    last_active_at: float
+    last_active_at: float  # the first event's time until an activity event is seen
     # source position of the newest applied record (the Kafka offset in the live worker),
     # so redelivered records are recognised without remembering their ids
     max_position: int = -1
@@ -68,6 +68,7 @@ class UserState:
 
     consent_mask: int | None = None  # None: the operator's default consent applies
     utc_offset_min: int | None = None
+    active_seen: bool = False
     hour_x: float = 0.0  # circular sum of local activity hours
     hour_y: float = 0.0
 

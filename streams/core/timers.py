@@ -31,8 +31,11 @@ class DeadlineIndex:
             self._compact()
 
     def earliest(self) -> float:
-        """A lower bound on the next wake-up (inf when none): cheap enough per event."""
-        return self._heap[0][0] if self._heap else float("inf")
+        """The next wake-up (inf when none); drops superseded entries on the way."""
+        heap, registered = self._heap, self._registered
+        while heap and registered.get(heap[0][1]) != heap[0][0]:
+            heapq.heappop(heap)
+        return heap[0][0] if heap else float("inf")
 
     def pop_due(self, now: float) -> tuple[float, str] | None:
         """The earliest registered wake-up at or before ``now``, removed from the index."""

@@ -1,0 +1,108 @@
+"""Shared fixtures: one embedded broker per session, unique names per test, topic factory.
+
+Set ``JOURNEY_TEST_BOOTSTRAP=host:port`` to run the Kafka tests against an existing
+(plaintext) cluster instead of the embedded Tansu broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from agents.broker import EmbeddedBroker, wait_for_broker
+from streams.settings import Settings
+
+TopicFactory = Callable[..., list[str]]
+
+
+@dataclass(frozen=True)
+class ExternalBroker:
+    bootstrap: str
+
+
+@dataclass(frozen=True)
+class KafkaNames:
+    """Names private to one test: a topic prefix and a consumer group / faust app id."""
+
+    prefix: str
+    app_id: str
+
+    def topic(self, name: str) -> str:
+        return self.prefix + name
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Anything that needs the broker is a Kafka test, marked or not, so `-m "not kafka"` works.
+    for item in items:
+        if "broker" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.kafka)
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker | ExternalBroker]:
+    external = os.environ.get("JOURNEY_TEST_BOOTSTRAP")
+    if external:
+        wait_for_broker(external, 30.0)
+        yield ExternalBroker(external)
+        return
+    log = tmp_path_factory.mktemp("broker") / "tansu.log"
+    with EmbeddedBroker(log_path=log) as embedded:
+        yield embedded
+
+
+@pytest.fixture
+def kafka_names(request: pytest.FixtureRequest) -> KafkaNames:
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", request.node.name).strip("-")[:40]
+    tag = f"{slug}-{uuid.uuid4().hex[:8]}"
+    return KafkaNames(prefix=f"t-{tag}.", app_id=f"app-{tag}")
+
+
+@pytest.fixture
+def kafka_settings(broker: EmbeddedBroker | ExternalBroker,
+                   kafka_names: KafkaNames) -> Settings:
+    """Settings pointing at the test broker with this test's private names."""
+    return Settings().with_overrides(broker=broker.bootstrap, app_id=kafka_names.app_id,
+                                     topic_prefix=kafka_names.prefix)
+
+
+async def create_topics(bootstrap: str, names: list[str], partitions: int,
+                        timeout: float = 15.0) -> None:
+    """Create topics and wait until metadata shows every partition of each."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(n, partitions, 1) for n in names])
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            described = await admin.describe_topics(names)
+            ready = {d["topic"] for d in described
+                     if d.get("error_code", 0) == 0 and len(d["partitions"]) == partitions}
+            if ready == set(names):
+                return
+            if loop.time() > deadline:
+                raise TimeoutError(f"topics not visible after {timeout}s: "
+                                   f"{sorted(set(names) - ready)}")
+            await asyncio.sleep(0.05)
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+def make_topics(broker: EmbeddedBroker | ExternalBroker, kafka_names: KafkaNames) -> TopicFactory:
+    """``make_topics("events", "alerts", partitions=4)`` -> the full (prefixed) topic names."""
+
+    def factory(*names: str, partitions: int = 4) -> list[str]:
+        full = [kafka_names.topic(n) for n in names]
+        asyncio.run(create_topics(broker.bootstrap, full, partitions))
+        return full
+
+    return factory

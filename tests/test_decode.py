@@ -1,0 +1,509 @@
+"""The decoder: canonical and Segment input to Events, and every way input is refused."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import schemas
+from streams.core import decode as dec
+from streams.core.decode import Rejection, decode, from_object, parse_timestamp, to_object
+from streams.core.event import EVENT_TYPES, OTHER, Event
+
+CANONICAL = schemas.load("user-event")["examples"]
+SEGMENT = schemas.load("segment-track")["examples"]
+DEAD_LETTER_REASONS = set(schemas.load("dead-letter")["properties"]["reason"]["enum"])
+
+
+def at(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0,
+       ) -> float:
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC).timestamp()
+
+
+def line(obj: Any) -> bytes:
+    return orjson.dumps(obj)
+
+
+def event(**fields: Any) -> dict[str, Any]:
+    base = {"event_id": "e-1", "user_id": "u-1", "type": "page_view",
+            "occurred_at": "2024-05-03T18:21:07+02:00"}
+    base.update(fields)
+    return {k: v for k, v in base.items() if v is not None}
+
+
+def track(name: str, **props: Any) -> dict[str, Any]:
+    return {"type": "track", "event": name, "messageId": "m-1", "userId": "u-1",
+            "timestamp": "2024-05-03T16:21:07.118Z", "properties": props}
+
+
+def rejected(result: Event | Rejection, reason: str) -> Rejection:
+    assert isinstance(result, Rejection), result
+    assert result.reason == reason, result
+    assert result.message
+    return result
+
+
+# --- canonical input ------------------------------------------------------------------------
+
+def test_canonical_examples_decode_to_the_expected_events() -> None:
+    got = [decode(line(e)) for e in CANONICAL]
+    assert got[0] == Event(
+        "evt-0001", "u-42", "purchase", at(2024, 5, 3, 16, 21, 7), 120, amount=59.9,
+        currency="EUR", order_id="o-981", source="web-shop", properties=CANONICAL[0]["properties"])
+    assert got[1] == Event("evt-0002", "u-42", "page_view", at(2024, 5, 3, 16, 2, 11) + 0.25, 0,
+                           properties={"path": "/shoes"})
+    assert got[2] == Event("evt-0003", "u-7", "signup", at(2024, 4, 28, 14), -300,
+                           properties={"consent": ["email", "sms"], "referred_by": "u-42"})
+    assert got[3] == Event("evt-0004", "u-7", "unsubscribe", at(2024, 5, 1, 12, 30), 0,
+                           channel="sms", properties={"channel": "sms"})
+    assert got[4] == Event("evt-0005", "u-42", "review", at(2024, 5, 6, 18, 15), 120, rating=2,
+                           properties={"rating": 2, "product_id": "p-17"})
+    assert got[5] == Event("evt-0006", "u-42", "refund", at(2024, 5, 7, 8), 120, amount=59.9,
+                           currency="EUR", order_id="o-981", properties=CANONICAL[5]["properties"])
+    assert got[6] == Event("evt-0007", "u-42", "referral", at(2024, 5, 8, 9), 120,
+                           referred_user_id="u-7", properties={"referred_user_id": "u-7"})
+    assert isinstance(got[7], Event)
+    assert got[7].type == "message_clicked" and got[7].channel == "email"
+
+
+def test_str_bytes_bytearray_and_memoryview_decode_alike() -> None:
+    raw = line(CANONICAL[0])
+    expected = decode(raw)
+    assert isinstance(expected, Event)
+    assert decode(raw.decode()) == decode(bytearray(raw)) == decode(memoryview(raw)) == expected
+
+
+def test_pretty_printed_input_is_fine() -> None:
+    raw = json.dumps(CANONICAL[0], indent=2).encode()
+    assert decode(raw) == decode(line(CANONICAL[0]))
+
+
+def test_lifted_fields_come_only_from_types_that_define_them() -> None:
+    got = decode(line(event(properties={"amount": 5, "channel": "fax", "rating": 9})))
+    assert isinstance(got, Event)
+    assert (got.amount, got.channel, got.rating) == (None, None, None)
+    assert got.properties == {"amount": 5, "channel": "fax", "rating": 9}
+
+
+def test_integral_amount_and_rating_are_normalised() -> None:
+    got = decode(line(event(type="purchase", properties={
+        "amount": 12, "currency": "EUR", "order_id": "o"})))
+    assert isinstance(got, Event) and got.amount == 12.0 and isinstance(got.amount, float)
+    got = from_object(event(type="review", properties={"rating": 4.0}))
+    assert isinstance(got, Event) and got.rating == 4 and isinstance(got.rating, int)
+
+
+def test_from_object_takes_parsed_json() -> None:
+    got = from_object(dict(CANONICAL[0]))
+    assert got == decode(line(CANONICAL[0]))
+    rejected(from_object([1, 2]), "not_an_object")
+    rejected(from_object(None), "not_an_object")
+
+
+def test_parse_timestamp_requires_a_zone() -> None:
+    assert parse_timestamp("2024-05-03T18:21:07+02:00") == (at(2024, 5, 3, 16, 21, 7), 120)
+    assert parse_timestamp("2024-05-03T18:21:07") is None
+
+
+def test_to_object_round_trips() -> None:
+    for example in CANONICAL:
+        got = decode(line(example))
+        assert isinstance(got, Event)
+        again = to_object(got)
+        assert schemas.is_valid("user-event", again)
+        assert decode(line(again)) == got
+
+
+# --- one test per rejection reason ------------------------------------------------------------
+
+def test_reasons_are_dead_letter_codes() -> None:
+    assert set(dec.REASONS) == DEAD_LETTER_REASONS
+    emitted = {v for k, v in vars(dec).items() if k.isupper() and isinstance(v, str)
+               and v in DEAD_LETTER_REASONS}
+    assert len(emitted) == 13  # all but the core's future_timestamp and too_late
+
+
+@pytest.mark.parametrize("raw", [b"", b"{", b"{'a': 1}", b"{} {}", b"[1,]", b"nul"])
+def test_not_json(raw: bytes) -> None:
+    assert "not valid JSON" in rejected(decode(raw), "not_json").message
+
+
+@pytest.mark.parametrize("raw", [b'{"amount": NaN}', b'{"amount": Infinity}',
+                                 b'{"amount": -Infinity}'])
+def test_nan_and_infinity_literals_are_not_json(raw: bytes) -> None:
+    assert "NaN and Infinity" in rejected(decode(raw), "not_json").message
+
+
+def test_non_text_input_is_not_json() -> None:
+    rejected(decode(12345), "not_json")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("raw, kind", [(b"[]", "array"), (b"42", "number"), (b'"x"', "string"),
+                                       (b"null", "null"), (b"true", "boolean")])
+def test_not_an_object(raw: bytes, kind: str) -> None:
+    assert kind in rejected(decode(raw), "not_an_object").message
+
+
+@pytest.mark.parametrize("raw", [b'{"event_id": "\xff"}', b"\xed\xa0\x80", b"\xc3"])
+def test_invalid_utf8(raw: bytes) -> None:
+    assert "UTF-8" in rejected(decode(raw), "invalid_utf8").message
+
+
+def test_unpaired_surrogate_in_text_input_is_invalid_utf8() -> None:
+    rejected(decode('{"event_id": "\ud800"}'), "invalid_utf8")
+
+
+def test_oversize_is_checked_before_parsing() -> None:
+    big = b"x" * 70_000  # not JSON either, but too big is what matters first
+    assert "70000" in rejected(decode(big), "oversize").message
+    rejected(decode(big.decode()), "oversize")
+    ok = line(event(properties={"pad": "y" * 300}))
+    assert isinstance(decode(ok), Event)
+    rejected(decode(ok, max_bytes=len(ok) - 1), "oversize")
+    assert isinstance(decode(ok, max_bytes=len(ok)), Event)
+
+
+def test_too_deep() -> None:
+    def nested(depth: int) -> dict[str, Any]:
+        props: Any = 1
+        for _ in range(depth - 1):  # the event object is the first level
+            props = {"k": props}
+        return event(properties=props if isinstance(props, dict) else {})
+
+    assert isinstance(decode(line(nested(32))), Event)
+    got = rejected(decode(line(nested(33))), "too_deep")
+    assert got.event_id == "e-1" and got.user_id == "u-1"
+    assert isinstance(decode(line(nested(33)), max_depth=33), Event)
+    rejected(decode(b'{"a":' + b"[" * 2000 + b"]" * 2000 + b"}"), "too_deep")
+
+
+HEAD = b'{"event_id":"e","user_id":"u","type":"page_view","occurred_at":"2024-05-03T18:21:07Z",'
+
+
+@pytest.mark.parametrize("raw", [
+    HEAD.replace(b'"user_id"', b'"event_id":"f","user_id"') + b'"source":"x"}',
+    HEAD + b'"properties":{"a":{"b":1,"b":"x:y"}}}',
+    HEAD + b'"properties":{"a":1,"\\u0061":2}}',
+    HEAD + b'"properties":{"a":"\\u003a","a":2}}',
+    b'{ "event_id" : "e" , "user_id" : "u" , "user_id" : "v" }',
+])
+def test_duplicate_keys(raw: bytes) -> None:
+    rejected(decode(raw), "duplicate_keys")
+
+
+@pytest.mark.parametrize("props", [{"note": "a\\u003ab"}, {"colon": "x:y", "esc": "\\" + '"'},
+                                   {"list": [{"a": 1}, {"a": 2}]}])
+def test_look_alike_duplicates_are_not_duplicates(props: dict[str, Any]) -> None:
+    raw = json.dumps(event(properties=props), indent=1, ensure_ascii=True).encode()
+    assert isinstance(decode(raw), Event)
+
+
+def test_missing_field() -> None:
+    got = rejected(decode(line(event(occurred_at=None))), "missing_field")
+    assert "occurred_at" in got.message and got.event_id == "e-1"
+    got = rejected(decode(line(event(type="purchase"))), "missing_field")
+    assert "properties.amount" in got.message
+    got = rejected(decode(line(event(type="purchase", properties={
+        "amount": 3, "currency": "EUR"}))), "missing_field")
+    assert "properties.order_id" in got.message
+
+
+def test_unknown_type() -> None:
+    got = rejected(decode(line(event(type="teleport"))), "unknown_type")
+    assert "'teleport'" in got.message and "page_view" in got.message
+    rejected(decode(line(event(type="other"))), "unknown_type")  # Segment-only
+
+
+@pytest.mark.parametrize("when", ["2024-05-03T18:21:07", "2024-05-03", "yesterday", 1714753267,
+                                  "2024-02-30T10:00:00Z"])
+def test_invalid_timestamp(when: Any) -> None:
+    got = rejected(decode(line(event(occurred_at=when))), "invalid_timestamp")
+    assert "occurred_at" in got.message
+
+
+@pytest.mark.parametrize("amount", [-0.01, "12", None, True, [1]])
+def test_invalid_amount(amount: Any) -> None:
+    obj = event(type="purchase", properties={"amount": amount, "currency": "EUR",
+                                             "order_id": "o"})
+    assert "properties.amount" in rejected(decode(line(obj)), "invalid_amount").message
+
+
+@pytest.mark.parametrize("amount", [math.nan, math.inf, -math.inf])
+def test_non_finite_amount_from_parsed_objects(amount: float) -> None:
+    obj = event(type="refund", properties={"amount": amount, "currency": "EUR"})
+    rejected(from_object(obj), "invalid_amount")
+
+
+@pytest.mark.parametrize("currency", ["eur", "EURO", "€", 978, "EU"])
+def test_unknown_currency(currency: Any) -> None:
+    obj = event(type="purchase", properties={"amount": 1, "currency": currency, "order_id": "o"})
+    assert "ISO 4217" in rejected(decode(line(obj)), "unknown_currency").message
+
+
+@pytest.mark.parametrize("obj, field", [
+    (event(extra=1), "extra"),
+    (event(user_id=""), "user_id"),
+    (event(event_id="x" * 201), "event_id"),
+    (event(type="review", properties={"rating": 6}), "rating"),
+    (event(type="unsubscribe", properties={"channel": "fax"}), "channel"),
+    (event(type="signup", properties={"consent": ["email", "pigeon"]}), "consent"),
+    (event(properties={"timezone": "Mars/Olympus Mons"}), "timezone"),
+    (event(properties=[1]), "properties"),
+    (event(schema="journey.user-event/2"), "schema"),
+])
+def test_schema_violation_names_the_field(obj: dict[str, Any], field: str) -> None:
+    assert field in rejected(decode(line(obj)), "schema_violation").message
+
+
+@pytest.mark.parametrize("call", ["identify", "group", "alias"])
+def test_unsupported_segment_call(call: str) -> None:
+    got = rejected(decode(line({"type": call, "messageId": "m", "userId": "u",
+                                "timestamp": "2024-05-03T16:21:07Z"})), "unsupported_segment_call")
+    assert call in got.message and got.event_id == "m" and got.user_id == "u"
+    rejected(decode(line({"type": "batch", "messageId": "m", "userId": "u",
+                          "timestamp": "2024-05-03T16:21:07Z"})), "unsupported_segment_call")
+
+
+# --- Segment ----------------------------------------------------------------------------------
+
+def test_segment_examples_decode_to_the_expected_events() -> None:
+    got = [decode(line(e)) for e in SEGMENT]
+    assert got[0] == Event(
+        "ajs-3f1c0d2e8b", "u-42", "purchase", at(2024, 5, 3, 16, 21, 7) + 0.118, 0, amount=59.9,
+        currency="EUR", order_id="o-981", source="segment",
+        properties={**SEGMENT[0]["properties"], "amount": 59.9, "timezone": "Europe/Berlin",
+                    "segment_event": "Order Completed"})
+    assert got[1] == Event("ajs-77aa01", "a-9c1", "page_view", at(2024, 5, 3, 16, 2, 11), 120,
+                           source="segment", properties={"path": "/shoes", "title": "Shoes"})
+    assert got[2] == Event("ios-1b2c3d", "u-42", "review", at(2024, 5, 6, 18, 15), 0, rating=2,
+                           source="segment", properties={
+                               "product_id": "p-17", "review_id": "r-5", "rating": 2,
+                               "segment_event": "Product Reviewed"})
+    assert got[3] == Event("and-0f0f", "u-7", "page_view", at(2024, 5, 9, 13, 40), -300,
+                           source="segment")
+
+
+@pytest.mark.parametrize("name, etype", sorted(dec.SEGMENT_EVENTS.items()))
+def test_segment_event_names_map(name: str, etype: str) -> None:
+    props: dict[str, Any] = {"order_id": "o-1", "total": 10, "rating": "4"}
+    got = decode(line(track(name, **props)))
+    assert isinstance(got, Event), got
+    assert got.type == etype and got.properties["segment_event"] == name
+
+
+def test_unknown_track_names_are_other_activity() -> None:
+    got = decode(line(track("Level Completed", level=3)))
+    assert isinstance(got, Event) and got.type == OTHER
+    assert got.properties == {"level": 3, "segment_event": "Level Completed"}
+    assert dec._validator(True)(to_object(got))  # valid, with "other" admitted
+
+
+@pytest.mark.parametrize("props, amount", [
+    ({"revenue": 25, "total": 27.5}, 25.0),
+    ({"total": 27.5}, 27.5),
+    ({"revenue": "19.90"}, 19.9),
+    ({"products": [{"price": 19, "quantity": 1}, {"price": 3, "quantity": 2}]}, 25.0),
+    ({"products": [{"price": "4.5"}]}, 4.5),
+])
+def test_segment_order_amount(props: dict[str, Any], amount: float) -> None:
+    got = decode(line(track("Order Completed", order_id="o-1", **props)))
+    assert isinstance(got, Event) and got.amount == pytest.approx(amount)
+    assert got.currency == "USD"  # the Segment default when none is given
+
+
+@pytest.mark.parametrize("props, reason", [
+    ({"revenue": -5}, "invalid_amount"),
+    ({"total": "lots"}, "invalid_amount"),
+    ({"products": [{"price": 3, "quantity": -1}]}, "invalid_amount"),
+    ({}, "missing_field"),
+    ({"products": [{"name": "no price"}]}, "missing_field"),
+    ({"total": 5, "currency": "usd"}, "unknown_currency"),
+])
+def test_segment_order_problems(props: dict[str, Any], reason: str) -> None:
+    got = rejected(decode(line(track("Order Refunded", order_id="o-1", **props))), reason)
+    assert got.event_id == "m-1" and got.user_id == "u-1"
+
+
+def test_segment_channels() -> None:
+    cases = {"Email Opened": "email", "Email Link Clicked": "email",
+             "Push Notification Tapped": "app_push", "Unsubscribed": "email"}
+    for name, channel in cases.items():
+        got = decode(line(track(name, channel="web")))
+        assert isinstance(got, Event) and got.channel == channel, name
+    got = decode(line(track("Unsubscribed", channel="sms")))
+    assert isinstance(got, Event) and got.channel == "sms"
+
+
+def test_segment_ids_times_and_zones() -> None:
+    call = track("Product Viewed")
+    call.update(userId=None, anonymousId="a-1", originalTimestamp="2024-05-03T18:00:00+02:00",
+                sentAt="2024-05-03T18:00:05+02:00", context={"timezone": "America/New_York"})
+    del call["timestamp"]
+    got = decode(line(call))
+    assert isinstance(got, Event)
+    assert (got.user_id, got.occurred_at, got.utc_offset_min) == ("a-1", at(2024, 5, 3, 16), 120)
+    assert got.properties["timezone"] == "America/New_York"
+    call["context"] = {"timezone": "not a zone!"}  # trackers sometimes send junk: ignored
+    got = decode(line(call))
+    assert isinstance(got, Event) and "timezone" not in got.properties
+    call["properties"] = {"timezone": "Europe/Paris"}
+    got = decode(line(call))
+    assert isinstance(got, Event) and got.properties["timezone"] == "Europe/Paris"
+    call["properties"] = {"timezone": 7}
+    got = decode(line(call))
+    assert isinstance(got, Event) and "timezone" not in got.properties
+
+
+@pytest.mark.parametrize("change, reason", [
+    ({"userId": None}, "missing_field"),
+    ({"userId": ""}, "schema_violation"),
+    ({"timestamp": None}, "missing_field"),
+    ({"timestamp": "2024-05-03T16:21:07"}, "invalid_timestamp"),
+    ({"event": None}, "missing_field"),
+    ({"messageId": None}, "missing_field"),
+    ({"properties": "x"}, "schema_violation"),
+])
+def test_segment_shape_errors(change: dict[str, Any], reason: str) -> None:
+    call = {k: v for k, v in {**track("Product Viewed"), **change}.items() if v is not None}
+    if "userId" in change and change["userId"] == "":
+        call["userId"] = ""
+    rejected(decode(line(call)), reason)
+
+
+def test_page_and_screen_calls_are_page_views() -> None:
+    for call in ("page", "screen"):
+        got = decode(line({"type": call, "name": "Home", "messageId": "m", "userId": "u",
+                           "timestamp": "2024-05-03T16:21:07Z"}))
+        assert isinstance(got, Event) and got.type == "page_view"
+
+
+# --- properties -------------------------------------------------------------------------------
+
+REASONS = set(dec.REASONS)
+
+
+def outcome_ok(result: Any) -> bool:
+    return isinstance(result, Event) or (isinstance(result, Rejection)
+                                         and result.reason in REASONS and bool(result.message))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300))
+def test_decode_never_raises_on_bytes(raw: bytes) -> None:
+    assert outcome_ok(decode(raw, max_bytes=200, max_depth=4))
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-2**63, max_value=2**64 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
+                                                                max_size=4),
+    max_leaves=12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(JSON)
+def test_decode_never_raises_on_json_values(value: Any) -> None:
+    assert outcome_ok(decode(orjson.dumps(value)))
+    assert outcome_ok(from_object(value))
+
+
+KEYS = st.sampled_from(["event_id", "user_id", "type", "occurred_at", "source", "properties",
+                        "schema", "messageId", "userId", "anonymousId", "event", "timestamp",
+                        "amount", "currency", "order_id", "rating", "channel", "timezone",
+                        "referred_user_id", "consent", "revenue", "total", "products"])
+VALUES = st.one_of(
+    st.sampled_from(list(EVENT_TYPES) + ["track", "page", "identify", "Order Completed",
+                                         "2024-05-03T18:21:07+02:00", "2024-05-03T18:21:07",
+                                         "EUR", "eur", "email", "fax", "Europe/Berlin", "", "5"]),
+    st.integers(-3, 7), st.floats(allow_nan=True, allow_infinity=True), st.none(),
+    st.lists(st.sampled_from(["email", "sms", "x"]), max_size=3))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(KEYS, VALUES | st.dictionaries(KEYS, VALUES, max_size=6), max_size=8))
+def test_from_object_never_raises_on_event_like_objects(obj: dict[str, Any]) -> None:
+    assert outcome_ok(from_object(obj))
+
+
+def valid_event() -> st.SearchStrategy[dict[str, Any]]:
+    ids = st.text(min_size=1, max_size=20)
+    when = st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2090, 1, 1),
+                        timezones=st.sampled_from([UTC])).map(
+        lambda d: d.isoformat(timespec="milliseconds").replace("+00:00", "Z"))
+    extra = st.dictionaries(st.text(max_size=6).filter(lambda k: k not in (
+        "timezone", "amount", "currency", "order_id", "rating", "channel", "referred_user_id",
+        "consent", "referred_by")), st.integers(-2**63, 2**63 - 1) | st.text(max_size=5),
+        max_size=3)
+    by_type: dict[str, st.SearchStrategy[dict[str, Any]]] = {
+        "purchase": st.fixed_dictionaries({"amount": st.floats(0, 1e6), "currency": st.just("EUR"),
+                                           "order_id": ids}),
+        "refund": st.fixed_dictionaries({"amount": st.integers(0, 500),
+                                         "currency": st.just("JPY")}),
+        "review": st.fixed_dictionaries({"rating": st.integers(1, 5)}),
+        "referral": st.fixed_dictionaries({"referred_user_id": ids}),
+        "unsubscribe": st.fixed_dictionaries({"channel": st.sampled_from(["sms", "email"])}),
+        "resubscribe": st.fixed_dictionaries({"channel": st.just("phone")}),
+        "signup": st.fixed_dictionaries({}, optional={
+            "consent": st.lists(st.sampled_from(["email", "app_push"])), "referred_by": ids}),
+    }
+    types = [t for t in EVENT_TYPES if t != OTHER]
+
+    @st.composite
+    def build(draw: st.DrawFn) -> dict[str, Any]:
+        t = draw(st.sampled_from(types))
+        props = {**draw(extra), **draw(by_type.get(t, st.fixed_dictionaries({})))}
+        obj: dict[str, Any] = {"event_id": draw(ids), "user_id": draw(ids), "type": t,
+               "occurred_at": draw(when)}
+        if props or t in ("purchase", "refund", "review", "referral", "unsubscribe",
+                          "resubscribe"):
+            obj["properties"] = props
+        if draw(st.booleans()):
+            obj["source"] = draw(st.text(max_size=10))
+        return obj
+    return build()
+
+
+@settings(max_examples=200, deadline=None)
+@given(valid_event())
+def test_every_valid_event_decodes_and_re_validates(obj: dict[str, Any]) -> None:
+    assert schemas.is_valid("user-event", obj)
+    got = decode(orjson.dumps(obj))
+    assert isinstance(got, Event), got
+    assert got.event_id == obj["event_id"] and got.type == obj["type"]
+    schemas.validator("user-event")(to_object(got))
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(valid_event(), st.sampled_from(["drop", "set", "prop", "unprop"]), KEYS, VALUES)
+def test_decoder_agrees_with_the_schema(obj: dict[str, Any], how: str, key: str,
+                                        value: Any) -> None:
+    """Mutate a valid event; the decoder's verdict must match the validator's."""
+    props = dict(obj.get("properties", {}))
+    if how == "drop":
+        obj.pop(key, None)
+    elif how == "set":
+        obj[key] = value
+    elif how == "prop":
+        props[key] = value
+        obj["properties"] = props
+    else:
+        props.pop(key, None)
+        obj["properties"] = props
+    valid = schemas.is_valid("user-event", obj)
+    amount = props.get("amount")
+    if valid and obj.get("type") in ("purchase", "refund") and isinstance(amount, float) \
+            and not math.isfinite(amount):
+        valid = False  # the schema cannot say "finite"; the decoder does
+    got = from_object(obj)
+    assert isinstance(got, Event) == valid, (obj, got)
+    if valid:
+        assert isinstance(got, Event)
+        schemas.validator("user-event")(to_object(got))
