@@ -52,6 +52,9 @@ FRAME_SECONDS = 0.5
 STATUS_SECONDS = 10.0
 READY_TIMEOUT = 120.0  # the worker must own its partitions by then
 DRAIN_TIMEOUT = 10.0
+# Below this share of the storefront's events applied, the worker stalled (a crashed agent
+# is restarted by faust, so the process lives on) rather than merely fell behind.
+MIN_APPLIED_SHARE = 0.8
 # A little of what real storefronts send: Segment calls, re-sends and broken lines.
 SEGMENT_SHARE, DUPLICATE_SHARE, BAD_SHARE = 0.1, 0.002, 0.0005
 
@@ -312,6 +315,10 @@ def _verdict(demo: Demo, ready: bool, interrupted: bool, died: bool,
     if not died and stopped_with not in (None, 0):
         demo.notes.append(f"  note: the worker exited with status {stopped_with} when stopped "
                           f"(see {demo.worker.log_path})")
+    errors = demo.worker.log_errors()
+    if errors:
+        demo.notes.append(f"  WARNING: the worker logged {len(errors)} errors; the first:\n"
+                          f"    {errors[0]}")
     print(render_summary(demo.snapshot(), demo.produced_per_second()), end="", flush=True)
     if died:
         print(f"journey demo: FAILED: the worker exited with status {demo.worker.exit_code}; "
@@ -325,6 +332,13 @@ def _verdict(demo: Demo, ready: bool, interrupted: bool, died: bool,
         return 1
     if interrupted:
         return 130 if demo.duration is not None else 0
+    m, sent = demo.metrics, demo.storefront.events
+    if m is not None and m.applied < MIN_APPLIED_SHARE * sent:
+        print(f"journey demo: FAILED: the worker applied only {int(m.applied)} of {sent} events: "
+              f"it stalled (or crashed and was restarted) rather than fell behind; "
+              f"{len(errors)} errors in {demo.worker.log_path}"
+              + (f", the first:\n  {errors[0]}" if errors else ""), file=sys.stderr)
+        return 1
     missing = [k for k in ("churn_warning", "recall_trigger") if not demo.tally.alerts.get(k)]
     if missing:
         print(f"journey demo: FAILED: no {' and no '.join(missing)} within "

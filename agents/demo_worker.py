@@ -103,6 +103,16 @@ class WorkerProcess:
                 self._log.close()
                 self._log = None
 
+    def log_errors(self) -> list[str]:
+        """Lines the worker logged at ERROR or CRITICAL (e.g. a crashed agent, which
+        faust restarts without the process dying)."""
+        try:
+            with open(self.log_path, errors="replace") as fh:
+                return [line.rstrip() for line in fh
+                        if " ERROR " in line or " CRITICAL " in line]
+        except OSError:
+            return []
+
     def log_tail(self, lines: int = 25) -> str:
         try:
             text = self.log_path.read_text(errors="replace")

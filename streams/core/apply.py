@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from datetime import datetime
 from functools import lru_cache
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from streams.core import event as ev
@@ -62,13 +63,17 @@ def apply_event(state: UserState, event: Event, settings: Settings) -> None:
         state.hour_y += math.sin(angle)
 
     if kind == ev.PURCHASE:
-        if event.order_id and event.order_id in state.order_ids:
-            return  # the same order sent twice under two event ids
-        if event.order_id:
-            state.log_order_id(event.order_id)
         amount = event.amount or 0.0
+        if event.order_id:
+            seen = state.find_order(event.order_id)
+            if seen is not None:
+                # the same order sent twice: keep the earliest copy, whatever arrives first
+                if (t, amount) < (seen[1], seen[2]):
+                    _replace_purchase(state, seen, t, amount)
+                return
+            state.log_order(event.order_id, t, amount)
         state.orders += 1
-        state.monetary += amount
+        state.gross_spend += amount
         if state.first_purchase_at is None or t < state.first_purchase_at:
             state.first_purchase_at = t
         if state.last_purchase_at is None or t > state.last_purchase_at:
@@ -76,7 +81,7 @@ def apply_event(state: UserState, event: Event, settings: Settings) -> None:
         state.log_purchase(t, amount)
     elif kind == ev.REFUND:
         state.refunds += 1
-        state.monetary = max(0.0, state.monetary - (event.amount or 0.0))
+        state.refunded += event.amount or 0.0
     elif kind in (ev.PRODUCT_VIEW, ev.SEARCH, ev.WISHLIST_ADD):
         state.interested = True
     elif kind in (ev.ADD_TO_CART, ev.CHECKOUT_STARTED):
@@ -102,15 +107,31 @@ def apply_event(state: UserState, event: Event, settings: Settings) -> None:
         referred_by = props.get("referred_by")
         if isinstance(referred_by, str) and referred_by and referred_by != state.user_id:
             state.referred_by = referred_by
+            state.referred_at = t
     elif kind in (ev.UNSUBSCRIBE, ev.RESUBSCRIBE):
         bit = CHANNEL_BIT.get(event.channel or "", 0)
         mask = state.consented(channel_mask(settings.default_consent))
         state.consent_mask = mask & ~bit if kind == ev.UNSUBSCRIBE else mask | bit
 
 
-def converted_referrer(state: UserState) -> str | None:
-    """The referrer to credit, once, when a referred user has bought (in either order)."""
-    if state.referred_by and state.orders >= 1 and not state.referral_reported:
+def converted_referrer(state: UserState) -> tuple[str, float] | None:
+    """The referrer to credit, once, when a referred user has bought (in either order),
+    with the instant both were true: the same whichever event arrived last."""
+    if state.referred_by and state.orders >= 1 and not state.referral_reported \
+            and state.first_purchase_at is not None:
         state.referral_reported = True
-        return state.referred_by
+        return state.referred_by, max(state.referred_at or 0.0, state.first_purchase_at)
     return None
+
+
+def _replace_purchase(state: UserState, seen: list[Any], t: float, amount: float) -> None:
+    old_t, old_amount = seen[1], seen[2]
+    seen[1], seen[2] = t, amount
+    state.gross_spend += amount - old_amount
+    if (old_t, old_amount) in state.purchase_log:
+        state.purchase_log.remove((old_t, old_amount))
+        state.log_purchase(t, amount)
+    if state.first_purchase_at is None or t < state.first_purchase_at:
+        state.first_purchase_at = t
+    if state.last_purchase_at == old_t and state.purchase_log:
+        state.last_purchase_at = state.purchase_log[-1][0]

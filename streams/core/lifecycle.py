@@ -32,7 +32,16 @@ class Rhythm:
     anchor: float  # the activity the thresholds count from
 
 
+NEVER = float("inf")
+
+
 def rhythm(state: UserState, model: Model, settings: Settings) -> Rhythm:
+    if not state.active_seen and state.orders == 0:
+        # known only from others' events (a referral credit) or our own messages:
+        # never active, so nothing to decline from
+        return Rhythm(NEW, settings.new_user_decline_days, "new_user", NEVER, NEVER,
+                      settings.new_user_decline_days, settings.new_user_churn_days,
+                      state.last_active_at)
     if state.orders == 0 or state.last_purchase_at is None:
         d, c = settings.new_user_decline_days, settings.new_user_churn_days
         anchor = state.last_active_at
@@ -62,9 +71,9 @@ def stage_at(r: Rhythm, now: float) -> str:
 def next_deadline(r: Rhythm, now: float) -> float | None:
     """The next instant the stage changes without any new event."""
     if now < r.decline_at:
-        return r.decline_at
+        return r.decline_at if r.decline_at != NEVER else None
     if now < r.churn_at:
-        return r.churn_at
+        return r.churn_at if r.churn_at != NEVER else None
     return None
 
 
@@ -72,9 +81,8 @@ def deadline_for(stage: str, r: Rhythm) -> float | None:
     """When a user now in ``stage`` leaves it for lack of activity (None: never)."""
     if stage == CHURNED:
         return None
-    if stage == DECLINING:
-        return r.churn_at
-    return r.decline_at
+    due = r.churn_at if stage == DECLINING else r.decline_at
+    return None if due == NEVER else due
 
 
 def p_alive(state: UserState, model: Model, now: float, settings: Settings) -> float:

@@ -153,11 +153,12 @@ class PartitionProcessor:
             state.max_position = max(state.max_position, position)
         state.remember_id(event.event_id, self.settings.dedupe_window)
         apply_event(state, event, self.settings)
-        referrer = converted_referrer(state)
-        if referrer is not None:
+        credit = converted_referrer(state)
+        if credit is not None:
+            referrer, credited_at = credit
             out.feedback.append(Event(
                 event_id=alerts.stable_id("rc", state.user_id), user_id=referrer,
-                type=REFERRAL_CONVERTED, occurred_at=t, source="journey",
+                type=REFERRAL_CONVERTED, occurred_at=credited_at, source="journey",
                 properties={"referred_user_id": state.user_id}))
         self._settle(state, event, before, out)
         out.applied.append(event)

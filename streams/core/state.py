@@ -50,10 +50,13 @@ class UserState:
     orders: int = 0
     first_purchase_at: float | None = None
     last_purchase_at: float | None = None
-    monetary: float = 0.0  # lifetime net spend: purchases minus refunds
+    gross_spend: float = 0.0  # purchases; refunds are kept apart so they may arrive first
+    refunded: float = 0.0
     refunds: int = 0
     purchase_log: list[tuple[float, float]] = field(default_factory=list)  # (time, amount), sorted
-    order_ids: list[str] = field(default_factory=list)  # recent order ids, to count an order once
+    # recent orders as [order_id, time, amount], to count an order once whichever copy
+    # of a re-sent order arrives first
+    order_log: list[list[Any]] = field(default_factory=list)
 
     interested: bool = False
     carted: bool = False
@@ -61,6 +64,7 @@ class UserState:
     referrals_sent: int = 0
     referred_converted: int = 0
     referred_by: str | None = None
+    referred_at: float | None = None  # when the referral was recorded (signup)
     referral_reported: bool = False  # told the referrer that this user bought
     coupons: int = 0
     reviews: int = 0
@@ -82,9 +86,13 @@ class UserState:
     last_recall_id: str | None = None
     last_recall_at: float | None = None
     last_recall_control: bool | None = None
-    warned_episode: float | None = None  # episode start that already got its warning
 
     # --- derived values -------------------------------------------------------------
+
+    @property
+    def monetary(self) -> float:
+        """Lifetime net spend: purchases minus refunds, never below zero."""
+        return max(0.0, self.gross_spend - self.refunded)
 
     @property
     def repeat_purchases(self) -> int:
@@ -141,10 +149,16 @@ class UserState:
         if len(self.purchase_log) > PURCHASE_LOG_CAP:
             del self.purchase_log[0]
 
-    def log_order_id(self, order_id: str) -> None:
-        self.order_ids.append(order_id)
-        if len(self.order_ids) > PURCHASE_LOG_CAP * 2:
-            del self.order_ids[0]
+    def find_order(self, order_id: str) -> list[Any] | None:
+        for entry in self.order_log:
+            if entry[0] == order_id:
+                return entry
+        return None
+
+    def log_order(self, order_id: str, at: float, amount: float) -> None:
+        self.order_log.append([order_id, at, amount])
+        if len(self.order_log) > PURCHASE_LOG_CAP * 2:
+            del self.order_log[0]
 
     def log_alert(self, at: float) -> None:
         bisect.insort(self.alert_log, at)

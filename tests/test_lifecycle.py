@@ -1,0 +1,467 @@
+"""Lifecycle stages, P(alive) and the population model, driven through the Harness."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from streams.core import alerts
+from streams.core.population import Model, Sample, refit, user_hash
+from streams.core.state import CHURNED, DECLINING, GROWING, MATURE, NEW, UserState
+from streams.core.timefmt import rfc3339
+from streams.settings import Settings
+from streams.testing import Harness, make_event
+
+BASE = 1_767_225_600.0  # 2026-01-01T00:00Z, make_event's day 0 (a Thursday: a 7-day epoch)
+DAY = 86400.0
+
+HarnessFactory = Callable[..., Harness]
+
+
+def at(day: float) -> float:
+    return BASE + day * DAY
+
+
+def stamp(day: float) -> str:
+    return rfc3339(at(day))
+
+
+@pytest.fixture
+def harness() -> HarnessFactory:
+    """``harness(**overrides)``: a fresh deterministic processor with these settings."""
+
+    def build(**overrides: Any) -> Harness:
+        return Harness(Settings().with_overrides(**overrides))
+
+    return build
+
+
+def moves(h: Harness, user: str) -> list[tuple[str | None, str, str]]:
+    return [(t["from_stage"], t["to_stage"], t["reason"])
+            for t in h.transitions if t["user_id"] == user]
+
+
+def alerts_of(h: Harness, user: str, kind: str | None = None) -> list[dict[str, Any]]:
+    return [a for a in h.alerts if a["user_id"] == user and (kind is None or a["type"] == kind)]
+
+
+def control_user(want: bool, settings: Settings, prefix: str = "c") -> str:
+    """The first user id of the form prefix<n> whose control flag is ``want``."""
+    n = 0
+    while alerts.is_control(f"{prefix}{n}", settings) != want:
+        n += 1
+    return f"{prefix}{n}"
+
+
+# --- stages while active ----------------------------------------------------------------
+
+
+def test_first_event_starts_a_new_user(harness: HarnessFactory) -> None:
+    h = harness().send(make_event("u", "page_view", 0))
+    assert h.state("u").stage == NEW
+    assert moves(h, "u") == [(None, NEW, "first_seen")]
+
+
+def test_first_purchase_moves_new_to_growing(harness: HarnessFactory) -> None:
+    h = harness().send(make_event("u", "page_view", 0), make_event("u", "purchase", 1, amount=5.0))
+    assert h.state("u").stage == GROWING
+    assert moves(h, "u")[-1] == (NEW, GROWING, "first_purchase")
+
+
+def test_a_purchase_as_first_event_is_growing_at_once(harness: HarnessFactory) -> None:
+    h = harness().send(make_event("u", "purchase", 0, amount=5.0))
+    assert moves(h, "u") == [(None, GROWING, "first_seen")]
+
+
+@pytest.mark.parametrize("repeats", [1, 2, 5])
+def test_mature_after_the_configured_repeat_purchases(harness: HarnessFactory,
+                                                     repeats: int) -> None:
+    h = harness(mature_min_repeat_purchases=repeats)
+    for day in range(repeats):  # the first order and repeats-1 repeats: still growing
+        h.send(make_event("u", "purchase", day, amount=10.0))
+    assert h.state("u").stage == GROWING
+    h.send(make_event("u", "purchase", repeats, amount=10.0))
+    assert h.state("u").stage == MATURE
+    assert moves(h, "u")[-1] == (GROWING, MATURE, "repeat_milestone")
+
+
+# --- decline and churn by inactivity -------------------------------------------------------
+
+
+def test_buyer_declines_and_churns_on_the_population_rhythm(harness: HarnessFactory) -> None:
+    # purchase_cycle_days 30: decline after 1.5 gaps (45 days), churn after 3 (90 days)
+    h = harness().send(make_event("u", "purchase", 0, amount=20.0))
+    h.advance_days(44.99)
+    assert h.state("u").stage == GROWING
+    h.advance_days(45)
+    assert h.state("u").stage == DECLINING
+    warning, = alerts_of(h, "u", "churn_warning")
+    assert warning["detected_at"] == stamp(45)
+    assert warning["evidence"]["gap_source"] == "population"
+    assert warning["evidence"]["threshold_days"] == 45.0
+    h.advance_days(89.99)
+    assert h.state("u").stage == DECLINING
+    h.advance_days(90)
+    assert h.state("u").stage == CHURNED
+    recall, = alerts_of(h, "u", "recall_trigger")
+    assert recall["detected_at"] == stamp(90)
+    assert recall["evidence"]["threshold_days"] == 90.0
+    assert moves(h, "u")[1:] == [(GROWING, DECLINING, "inactivity"),
+                                 (DECLINING, CHURNED, "inactivity")]
+
+
+def test_own_rhythm_replaces_the_population_once_there_are_enough_orders(
+        harness: HarnessFactory) -> None:
+    # gaps of 10 days: own rhythm gives decline at last + 15, churn at last + 30
+    h = harness(own_rhythm_min_orders=3)
+    h.send(*(make_event("u", "purchase", d, amount=10.0) for d in (0, 10, 20)))
+    h.advance_days(34.99)
+    assert h.state("u").stage == GROWING
+    h.advance_days(35)
+    assert h.state("u").stage == DECLINING
+    h.advance_days(50)
+    assert h.state("u").stage == CHURNED
+    warning, recall = alerts_of(h, "u")
+    assert warning["evidence"]["gap_source"] == "own"
+    assert warning["evidence"]["usual_gap_days"] == 10.0
+    assert (warning["detected_at"], recall["detected_at"]) == (stamp(35), stamp(50))
+
+
+def test_too_few_orders_still_follow_the_population(harness: HarnessFactory) -> None:
+    h = harness(own_rhythm_min_orders=3)
+    h.send(*(make_event("u", "purchase", d, amount=10.0) for d in (0, 10)))
+    h.advance_days(54.99)  # population gap 30 from the last purchase (day 10): decline at 55
+    assert h.state("u").stage == GROWING
+    h.advance_days(55)
+    assert h.state("u").stage == DECLINING
+    assert alerts_of(h, "u")[0]["evidence"]["gap_source"] == "population"
+
+
+def test_activity_grace_keeps_a_browsing_buyer_out_of_decline(harness: HarnessFactory) -> None:
+    h = harness(activity_grace_days=7.0)
+    h.send(make_event("u", "purchase", 0, amount=10.0), make_event("u", "page_view", 44))
+    h.advance_days(50.99)  # the purchase is overdue since day 45, but they browsed on day 44
+    assert h.state("u").stage == GROWING
+    assert alerts_of(h, "u") == []
+    h.advance_days(51)
+    assert h.state("u").stage == DECLINING
+
+
+def test_floors_hold_the_thresholds_up_for_quick_buyers(harness: HarnessFactory) -> None:
+    # three orders 0.1 days apart: 1.5 and 3 gaps would be hours; the floors are 3 and 14 days
+    h = harness(activity_grace_days=0.0, min_decline_days=3.0, min_churn_days=14.0)
+    h.send(*(make_event("u", "purchase", d, amount=10.0) for d in (0.0, 0.1, 0.2)))
+    h.advance_days(3.19)
+    assert h.state("u").stage == GROWING
+    h.advance_days(14.2)
+    warning, recall = alerts_of(h, "u")
+    assert warning["evidence"]["threshold_days"] == 3.0
+    assert recall["evidence"]["threshold_days"] == 14.0
+    assert warning["detected_at"] == rfc3339(at(0.2) + 3 * DAY)
+    assert recall["detected_at"] == rfc3339(at(0.2) + 14 * DAY)
+
+
+def test_never_buyers_use_the_new_user_thresholds(harness: HarnessFactory) -> None:
+    h = harness(new_user_decline_days=5.0, new_user_churn_days=12.0)
+    h.send(make_event("u", "page_view", 0), make_event("u", "add_to_cart", 1))
+    h.advance_days(5.99)
+    assert h.state("u").stage == NEW
+    h.advance_days(13)
+    warning, recall = alerts_of(h, "u")
+    assert warning["evidence"]["gap_source"] == "new_user"
+    assert (warning["detected_at"], recall["detected_at"]) == (stamp(6), stamp(13))
+    assert warning["evidence"]["days_since_last_purchase"] is None
+    assert h.state("u").stage == CHURNED
+
+
+# --- coming back ------------------------------------------------------------------------
+
+
+def test_declining_buyer_recovers_on_activity(harness: HarnessFactory) -> None:
+    h = harness().send(make_event("u", "purchase", 0, amount=10.0)).advance_days(46)
+    assert h.state("u").stage == DECLINING
+    h.send(make_event("u", "product_view", 47))
+    assert h.state("u").stage == GROWING
+    last = h.transitions[-1]
+    assert (last["from_stage"], last["to_stage"], last["reason"]) == (DECLINING, GROWING,
+                                                                      "recovered")
+    assert last["reactivation"] is False and last["after_alert_id"] is None
+
+
+@pytest.mark.parametrize("control", [False, True])
+def test_churned_user_reactivates_after_the_recall(harness: HarnessFactory,
+                                                  control: bool) -> None:
+    h = harness()
+    user = control_user(control, h.settings)
+    h.send(make_event(user, "page_view", 0)).advance_days(31)
+    recall, = alerts_of(h, user, "recall_trigger")
+    assert recall["control"] is control
+    h.send(make_event(user, "search", 40))
+    back = h.transitions[-1]
+    assert (back["from_stage"], back["to_stage"], back["reason"]) == (CHURNED, NEW,
+                                                                      "reactivation")
+    assert back["reactivation"] is True
+    assert back["after_alert_id"] == recall["alert_id"]
+    assert back["after_alert_control"] is control
+    assert h.reactivations == ["control" if control else "treated"]
+
+
+def test_reactivation_without_a_recall_names_no_alert(harness: HarnessFactory) -> None:
+    h = harness(default_consent=[])  # nobody reachable: the recall is suppressed
+    h.send(make_event("u", "page_view", 0)).advance_days(31)
+    assert ("recall_trigger", "no_consent") in h.suppressed
+    h.send(make_event("u", "page_view", 40))
+    back = h.transitions[-1]
+    assert back["reason"] == "reactivation" and back["after_alert_id"] is None
+    assert h.reactivations == ["none"]
+
+
+def test_reactivation_requiring_a_purchase_ignores_browsing(harness: HarnessFactory) -> None:
+    h = harness(reactivation_requires="purchase")
+    h.send(make_event("u", "purchase", 0, amount=10.0)).advance_days(91)
+    assert h.state("u").stage == CHURNED
+    n = len(h.transitions)
+    h.send(make_event("u", "page_view", 95), make_event("u", "add_to_cart", 96))
+    assert h.state("u").stage == CHURNED
+    assert len(h.transitions) == n
+    h.send(make_event("u", "purchase", 97, amount=10.0))
+    assert h.state("u").stage == GROWING
+    assert h.transitions[-1]["reason"] == "reactivation"
+
+
+def test_activity_older_than_the_churn_is_late_activity(harness: HarnessFactory) -> None:
+    h = harness(allowed_lateness_seconds=DAY)
+    h.send(make_event("u", "page_view", 0)).advance_days(30)
+    assert h.state("u").stage == CHURNED
+    h.send(make_event("u", "page_view", 29.5))  # half a day behind the clock: still allowed
+    back = h.transitions[-1]
+    assert (back["from_stage"], back["to_stage"], back["reason"]) == (CHURNED, NEW,
+                                                                      "late_activity")
+    assert back["reactivation"] is False
+    assert h.reactivations == []
+
+
+def test_late_activity_undoes_a_churn_even_when_reactivation_needs_a_purchase(
+        harness: HarnessFactory) -> None:
+    """The same events in time order never churn the user; arriving half a day late must
+    not leave them churned (state is meant to be independent of arrival order)."""
+    in_order = harness(reactivation_requires="purchase")
+    in_order.send(make_event("u", "page_view", 0), make_event("u", "page_view", 29.5))
+    in_order.advance_days(30)
+    late = harness(reactivation_requires="purchase")
+    late.send(make_event("u", "page_view", 0)).advance_days(30)
+    late.send(make_event("u", "page_view", 29.5))
+    assert in_order.state("u").stage == NEW
+    assert late.state("u").stage == in_order.state("u").stage
+
+
+def test_declining_user_hit_by_late_activity_is_late_activity(harness: HarnessFactory) -> None:
+    h = harness().send(make_event("u", "page_view", 0)).advance_days(7.5)
+    assert h.state("u").stage == DECLINING
+    h.send(make_event("u", "page_view", 6.8))  # before the decline at day 7
+    assert moves(h, "u")[-1] == (DECLINING, NEW, "late_activity")
+
+
+@pytest.mark.parametrize("kind", ["message_opened", "message_clicked", "unsubscribe",
+                                  "resubscribe", "refund"])
+def test_our_own_contact_and_refunds_are_not_activity(harness: HarnessFactory,
+                                                     kind: str) -> None:
+    h = harness().send(make_event("u", "purchase", 0, amount=10.0)).advance_days(46)
+    h.send(make_event("u", kind, 47, channel="email", amount=1.0))
+    assert h.state("u").stage == DECLINING
+    assert h.state("u").last_active_at == at(0)
+
+
+def test_a_non_activity_first_event_is_not_activity(harness: HarnessFactory) -> None:
+    """Order independence: opening our e-mail (not activity) then a slightly older page view
+    must leave last activity at the page view, as the reverse arrival order does."""
+    h = harness().send(make_event("u", "message_opened", 1.0, channel="email"),
+                       make_event("u", "page_view", 0.9))
+    assert h.state("u").last_active_at == at(0.9)
+
+
+# --- funnel -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kinds, funnel", [
+    (["page_view"], "aware"),
+    (["page_view", "product_view"], "interested"),
+    (["search", "add_to_cart"], "cart"),
+    (["checkout_started", "purchase"], "purchased"),
+    (["purchase", "purchase"], "repeat"),
+    (["purchase", "share"], "advocate"),
+    (["purchase", "referral"], "advocate"),
+    (["share", "share"], "aware"),
+])
+def test_funnel_stage(harness: HarnessFactory, kinds: list[str], funnel: str) -> None:
+    h = harness()
+    for i, kind in enumerate(kinds):
+        h.send(make_event("u", kind, i, amount=10.0, order_id=f"o{i}"))
+    assert h.snapshot("u")["funnel_stage"] == funnel
+
+
+# --- P(alive) ---------------------------------------------------------------------------
+
+
+def test_one_time_buyer_is_not_certainly_alive_and_fades(harness: HarnessFactory) -> None:
+    h = harness().send(make_event("u", "purchase", 0, amount=30.0))
+    state = h.state("u")
+    values = [h.processor.snapshot(state, at(d))["p_alive"] for d in (0, 1, 10, 30, 90, 365)]
+    assert values[0] < 1.0  # MBG/NBD: the first purchase may already be the last
+    assert all(a > b for a, b in itertools.pairwise(values))
+    assert values[-1] < 0.5
+
+
+def test_churn_risk_is_at_least_the_chance_of_being_gone(harness: HarnessFactory) -> None:
+    # a buyer's risk is "no purchase within the churn threshold": gone, or alive but slow
+    h = harness().send(make_event("n", "page_view", 0),
+                       make_event("u", "purchase", 0, amount=30.0),
+                       make_event("u", "purchase", 20, amount=30.0)).advance_days(40)
+    snap = h.snapshot("u")
+    assert 0.0 < snap["p_alive"] < 1.0
+    assert 1.0 - snap["p_alive"] - 1e-6 <= snap["churn_risk"] <= 1.0
+    later = h.processor.snapshot(h.state("u"), at(120))
+    assert later["churn_risk"] > snap["churn_risk"]
+    never = h.snapshot("n")  # never bought: risk is just the chance of being gone
+    assert never["p_alive"] + never["churn_risk"] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_a_repeat_purchase_lifts_p_alive(harness: HarnessFactory) -> None:
+    once = harness().send(make_event("u", "purchase", 0, amount=10.0)).advance_days(30)
+    twice = harness().send(make_event("u", "purchase", 0, amount=10.0),
+                           make_event("u", "purchase", 29, amount=10.0)).advance_days(30)
+    assert twice.snapshot("u")["p_alive"] > once.snapshot("u")["p_alive"]
+
+
+def test_never_buyer_p_alive_halves_every_new_user_decline_period(
+        harness: HarnessFactory) -> None:
+    h = harness(new_user_decline_days=7.0).send(make_event("u", "page_view", 0))
+    state = h.state("u")
+    assert h.processor.snapshot(state, at(0))["p_alive"] == 1.0
+    assert h.processor.snapshot(state, at(7))["p_alive"] == pytest.approx(0.5)
+    assert h.processor.snapshot(state, at(14))["p_alive"] == pytest.approx(0.25)
+
+
+SNAPSHOT_FIELDS = {
+    "schema", "user_id", "lifecycle_stage", "churn_risk", "p_alive", "recency_days",
+    "frequency", "monetary", "orders", "monetary_90d", "value_tier", "role", "funnel_stage",
+    "first_seen_at", "last_event_at", "last_purchase_at", "avg_gap_days", "usual_active_hour",
+    "consent", "refunds", "alerts_sent", "last_alert_id",
+}
+
+
+def test_snapshot_fields(harness: HarnessFactory) -> None:
+    h = harness().send(make_event("u", "purchase", 0, amount=12.5),
+                       make_event("u", "purchase", 10, amount=7.5),
+                       make_event("u", "refund", 11, amount=5.0)).advance_days(20)
+    snap = h.snapshot("u")
+    assert SNAPSHOT_FIELDS <= set(snap)
+    assert snap["schema"] == "journey.user-state/1"
+    assert (snap["orders"], snap["frequency"], snap["monetary"]) == (2, 1, 15.0)
+    assert snap["recency_days"] == 10.0
+    assert snap["avg_gap_days"] == 10.0
+    assert snap["refunds"] == 1
+    assert snap["last_purchase_at"] == stamp(10)
+    assert snap["first_seen_at"] == stamp(0) and snap["last_event_at"] == stamp(11)
+
+
+# --- the population model ----------------------------------------------------------------
+
+
+def test_refit_happens_at_epoch_boundaries_of_stream_time(harness: HarnessFactory) -> None:
+    h = harness(refit_interval_days=7.0)
+    h.send(make_event("u", "page_view", 1))
+    assert h.processor.model.fitted_at is None
+    h.send(make_event("u", "page_view", 6.99))
+    assert h.processor.model.fitted_at is None
+    h.send(make_event("u", "page_view", 7.0))
+    assert h.processor.model.fitted_at == at(7)
+    h.advance_days(20.5)  # no events: the clock alone passes the day-14 boundary
+    assert h.processor.model.fitted_at == at(14)
+    assert at(14) % (7 * DAY) == 0.0
+
+
+def test_refit_never_sees_events_after_its_instant(harness: HarnessFactory) -> None:
+    h = harness(refit_min_buyers=5, refit_interval_days=7.0, top_tier_share=0.1)
+    for i, spend in enumerate((10.0, 20.0, 30.0, 40.0, 50.0)):
+        h.send(make_event(f"b{i}", "purchase", 1 + i, amount=spend))
+    h.send(make_event("b4", "purchase", 8, amount=1000.0),  # after the refit at day 7
+           *(make_event(f"late{i}", "purchase", 8 + i * 0.1, amount=5.0) for i in range(5)))
+    model = h.processor.model
+    assert model.fitted_at == at(7)
+    assert model.buyers == 5
+    assert model.top_min == 50.0  # b4's day-8 order is not in it
+    h.advance_days(14)
+    assert h.processor.model.buyers == 10
+    assert h.processor.model.top_min == 1050.0
+
+
+def test_refit_sample_is_bottom_k_by_hash_whatever_the_arrival_order() -> None:
+    users = [f"user-{i}" for i in range(300)]
+    expected = sorted(sorted(users, key=user_hash)[:40])
+    for seed in range(5):
+        shuffled = users[:]
+        random.Random(seed).shuffle(shuffled)
+        sample = Sample(40)
+        for u in shuffled + shuffled[:50]:  # offered again: no effect
+            sample.offer(u)
+        assert sorted(sample._members) == expected  # the members, whatever the heap order
+        assert len(sample) == 40
+
+
+def test_refit_is_the_same_whatever_the_arrival_order(harness: HarnessFactory) -> None:
+    events = []
+    for i in range(60):
+        events.append(make_event(f"u{i}", "purchase", 1.0, amount=float(10 + i % 13)))
+        if i % 3 == 0:
+            events.append(make_event(f"u{i}", "purchase", 2.0 + (i % 4), amount=5.0))
+    events.sort(key=lambda e: e.occurred_at)
+    models = []
+    for seed in range(3):
+        # shuffle only among events of the same time: the same stream, another interleaving
+        rng = random.Random(seed)
+        tiebreak = {e.event_id: rng.random() for e in events}
+        order = sorted(events, key=lambda e: (e.occurred_at, tiebreak[e.event_id]))
+        assert seed == 0 or order != events
+        h = harness(refit_min_buyers=10, population_sample_size=40).send(*order)
+        h.advance_days(8)
+        models.append(h.processor.model.to_list())
+    assert models[0] == models[1] == models[2]
+    assert models[0][1] is not None  # tiers exist: the fit really ran
+
+
+def test_refit_function_uses_states_as_given() -> None:
+    settings = Settings().with_overrides(refit_min_buyers=3)
+    states = []
+    for i, spend in enumerate((5.0, 15.0, 25.0, 35.0)):
+        s = UserState(user_id=f"u{i}", first_seen_at=at(0), last_event_at=at(i),
+                      last_active_at=at(i), orders=2, first_purchase_at=at(0),
+                      last_purchase_at=at(1 + i), gross_spend=spend)
+        states.append(s)
+    model = refit(Model.prior(settings), states, at(10), settings)
+    assert model.fitted_at == at(10) and model.buyers == 4
+    assert (model.top_min, model.middle_min) == (35.0, 25.0)
+    too_few = refit(Model.prior(settings), states[:2], at(10), settings)
+    assert too_few.top_min is None and too_few.params == Model.prior(settings).params
+
+
+def test_refit_moves_population_rhythm_deadlines(harness: HarnessFactory) -> None:
+    """After a re-fit shortens the population gap (30 -> 2 days), a one-time buyer who is
+    on the population rhythm must decline and churn on the new thresholds, warning first,
+    not sit on the deadline computed from the old model and then skip the warning."""
+    h = harness(refit_min_buyers=5)
+    events = [make_event(f"b{i}", "purchase", d + i * 0.01, amount=10.0 + i)
+              for i in range(12) for d in (0.0, 2.0, 4.0, 6.0)]
+    events.append(make_event("x", "purchase", 6.5, amount=20.0))
+    h.send(*sorted(events, key=lambda e: e.occurred_at)).advance_days(8)
+    assert h.processor.model.gap_days == 2.0
+    # new thresholds: decline max(3, 1.5*2) days after day 6.5 but not before the activity
+    # grace ends (day 13.5); churn max(14, 3*2) days after day 6.5 -> day 20.5
+    h.advance_days(21)
+    kinds = [a["type"] for a in alerts_of(h, "x")]
+    assert kinds == ["churn_warning", "recall_trigger"]
+    assert alerts_of(h, "x", "recall_trigger")[0]["detected_at"] == stamp(20.5)
