@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from agents.broker import _die_with_parent
 from streams.settings import ENV_PREFIX, Settings
 
 STOP_GRACE = 15.0  # seconds between SIGTERM and SIGKILL
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")  # faust writes terminal codes to its log
 
 # A weekly rhythm: alerts come within simulated days, and the days still make sense.
 DEMO_THRESHOLDS: dict[str, Any] = {
@@ -108,7 +110,7 @@ class WorkerProcess:
         faust restarts without the process dying)."""
         try:
             with open(self.log_path, errors="replace") as fh:
-                return [line.rstrip() for line in fh
+                return [_ANSI.sub("", line).rstrip() for line in fh
                         if " ERROR " in line or " CRITICAL " in line]
         except OSError:
             return []

@@ -33,11 +33,12 @@ class Metrics:
             "journey_event_age_seconds", "Event time to state applied.",
             buckets=EVENT_AGE_BUCKETS, registry=r)
         self.processing_latency = Histogram(
-            "journey_processing_latency_seconds", "Message received to its outputs sent.",
+            "journey_processing_latency_seconds", "Time to apply one consumed batch and "
+            "flush its state and outputs to the broker.",
             buckets=LATENCY_BUCKETS, registry=r)
         self.alert_latency = Histogram(
-            "journey_alert_latency_seconds", "Timer deadline (or triggering event) to alert "
-            "published.", buckets=LATENCY_BUCKETS, registry=r)
+            "journey_alert_latency_seconds", "Broker timestamp of the record that triggered "
+            "an alert (an event or a tick) to the alert's publication.", buckets=LATENCY_BUCKETS, registry=r)
         self.consumer_lag = Gauge(
             "journey_consumer_lag", "Records behind the end of the input partition.",
             ["partition"], registry=r)
@@ -66,9 +67,11 @@ class Metrics:
         self.timers_pending = Gauge(
             "journey_timers_pending", "Users with a pending inactivity deadline.", registry=r)
         self.timer_backlog = Gauge(
-            "journey_timer_backlog", "Deadlines already due but not yet fired.", registry=r)
+            "journey_timer_backlog", "Deadlines already due by the wall clock but not yet "
+            "fired (ticks falling behind).", registry=r)
         self.sweep_duration = Histogram(
-            "journey_sweep_duration_seconds", "Time one timer sweep took.",
+            "journey_sweep_duration_seconds", "Time one tick's timer sweep took (firing what "
+            "was due in one partition).",
             buckets=LATENCY_BUCKETS, registry=r)
         self.model_refits = Counter(
             "journey_model_refits_total", "Population model re-fits.", registry=r)

@@ -214,7 +214,9 @@ class Pipeline:
                 self.consumed_repartition[rec.partition] = rec.offset
             kind = rec.headers.get(KIND_HEADER)
             if kind == TICK:
+                started = time.perf_counter()
                 proc.advance(float(rec.value or b"0"), self.out)
+                m.sweep_duration.observe(time.perf_counter() - started)
             elif kind == FEEDBACK:
                 proc.process(decode_feedback(rec.value or b"{}"), self.out)
             else:
@@ -283,7 +285,7 @@ class Pipeline:
                               [(SCHEMA_HEADER, alert["schema"].encode())],
                               source_time=rec.timestamp))
         for tr in out.transitions:
-            m.transitions.labels(str(tr["from_stage"]), tr["to_stage"]).inc()
+            m.transitions.labels(tr["from_stage"] or "none", tr["to_stage"]).inc()
             sends.append(Send(topics.transitions, tr["user_id"].encode(), orjson.dumps(tr),
                               [(SCHEMA_HEADER, tr["schema"].encode())]))
         for fb in out.feedback:
@@ -317,7 +319,7 @@ class Pipeline:
         consumed = self.consumed.get(partition, -1)
         self.metrics.consumer_lag.labels(label).set(max(0, highwater - (consumed + 1)))
 
-    def refresh_gauges(self) -> None:
+    def refresh_gauges(self, now: float | None = None) -> None:
         m = self.metrics
         stages: dict[str, int] = {}
         funnel: dict[int, int] = {}
@@ -334,7 +336,7 @@ class Pipeline:
                 if stage not in ("declining", "churned"):
                     active += count
             pending += len(proc.index)
-            backlog += proc.index.due_count(proc.clock)
+            backlog += proc.index.due_count(self.wall_clock() if now is None else now)
         from streams.core.state import FUNNEL, STAGES
 
         for s in STAGES:

@@ -151,7 +151,6 @@ def _wire(rt: Runtime) -> None:
 
     @app.timer(interval=2.0, on_leader=False)
     async def gauges() -> None:
-        started = time.perf_counter()
         rt.pipeline.refresh_gauges()
         owned = _owned(app, topics.events)
         rt.metrics.assigned_partitions.set(len(owned))
@@ -159,7 +158,6 @@ def _wire(rt: Runtime) -> None:
             high = app.consumer.highwater(tp) if app.consumer else None
             if high is not None and high >= 0:
                 rt.pipeline.set_lag(tp.partition, high)
-        rt.metrics.sweep_duration.observe(time.perf_counter() - started)
 
     @app.timer(interval=3.0, on_leader=False)
     async def watchdog() -> None:

@@ -124,7 +124,8 @@ class Settings:
         "(personal attention first).", "alerts")
 
     # --- Kafka and the worker ---
-    broker: str = _f("", "Kafka bootstrap servers; empty means start the embedded broker.",
+    broker: str = _f("", "Kafka bootstrap servers (host:port,...). Required by `worker`, "
+                     "`produce` and `tail`; `journey demo` starts an embedded broker itself.",
                      "kafka")
     app_id: str = _f("journey", "Kafka consumer group and faust app id.", "kafka")
     topic_prefix: str = _f("journey.", "Prefix of every topic journey reads or writes.", "kafka")

@@ -23,17 +23,15 @@ from prometheus_client.metrics import MetricWrapperBase
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gen_contract_docs import render_contracts  # noqa: E402
+from gen_contract_docs import render_contracts
 
-from agents.metrics import Metrics  # noqa: E402
-from streams.settings import settings_markdown  # noqa: E402
+from agents.metrics import Metrics
+from streams.settings import settings_markdown
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"
 METRICS_BEGIN = "<!-- BEGIN GENERATED: metrics (tools/gen_docs.py); do not edit by hand -->"
 METRICS_END = "<!-- END GENERATED: metrics -->"
-# What each type exposes beyond its name, as Prometheus scrapes it.
-SUFFIXES = {"counter": ("_total",), "gauge": ("",), "histogram": ("_bucket", "_sum", "_count")}
 
 
 def _cell(text: str) -> str:
@@ -46,9 +44,10 @@ def metric_rows() -> list[tuple[str, str, tuple[str, ...], str]]:
     for collector in vars(Metrics()).values():
         if not isinstance(collector, MetricWrapperBase):
             continue
-        kind = collector._type  # prometheus_client keeps these private; stable for years
-        name = collector._name + ("_total" if kind == "counter" else "")
-        rows.append((name, kind, tuple(collector._labelnames), collector._documentation))
+        kind = str(collector._type)  # prometheus_client keeps these private; long stable
+        name = str(collector._name) + ("_total" if kind == "counter" else "")
+        rows.append((name, kind, tuple(map(str, collector._labelnames)),
+                     str(collector._documentation)))
     return rows
 
 
