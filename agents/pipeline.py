@@ -112,7 +112,20 @@ class WriteBack(MutableMapping[str, UserState]):
         raise TypeError("user state is never deleted by the processor")
 
     def __iter__(self) -> Any:
-        return iter(self.table)
+        return (k for k, _ in self.items())
+
+    def items(self) -> Any:  # type: ignore[override]
+        """User states only (the table also holds partition contexts), newest first."""
+        dirty = self.dirty
+        for key, value in list(self.table.items()):
+            if key in dirty:
+                yield key, dirty[key]
+            elif isinstance(value, UserState):
+                yield key, value
+        table = self.table
+        for key, value in list(dirty.items()):
+            if key not in table:
+                yield key, value
 
     def __len__(self) -> int:
         return len(self.table)
@@ -218,7 +231,7 @@ class Pipeline:
                 proc.advance(float(rec.value or b"0"), self.out)
                 m.sweep_duration.observe(time.perf_counter() - started)
             elif kind == FEEDBACK:
-                proc.process(decode_feedback(rec.value or b"{}"), self.out)
+                proc.process(decode_feedback(rec.value or b"{}"), self.out, feedback=True)
             else:
                 m.events_consumed.labels(rec.topic).inc()
                 got = decode(rec.value if rec.value is not None else b"", max_bytes=max_bytes)

@@ -101,7 +101,7 @@ class Replay:
                 event, out, received_at=self.received_at)
             while out.feedback:
                 fb = out.feedback.pop()
-                processors[partition_for(fb.user_id, n_parts)].process(fb, out)
+                processors[partition_for(fb.user_id, n_parts)].process(fb, out, feedback=True)
             if out.transitions or out.alerts or out.rejected or out.suppressed \
                     or out.duplicates or out.refits:
                 self._drain()

@@ -45,7 +45,7 @@ class Harness:
         for e in events:
             self.processor.process(e, self.out, position=position, received_at=received_at)
             while self.out.feedback:
-                self.processor.process(self.out.feedback.pop(), self.out)
+                self.processor.process(self.out.feedback.pop(), self.out, feedback=True)
             self._collect()
         return self
 

@@ -115,8 +115,12 @@ class PartitionProcessor:
     # --- the two ways time moves ----------------------------------------------------
 
     def process(self, event: Event, out: Outputs, *, received_at: float | None = None,
-                position: int | None = None) -> None:
-        """Apply one decoded event (at-least-once safe: duplicates change nothing)."""
+                position: int | None = None, feedback: bool = False) -> None:
+        """Apply one decoded event (at-least-once safe: duplicates change nothing).
+
+        ``feedback`` marks journey's own news from another partition (a referral credit):
+        it travels a repartition hop, so it is exempt from the lateness cut-off.
+        """
         state = self.store.get(event.user_id)
         if state is not None and (
                 (position is not None and position <= state.max_position)
@@ -129,7 +133,7 @@ class PartitionProcessor:
                 "future_timestamp", f"occurred_at is {t - received_at:.0f}s after it was "
                 f"received (allowed skew {self._skew:.0f}s)", event))
             return
-        if t < self.clock - self._lateness:
+        if t < self.clock - self._lateness and not feedback:
             out.rejected.append(Rejected(
                 "too_late", f"occurred_at is {self.clock - t:.0f}s behind the partition clock "
                 f"(allowed lateness {self._lateness:.0f}s)", event))
