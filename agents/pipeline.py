@@ -85,8 +85,10 @@ class WriteBack(MutableMapping[str, UserState]):
     """A processor's view of the table: reads through, writes held until the batch ends,
     so a user touched by many events in a batch costs one changelog record."""
 
-    def __init__(self, table: MutableMapping[str, Any]) -> None:
+    def __init__(self, table: MutableMapping[str, Any],
+                 write: Callable[[str, Any], None] | None = None) -> None:
         self.table = table
+        self.write = write or table.__setitem__
         self.dirty: dict[str, UserState] = {}
 
     def __getitem__(self, key: str) -> UserState:
@@ -131,21 +133,23 @@ class WriteBack(MutableMapping[str, UserState]):
         return len(self.table)
 
     def flush(self) -> None:
+        write = self.write
         for key, value in self.dirty.items():
-            self.table[key] = value
+            write(key, value)
         self.dirty.clear()
 
 
 class Pipeline:
     def __init__(self, settings: Settings, topics: Topics, metrics: Metrics,
                  table: MutableMapping[str, Any],
-                 wall_clock: Callable[[], float] = time.time) -> None:
+                 wall_clock: Callable[[], float] = time.time,
+                 write: Callable[[str, Any], None] | None = None) -> None:
         self.settings = settings
         self.topics = topics
         self.metrics = metrics
         self.table = table
         self.wall_clock = wall_clock
-        self.store = WriteBack(table)
+        self.store = WriteBack(table, write)
         self.processors: dict[int, PartitionProcessor] = {}
         self._ctx_keys: dict[int, str] = {}
         self._touched: set[int] = set()
@@ -263,7 +267,7 @@ class Pipeline:
                 ctx = proc.context()
                 ctx["consumed"] = self.consumed.get(p, -1)
                 ctx["consumed_repartition"] = self.consumed_repartition.get(p, -1)
-                self.table[key] = ctx
+                self.store.write(key, ctx)
         self._touched.clear()
         return written
 

@@ -29,6 +29,7 @@ from agents.kafka_config import kafka_kwargs
 from agents.metrics import Metrics
 from agents.pipeline import TICK, Pipeline, Record, Send, tick_value
 from agents.topics import KIND_HEADER, Topics
+from streams.core.partitioning import partition_for
 from streams.settings import Settings
 
 log = logging.getLogger("journey.worker")
@@ -106,8 +107,16 @@ def build(settings: Settings, bootstrap: str, metrics: Metrics | None = None) ->
     table = app.Table("users", partitions=settings.partitions,
                       schema=faust.Schema(key_type=str, key_serializer="raw",
                                           value_serializer=codec.CODEC_NAME),
-                      use_partitioner=True)
-    pipeline = Pipeline(settings, topics, metrics, table)
+                      use_partitioner=True)  # keys live on their murmur2 partition
+    n = settings.partitions
+
+    def write(key: str, value: Any) -> None:
+        # our own partition choice: faust's partitioner needs producer metadata for the
+        # changelog topic, which it may not have yet right after the topic is created
+        table.data[key] = value
+        table.send_changelog(partition_for(key, n), key, value)
+
+    pipeline = Pipeline(settings, topics, metrics, table, write=write)
     rt = Runtime(settings, topics, metrics, app, table, pipeline, bootstrap=bootstrap)
     _wire(rt)
     return rt
