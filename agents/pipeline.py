@@ -156,6 +156,7 @@ class Pipeline:
         self.consumed: dict[int, int] = {}  # newest input offset seen, ticks included
         self.consumed_repartition: dict[int, int] = {}
         self._lag_labels: set[str] = set()
+        self._applied: dict[str, int] = {}
         self.out = Outputs()
 
     # --- partitions ------------------------------------------------------------------
@@ -222,6 +223,8 @@ class Pipeline:
         n = self.settings.partitions
         events_topic = self.topics.events
         max_bytes = self.settings.max_event_bytes
+        consumed: dict[str, int] = {}
+        applied: dict[str, int] = self._applied
         for rec in records:
             proc = self.processor(rec.partition)
             self._touched.add(rec.partition)
@@ -237,7 +240,7 @@ class Pipeline:
             elif kind == FEEDBACK:
                 proc.process(decode_feedback(rec.value or b"{}"), self.out, feedback=True)
             else:
-                m.events_consumed.labels(rec.topic).inc()
+                consumed[rec.topic] = consumed.get(rec.topic, 0) + 1
                 got = decode(rec.value if rec.value is not None else b"", max_bytes=max_bytes)
                 if isinstance(got, Rejection):
                     self.out_dead(sends, got.reason, got.message, rec, got.event_id,
@@ -253,6 +256,11 @@ class Pipeline:
                 position = rec.offset if rec.topic == events_topic else None
                 proc.process(got, self.out, received_at=rec.timestamp, position=position)
             self._drain(rec, sends)
+        for topic, count in consumed.items():  # counted per batch: labels() is not free
+            m.events_consumed.labels(topic).inc(count)
+        for kind, count in applied.items():
+            m.events_applied.labels(kind).inc(count)
+        applied.clear()
         return sends
 
     def commit_state(self) -> int:
@@ -286,8 +294,9 @@ class Pipeline:
         out, m, topics = self.out, self.metrics, self.topics
         if out.applied:
             now = self.wall_clock()
+            applied = self._applied
             for e in out.applied:
-                m.events_applied.labels(e.type).inc()
+                applied[e.type] = applied.get(e.type, 0) + 1
                 m.event_age.observe(max(0.0, now - e.occurred_at))
         if out.duplicates:
             m.events_duplicate.inc(out.duplicates)
