@@ -81,6 +81,15 @@ def decode_feedback(raw: bytes) -> Event:
                  properties=d.get("properties") or {})
 
 
+def _decoded(value: Any) -> Any:
+    """Table values are objects in a memory store, codec bytes in RocksDB."""
+    if isinstance(value, bytes):
+        from agents.codec import loads
+
+        return loads(value)
+    return value
+
+
 class WriteBack(MutableMapping[str, UserState]):
     """A processor's view of the table: reads through, writes held until the batch ends,
     so a user touched by many events in a batch costs one changelog record."""
@@ -95,7 +104,7 @@ class WriteBack(MutableMapping[str, UserState]):
         got = self.dirty.get(key)
         if got is not None:
             return got
-        value = self.table[key]
+        value = _decoded(self.table[key])
         if not isinstance(value, UserState):
             raise KeyError(key)
         return value
@@ -104,7 +113,7 @@ class WriteBack(MutableMapping[str, UserState]):
         got = self.dirty.get(key)
         if got is not None:
             return got
-        value = self.table.get(key)
+        value = _decoded(self.table.get(key))
         return value if isinstance(value, UserState) else default
 
     def __setitem__(self, key: str, value: UserState) -> None:
@@ -120,6 +129,9 @@ class WriteBack(MutableMapping[str, UserState]):
         """User states only (the table also holds partition contexts), newest first."""
         dirty = self.dirty
         for key, value in list(self.table.items()):
+            if isinstance(key, bytes):
+                key = key.decode()
+            value = _decoded(value)
             if key in dirty:
                 yield key, dirty[key]
             elif isinstance(value, UserState):
@@ -143,7 +155,9 @@ class Pipeline:
     def __init__(self, settings: Settings, topics: Topics, metrics: Metrics,
                  table: MutableMapping[str, Any],
                  wall_clock: Callable[[], float] = time.time,
-                 write: Callable[[str, Any], None] | None = None) -> None:
+                 write: Callable[[str, Any], None] | None = None,
+                 prepare: Callable[[], None] | None = None) -> None:
+        self.prepare = prepare  # run before a partition is restored from the table
         self.settings = settings
         self.topics = topics
         self.metrics = metrics
@@ -172,9 +186,10 @@ class Pipeline:
         key = self._ctx_keys.setdefault(partition, ctx_key(partition, n))
         proc = PartitionProcessor(self.settings, self.store, partition,
                                   owns=lambda user_id: partition_for(user_id, n) == partition)
-        ctx = self.table.get(key)
-        states = (v for k, v in list(self.table.items())
-                  if isinstance(v, UserState) and partition_for(k, n) == partition)
+        if self.prepare is not None:
+            self.prepare()
+        ctx = _decoded(self.table.get(key))
+        states = (v for k, v in self.store.items() if partition_for(k, n) == partition)
         proc.restore(ctx if isinstance(ctx, dict) else None, states)
         if isinstance(ctx, dict):
             self.consumed[partition] = int(ctx.get("consumed", -1))
@@ -209,8 +224,8 @@ class Pipeline:
         return gaps
 
     def context(self, partition: int) -> dict[str, Any] | None:
-        ctx = self.table.get(self._ctx_keys.get(partition) or ctx_key(
-            partition, self.settings.partitions))
+        key = self._ctx_keys.get(partition) or ctx_key(partition, self.settings.partitions)
+        ctx = _decoded(self.table.get(key))
         return ctx if isinstance(ctx, dict) else None
 
     # --- the batch -------------------------------------------------------------------

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import sys
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -39,6 +41,8 @@ BATCH_WITHIN = 0.05  # seconds: a batch waits at most this long to fill
 # Offsets never go backwards on a healthy broker; the slack absorbs the embedded broker's
 # end offsets, which can lag by up to one record batch.
 DATA_LOSS_SLACK = 1000
+EXIT_FATAL = 3
+FATAL_GRACE_SECONDS = 2.0  # long enough for a probe to see /health answer 503
 
 
 class FatalFault(RuntimeError):
@@ -110,22 +114,32 @@ def build(settings: Settings, bootstrap: str, metrics: Metrics | None = None) ->
         broker_commit_interval=1.0,
         table_cleanup_interval=3600.0,
     )
-    table = app.Table("users", partitions=settings.partitions,
-                      schema=faust.Schema(key_type=str, key_serializer="raw",
-                                          value_serializer=codec.CODEC_NAME),
-                      use_partitioner=True)  # keys live on their murmur2 partition
+    # Keys and values travel as raw bytes (our codec); faust's default JSON would turn the
+    # recovered states into dicts.
+    table = app.Table("users", partitions=settings.partitions, key_type=bytes,
+                      value_type=bytes, use_partitioner=True)
     n = settings.partitions
+    in_memory = settings.store.startswith("memory")
     pending_changelog: list[tuple[str, int, bytes, bytes]] = []
 
     def write(key: str, value: Any) -> None:
         # Held for a direct producer send after the batch (faster than faust's send_soon
         # buffer, measured), on our own partition choice: faust's partitioner needs
         # producer metadata for the changelog topic, which it may not have yet.
-        table.data[key] = value
-        pending_changelog.append((key, partition_for(key, n), key.encode(),
-                                  codec.dumps(value)))
+        raw = codec.dumps(value)
+        table.data[key] = value if in_memory else raw
+        pending_changelog.append((key, partition_for(key, n), key.encode(), raw))
 
-    pipeline = Pipeline(settings, topics, metrics, table, write=write)
+    def normalise() -> None:
+        """Recovered entries arrive as raw bytes: decode them once (memory store)."""
+        if not in_memory:
+            return
+        data = table.data.data
+        for key in [k for k in data if isinstance(k, bytes)]:
+            value = data.pop(key)
+            data[key.decode()] = codec.loads(value) if isinstance(value, bytes) else value
+
+    pipeline = Pipeline(settings, topics, metrics, table, write=write, prepare=normalise)
     rt = Runtime(settings, topics, metrics, app, table, pipeline, bootstrap=bootstrap,
                  pending_changelog=pending_changelog)
     _wire(rt)
@@ -209,13 +223,11 @@ def _make_revoke_handler(rt: Runtime) -> Any:
 
 
 async def _publish(rt: Runtime, sends: list[Send]) -> None:
-    """State records, then outputs, all awaited: the batch's offsets are acknowledged
-    only after everything it produced is on the broker."""
+    """Outputs first, then the state records that remember them, all awaited before the
+    batch's offsets are acknowledged. In that order a crash can re-send an alert (same
+    id, subscribers dedupe) but never leave state claiming an alert nobody received."""
     producer = rt.app.producer
-    changelog = rt.table.changelog_topic.get_topic_name()
-    futures = [await producer.send(changelog, kb, vb, p, None, None)
-               for _, p, kb, vb in rt.pending_changelog]
-    rt.pending_changelog.clear()
+    futures = []
     alert_futures = []
     for s in sends:
         fut = await producer.send(s.topic, s.key, s.value, s.partition, None, s.headers)
@@ -228,6 +240,12 @@ async def _publish(rt: Runtime, sends: list[Send]) -> None:
     for fut, source_time in alert_futures:
         await fut
         rt.metrics.alert_latency.observe(max(0.0, time.time() - source_time))
+    changelog = rt.table.changelog_topic.get_topic_name()
+    state = [await producer.send(changelog, kb, vb, p, None, None)
+             for _, p, kb, vb in rt.pending_changelog]
+    rt.pending_changelog.clear()
+    if state:
+        await asyncio.gather(*state)
 
 
 async def _check_broker(rt: Runtime) -> None:
@@ -276,11 +294,16 @@ async def _check_broker(rt: Runtime) -> None:
 
 
 async def _fatal(rt: Runtime, message: str) -> None:
+    """Report unhealthy, then leave with exit code 3. There is nothing safe to commit
+    when the broker lost our data, so no graceful shutdown is attempted (faust's own
+    shutdown against a wiped broker can hang or crash with another exit code)."""
     rt.fatal.append(message)
     rt.metrics.healthy.set(0)
-    log.critical("FATAL: %s; stopping", message)
-    asyncio.get_running_loop().call_soon(_stop_soon, rt)
+    log.critical("FATAL: %s; exiting with code %d", message, EXIT_FATAL)
+    asyncio.get_running_loop().call_later(FATAL_GRACE_SECONDS, _hard_exit)
 
 
-def _stop_soon(rt: Runtime) -> None:
-    asyncio.ensure_future(rt.app.stop())
+def _hard_exit() -> None:
+    logging.shutdown()
+    sys.stderr.flush()
+    os._exit(EXIT_FATAL)

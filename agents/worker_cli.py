@@ -45,9 +45,13 @@ def serve(settings: Settings, bootstrap: str) -> int:
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
         if rt.fatal:
+            print(f"journey worker: stopped on a fatal fault: {rt.fatal[0]}", file=sys.stderr)
             return EXIT_FATAL
         return code
     except Exception as exc:  # a crash faust re-raised at shutdown
+        if rt.fatal:
+            print(f"journey worker: stopped on a fatal fault: {rt.fatal[0]}", file=sys.stderr)
+            return EXIT_FATAL
         print(f"journey worker: crashed: {exc!r}", file=sys.stderr)
         return 1
     return EXIT_FATAL if rt.fatal else 0

@@ -1,0 +1,193 @@
+"""The live worker end to end on the embedded broker: a synthetic storefront's history in,
+alerts, transitions, user state and metrics out, then an inactivity alert driven by the
+worker's own wall-clock ticks alone."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import Counter, defaultdict
+from typing import Any
+
+import pytest
+from worker_harness import (  # noqa: F401 - `workers` is a fixture
+    PARTITIONS,
+    Workers,
+    all_topics,
+    consume,
+    event_time,
+    header,
+    produce_events,
+    rfc3339,
+    sentinels,
+    topic_suffixes,
+    values,
+    workers,
+)
+
+import schemas
+from agents.topics import SCHEMA_HEADER
+from schemas import parse_date_time
+from streams.settings import Settings
+from streams.synth import SynthConfig, generate
+
+pytestmark = pytest.mark.kafka
+
+DAY = 86400.0
+# Tiny thresholds for users who never bought, so one fresh user goes quiet within seconds.
+DECLINE_DAYS = 0.0002  # 17.28 s
+CHURN_DAYS = 0.0004
+
+
+def _when(text: str) -> float:
+    parsed = parse_date_time(text)
+    assert parsed is not None, text
+    return parsed[0]
+
+
+def _at_least(n: float) -> Any:
+    return lambda records: len(records) >= n
+
+
+def test_history_in_alerts_state_and_metrics_out_then_a_tick_driven_alert(
+        broker: Any, kafka_settings: Settings, make_topics: Any, workers: Workers) -> None:  # noqa: F811
+    s = kafka_settings
+    topics = all_topics(s)
+    make_topics(*topic_suffixes(s), partitions=PARTITIONS)
+    now = time.time()
+    history, _truth = generate(SynthConfig(users=300, days=60, start=now - 70 * DAY, seed=11))
+    events = [e for e in history if isinstance(e, dict)]
+    last = max(event_time(e) for e in events)
+    done = sentinels(last + 1.0)
+    produced = produce_events(s.broker, topics.events, [*events, *done])
+
+    worker = workers.start(s, new_user_decline_days=DECLINE_DAYS,
+                           new_user_churn_days=CHURN_DAYS)
+    worker.wait_ready()
+    worker.wait_for(lambda: all(worker.user(e["user_id"]) for e in done), 180,
+                    "the history to be applied (every partition's sentinel in /users)")
+
+    # --- metrics: every input event applied, the rest of the series present ---
+    m = worker.metrics()
+    applied_inputs = sum(v for (name, labels), v in m.items()
+                         if name == "journey_events_applied_total"
+                         and dict(labels).get("type") != "referral_converted")
+    assert applied_inputs == produced, (applied_inputs, produced)
+    assert worker.metric("journey_events_consumed_total", m, topic=topics.events) >= produced
+    users = {e["user_id"] for e in events} | {e["user_id"] for e in done}
+    assert worker.metric("journey_assigned_partitions", m) == PARTITIONS
+    assert worker.metric("journey_healthy", m) == 1
+    assert worker.metric("journey_lifecycle_transitions_total", m) >= len(users)
+    warned = worker.metric("journey_alerts_total", m, type="churn_warning")
+    recalled = worker.metric("journey_alerts_total", m, type="recall_trigger")
+    assert warned > 0 and recalled > 0, (warned, recalled)
+    assert worker.metric("journey_model_refits_total", m) > 0
+    assert worker.metric("journey_processing_latency_seconds_count", m) > 0
+    # the stage gauge is refreshed every 2 s
+    worker.wait_for(lambda: worker.metric("journey_users") == len(users), 30,
+                    f"journey_users to count {len(users)} users")
+
+    # --- alerts on their topics, valid, with their schema header ---
+    for topic, kind, want in ((topics.churn_warnings, "churn-warning", warned),
+                              (topics.recall_triggers, "recall-trigger", recalled)):
+        records = consume(s.broker, topic, until=_at_least(want), timeout=60)
+        assert len(records) >= want, f"{topic}: {len(records)} records, metric says {want}"
+        check = schemas.validator(kind)
+        for rec, alert in zip(records, values(records), strict=True):
+            check(alert)
+            assert header(rec, SCHEMA_HEADER) == alert["schema"].encode()
+            assert alert["user_id"] in users
+            assert rec.key == alert["user_id"].encode()
+        ids = [a["alert_id"] for a in values(records)]
+        assert len(set(ids)) == len(ids), f"{topic} repeats alert ids"
+
+    # --- lifecycle transitions: every user's first sighting, all valid ---
+    total_tr = worker.metric("journey_lifecycle_transitions_total")
+    records = consume(s.broker, topics.transitions, until=lambda rs: len(rs) >= total_tr,
+                      timeout=60)
+    check = schemas.validator("lifecycle-transition")
+    first_seen = set()
+    for rec, tr in zip(records, values(records), strict=True):
+        check(tr)
+        assert header(rec, SCHEMA_HEADER) == b"journey.lifecycle-transition/1"
+        if tr["from_stage"] is None:
+            first_seen.add(tr["user_id"])
+    assert first_seen == users
+    assert {tr["to_stage"] for tr in values(records)} >= {"declining", "churned"}
+
+    # --- /users/{id}: each user's state, consistent with their events ---
+    purchases: Counter[str] = Counter()
+    last_seen: dict[str, float] = defaultdict(float)
+    for e in events:
+        last_seen[e["user_id"]] = max(last_seen[e["user_id"]], event_time(e))
+        if e["type"] == "purchase":
+            purchases[e["user_id"]] += 1
+    check = schemas.validator("user-state")
+    for uid in sorted(users - {e["user_id"] for e in done}):
+        snap = worker.user(uid)
+        assert snap is not None, f"/users/{uid} unknown"
+        check(snap)
+        assert snap["user_id"] == uid
+        assert snap["orders"] == purchases[uid], (uid, snap["orders"], purchases[uid])
+        assert snap["frequency"] == max(0, purchases[uid] - 1)
+        assert abs(_when(snap["last_event_at"]) - last_seen[uid]) < 1e-3, uid
+    assert worker.user(f"nobody-{uuid.uuid4().hex}") is None
+
+    # --- an inactivity alert with no further input: only ticks move the clock ---
+    decline_s = DECLINE_DAYS * DAY
+    fresh = f"fresh-{uuid.uuid4().hex[:8]}"
+    sent_at = time.time()
+    occurred = sent_at - (decline_s - 8.0)  # goes quiet 8 s from now
+    deadline = occurred + decline_s
+    event = {"event_id": f"{fresh}-1", "user_id": fresh, "type": "page_view",
+             "occurred_at": rfc3339(occurred), "source": "test", "properties": {}}
+    produce_events(s.broker, topics.events, [event], stamp=sent_at)
+
+    def fresh_warning(rs: list[Any]) -> bool:
+        return any(a["user_id"] == fresh for a in values(rs))
+
+    records = consume(s.broker, topics.churn_warnings, until=fresh_warning,
+                      timeout=max(5.0, deadline + 30.0 - time.time()))
+    arrived = time.time()
+    mine = [a for a in values(records) if a["user_id"] == fresh]
+    assert mine, (f"no churn warning for {fresh} within 30 s of its deadline "
+                  f"{rfc3339(deadline)}; worker log:\n{worker.log_tail(30)}")
+    alert = mine[0]
+    assert alert["stage_from"] == "new"
+    # fired at the deadline itself: the instant the user crossed the threshold
+    assert abs(_when(alert["detected_at"]) - deadline) < 1e-3, (alert["detected_at"], deadline)
+    print(f"tick-driven churn warning for {fresh}: deadline {rfc3339(deadline)}, "
+          f"seen {arrived - deadline:+.1f}s after it")
+    state = worker.user(fresh)
+    assert state is not None and state["lifecycle_stage"] in ("declining", "churned")
+
+    # --- last: a clean, time-ordered history must not produce a single dead letter ---
+    dead = values(consume(s.broker, topics.dead_letter, timeout=10, idle=2.0))
+    kinds = Counter(f"{d['reason']} from {d['origin'].get('topic')}" for d in dead)
+    assert not dead, (
+        f"{len(dead)} dead letters from a clean, time-ordered history: {dict(kinds)}; first: "
+        f"{dead[0]['message']!r} (user {dead[0]['user_id']}). An in-order input event that is "
+        "too_late means the partition clock ran ahead of the partition's own input.")
+
+
+def test_worker_creates_the_topics_it_publishes_to(
+        broker: Any, kafka_settings: Settings, workers: Workers) -> None:  # noqa: F811
+    """Nothing created beforehand: the worker must declare its output topics itself, or
+    its first publish waits for a topic that never comes (and nothing says so)."""
+    s = kafka_settings
+    topics = all_topics(s)
+    worker = workers.start(s)
+    worker.wait_ready()
+    now = time.time()
+    user = f"solo-{uuid.uuid4().hex[:6]}"
+    event = {"event_id": f"{user}-1", "user_id": user, "type": "signup",
+             "occurred_at": rfc3339(now), "source": "test", "properties": {}}
+    produce_events(s.broker, topics.events, [event], stamp=now)
+    records = consume(s.broker, topics.transitions,
+                      until=lambda rs: any(r["user_id"] == user for r in values(rs)),
+                      timeout=30)
+    assert any(r["user_id"] == user for r in values(records)), (
+        f"no lifecycle transition for {user} on {topics.transitions} within 30 s; "
+        f"worker batches: {worker.health()[1].get('batches')}, log:\n{worker.log_tail(15)}")
+    # the batch that published it completed, so the worker goes on
+    worker.wait_for(lambda: worker.health()[1].get("batches", 0) > 0, 30, "a completed batch")
