@@ -253,13 +253,14 @@ async def _check_broker(rt: Runtime) -> None:
     broker restarted): carrying on would silently diverge from the changelog."""
     if rt.fatal or not rt.ready or not _owned(rt.app, rt.topics.events):
         return
-    if rt.probe is None:
-        from aiokafka.client import AIOKafkaClient
-
-        rt.probe = AIOKafkaClient(**kafka_kwargs(rt.settings, "aiokafka",
-                                                 bootstrap=rt.bootstrap))
-        await rt.probe.bootstrap()
     try:
+        if rt.probe is None:
+            from aiokafka.client import AIOKafkaClient
+
+            probe = AIOKafkaClient(**kafka_kwargs(rt.settings, "aiokafka",
+                                                  bootstrap=rt.bootstrap))
+            await asyncio.wait_for(probe.bootstrap(), timeout=5.0)
+            rt.probe = probe
         ok = await asyncio.wait_for(rt.probe.force_metadata_update(), timeout=5.0)
     except Exception:  # broker down: every client reconnects by itself
         ok = False

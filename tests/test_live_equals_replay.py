@@ -29,11 +29,10 @@ from worker_harness import (  # noqa: F401 - `workers` is a fixture
     topic_suffixes,
     values,
     workers,
-    write_jsonl,
 )
 
 from streams.settings import Settings
-from streams.synth import DEFAULT_MIX, SynthConfig, generate
+from streams.synth import DEFAULT_MIX, SynthConfig, generate, write_jsonl
 
 pytestmark = pytest.mark.kafka
 
@@ -63,7 +62,7 @@ def test_live_worker_equals_replay(broker: Any, kafka_settings: Settings, make_t
     until = last + 20 * DAY  # some deadlines still pending at T, most long fired
     done = sentinels(until)
     path = tmp_path / "history.jsonl"
-    write_jsonl(path, [*events, *done])
+    write_jsonl([*events, *done], path)
     records = [event_record(e) for e in events]
     records += [tick_record(until, p) for p in range(PARTITIONS)]
     records += [event_record(e) for e in done]

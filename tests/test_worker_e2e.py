@@ -28,6 +28,7 @@ from worker_harness import (  # noqa: F401 - `workers` is a fixture
 import schemas
 from agents.topics import SCHEMA_HEADER
 from schemas import parse_date_time
+from streams.core.partitioning import partition_for
 from streams.settings import Settings
 from streams.synth import SynthConfig, generate
 
@@ -191,3 +192,45 @@ def test_worker_creates_the_topics_it_publishes_to(
         f"worker batches: {worker.health()[1].get('batches')}, log:\n{worker.log_tail(15)}")
     # the batch that published it completed, so the worker goes on
     worker.wait_for(lambda: worker.health()[1].get("batches", 0) > 0, 30, "a completed batch")
+
+
+def _on_partition(partition: int, prefix: str) -> str:
+    return next(u for i in range(10_000)
+                if partition_for(u := f"{prefix}-{i}", PARTITIONS) == partition)
+
+
+def test_a_referral_credit_from_a_partition_ahead_does_not_move_the_clock(
+        broker: Any, kafka_settings: Settings, make_topics: Any, workers: Workers) -> None:  # noqa: F811
+    """Partitions advance independently (catching up a backlog, after a restart). A
+    referral credit carries the referee's time; if it moved the referrer's partition clock
+    to that time, the partition's own later, in-order events would be dropped as too_late."""
+    s = kafka_settings
+    topics = all_topics(s)
+    make_topics(*topic_suffixes(s), partitions=PARTITIONS)
+    worker = workers.start(s, tick_interval_seconds=0)  # only events move the clocks
+    worker.wait_ready(partitions=0)
+    t0 = time.time() - 60 * DAY
+    referrer, other = _on_partition(0, "referrer"), _on_partition(0, "neighbour")
+    referee = _on_partition(1, "referee")
+
+    def ev(user: str, kind: str, at: float, **props: Any) -> dict[str, Any]:
+        return {"event_id": f"{user}-{kind}-{at:.0f}", "user_id": user, "type": kind,
+                "occurred_at": rfc3339(at), "source": "test", "properties": props}
+
+    produce_events(s.broker, topics.events, [
+        ev(referrer, "referral", t0, referred_user_id=referee),
+        # partition 1 runs ten days ahead of partition 0
+        ev(referee, "signup", t0 + 10 * DAY, referred_by=referrer),
+        ev(referee, "purchase", t0 + 10 * DAY + 60, amount=20.0, currency="EUR",
+           order_id=f"{referee}-o1")])
+    worker.wait_for(lambda: worker.metric("journey_events_applied_total",
+                                          type="referral_converted") >= 1, 60,
+                    "the referral credit applied on the referrer's partition")
+    # partition 0's own next event, a day after its last one: in order, so it must apply
+    late_but_fine = ev(other, "page_view", t0 + DAY)
+    produce_events(s.broker, topics.events, [late_but_fine])
+    worker.wait_for(lambda: worker.user(other) or worker.metric("journey_dead_letters_total"),
+                    60, f"{other}'s event applied or dead-lettered")
+    dead = values(consume(s.broker, topics.dead_letter, timeout=5, idle=1.0))
+    assert worker.user(other) is not None, (
+        f"{other}'s in-order event was rejected: {[d['message'] for d in dead]}")

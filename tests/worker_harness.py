@@ -41,8 +41,6 @@ PARTITIONS = 4
 FAST_GROUP = {"session_timeout_seconds": 6.0, "heartbeat_interval_seconds": 1.0}
 # How a worker is started; a module attribute so a run can point it at another build.
 WORKER_COMMAND = [sys.executable, "-m", "streams.cli", "worker"]
-# Fields of a user-state record that depend on the instant it is taken at.
-TIME_DEPENDENT = ("churn_risk", "p_alive", "recency_days", "monetary_90d")
 
 
 def _die_with_parent() -> None:
@@ -70,7 +68,6 @@ class Worker:
     proc: subprocess.Popen[bytes]
     port: int
     log_path: Path
-    env: dict[str, str]
     started: float = field(default_factory=time.monotonic)
 
     # --- HTTP ---
@@ -169,9 +166,8 @@ class Worker:
         return dict(self.wait_for(ready, timeout, what))
 
     def wait_quiet(self, quiet: float = 3.0, timeout: float = 60.0) -> None:
-        """Until the worker's output counters stay put for ``quiet`` seconds: caught-up
-        sentinels on the input topic do not cover what travels on through the repartition
-        topic (referral credits), which lands a batch or two later."""
+        """Until the output counters stay put for ``quiet`` s: sentinels on the input topic
+        do not cover referral credits, which come round through the repartition topic."""
         names = ("journey_events_applied_total", "journey_events_duplicate_total",
                  "journey_dead_letters_total", "journey_lifecycle_transitions_total",
                  "journey_alerts_total", "journey_healed_records_total")
@@ -249,7 +245,7 @@ class Workers:
                                     preexec_fn=_die_with_parent)  # noqa: PLW1509
         finally:
             log.close()
-        worker = Worker(proc, port, log_path, env)
+        worker = Worker(proc, port, log_path)
         self.started.append(worker)
         return worker
 
@@ -257,10 +253,6 @@ class Workers:
         for w in self.started:
             if w.returncode is None:
                 w.kill()
-
-    def tails(self) -> str:
-        return "\n".join(f"--- {w.log_path} (exit {w.returncode}) ---\n{w.log_tail(80)}"
-                         for w in self.started)
 
 
 @pytest.fixture
@@ -277,7 +269,9 @@ def workers(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Workers]
             capman = request.config.pluginmanager.getplugin("capturemanager")
             if capman is not None:
                 with capman.global_and_fixture_disabled():
-                    print(f"\n{request.node.nodeid}: worker logs\n{pool.tails()}")
+                    for w in pool.started:
+                        print(f"\n--- {request.node.nodeid}: {w.log_path} (exit "
+                              f"{w.returncode}) ---\n{w.log_tail(80)}")
 
 
 # --- topics ------------------------------------------------------------------------------------
@@ -329,33 +323,30 @@ def tick_record(instant: float, partition: int) -> Out:
 
 
 async def _produce(bootstrap: str, topic: str, records: Iterable[Out]) -> int:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5,
-                                max_batch_size=1 << 20, request_timeout_ms=30000)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_batch_size=1 << 20,
+                                request_timeout_ms=30000)
     await producer.start()
+    batches: dict[int, Any] = {}
+
+    async def ship(p: int) -> None:  # one batch per partition in flight: order is kept
+        await (await producer.send_batch(batches.pop(p), topic, partition=p))
+
     n = 0
     try:
-        batches: dict[int, Any] = {}
-
-        async def ship(p: int) -> None:
-            # One batch in flight per partition and awaited: records keep their order.
-            batch = batches.pop(p)
-            fut = await producer.send_batch(batch, topic, partition=p)
-            await fut
-
         for rec in records:
             p = rec.partition
             if p is None:
                 assert rec.key is not None, "a record without key needs a partition"
                 p = partition_for(rec.key.decode(), PARTITIONS)
-            batch = batches.get(p)
-            if batch is None:
-                batch = batches[p] = producer.create_batch()
-            if batch.append(key=rec.key, value=rec.value, timestamp=rec.timestamp_ms,
-                            headers=rec.headers) is None:
-                await ship(p)
-                batch = batches[p] = producer.create_batch()
-                assert batch.append(key=rec.key, value=rec.value, timestamp=rec.timestamp_ms,
-                                    headers=rec.headers) is not None, "record too large"
+            for _ in range(2):
+                if p not in batches:
+                    batches[p] = producer.create_batch()
+                if batches[p].append(key=rec.key, value=rec.value, timestamp=rec.timestamp_ms,
+                                headers=rec.headers) is not None:
+                    break
+                await ship(p)  # full: send it and start the next
+            else:
+                raise AssertionError("record larger than a batch")
             n += 1
         for p in list(batches):
             await ship(p)
@@ -449,22 +440,11 @@ def sentinels(at: float, prefix: str = "zz-sentinel") -> list[dict[str, Any]]:
             for _, uid in sorted(found.items())]
 
 
-def write_jsonl(path: Path, events: Iterable[dict[str, Any] | str]) -> int:
-    n = 0
-    with open(path, "wb") as fh:
-        for e in events:
-            fh.write(e.encode() if isinstance(e, str) else orjson.dumps(e))
-            fh.write(b"\n")
-            n += 1
-    return n
-
-
 @dataclass
 class ReplayResult:
     states: dict[str, dict[str, Any]]
     alerts: list[dict[str, Any]]
     transitions: list[dict[str, Any]]
-    stderr: str
 
 
 def run_replay(history: Path, until: float, env: dict[str, str], out_dir: Path,
@@ -485,7 +465,7 @@ def run_replay(history: Path, until: float, env: dict[str, str], out_dir: Path,
         return [dict(orjson.loads(x)) for x in p.read_bytes().splitlines() if x.strip()]
 
     return ReplayResult({s["user_id"]: s for s in lines(state)}, lines(alerts),
-                        lines(transitions), proc.stderr)
+                        lines(transitions))
 
 
 def field_diffs(worker: dict[str, dict[str, Any] | None], truth: dict[str, dict[str, Any]],

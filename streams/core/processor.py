@@ -138,7 +138,7 @@ class PartitionProcessor:
                 "too_late", f"occurred_at is {self.clock - t:.0f}s behind the partition clock "
                 f"(allowed lateness {self._lateness:.0f}s)", event))
             return
-        if t > self.clock:
+        if t > self.clock and not feedback:  # news from another partition is not our time
             if t >= self._wake():
                 self._run_until(t, out)
                 state = self.store.get(event.user_id)
