@@ -38,6 +38,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agents.broker import EmbeddedBroker, wait_for_broker
+from agents.fastpath import lean_app_class, lean_monitor_class
 
 PARTITIONS = 4
 GROUP_SETTINGS = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 1000}
@@ -197,95 +198,7 @@ def run_aiokafka(args: argparse.Namespace) -> dict[str, Any]:
     return asyncio.run(main())
 
 
-def lean_monitor_class() -> type:
-    """A faust Monitor without the per-message and per-event bookkeeping.
-
-    The default Monitor updates counters, deques and timestamps four times per event
-    for faust's own web stats; journey exports its own Prometheus series instead.
-    """
-    from faust.sensors.monitor import Monitor
-
-    class LeanMonitor(Monitor):
-        def on_message_in(self, tp: Any, offset: int, message: Any) -> None:
-            return None
-
-        def on_stream_event_in(self, tp: Any, offset: int, stream: Any,
-                               event: Any) -> None:
-            return None
-
-        def on_stream_event_out(self, tp: Any, offset: int, stream: Any, event: Any,
-                                state: Any = None) -> None:
-            return None
-
-        def on_message_out(self, tp: Any, offset: int, message: Any) -> None:
-            return None
-
-        def on_table_get(self, table: Any, key: Any) -> None:
-            return None
-
-        def on_table_set(self, table: Any, key: Any, value: Any) -> None:
-            return None
-
-    return LeanMonitor
-
-
-def lean_app_class() -> type:
-    """A faust App whose consumer hands each fetched message straight to the conductor.
-
-    faust's drain loop wraps every message in ``Service.wait_first(callback(message),
-    suspend_flow.wait())``, which creates four tasks and an ``asyncio.wait`` per message so
-    that a rebalance can interrupt a delivery blocked on a full stream buffer. Here the
-    delivery is awaited directly; a rebalance still stops the Fetcher, which cancels this
-    loop, and a set ``suspend_flow`` ends the current batch at the next message.
-    """
-    import faust
-    from faust.transport.drivers import aiokafka as faust_aiokafka
-
-    class LeanConsumer(faust_aiokafka.Consumer):
-        async def _drain_messages(self, fetcher: Any) -> None:
-            try:
-                await self._deliver_fetched(fetcher)
-            except self.consumer_stopped_errors:
-                if not self.transport.app.should_stop:
-                    raise  # the client died under us while we were meant to be running
-
-        async def _deliver_fetched(self, fetcher: Any) -> None:
-            deliver = self.callback
-            read_offsets = self._read_offset
-            every = self._commit_every
-            acking = self.app.topics.acks_enabled_for
-            suspended = self.suspend_flow.is_set
-            stopped, fetcher_stopped = self._stopped.is_set, fetcher._stopped.is_set
-            while not (stopped() or fetcher_stopped()):
-                records = self.getmany(timeout=1.0)
-                await asyncio.sleep(0)
-                since_yield = 0
-                async for tp, message in records:
-                    if suspended():
-                        break
-                    offset, last = message.offset, read_offsets[tp]
-                    if last is not None and offset < last:
-                        continue  # already delivered (re-fetch after a seek)
-                    if last and offset - last > 1 and acking(message.topic):
-                        await self._add_gap(tp, last + 1, offset)
-                    if every is not None and self._n_acked >= every:
-                        self._n_acked = 0
-                        await self.commit()
-                    await deliver(message)
-                    read_offsets[tp] = offset
-                    since_yield += 1
-                    if since_yield >= 256:  # let the agents drain their buffers
-                        since_yield = 0
-                        await asyncio.sleep(0)
-
-    class LeanTransport(faust_aiokafka.Transport):
-        Consumer = LeanConsumer
-
-    class LeanApp(faust.App):
-        def _new_transport(self) -> Any:
-            return LeanTransport(self.conf.broker_consumer, self)
-
-    return LeanApp
+# The lean consumer loop and Monitor live in agents/fastpath.py (the worker uses them).
 
 
 def run_faust(args: argparse.Namespace, v: Variant) -> None:
