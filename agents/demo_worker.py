@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-from agents.broker import _die_with_parent
+from agents.broker import _parent_death_signal
 from streams.settings import ENV_PREFIX, Settings
 
 STOP_GRACE = 15.0  # seconds between SIGTERM and SIGKILL
@@ -74,7 +74,7 @@ class WorkerProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "streams.cli", "worker"], env=worker_env(self.settings),
             stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
-            start_new_session=True, preexec_fn=_die_with_parent)  # noqa: PLW1509
+            start_new_session=True, preexec_fn=_parent_death_signal())  # noqa: PLW1509
         self.pid = self.proc.pid
 
     def died(self) -> bool:

@@ -76,8 +76,13 @@ class Metrics:
         self.model_refits = Counter(
             "journey_model_refits_total", "Population model re-fits.", registry=r)
         self.healed_records = Counter(
-            "journey_healed_records_total", "Input records re-applied after a restart because "
-            "the recovered table was behind the committed offset.", registry=r)
+            "journey_healed_records_total", "Input records read again to fill a hole in "
+            "what the table holds (a short table recovery, or records a rebalance dropped).",
+            registry=r)
+        self.records_redelivered = Counter(
+            "journey_records_redelivered_total", "Input records skipped because the table "
+            "already holds their effects (fetched again after a rebalance or a restart).",
+            registry=r)
         self.assigned_partitions = Gauge(
             "journey_assigned_partitions", "Input partitions this worker owns.", registry=r)
         self.healthy = Gauge(

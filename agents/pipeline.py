@@ -9,8 +9,9 @@ directly, with a dict for a table.
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Callable, Iterable, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +30,8 @@ from streams.settings import Settings
 TICK = b"tick"
 FEEDBACK = b"feedback"
 CTX_PREFIX = "\x00partition:"
+log = logging.getLogger("journey.pipeline")
+Gap = tuple[str, int, int, int]  # topic, partition, first offset missing, offset after the hole
 
 
 @dataclass(slots=True)
@@ -61,6 +64,15 @@ def ctx_key(partition: int, partitions: int) -> str:
         if partition_for(key, partitions) == partition:
             return key
         i += 1
+
+
+def in_offset_order(records: Iterable[Record]) -> list[Record]:
+    """Each topic-partition's records in offset order, each offset once (the first copy),
+    topic-partitions in order of first appearance."""
+    groups: dict[tuple[str, int], dict[int, Record]] = {}
+    for rec in records:
+        groups.setdefault((rec.topic, rec.partition), {}).setdefault(rec.offset, rec)
+    return [rec for group in groups.values() for _, rec in sorted(group.items())]
 
 
 def tick_value(now: float) -> bytes:
@@ -206,22 +218,53 @@ class Pipeline:
                 self.metrics.consumer_lag.remove(str(p))
                 self._lag_labels.discard(str(p))
 
-    def resume_gaps(self, records: list[Record]) -> list[tuple[str, int, int, int]]:
-        """For partitions seen for the first time since assignment: (topic, partition,
-        first offset to re-read, offset the consumer resumed at) where the table's
-        context is behind the consumer."""
-        gaps = []
-        first: dict[tuple[str, int], int] = {}
+    def held(self, topic: str, partition: int) -> int:
+        """The newest offset of ``topic[partition]`` whose effects the table holds."""
+        consumed = self.consumed if topic == self.topics.events else self.consumed_repartition
+        return consumed.get(partition, -1)
+
+    def restore_for(self, records: Iterable[Record]) -> list[int]:
+        """Restore the partitions these records belong to; returns those that were not
+        restored yet (their committed offsets are worth a look, see :meth:`gaps`)."""
+        fresh: list[int] = []
         for rec in records:
             if rec.partition not in self.processors:
-                first.setdefault((rec.topic, rec.partition), rec.offset)
-        for (topic, p), resumed_at in first.items():
-            self.processor(p)  # restores the partition and its consumed offsets
-            held = (self.consumed if topic == self.topics.events
-                    else self.consumed_repartition).get(p, -1)
-            if held + 1 < resumed_at:
-                gaps.append((topic, p, held + 1, resumed_at))
-        return gaps
+                self.processor(rec.partition)
+                fresh.append(rec.partition)
+        return fresh
+
+    def gaps(self, records: Iterable[Record],
+             committed: Mapping[tuple[str, int], int] | None = None) -> list[Gap]:
+        """Input this worker never applied that lies before ``records``: (topic,
+        partition, start, stop) ranges, ``start <= offset < stop``.
+
+        Each topic-partition must be applied without holes. A hole appears when table
+        recovery came back short (the broker under-reported the changelog's end) while
+        the consumer resumed at its committed offset, or when a rebalance dropped
+        fetched records. ``committed`` adds the group's committed offsets, which catch a
+        hole on a topic that has no record in this batch.
+        """
+        expected: dict[tuple[str, int], int] = {}
+        starts: dict[tuple[str, int], int] = {}
+        out: list[Gap] = []
+        for (topic, p), offset in (committed or {}).items():
+            nxt = self.held(topic, p) + 1
+            if offset > nxt:
+                starts[(topic, p)] = nxt
+            expected[(topic, p)] = max(nxt, offset)
+        for rec in records:
+            key = (rec.topic, rec.partition)
+            known = expected.get(key)
+            nxt = self.held(rec.topic, rec.partition) + 1 if known is None else known
+            if rec.offset > nxt:
+                start = starts.pop(key, nxt)
+                out.append((rec.topic, rec.partition, start, rec.offset))
+            elif key in starts:
+                out.append((rec.topic, rec.partition, starts.pop(key), nxt))
+            expected[key] = max(nxt, rec.offset + 1)
+        out.extend((topic, p, start, expected[(topic, p)])
+                   for (topic, p), start in starts.items())
+        return out
 
     def context(self, partition: int) -> dict[str, Any] | None:
         key = self._ctx_keys.get(partition) or ctx_key(partition, self.settings.partitions)
@@ -235,48 +278,62 @@ class Pipeline:
         table by :meth:`commit_state`, which the caller runs before publishing."""
         sends: list[Send] = []
         m = self.metrics
-        n = self.settings.partitions
         events_topic = self.topics.events
-        max_bytes = self.settings.max_event_bytes
         consumed: dict[str, int] = {}
         applied: dict[str, int] = self._applied
+        redelivered = 0
         for rec in records:
             proc = self.processor(rec.partition)
+            held = self.consumed if rec.topic == events_topic else self.consumed_repartition
+            if rec.offset <= held.get(rec.partition, -1):
+                redelivered += 1  # fetched again after a rebalance or a heal: applied
+                continue
+            held[rec.partition] = rec.offset
             self._touched.add(rec.partition)
-            if rec.topic == events_topic:
-                self.consumed[rec.partition] = rec.offset
-            else:
-                self.consumed_repartition[rec.partition] = rec.offset
-            kind = rec.headers.get(KIND_HEADER)
-            if kind == TICK:
-                started = time.perf_counter()
-                proc.advance(float(rec.value or b"0"), self.out)
-                m.sweep_duration.observe(time.perf_counter() - started)
-            elif kind == FEEDBACK:
-                proc.process(decode_feedback(rec.value or b"{}"), self.out, feedback=True)
-            else:
-                consumed[rec.topic] = consumed.get(rec.topic, 0) + 1
-                got = decode(rec.value if rec.value is not None else b"", max_bytes=max_bytes)
-                if isinstance(got, Rejection):
-                    self.out_dead(sends, got.reason, got.message, rec, got.event_id,
-                                  got.user_id)
-                    continue
-                want = partition_for(got.user_id, n)
-                if want != rec.partition:
-                    # not keyed by user (or by another partitioner): move it to the
-                    # user's partition before it touches state
-                    sends.append(Send(self.topics.repartition, got.user_id.encode(),
-                                      rec.value or b"", [], want))
-                    continue
-                position = rec.offset if rec.topic == events_topic else None
-                proc.process(got, self.out, received_at=rec.timestamp, position=position)
-            self._drain(rec, sends)
+            try:
+                if self._apply(rec, proc, sends, consumed):
+                    self._drain(rec, sends)
+            except Exception as exc:  # a bug must cost one record, not the worker
+                self.out.clear()
+                log.exception("%s[%d]@%d could not be applied; dead-lettered", rec.topic,
+                              rec.partition, rec.offset)
+                self.out_dead(sends, "processing_error", f"{type(exc).__name__}: {exc}", rec)
         for topic, count in consumed.items():  # counted per batch: labels() is not free
             m.events_consumed.labels(topic).inc(count)
         for kind, count in applied.items():
             m.events_applied.labels(kind).inc(count)
         applied.clear()
+        if redelivered:
+            m.records_redelivered.inc(redelivered)
         return sends
+
+    def _apply(self, rec: Record, proc: PartitionProcessor, sends: list[Send],
+               consumed: dict[str, int]) -> bool:
+        """One record into its partition's processor; False when it went elsewhere."""
+        kind = rec.headers.get(KIND_HEADER)
+        if kind == TICK:
+            started = time.perf_counter()
+            proc.advance(float(rec.value or b"0"), self.out)
+            self.metrics.sweep_duration.observe(time.perf_counter() - started)
+        elif kind == FEEDBACK:
+            proc.process(decode_feedback(rec.value or b"{}"), self.out, feedback=True)
+        else:
+            consumed[rec.topic] = consumed.get(rec.topic, 0) + 1
+            got = decode(rec.value if rec.value is not None else b"",
+                         max_bytes=self.settings.max_event_bytes)
+            if isinstance(got, Rejection):
+                self.out_dead(sends, got.reason, got.message, rec, got.event_id, got.user_id)
+                return False
+            want = partition_for(got.user_id, self.settings.partitions)
+            if want != rec.partition:
+                # not keyed by user (or by another partitioner): move it to the user's
+                # partition before it touches state
+                sends.append(Send(self.topics.repartition, got.user_id.encode(),
+                                  rec.value or b"", [], want))
+                return False
+            position = rec.offset if rec.topic == self.topics.events else None
+            proc.process(got, self.out, received_at=rec.timestamp, position=position)
+        return True
 
     def commit_state(self) -> int:
         """Write each touched user once, then each touched partition's context (last, so a

@@ -26,7 +26,7 @@ import faust
 from aiokafka.structs import TopicPartition
 
 from agents import codec
-from agents.heal import read_range
+from agents.heal import committed_offsets, fill
 from agents.kafka_config import kafka_kwargs
 from agents.metrics import Metrics
 from agents.pipeline import TICK, Pipeline, Record, Send, tick_value
@@ -157,13 +157,7 @@ def _wire(rt: Runtime) -> None:
     async def state_agent(stream: faust.StreamT) -> None:
         async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):
             started = time.perf_counter()
-            records = to_records(events)
-            for topic, partition, start, stop in rt.pipeline.resume_gaps(records):
-                log.warning("table for %s[%d] is behind the committed offset (%d < %d); "
-                            "re-applying the gap", topic, partition, start, stop)
-                gap = await read_range(settings, rt.bootstrap, topic, partition, start, stop)
-                rt.metrics.healed_records.inc(len(gap))
-                records = gap + records
+            records = await _without_holes(rt, to_records(events))
             sends = rt.pipeline.handle(records)
             rt.pipeline.commit_state()
             await _publish(rt, sends)
@@ -207,12 +201,16 @@ def _wire(rt: Runtime) -> None:
     install_views(rt)
 
 
-def _owned(app: faust.App, topic: str) -> list[TopicPartition]:
+def _assignment(app: faust.App) -> set[TopicPartition]:
     try:
-        assignment = app.consumer.assignment()
+        return set(app.consumer.assignment())
     except Exception:  # not started / rebalancing
-        return []
-    return sorted((tp for tp in assignment if tp.topic == topic), key=lambda tp: tp.partition)
+        return set()
+
+
+def _owned(app: faust.App, topic: str) -> list[TopicPartition]:
+    return sorted((tp for tp in _assignment(app) if tp.topic == topic),
+                  key=lambda tp: tp.partition)
 
 
 def _make_revoke_handler(rt: Runtime) -> Any:
@@ -220,6 +218,27 @@ def _make_revoke_handler(rt: Runtime) -> Any:
         rt.pipeline.revoke(tp.partition for tp in revoked if tp.topic == rt.topics.events)
 
     return on_revoked
+
+
+async def _without_holes(rt: Runtime, records: list[Record]) -> list[Record]:
+    """The batch, preceded by any input the table is missing (see ``agents.heal``)."""
+    pipeline, topics = rt.pipeline, rt.topics
+    assigned = {(tp.topic, tp.partition) for tp in _assignment(rt.app)}
+    if len(records) and any((r.topic, r.partition) not in assigned for r in records):
+        # fetched before a rebalance took the partition away: its new owner applies them
+        records = [r for r in records if (r.topic, r.partition) in assigned]
+    fresh = pipeline.restore_for(records)
+    committed: dict[tuple[str, int], int] = {}
+    if fresh:
+        committed = await committed_offsets(
+            rt.settings, rt.bootstrap, rt.settings.app_id,
+            [(t, p) for p in fresh for t in (topics.events, topics.repartition)])
+    gaps = pipeline.gaps(records, committed)
+    if not gaps:
+        return records
+    records, healed = await fill(rt.settings, rt.bootstrap, gaps, records)
+    rt.metrics.healed_records.inc(healed)
+    return records
 
 
 async def _publish(rt: Runtime, sends: list[Send]) -> None:

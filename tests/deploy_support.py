@@ -1,5 +1,6 @@
 """Shared by the deploy tests: paths, the series a worker exports, a PromQL name tokenizer,
-promtool, and readers for the dashboard and the alert rules."""
+promtool, a prometheus server to run against a target, and readers for the dashboard and
+the alert rules."""
 
 from __future__ import annotations
 
@@ -7,6 +8,12 @@ import json
 import os
 import re
 import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +22,7 @@ import pytest
 import yaml
 from prometheus_client.metrics import MetricWrapperBase
 
+from agents.broker import _parent_death_signal, free_port
 from agents.metrics import Metrics
 
 REPO = Path(__file__).resolve().parents[1]
@@ -195,6 +203,113 @@ def prom_tools() -> PromTools:
 def promtool(tools: PromTools, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([tools.promtool, *args], check=False, capture_output=True, text=True,
                           timeout=300)
+
+
+def query(url: str, expr: str) -> list[dict[str, Any]]:
+    """The result vector of an instant query against the server at ``url``."""
+    qs = urllib.parse.urlencode({"query": expr})
+    with urllib.request.urlopen(f"{url}/api/v1/query?{qs}", timeout=10) as resp:
+        body = json.load(resp)
+    assert body["status"] == "success", body
+    result: list[dict[str, Any]] = body["data"]["result"]
+    return result
+
+
+@dataclass
+class PrometheusServer:
+    """A ``prometheus`` process serving its HTTP API on a loopback port."""
+
+    proc: subprocess.Popen[bytes]
+    url: str
+    log_path: Path
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        return query(self.url, expr)
+
+    def samples(self, expr: str) -> dict[tuple[tuple[str, str], ...], float]:
+        """{sorted label pairs without __name__, job and instance: value} of a query."""
+        out = {}
+        for row in self.query(expr):
+            labels = {k: v for k, v in row["metric"].items()
+                      if k != "__name__" and k not in TARGET_LABELS}
+            out[tuple(sorted(labels.items()))] = float(row["value"][1])
+        return out
+
+    def value(self, expr: str) -> float | None:
+        """The one value of a query that returns at most one series; None when empty."""
+        rows = self.query(expr)
+        assert len(rows) <= 1, f"{expr} returned {len(rows)} series: {rows}"
+        return float(rows[0]["value"][1]) if rows else None
+
+    def log_tail(self, chars: int = 3000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return "(no log)"
+
+    def wait_for(self, predicate: Callable[[], Any], timeout: float, what: str,
+                 interval: float = 0.5) -> Any:
+        """Poll ``predicate`` until it returns something truthy (an API that does not
+        answer yet counts as not yet); fail with the server's log on timeout or exit."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                got = predicate()
+            except (OSError, urllib.error.URLError):
+                got = None
+            if got:
+                return got
+            if self.proc.poll() is not None:
+                pytest.fail(f"prometheus exited ({self.proc.returncode}) while waiting for "
+                            f"{what}; log:\n{self.log_tail()}", pytrace=False)
+            if time.monotonic() > deadline:
+                pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}; prometheus "
+                            f"log:\n{self.log_tail()}", pytrace=False)
+            time.sleep(interval)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM, then SIGKILL if it does not go in time."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(30)
+
+
+def _ready(url: str) -> bool:
+    with urllib.request.urlopen(f"{url}/-/ready", timeout=5) as resp:
+        return bool(resp.status == 200)
+
+
+@contextmanager
+def prometheus_server(tools: PromTools, work: Path, targets: Sequence[str],
+                      job: str = "journey", scrape_interval: str = "1s",
+                      startup_timeout: float = 60.0) -> Iterator[PrometheusServer]:
+    """A prometheus scraping ``targets`` (host:port) as ``job``, its config, data and log
+    under ``work``; stopped on leaving, whatever happened, and killed by the kernel should
+    the test process die first."""
+    work.mkdir(parents=True, exist_ok=True)
+    config = work / "prometheus.yml"
+    config.write_text(yaml.safe_dump({
+        "global": {"scrape_interval": scrape_interval, "evaluation_interval": "1s"},
+        "scrape_configs": [{"job_name": job, "static_configs": [{"targets": list(targets)}]}],
+    }))
+    port = free_port()
+    log_path = work / "prometheus.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [tools.prometheus, f"--config.file={config}", f"--storage.tsdb.path={work / 'data'}",
+             f"--web.listen-address=127.0.0.1:{port}"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            preexec_fn=_parent_death_signal())  # noqa: PLW1509
+    server = PrometheusServer(proc, f"http://127.0.0.1:{port}", log_path)
+    try:
+        server.wait_for(lambda: _ready(server.url), startup_timeout, "prometheus to be ready")
+        yield server
+    finally:
+        server.stop()
 
 
 # --------------------------------------------------------------------------------------------

@@ -9,13 +9,7 @@ server then runs every dashboard query against a populated ``Metrics`` registry 
 
 from __future__ import annotations
 
-import json
 import re
-import socket
-import subprocess
-import time
-import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -35,8 +29,10 @@ from deploy_support import (
     exported_series,
     panel_queries,
     prom_tools,
+    prometheus_server,
     promql_names,
     promtool,
+    query,
     tokenize,
     unknown_names,
 )
@@ -175,12 +171,6 @@ def test_dashboard_queries_parse(prom_tools: PromTools, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def populated_metrics() -> Metrics:
     """A registry with a child for every labelled series and a little of everything."""
     metrics = Metrics()
@@ -208,53 +198,18 @@ def live_prometheus(prom_tools: PromTools, tmp_path_factory: pytest.TempPathFact
     metrics = populated_metrics()
     exporter, exporter_thread = start_http_server(0, addr="127.0.0.1",
                                                   registry=metrics.registry)
-    work = tmp_path_factory.mktemp("prometheus")
-    config = work / "prometheus.yml"
-    config.write_text(yaml.safe_dump({
-        "global": {"scrape_interval": "500ms", "evaluation_interval": "1s"},
-        "scrape_configs": [{"job_name": "journey", "static_configs": [
-            {"targets": [f"127.0.0.1:{exporter.server_port}"]}]}],
-    }))
-    port = free_port()
-    log = (work / "prometheus.log").open("w")
-    server = subprocess.Popen(
-        [prom_tools.prometheus, f"--config.file={config}", f"--storage.tsdb.path={work / 'data'}",
-         f"--web.listen-address=127.0.0.1:{port}"], stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
     try:
-        # rate() and increase() need two samples in range; wait for three scrapes.
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                result = query(url, 'count_over_time(up{job="journey"}[1m])')
-                if result and float(result[0]["value"][1]) >= 3:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                pytest.fail("prometheus did not scrape the test registry; log:\n"
-                            + (work / "prometheus.log").read_text()[-3000:])
-            time.sleep(0.5)
-        yield url
+        with prometheus_server(prom_tools, tmp_path_factory.mktemp("prometheus"),
+                               [f"127.0.0.1:{exporter.server_port}"],
+                               scrape_interval="500ms") as server:
+            # rate() and increase() need two samples in range; wait for three scrapes.
+            server.wait_for(
+                lambda: (server.value('count_over_time(up{job="journey"}[1m])') or 0) >= 3,
+                60, "three scrapes of the test registry")
+            yield server.url
     finally:
-        server.terminate()
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        log.close()
         exporter.shutdown()
         exporter_thread.join(5)
-
-
-def query(url: str, expr: str) -> list[dict[str, Any]]:
-    qs = urllib.parse.urlencode({"query": expr})
-    with urllib.request.urlopen(f"{url}/api/v1/query?{qs}", timeout=10) as resp:
-        body = json.load(resp)
-    assert body["status"] == "success", body
-    result: list[dict[str, Any]] = body["data"]["result"]
-    return result
 
 
 def test_dashboard_queries_return_data(live_prometheus: str) -> None:

@@ -132,12 +132,12 @@ def test_due_count_matches_a_brute_force_count(users: int) -> None:
 
 def test_timers_fire_without_further_events(harness: HarnessFactory) -> None:
     h = harness().send(make_event("u", "page_view", 0))
-    assert h.state("u").deadline == at(7)
+    assert h.state("u").wake_at == at(7)
     h.advance_days(6.5)
     assert h.alerts == [] and h.state("u").stage == "new"
     h.advance_days(7)
     assert h.alert_types() == ["churn_warning"]
-    assert h.state("u").deadline == at(30)
+    assert h.state("u").wake_at == at(30)
 
 
 def test_a_deadline_moved_later_by_activity_does_not_fire_early(
@@ -160,7 +160,7 @@ def test_a_jump_over_both_deadlines_warns_then_recalls(harness: HarnessFactory) 
     assert warning["detected_at"] == rfc3339(at(45))
     assert recall["detected_at"] == rfc3339(at(90))
     assert [t["at"] for t in h.transitions[1:]] == [rfc3339(at(45)), rfc3339(at(90))]
-    assert h.state("u").deadline is None and len(h.processor.index) == 0
+    assert h.state("u").wake_at is None and len(h.processor.index) == 0
 
 
 def test_timers_fire_in_deadline_order_across_users(harness: HarnessFactory) -> None:

@@ -116,15 +116,30 @@ def test_kill_9_mid_stream_loses_and_double_counts_nothing(
           f"double-counted={double}, recovery {recovery:.1f}s (kill to caught up), "
           f"redelivered duplicates skipped={second.metric('journey_events_duplicate_total', m2):.0f}, "
           f"healed={second.metric('journey_healed_records_total', m2):.0f}")
+    live_alerts = [a for t in (topics.churn_warnings, topics.recall_triggers)
+                   for a in values(consume(s.broker, t, timeout=30, idle=2.0))]
     diffs = field_diffs(live, replay.states, CORE_FIELDS)
-    assert not diffs, f"lost={lost} double={double}; {len(diffs)} differences: {diffs[:10]}"
+    assert not diffs, (f"lost={lost} double={double}; {len(diffs)} differences: {diffs[:10]}; "
+                       + _alerts_of(diffs[:3], live_alerts, replay.alerts))
 
     # no alert lost either (re-sent copies carry the same id)
-    live_ids = {a["alert_id"] for t in (topics.churn_warnings, topics.recall_triggers)
-                for a in values(consume(s.broker, t, timeout=30, idle=2.0))}
+    live_ids = {a["alert_id"] for a in live_alerts}
     replay_ids = {a["alert_id"] for a in replay.alerts}
     assert live_ids == replay_ids, (f"{len(replay_ids - live_ids)} alerts missing, "
                                     f"{len(live_ids - replay_ids)} unexpected")
+
+
+def _alerts_of(diffs: list[str], live: list[dict[str, Any]],
+               replay: list[dict[str, Any]]) -> str:
+    """The alerts of the users named in ``diffs``, live and replayed, for the failure text."""
+    users = {d.split(".")[0] for d in diffs}
+
+    def brief(alerts: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
+        return sorted((a["user_id"], a["detected_at"],
+                       f"{a['type']}:{a['alert_id'][-8:]}")
+                      for a in alerts if a["user_id"] in users)
+
+    return f"live alerts {brief(live)}; replayed {brief(replay)}"
 
 
 # --- graceful restart ---------------------------------------------------------------------------

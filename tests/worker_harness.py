@@ -9,7 +9,6 @@ and a failed wait says what it waited for and shows the tail of the worker's log
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import os
 import signal
 import subprocess
@@ -29,7 +28,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
-from agents.broker import free_port
+from agents.broker import _parent_death_signal, free_port
 from agents.topics import KIND_HEADER, Topics
 from schemas import parse_date_time
 from streams.core.partitioning import partition_for
@@ -41,12 +40,6 @@ PARTITIONS = 4
 FAST_GROUP = {"session_timeout_seconds": 6.0, "heartbeat_interval_seconds": 1.0}
 # How a worker is started; a module attribute so a run can point it at another build.
 WORKER_COMMAND = [sys.executable, "-m", "streams.cli", "worker"]
-
-
-def _die_with_parent() -> None:
-    # In the child before exec: a test run killed hard must not leave workers behind.
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def rfc3339(t: float) -> str:
@@ -242,7 +235,7 @@ class Workers:
             proc = subprocess.Popen(list(WORKER_COMMAND), cwd=ROOT, env=env,
                                     stdin=subprocess.DEVNULL, stdout=log,
                                     stderr=subprocess.STDOUT,
-                                    preexec_fn=_die_with_parent)  # noqa: PLW1509
+                                    preexec_fn=_parent_death_signal())  # noqa: PLW1509
         finally:
             log.close()
         worker = Worker(proc, port, log_path)

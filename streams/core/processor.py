@@ -108,9 +108,8 @@ class PartitionProcessor:
         for s in states:
             self.sample.offer(s.user_id)
             self.census[_census_key(s)] += 1
-            due = lifecycle.deadline_for(s.stage, lifecycle.rhythm(s, self.model, self.settings))
-            if due is not None:
-                self.index.register(s.user_id, due)
+            if s.wake_at is not None:
+                self.index.register(s.user_id, s.wake_at)
 
     # --- the two ways time moves ----------------------------------------------------
 
@@ -164,7 +163,10 @@ class PartitionProcessor:
                 event_id=alerts.stable_id("rc", state.user_id), user_id=referrer,
                 type=REFERRAL_CONVERTED, occurred_at=credited_at, source="journey",
                 properties={"referred_user_id": state.user_id}))
-        self._settle(state, event, before, out)
+        # A credit can reach a partition before any event of its own has set the clock:
+        # judge the referrer at the credit's time then (the clock itself stays unset).
+        self._settle(state, event, before, out,
+                     t if self.clock == NEG_INF else self.clock)
         out.applied.append(event)
 
     def advance(self, now: float, out: Outputs) -> None:
@@ -210,12 +212,11 @@ class PartitionProcessor:
             # the deadline is re-derived, not read back: activity and re-fits move it
             due = lifecycle.deadline_for(state.stage,
                                          lifecycle.rhythm(state, self.model, self.settings))
-            if due is None:
+            if due is None or due > woken_at:
+                self._schedule(state, due)
+                self.store[user_id] = state
                 continue
-            if due > woken_at:
-                index.register(user_id, due)
-                continue
-            self._fire(state, max(due, woken_at), out)
+            self._fire(state, woken_at, out)
 
     def _refit(self, at: float, out: Outputs) -> None:
         states = (s for u in self.sample if (s := self.store.get(u)) is not None)
@@ -236,8 +237,12 @@ class PartitionProcessor:
                 continue
             due = lifecycle.deadline_for(state.stage,
                                          lifecycle.rhythm(state, self.model, self.settings))
-            if due is not None:
-                self.index.register(user_id, max(due, at))
+            if due is None:
+                continue
+            wake = max(due, at)
+            if state.wake_at is None or wake < state.wake_at:
+                self._schedule(state, wake)
+                self.store[user_id] = state
 
     def _fire(self, state: UserState, now: float, out: Outputs) -> None:
         before = _census_key(state)
@@ -260,9 +265,8 @@ class PartitionProcessor:
             self._alert(alerts.RECALL_TRIGGER, state, now, r, old or NEW, out)
 
     def _settle(self, state: UserState, event: Event, before: tuple[Any, ...] | None,
-                out: Outputs) -> None:
+                out: Outputs, now: float) -> None:
         """Re-derive the stage after an event and schedule the next deadline."""
-        now = self.clock
         r = lifecycle.rhythm(state, self.model, self.settings)
         stage = lifecycle.stage_at(r, now)
         old = state.stage if before is not None else None
@@ -337,9 +341,9 @@ class PartitionProcessor:
             state.last_recall_control = alert["control"]
 
     def _schedule(self, state: UserState, deadline: float | None) -> None:
-        state.deadline = deadline
         if deadline is not None:
             self.index.register(state.user_id, deadline)
+        state.wake_at = self.index.wake_at(state.user_id)
 
     def _store(self, state: UserState, before: tuple[Any, ...] | None, out: Outputs) -> None:
         after = _census_key(state)

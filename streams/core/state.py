@@ -78,7 +78,10 @@ class UserState:
 
     stage: str = NEW
     stage_since: float = 0.0
-    deadline: float | None = None  # next inactivity deadline the timer index holds
+    # when the partition's timer index wakes this user: at or before the stage's true
+    # deadline (activity moves that later lazily). Kept so a restore rebuilds the index
+    # exactly as the uninterrupted run holds it.
+    wake_at: float | None = None
     alerts_sent: int = 0
     recalls: int = 0
     alert_log: list[float] = field(default_factory=list)  # recent alert times, for the cap

@@ -30,6 +30,10 @@ class DeadlineIndex:
         if len(self._heap) > 2 * len(self._registered) + 64:
             self._compact()
 
+    def wake_at(self, user_id: str) -> float | None:
+        """When the user will be woken (None: not registered)."""
+        return self._registered.get(user_id)
+
     def earliest(self) -> float:
         """The next wake-up (inf when none); drops superseded entries on the way."""
         heap, registered = self._heap, self._registered
