@@ -120,7 +120,7 @@ def _probe_with_client(bootstrap: str, timeout: float, client_kwargs: Mapping[st
 
     admin = KafkaAdminClient(bootstrap_servers=bootstrap,
                              request_timeout_ms=max(1000, int(timeout * 1000)),
-                             api_version_auto_timeout_ms=max(1000, int(timeout * 1000)),
+                             bootstrap_timeout_ms=max(1000, int(timeout * 1000)),
                              **client_kwargs)
     try:
         if not admin.describe_cluster().get("brokers"):

@@ -9,17 +9,36 @@ from __future__ import annotations
 import ssl
 from typing import Any, Literal
 
+from streams.settings import KAFKA_PROTOCOLS as _PROTOCOLS
+from streams.settings import SASL_MECHANISMS as _MECHANISMS
 from streams.settings import Settings
 
 Client = Literal["aiokafka", "kafka-python", "faust"]
 
-_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
-_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
-
 
 def _ssl_context(settings: Settings) -> ssl.SSLContext:
-    # Verifies the broker against the given CA bundle, or the system store without one.
-    return ssl.create_default_context(cafile=settings.ssl_cafile or None)
+    # Verifies the broker (certificate chain and host name) against the given CA bundle,
+    # or the system store without one; presents a client certificate if one is configured.
+    ctx = ssl.create_default_context(cafile=settings.ssl_cafile or None)
+    if settings.ssl_certfile:
+        ctx.load_cert_chain(settings.ssl_certfile, settings.ssl_keyfile or None,
+                            settings.ssl_key_password or None)
+    return ctx
+
+
+def _kafka_python_tls(settings: Settings) -> dict[str, Any]:
+    # kafka-python builds its own context from these (TLS 1.2 or newer); the same checks
+    # as _ssl_context, spelled out so that no default can switch them off.
+    out: dict[str, Any] = {"ssl_check_hostname": True}
+    if settings.ssl_cafile:
+        out["ssl_cafile"] = settings.ssl_cafile
+    if settings.ssl_certfile:
+        out["ssl_certfile"] = settings.ssl_certfile
+        if settings.ssl_keyfile:
+            out["ssl_keyfile"] = settings.ssl_keyfile
+        if settings.ssl_key_password:
+            out["ssl_password"] = settings.ssl_key_password
+    return out
 
 
 def kafka_kwargs(settings: Settings, client: Client, *, group: bool = False,
@@ -70,8 +89,8 @@ def kafka_kwargs(settings: Settings, client: Client, *, group: bool = False,
         if tls:
             out["ssl_context"] = _ssl_context(settings)
     elif client == "kafka-python":
-        if tls and settings.ssl_cafile:
-            out["ssl_cafile"] = settings.ssl_cafile
+        if tls:
+            out.update(_kafka_python_tls(settings))
     else:
         raise ValueError(f"unknown Kafka client {client!r}")
     if group:

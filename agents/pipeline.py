@@ -25,6 +25,7 @@ from streams.core.event import Event
 from streams.core.partitioning import partition_for
 from streams.core.processor import Outputs, PartitionProcessor
 from streams.core.state import UserState
+from streams.logsafe import exception_summary
 from streams.settings import Settings
 
 TICK = b"tick"
@@ -295,8 +296,9 @@ class Pipeline:
                     self._drain(rec, sends)
             except Exception as exc:  # a bug must cost one record, not the worker
                 self.out.clear()
-                log.exception("%s[%d]@%d could not be applied; dead-lettered", rec.topic,
-                              rec.partition, rec.offset)
+                # the message can hold a user id: it goes to the dead letter, not the log
+                log.error("%s[%d]@%d could not be applied (%s); dead-lettered", rec.topic,
+                          rec.partition, rec.offset, exception_summary(exc))
                 self.out_dead(sends, "processing_error", f"{type(exc).__name__}: {exc}", rec)
         for topic, count in consumed.items():  # counted per batch: labels() is not free
             m.events_consumed.labels(topic).inc(count)
@@ -312,10 +314,15 @@ class Pipeline:
         """One record into its partition's processor; False when it went elsewhere."""
         kind = rec.headers.get(KIND_HEADER)
         if kind == TICK:
+            instant = self._tick_instant(rec, sends)
+            if instant is None:
+                return False
             started = time.perf_counter()
-            proc.advance(float(rec.value or b"0"), self.out)
+            proc.advance(instant, self.out)
             self.metrics.sweep_duration.observe(time.perf_counter() - started)
-        elif kind == FEEDBACK:
+        elif kind == FEEDBACK and rec.topic == self.topics.repartition:
+            # only journey writes the repartition topic; on the input topic the header is
+            # a producer's claim and the record is judged as any other input
             proc.process(decode_feedback(rec.value or b"{}"), self.out, feedback=True)
         else:
             consumed[rec.topic] = consumed.get(rec.topic, 0) + 1
@@ -334,6 +341,25 @@ class Pipeline:
             position = rec.offset if rec.topic == self.topics.events else None
             proc.process(got, self.out, received_at=rec.timestamp, position=position)
         return True
+
+    def _tick_instant(self, rec: Record, sends: list[Send]) -> float | None:
+        """A tick's instant, or None (dead-lettered) when it is no number, or lies in the
+        future while this worker keeps the clock itself: a forged tick would otherwise
+        fire every timer up to its date, and a partition clock never moves back."""
+        try:
+            instant = float(rec.value or b"")
+        except ValueError:
+            self.out_dead(sends, "schema_violation", "tick value is not a number", rec)
+            return None
+        settings = self.settings
+        if settings.tick_interval_seconds > 0:
+            ahead = instant - self.wall_clock()
+            if not ahead <= settings.max_future_skew_seconds:  # NaN included
+                self.out_dead(sends, "future_timestamp", f"tick is {ahead:.0f}s ahead of the "
+                              f"wall clock (allowed skew {settings.max_future_skew_seconds:.0f}s)",
+                              rec)
+                return None
+        return instant
 
     def commit_state(self) -> int:
         """Write each touched user once, then each touched partition's context (last, so a

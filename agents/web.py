@@ -17,8 +17,15 @@ def _authorised(rt: Runtime, request: Request) -> bool:
     token = rt.settings.web_token
     if not token:
         return True
-    given = request.headers.get("Authorization", "")
-    return hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    # constant-time, so response timing does not reveal how much of a guess was right
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(),
+                                                              token.encode())
+
+
+def _refuse(view: View) -> Response:
+    return view.json({"error": "unauthorised"}, status=401,
+                     headers={"WWW-Authenticate": 'Bearer realm="journey"'})
 
 
 def health_report(rt: Runtime) -> tuple[bool, dict[str, Any]]:
@@ -40,7 +47,7 @@ def install_views(rt: Runtime) -> None:
     class MetricsView(View):
         async def get(self, request: Request) -> Response:
             if not _authorised(rt, request):
-                return self.json({"error": "unauthorised"}, status=401)
+                return _refuse(self)
             return self.bytes(generate_latest(rt.metrics.registry),
                               content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
@@ -53,10 +60,17 @@ def install_views(rt: Runtime) -> None:
 
     @app.page("/users/{user_id}")
     class UserView(View):
-        @app.table_route(table=table, match_info="user_id")
         async def get(self, request: Request, user_id: str) -> Response:
+            # Checked before routing: an unauthorised request never reaches another worker.
             if not _authorised(rt, request):
-                return self.json({"error": "unauthorised"}, status=401)
+                return _refuse(self)
+            return await self.owned(request)
+
+        @app.table_route(table=table, match_info="user_id")
+        async def owned(self: View, request: Request) -> Response:
+            """On the worker that owns the user (faust forwards the request, headers
+            included, to the one that does)."""
+            user_id = request.match_info["user_id"]
             snap = rt.pipeline.snapshot(user_id)
             if snap is None:
                 return self.json({"error": "unknown user", "user_id": user_id}, status=404)

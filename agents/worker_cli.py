@@ -16,15 +16,23 @@ EXIT_FATAL = 3
 
 def run_worker(args: argparse.Namespace, settings: Settings) -> int:
     from agents.broker import BrokerUnavailable, wait_for_broker
+    from agents.kafka_config import kafka_kwargs
 
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # The Kafka clients log every protocol request at DEBUG: record payloads, and with SASL
+    # PLAIN the password. They stay at INFO even when journey itself logs at DEBUG.
+    for client in ("aiokafka", "kafka"):
+        quiet = logging.getLogger(client)
+        quiet.setLevel(max(quiet.getEffectiveLevel(), logging.INFO))
     if not settings.broker:
         print("journey worker: no broker configured; set JOURNEY_BROKER (or run "
               "`journey demo`, which starts the embedded one)", file=sys.stderr)
         return EXIT_BROKER_UNREACHABLE
     try:
-        wait_for_broker(settings.broker, timeout=30.0)
+        # With TLS/SASL the probe must speak it too: a plaintext probe never gets an answer.
+        wait_for_broker(settings.broker, timeout=30.0,
+                        client_kwargs=kafka_kwargs(settings, "kafka-python"))
     except BrokerUnavailable as exc:
         print(f"journey worker: broker {settings.broker} unreachable: {exc}", file=sys.stderr)
         return EXIT_BROKER_UNREACHABLE

@@ -4,6 +4,11 @@ Every knob journey has lives here, with its default and meaning. Values come fro
 in increasing precedence: the defaults below, an optional TOML file, and environment
 variables named ``JOURNEY_<FIELD>`` in upper case (``JOURNEY_PURCHASE_CYCLE_DAYS=90``).
 ``docs/configuration.md`` is generated from this module (``journey config --markdown``).
+
+Secrets (fields marked ``secret``) are the exception: they come from the environment
+(``JOURNEY_SASL_PASSWORD``) or from a file named by ``JOURNEY_SASL_PASSWORD_FILE`` or by
+``sasl_password_file`` in the TOML file, never from the TOML file itself, which tends to
+be committed or mounted from a config map. No command takes a secret as a flag.
 """
 
 from __future__ import annotations
@@ -17,6 +22,10 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 ENV_PREFIX = "JOURNEY_"
+SECRET_FILE_SUFFIX = "_file"  # sasl_password_file / JOURNEY_SASL_PASSWORD_FILE
+MASK = "***"
+KAFKA_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
 
 def _f(default: Any, doc: str, section: str, secret: bool = False) -> Any:
@@ -146,19 +155,41 @@ class Settings:
     broker_outage_seconds: float = _f(
         60.0, "A running worker that cannot reach the broker for this long stops with a "
         "non-zero exit instead of waiting silently.", "kafka")
-    security_protocol: str = _f("PLAINTEXT", "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.",
-                                "kafka")
-    sasl_mechanism: str = _f("", "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.", "kafka")
-    sasl_username: str = _f("", "SASL user name.", "kafka")
-    sasl_password: str = _f("", "SASL password (environment or file only).", "kafka",
-                            secret=True)
-    ssl_cafile: str = _f("", "CA bundle for TLS.", "kafka")
     web_host: str = _f("127.0.0.1", "Address of the worker's HTTP endpoints.", "kafka")
     web_port: int = _f(6066, "Port of /metrics, /health and /users/{id}.", "kafka")
-    web_token: str = _f("", "If set, HTTP endpoints require `Authorization: Bearer <token>`.",
-                        "kafka", secret=True)
     log_level: str = _f("INFO", "Log level.", "kafka")
-    hash_user_ids_in_logs: bool = _f(False, "Log a hash instead of the user id.", "kafka")
+
+    # --- security (docs/security.md). Secrets come from the environment or a file, never
+    # from a command-line flag or the config file: see SECRET_FILE_SUFFIX. ---
+    security_protocol: str = _f(
+        "PLAINTEXT", "How every Kafka client journey makes connects: PLAINTEXT, SSL, "
+        "SASL_PLAINTEXT or SASL_SSL.", "security")
+    sasl_mechanism: str = _f(
+        "", "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (empty means PLAIN) with a SASL protocol.",
+        "security")
+    sasl_username: str = _f("", "SASL user name (required with a SASL protocol).", "security")
+    sasl_password: str = _f("", "SASL password (required with a SASL protocol).", "security",
+                            secret=True)
+    ssl_cafile: str = _f(
+        "", "CA bundle (PEM) the broker's certificate is verified against; empty means the "
+        "system's trusted CAs. Host names are always checked.", "security")
+    ssl_certfile: str = _f(
+        "", "Client certificate (PEM), only for brokers that authenticate clients by "
+        "certificate (mutual TLS).", "security")
+    ssl_keyfile: str = _f("", "Private key (PEM) of `ssl_certfile`, if not in that file.",
+                          "security")
+    ssl_key_password: str = _f("", "Password of an encrypted `ssl_keyfile`.", "security",
+                               secret=True)
+    web_token: str = _f(
+        "", "If set, /metrics and /users/{id} require `Authorization: Bearer <token>`; "
+        "/health stays open for probes.", "security", secret=True)
+    hash_user_ids_in_logs: bool = _f(
+        True, "Log a keyed hash of a user id (`user:` and 12 hex digits) instead of the id "
+        "itself; the same id gives the same hash within a deployment.", "security")
+    log_hash_key: str = _f(
+        "", "Key of that hash. Without one the key is derived from `app_id`, which keeps "
+        "hashes stable but lets anyone who knows the app id test guesses.", "security",
+        secret=True)
 
     def with_overrides(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -184,13 +215,34 @@ class Settings:
                     flat[k] = v
             values.update(flat)
         names = {f.name for f in fields(cls)}
-        unknown = set(values) - names
+        secrets = secret_names()
+        inline = secrets & set(values)
+        if inline:
+            raise ValueError(
+                f"{', '.join(sorted(inline))} in {path}: secrets are not read from the config "
+                f"file; set {ENV_PREFIX}<NAME> or {ENV_PREFIX}<NAME>_FILE, or name a file with "
+                f"<name>{SECRET_FILE_SUFFIX} in the config file")
+        unknown = set(values) - names - {n + SECRET_FILE_SUFFIX for n in secrets}
         if unknown:
             raise ValueError(f"unknown settings in {path}: {', '.join(sorted(unknown))}")
+        # Where each secret is read from: a file named in the TOML file (relative to it),
+        # unless the environment names a value or a file of its own.
+        secret_files = {n: _beside(path, values.pop(n + SECRET_FILE_SUFFIX)) for n in secrets
+                        if n + SECRET_FILE_SUFFIX in values}
         for name in names:
             key = ENV_PREFIX + name.upper()
             if key in env:
                 values[name] = env[key]
+                secret_files.pop(name, None)
+        for name in secrets:
+            key = ENV_PREFIX + name.upper()
+            file_key = key + SECRET_FILE_SUFFIX.upper()
+            if file_key in env:
+                if key in env:
+                    raise ValueError(f"both {key} and {file_key} are set; keep one")
+                secret_files[name] = env[file_key]
+        for name, secret_path in secret_files.items():
+            values[name] = read_secret_file(name, secret_path)
         hints = get_type_hints(cls)
         coerced = {k: _coerce(k, v, hints[k]) for k, v in values.items()}
         settings = cls(**coerced)
@@ -216,6 +268,7 @@ class Settings:
             problems.append("tier shares must be in (0, 1)")
         if self.partitions < 1:
             problems.append("partitions must be at least 1")
+        problems += self._security_problems()
         positive = ("refit_interval_days", "new_user_decline_days", "decline_after_gaps",
                     "min_decline_days", "min_churn_days", "contact_cap_days",
                     "session_timeout_seconds", "broker_outage_seconds",
@@ -231,13 +284,60 @@ class Settings:
         if problems:
             raise ValueError("invalid settings: " + "; ".join(problems))
 
+    def _security_problems(self) -> list[str]:
+        problems = []
+        protocol = self.security_protocol.upper()
+        if protocol not in KAFKA_PROTOCOLS:
+            problems.append(f"security_protocol must be one of {', '.join(KAFKA_PROTOCOLS)}")
+        if self.sasl_mechanism and self.sasl_mechanism.upper() not in SASL_MECHANISMS:
+            problems.append(f"sasl_mechanism must be one of {', '.join(SASL_MECHANISMS)}")
+        if protocol.startswith("SASL_") and not (self.sasl_username and self.sasl_password):
+            problems.append(f"{protocol} needs sasl_username and sasl_password")
+        if (self.ssl_keyfile or self.ssl_key_password) and not self.ssl_certfile:
+            problems.append("ssl_keyfile and ssl_key_password need ssl_certfile")
+        return problems
+
     def public_dict(self) -> dict[str, Any]:
         """Settings as a dict with secrets masked, for logs and /health."""
         out = {}
         for f in fields(self):
             v = getattr(self, f.name)
-            out[f.name] = "***" if f.metadata.get("secret") and v else v
+            out[f.name] = MASK if f.metadata.get("secret") and v else v
         return out
+
+    def __repr__(self) -> str:
+        # The generated repr would print passwords into any log or traceback that shows
+        # a Settings object; this one masks them like public_dict.
+        shown = ", ".join(f"{k}={v!r}" for k, v in self.public_dict().items())
+        return f"{type(self).__name__}({shown})"
+
+
+def secret_names() -> frozenset[str]:
+    """Fields that are read only from the environment or a file, and masked when shown."""
+    return frozenset(f.name for f in fields(Settings) if f.metadata.get("secret"))
+
+
+def read_secret_file(name: str, path: str | Path) -> str:
+    """The secret stored in a file (one trailing newline dropped, as editors add one).
+
+    An empty file is refused: for ``web_token`` an empty value would mean no
+    authentication at all, which must not happen because a secret was mounted wrong.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ValueError(f"setting {name}: cannot read the file {path}: {reason}") from None
+    value = text.removesuffix("\n").removesuffix("\r")
+    if not value:
+        raise ValueError(f"setting {name}: the file {path} is empty")
+    return value
+
+
+def _beside(config: str | Path | None, target: Any) -> str:
+    """A path from the config file, relative to that file's directory."""
+    p = Path(str(target))
+    return str(p if p.is_absolute() or config is None else Path(config).parent / p)
 
 
 def _coerce(name: str, value: Any, hint: Any) -> Any:
@@ -281,6 +381,11 @@ def settings_markdown() -> str:
             lines += ["", f"## {sec}", "", "| setting | environment | default | meaning |",
                       "|---|---|---|---|"]
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-        lines.append(f"| `{f.name}` | `{ENV_PREFIX}{f.name.upper()}` | `{default!r}` | "
-                     f"{f.metadata['doc']} |")
+        env = f"`{ENV_PREFIX}{f.name.upper()}`"
+        doc = f.metadata["doc"]
+        if f.metadata.get("secret"):
+            env += f" or `{ENV_PREFIX}{f.name.upper()}{SECRET_FILE_SUFFIX.upper()}`"
+            doc += (f" Secret: from the environment, or a file named by the `_FILE` variable "
+                    f"or by `{f.name}{SECRET_FILE_SUFFIX}` in the config file.")
+        lines.append(f"| `{f.name}` | {env} | `{default!r}` | {doc} |")
     return "\n".join(lines) + "\n"

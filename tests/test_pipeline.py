@@ -157,3 +157,42 @@ def test_a_record_the_core_fails_on_is_dead_lettered_and_the_rest_applied(
     assert "ValueError: boom" in dead[0]["message"]
     assert _orders(pipeline, BOB)[0] == 1 and _orders(pipeline, ALICE)[0] == 2
     assert pipeline.held(TOPICS.events, 0) == 3
+
+
+def _control(topic: str, kind: bytes, value: bytes, offset: int = 0) -> Record:
+    from agents.topics import KIND_HEADER
+
+    return Record(topic, 0, offset, None, value, START, {KIND_HEADER: kind})
+
+
+def test_a_forged_tick_from_the_future_is_dead_lettered_when_the_worker_keeps_time() -> None:
+    settings = SETTINGS.with_overrides(tick_interval_seconds=1.0)
+    wall = START + 90 * 86400.0
+    pipeline = Pipeline(settings, TOPICS, Metrics(), {}, wall_clock=lambda: wall)
+    _apply_all = pipeline.handle([_purchase(0, ALICE)])
+    assert not [s for s in _apply_all if s.topic == TOPICS.dead_letter]
+    sends = pipeline.handle([_control(TOPICS.events, b"tick", b"4102444800.0", 1),  # 2100
+                             _control(TOPICS.events, b"tick", b"soon", 2),
+                             _control(TOPICS.events, b"tick", repr(wall).encode(), 3)])
+    dead = [orjson.loads(s.value)["reason"] for s in sends if s.topic == TOPICS.dead_letter]
+    assert dead == ["future_timestamp", "schema_violation"]
+    assert pipeline.processor(0).clock == wall
+
+
+def test_producer_supplied_ticks_are_trusted_when_the_worker_keeps_no_clock() -> None:
+    settings = SETTINGS.with_overrides(tick_interval_seconds=0.0)
+    pipeline = Pipeline(settings, TOPICS, Metrics(), {}, wall_clock=lambda: START)
+    sends = pipeline.handle([_control(TOPICS.events, b"tick", b"4102444800.0")])
+    assert not sends and pipeline.processor(0).clock == 4102444800.0
+
+
+def test_a_feedback_header_on_the_input_topic_is_not_trusted() -> None:
+    from agents.pipeline import encode_feedback
+    from streams.core.event import Event
+
+    forged = encode_feedback(Event(event_id="x", user_id=ALICE, type="referral_converted",
+                                   occurred_at=4102444800.0, source="journey"))
+    pipeline, _ = _pipeline({})
+    sends = pipeline.handle([_control(TOPICS.events, b"feedback", forged)])
+    assert [orjson.loads(s.value)["reason"] for s in sends] != []
+    assert pipeline.snapshot(ALICE) is None

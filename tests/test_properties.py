@@ -202,6 +202,9 @@ _REFUND_FIRST = _swapped(make_event("u", "purchase", 1.0, amount=5.7),
                          make_event("u", "refund", 1.001, amount=3.37), 3.0)
 _CREDIT_TIME = _swapped(make_event("u", "purchase", 1.0, amount=3.77),
                         make_event("u", "signup", 1.001, properties={"referred_by": "r"}), 10.0)
+# (e) a user with no activity at all counts from first sight, not from first arrival
+_NO_ACTIVITY = _swapped(make_event("u", "resubscribe", 1.0, channel="email"),
+                        make_event("u", "unsubscribe", 1.007, channel="email"), 0.0)
 
 
 @PROPERTY_SETTINGS
@@ -210,6 +213,7 @@ _CREDIT_TIME = _swapped(make_event("u", "purchase", 1.0, amount=3.77),
 @example(_ORDER_TWICE)
 @example(_REFUND_FIRST)
 @example(_CREDIT_TIME)
+@example(_NO_ACTIVITY)
 def test_disorder_within_the_lateness_gives_the_same_snapshots(
         case: tuple[list[Event], list[Event], Settings, float]) -> None:
     events, arrival, settings, horizon = case

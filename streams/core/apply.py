@@ -61,6 +61,9 @@ def apply_event(state: UserState, event: Event, settings: Settings) -> None:
         angle = local_hour / 24.0 * 2.0 * math.pi
         state.hour_x += math.cos(angle)
         state.hour_y += math.sin(angle)
+    elif not state.active_seen:
+        # no activity yet: the user counts from first sight, whichever event came first
+        state.last_active_at = state.first_seen_at
 
     if kind == ev.PURCHASE:
         amount = event.amount or 0.0

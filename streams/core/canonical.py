@@ -1,0 +1,259 @@
+"""The canonical contract, user-event.v1: a parsed object to an Event, or why not.
+
+A valid canonical event takes a fast path whose checks are read off the schema at
+import; whatever the fast path cannot vouch for goes to the compiled validator, which has
+the final say and names the field at fault. On top of the schema, the decoder refuses
+what JSON Schema cannot say: non-finite amounts and implausible event times.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import fields
+from functools import cache
+from typing import Any, Final, NamedTuple
+
+import fastjsonschema
+
+import schemas
+from schemas import parse_date_time
+from streams.core import event as ev
+from streams.core.event import Event
+from streams.core.limits import (
+    EARLIEST_EVENT_AT,
+    EVENT_TIME_RANGE,
+    LATEST_EVENT_AT,
+    MAX_AMOUNT_TEXT,
+)
+from streams.core.rejection import (
+    INVALID_AMOUNT,
+    INVALID_TIMESTAMP,
+    MISSING_FIELD,
+    SCHEMA_VIOLATION,
+    UNKNOWN_CURRENCY,
+    UNKNOWN_TYPE,
+    UNSUPPORTED_SEGMENT_CALL,
+    Rejection,
+)
+from streams.core.rejection import ids_of as _ids
+from streams.core.rejection import show as _show
+
+# --- the canonical contract, read off user-event.v1 ---------------------------------------
+
+_SCHEMA: Final = schemas.load("user-event")
+_DEFS: Final = _SCHEMA["$defs"]
+_TOP: Final = _SCHEMA["properties"]
+_TOP_KEYS: Final = frozenset(_TOP)
+TYPES: Final = tuple(_TOP["type"]["enum"])  # the canonical types (no "other")
+CHANNELS: Final = frozenset(_DEFS["channel"]["enum"])
+_CURRENCIES: Final = frozenset(_DEFS["currency"]["enum"])
+
+
+def _leaf(node: Mapping[str, Any]) -> Callable[[Any], bool]:
+    return schemas.leaf_predicate(node, _DEFS)
+
+
+class _Rule(NamedTuple):
+    """What one event type needs under ``properties``, from the schema's if/then."""
+    needs_properties: bool
+    required: tuple[str, ...]
+    checks: tuple[tuple[str, Callable[[Any], bool]], ...]
+
+
+def _type_rules(doc: Mapping[str, Any]) -> dict[str, _Rule | None]:
+    """Per event type its fast checks, or None where the schema says more than they cover."""
+    types = list(doc["properties"]["type"]["enum"]) + [ev.OTHER]
+    needs = dict.fromkeys(types, False)
+    required: dict[str, list[str]] = {t: [] for t in types}
+    checks: dict[str, list[tuple[str, Callable[[Any], bool]]]] = {t: [] for t in types}
+    opaque: set[str] = set()
+    for branch in doc.get("allOf", ()):
+        cond = branch.get("if", {}).get("properties", {}).get("type", {})
+        hit = [cond["const"]] if "const" in cond else list(cond.get("enum", []))
+        then = branch.get("then", {})
+        inner = then.get("properties", {}).get("properties", {})
+        if not (hit and set(branch) <= {"description", "if", "then"}
+                and set(then) <= {"required", "properties"}
+                and set(then.get("required", [])) <= {"properties"}
+                and set(then.get("properties", {})) <= {"properties"}
+                and set(inner) <= {"description", "required", "properties"}):
+            opaque.update(types)  # a rule of a shape we cannot read: trust only the validator
+            continue
+        for t in hit:
+            needs[t] = needs[t] or "properties" in then.get("required", [])
+            required[t] += inner.get("required", [])
+            try:
+                checks[t] += [(k, _leaf(s)) for k, s in inner.get("properties", {}).items()]
+            except LookupError:
+                opaque.add(t)
+    return {t: None if t in opaque else _Rule(needs[t], tuple(required[t]), tuple(checks[t]))
+            for t in types}
+
+
+_RULES: Final = _type_rules(_SCHEMA)
+_CHECK_SOURCE: Final = _leaf(_TOP["source"])
+_CHECK_SCHEMA: Final = _leaf(_TOP["schema"])
+CHECK_TIMEZONE: Final = _leaf(_TOP["properties"]["properties"]["timezone"])
+
+
+# The rest of the document must be what _build checks inline, or it would vouch wrongly.
+_ID_NODES: Final = (_TOP["event_id"], _DEFS["user_id"])
+if set(_SCHEMA) - {"$schema", "$id", "title", "description", "type", "required",
+                   "additionalProperties", "properties", "allOf", "$defs", "examples"} or \
+        _SCHEMA["additionalProperties"] is not False or \
+        set(_SCHEMA["required"]) - {"event_id", "user_id", "type", "occurred_at"} or \
+        set(_TOP) != {"schema", "event_id", "user_id", "type", "occurred_at", "source",
+                      "properties"} or \
+        _TOP["user_id"].get("$ref") != "#/$defs/user_id" or \
+        any(set(n) != {"description", "type", "minLength", "maxLength"} or n["type"] != "string"
+            or n["minLength"] != 1 for n in _ID_NODES) or \
+        set(_TOP["properties"]) - {"description", "type", "properties"} or \
+        set(_TOP["properties"]["properties"]) != {"timezone"} or \
+        set(_TOP["type"]) - {"description", "enum"} or \
+        _TOP["occurred_at"].get("$ref") != "#/$defs/date_time" or \
+        _DEFS["date_time"].get("format") != "date-time":
+    raise LookupError("user-event.v1 changed shape; update decode._build")
+_EVENT_ID_MAX: Final = int(_ID_NODES[0]["maxLength"])
+_USER_ID_MAX: Final = int(_ID_NODES[1]["maxLength"])
+# _build makes Events positionally (a third of the cost of keywords); insist on the order.
+_EVENT_FIELDS: Final = ("event_id", "user_id", "type", "occurred_at", "utc_offset_min",
+                        "amount", "currency", "order_id", "rating", "channel",
+                        "referred_user_id", "source", "properties")
+if tuple(f.name for f in fields(Event))[:len(_EVENT_FIELDS)] != _EVENT_FIELDS:
+    raise LookupError("Event's field order changed; update decode._build")
+# Which of Event's typed fields each type lifts out of `properties`.
+_MONEY, _RATING, _CHANNEL, _REFERRED = 1, 2, 3, 4
+_LIFT: Final = {ev.PURCHASE: _MONEY, ev.REFUND: _MONEY, ev.REVIEW: _RATING,
+                ev.UNSUBSCRIBE: _CHANNEL, ev.RESUBSCRIBE: _CHANNEL, ev.MESSAGE_OPENED: _CHANNEL,
+                ev.MESSAGE_CLICKED: _CHANNEL, ev.REFERRAL: _REFERRED}
+
+
+@cache
+def validator(allow_other: bool) -> Callable[[Any], Any]:
+    if not allow_other:
+        return schemas.validator("user-event")
+    # Segment track names we do not map become "other": the same contract, one more type.
+    doc = schemas.load("user-event")
+    doc["properties"]["type"]["enum"].append(ev.OTHER)
+    return schemas.compile_schema(doc)
+
+
+# --- explaining a rejection ---------------------------------------------------------------
+
+def explain(exc: fastjsonschema.JsonSchemaValueException, obj: dict[str, Any],
+             segment: bool = False) -> Rejection:
+    """A validator error as a dead-letter reason and a message that names the field."""
+    name = exc.name or "data"
+    field = "" if name == "data" else name.removeprefix("data.")
+    rule, value, ids = exc.rule, exc.value, _ids(obj)
+    if rule == "required" and isinstance(value, dict):
+        missing = [k for k in exc.rule_definition or () if k not in value]
+        text = ", ".join((field + "." if field else "") + k for k in missing)
+        t = obj.get("type")
+        r = _RULES.get(t) if type(t) is str and not segment else None
+        if missing == ["properties"] and not field and r is not None and r.required:
+            text += f" ({t} events need " + ", ".join("properties." + k for k in r.required) + ")"
+        return Rejection(MISSING_FIELD, f"missing field {text}", *ids)
+    if rule == "anyOf" and segment and not field:  # no user id, or no time at all
+        names = [b["required"][0] for b in exc.rule_definition or () if b.get("required")]
+        if not any(n in obj for n in names):
+            return Rejection(MISSING_FIELD, "missing field: one of " + ", ".join(names), *ids)
+        return Rejection(SCHEMA_VIOLATION, " or ".join(names) + " must be a non-empty string",
+                         *ids)
+    if rule == "additionalProperties" and isinstance(value, dict):
+        extra = sorted(map(str, set(value) - set((exc.definition or {}).get("properties", {}))))
+        return Rejection(SCHEMA_VIOLATION, f"unexpected field(s) {', '.join(extra)}", *ids)
+    if field == "type":
+        if segment:
+            return Rejection(UNSUPPORTED_SEGMENT_CALL, f"Segment call type {_show(value)} is "
+                             "not supported; journey takes track, page and screen", *ids)
+        return Rejection(UNKNOWN_TYPE, f"unknown event type {_show(value)}; expected one of "
+                         + ", ".join(TYPES), *ids)
+    if field in ("occurred_at", "timestamp", "originalTimestamp", "sentAt"):
+        return Rejection(INVALID_TIMESTAMP, f"{field} {_show(value)} is not an RFC 3339 "
+                         "date-time with a UTC offset, e.g. 2024-05-03T18:21:07+02:00", *ids)
+    if field == "properties.amount":
+        if rule == "maximum":
+            return Rejection(INVALID_AMOUNT, f"properties.amount {_show(value)} is more than "
+                             f"the largest accepted amount, {MAX_AMOUNT_TEXT}", *ids)
+        return Rejection(INVALID_AMOUNT, "properties.amount must be a non-negative number, "
+                         f"got {_show(value)}", *ids)
+    if field == "properties.currency":
+        hint = ("; codes are upper case" if type(value) is str and value.upper() in _CURRENCIES
+                else "")
+        return Rejection(UNKNOWN_CURRENCY, "properties.currency must be the ISO 4217 code of "
+                         f"a currency, such as EUR or USD, got {_show(value)}{hint}", *ids)
+    text = exc.message.removeprefix("data.")
+    return Rejection(SCHEMA_VIOLATION, f"{text} (got {_show(value)})", *ids)
+
+
+# --- building the Event ---------------------------------------------------------------------
+
+def finite(v: Any) -> float | None:
+    if isinstance(v, bool):
+        return None
+    try:
+        f = float(v)
+    except (TypeError, ValueError, OverflowError, ArithmeticError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def build(o: dict[str, Any], allow_other: bool, time_field: str = "occurred_at",
+          ) -> Event | Rejection:
+    """The Event of a canonical object, checked against user-event.v1. ``time_field``
+    names ``occurred_at`` in messages (a Segment call's ``timestamp``, say)."""
+    t: Any = o.get("type")
+    props: Any = o.get("properties")
+    eid, uid = o.get("event_id"), o.get("user_id")
+    when = parse_date_time(o.get("occurred_at"))  # type: ignore[arg-type]
+    rule = _RULES.get(t) if type(t) is str else None
+    # The fast path: checks read off the schema, that pass only if the schema surely would.
+    ok = False
+    if (rule is not None and when is not None and o.keys() <= _TOP_KEYS
+            and type(eid) is str and 0 < len(eid) <= _EVENT_ID_MAX
+            and type(uid) is str and 0 < len(uid) <= _USER_ID_MAX
+            and (t != ev.OTHER or allow_other)
+            and ("schema" not in o or _CHECK_SCHEMA(o["schema"]))
+            and ("source" not in o or _CHECK_SOURCE(o["source"]))):
+        if props is None:
+            ok = "properties" not in o and not rule.needs_properties
+        elif type(props) is dict and ("timezone" not in props
+                                      or CHECK_TIMEZONE(props["timezone"])):
+            ok = not (rule.required or rule.checks) or (
+                all(k in props for k in rule.required)
+                and all(check(props[k]) for k, check in rule.checks if k in props))
+    if not ok:
+        try:  # the validator has the last word, and names the field at fault
+            validator(allow_other)(o)
+        except fastjsonschema.JsonSchemaValueException as exc:
+            return explain(exc, o)
+        if when is None:  # the schema and the parser disagree: never silently accept
+            return Rejection(INVALID_TIMESTAMP, f"occurred_at {_show(o['occurred_at'])} "
+                             "could not be read", *_ids(o))
+    if not EARLIEST_EVENT_AT <= when[0] < LATEST_EVENT_AT:  # type: ignore[index]
+        return Rejection(INVALID_TIMESTAMP, f"{time_field} {_show(o['occurred_at'])} is not "
+                         f"a plausible event time: journey takes {EVENT_TIME_RANGE}", *_ids(o))
+    if props is None:
+        props = {}
+    amount = currency = order_id = rating = channel = referred = None
+    lift = _LIFT.get(t)
+    if lift is not None:  # only what the schema has checked for this type
+        if lift == _MONEY:
+            amount = finite(props["amount"])
+            if amount is None:  # NaN or infinity, which only from_object can be handed
+                return Rejection(INVALID_AMOUNT, "properties.amount must be a finite number, "
+                                 f"got {_show(props['amount'])}", *_ids(o))
+            amount += 0.0  # -0.0 (which the schema allows) is plain 0 to the aggregates
+            currency, order_id = props["currency"], props.get("order_id")
+        elif lift == _RATING:
+            rating = int(props["rating"])
+        elif lift == _CHANNEL:
+            channel = props.get("channel")
+        else:
+            referred = props["referred_user_id"]
+    return Event(eid, uid, t, when[0], when[1], amount, currency, order_id,  # type: ignore[arg-type,index]
+                 rating, channel, referred, o.get("source"), props)
+
+

@@ -1,0 +1,164 @@
+"""Segment Spec calls (track, page, screen) as Events.
+
+A call is checked against segment-track.v1, mapped onto a user-event object, and that
+object is then checked like any canonical event (see canonical.build), with one more
+type, "other", for track names journey does not map. RudderStack sends the same shape.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any, Final
+
+import fastjsonschema
+
+import schemas
+from streams.core import event as ev
+from streams.core.canonical import CHANNELS as _CHANNELS
+from streams.core.canonical import CHECK_TIMEZONE as _CHECK_TIMEZONE
+from streams.core.canonical import build, explain, finite
+from streams.core.event import Event
+from streams.core.limits import MAX_AMOUNT, MAX_AMOUNT_TEXT
+from streams.core.rejection import (
+    INVALID_AMOUNT,
+    MISSING_FIELD,
+    UNSUPPORTED_SEGMENT_CALL,
+    Rejection,
+)
+from streams.core.rejection import ids_of as _ids
+from streams.core.rejection import show as _show
+
+SEGMENT_CALLS: Final = frozenset({"track", "page", "screen", "identify", "group", "alias"})
+_TAKEN: Final = ("track", "page", "screen")
+# Segment Spec names (e-commerce v2, email, mobile, B2B SaaS) and what they are to journey.
+# The spec has no referral event, so nothing maps to "referral".
+SEGMENT_EVENTS: Final[Mapping[str, str]] = {
+    "Order Completed": ev.PURCHASE, "Order Refunded": ev.REFUND,
+    "Product Viewed": ev.PRODUCT_VIEW, "Product Clicked": ev.PRODUCT_VIEW,
+    "Product List Viewed": ev.PAGE_VIEW, "Product List Filtered": ev.PAGE_VIEW,
+    "Products Searched": ev.SEARCH, "Product Added": ev.ADD_TO_CART,
+    "Product Removed": ev.REMOVE_FROM_CART, "Product Added to Wishlist": ev.WISHLIST_ADD,
+    "Checkout Started": ev.CHECKOUT_STARTED, "Product Shared": ev.SHARE,
+    "Cart Shared": ev.SHARE, "Product Reviewed": ev.REVIEW,
+    "Coupon Applied": ev.COUPON_REDEEMED, "Signed Up": ev.SIGNUP,
+    "Application Opened": ev.SESSION_START,
+    "Email Opened": ev.MESSAGE_OPENED, "Push Notification Opened": ev.MESSAGE_OPENED,
+    "Email Link Clicked": ev.MESSAGE_CLICKED, "Push Notification Tapped": ev.MESSAGE_CLICKED,
+    "Unsubscribed": ev.UNSUBSCRIBE,
+}
+# The channel a name implies. "Unsubscribed" comes from the email spec: email, unless the
+# call names one of our channels itself.
+_SEGMENT_CHANNEL: Final = {
+    "Email Opened": "email", "Email Link Clicked": "email", "Unsubscribed": "email",
+    "Push Notification Opened": "app_push", "Push Notification Tapped": "app_push"}
+SEGMENT_DEFAULT_CURRENCY: Final = "USD"
+
+
+# What a tracker may send as a number in a string ("19.90", "-3", "1e3"): JSON's number
+# syntax, ASCII only. float() also reads "1_000", " nan", "infinity" and other scripts'
+# digits, none of which a tracker means as an amount.
+_NUMBER_TEXT: Final = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+
+
+def _money(holder: dict[str, Any], key: str, where: str) -> float | Rejection:
+    """A non-negative money value; trackers often send numbers as strings, so take those."""
+    v = holder[key]
+    if isinstance(v, str):
+        text = v.strip()
+        f = finite(text) if _NUMBER_TEXT.fullmatch(text) else None
+    else:
+        f = finite(v)
+    if f is None or f < 0:
+        return Rejection(INVALID_AMOUNT, f"{where}.{key} must be a non-negative number, got "
+                         f"{_show(v)}")
+    if f > MAX_AMOUNT:
+        return Rejection(INVALID_AMOUNT, f"{where}.{key} {_show(v)} is more than the largest "
+                         f"accepted amount, {MAX_AMOUNT_TEXT}")
+    return f + 0.0  # -0.0 is plain 0
+
+
+def _order_amount(props: dict[str, Any], name: str) -> float | Rejection:
+    """revenue, else total, else the sum of product price times quantity."""
+    for key in ("revenue", "total"):
+        if props.get(key) is not None:
+            return _money(props, key, "properties")
+    products = props.get("products")
+    if not isinstance(products, list) or not products:
+        return Rejection(MISSING_FIELD, f"missing field: {name} needs properties.revenue, "
+                         "properties.total or priced properties.products")
+    total = 0.0
+    for i, p in enumerate(products):
+        if not isinstance(p, dict) or p.get("price") is None:
+            return Rejection(MISSING_FIELD, f"missing field properties.products[{i}].price")
+        price, qty = (_money(p, k, f"properties.products[{i}]") if p.get(k) is not None
+                      else 1.0 for k in ("price", "quantity"))
+        for part in (price, qty):
+            if isinstance(part, Rejection):
+                return part
+        total += price * qty  # type: ignore[operator]
+    if not total <= MAX_AMOUNT:  # also catches a product that overflowed to infinity
+        return Rejection(INVALID_AMOUNT, f"properties.products add up to {total:.6g}, more "
+                         f"than the largest accepted amount, {MAX_AMOUNT_TEXT}")
+    return total
+
+
+def _to_canonical(obj: dict[str, Any]) -> dict[str, Any] | Rejection:
+    """A Segment track/page/screen call as a canonical user-event object."""
+    call = obj.get("type")
+    if call in ("identify", "group", "alias"):
+        return Rejection(UNSUPPORTED_SEGMENT_CALL, f"Segment {call} calls carry no user "
+                         "activity; journey takes track, page and screen", *_ids(obj))
+    if "type" in obj and call not in _TAKEN:  # say so before any field it may lack
+        return Rejection(UNSUPPORTED_SEGMENT_CALL, f"Segment call type {_show(call)} is not "
+                         "supported; journey takes track, page and screen", *_ids(obj))
+    try:
+        schemas.validator("segment-track")(obj)
+    except fastjsonschema.JsonSchemaValueException as exc:
+        return explain(exc, obj, segment=True)
+    props = dict(obj.get("properties") or {})
+    name = obj.get("event") if call == "track" else None
+    etype = ev.PAGE_VIEW if name is None else SEGMENT_EVENTS.get(name, ev.OTHER)
+    if name is not None:
+        props["segment_event"] = name
+    if etype in (ev.PURCHASE, ev.REFUND):
+        amount = _order_amount(props, str(name))
+        if isinstance(amount, Rejection):
+            return amount._replace(event_id=obj["messageId"], user_id=_ids(obj)[1])
+        props["amount"] = amount
+        if props.get("currency") is None:
+            props["currency"] = SEGMENT_DEFAULT_CURRENCY
+        if type(props.get("order_id")) is int:
+            props["order_id"] = str(props["order_id"])
+    elif etype == ev.REVIEW:  # the spec types rating as a string ("5")
+        r = props.get("rating")
+        if isinstance(r, str) and len(r) <= 8 and r.strip().isdecimal() and r.isascii():
+            props["rating"] = int(r)  # short: int() of a long digit string is costly
+    elif name in _SEGMENT_CHANNEL and (etype != ev.UNSUBSCRIBE
+                                       or props.get("channel") not in _CHANNELS):
+        props["channel"] = _SEGMENT_CHANNEL[name]  # type: ignore[index]
+    context = obj.get("context")
+    if isinstance(context, dict) and _CHECK_TIMEZONE(context.get("timezone")):
+        props["timezone"] = context["timezone"]
+    elif "timezone" in props and not _CHECK_TIMEZONE(props["timezone"]):
+        del props["timezone"]  # no meaning in the Segment Spec: not worth losing the event
+    return {"event_id": obj["messageId"], "user_id": obj.get("userId") or obj["anonymousId"],
+            "type": etype, "occurred_at": obj[_time_field(obj)], "source": "segment",
+            "properties": props}
+
+
+def _time_field(obj: dict[str, Any]) -> str:
+    """The call's time: the schema holds each one given to RFC 3339, and wants one."""
+    return ("timestamp" if "timestamp" in obj
+            else "originalTimestamp" if "originalTimestamp" in obj else "sentAt")
+
+
+def from_segment(obj: dict[str, Any]) -> Event | Rejection:
+    """A Segment track/page/screen call as an Event, checked as a canonical event would be
+    (with the Segment-only type "other"), or why not."""
+    mapped = _to_canonical(obj)
+    if isinstance(mapped, Rejection):
+        return mapped
+    return build(mapped, allow_other=True, time_field=_time_field(obj))
+
+
