@@ -29,7 +29,7 @@ from agents import codec
 from agents.heal import committed_offsets, fill
 from agents.kafka_config import kafka_kwargs
 from agents.metrics import Metrics
-from agents.pipeline import TICK, Pipeline, Record, Send, tick_value
+from agents.pipeline import CTX_PREFIX, TICK, Pipeline, Record, Send, tick_value
 from agents.topics import KIND_HEADER, Topics
 from streams.core.partitioning import partition_for
 from streams.settings import Settings
@@ -259,12 +259,21 @@ async def _publish(rt: Runtime, sends: list[Send]) -> None:
     for fut, source_time in alert_futures:
         await fut
         rt.metrics.alert_latency.observe(max(0.0, time.time() - source_time))
+    # Users first, then (once they are in the log) each partition's context in a batch of
+    # its own. A context claims the batch's input offsets, so it must not reach the log
+    # without the user records it vouches for; and as the last record of a partition on
+    # its own, it is read back even by a broker that reports a partition's end as the
+    # start of its newest batch + 1 (see docs on the embedded broker), so a restart never
+    # sees users newer than their context.
     changelog = rt.table.changelog_topic.get_topic_name()
-    state = [await producer.send(changelog, kb, vb, p, None, None)
-             for _, p, kb, vb in rt.pending_changelog]
+    users = [r for r in rt.pending_changelog if not r[0].startswith(CTX_PREFIX)]
+    contexts = [r for r in rt.pending_changelog if r[0].startswith(CTX_PREFIX)]
     rt.pending_changelog.clear()
-    if state:
-        await asyncio.gather(*state)
+    for records in (users, contexts):
+        sent = [await producer.send(changelog, kb, vb, p, None, None)
+                for _, p, kb, vb in records]
+        if sent:
+            await asyncio.gather(*sent)
 
 
 async def _check_broker(rt: Runtime) -> None:

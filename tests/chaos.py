@@ -68,22 +68,37 @@ def lost_and_double(live: dict[str, dict[str, Any] | None],
     return lost, double
 
 
-def alert_differences(live: list[dict[str, Any]], truth: list[dict[str, Any]]) -> dict[str, int]:
-    """Alerts replay has and live lacks, live has and replay lacks, and re-sent copies
-    that are not byte-for-byte the first (a re-send must be an exact copy)."""
+# An alert's role (and the strategy that follows from it) counts referral credits, which
+# cross partitions through the repartition topic and may arrive before a re-sent alert
+# was computed again but after its first copy: the only fields a re-send may change.
+CREDIT_DEPENDENT = frozenset({"role", "strategy"})
+
+
+def alert_differences(live: list[dict[str, Any]], truth: list[dict[str, Any]]
+                      ) -> tuple[dict[str, int], list[str]]:
+    """Counts of alerts replay has and live lacks, live has and replay lacks, re-sent
+    copies that differ from the first beyond the credit-dependent fields, and those that
+    differ only there; plus a few examples of differing copies."""
     first: dict[str, dict[str, Any]] = {}
-    inexact = 0
-    fields: dict[str, int] = {}
+    inexact = credit = 0
+    examples: list[str] = []
     for a in live:
         seen = first.setdefault(a["alert_id"], a)
-        if seen != a:
+        changed = {k for k in a if a[k] != seen.get(k)}
+        if not changed:
+            continue
+        if changed <= CREDIT_DEPENDENT:
+            credit += 1
+        else:
             inexact += 1
-            for k in a:
-                if a[k] != seen.get(k):
-                    fields[f"differs:{k}"] = fields.get(f"differs:{k}", 0) + 1
+        if len(examples) < 3:
+            examples.append(f"{a['alert_id']}: " + ", ".join(
+                f"{k} {seen.get(k)!r} -> {a[k]!r}" for k in sorted(changed)))
     want = {a["alert_id"] for a in truth}
-    return {"missing": len(want - first.keys()), "unexpected": len(first.keys() - want),
-            "inexact_resends": inexact, "resent": len(live) - len(first), **fields}
+    counts = {"missing": len(want - first.keys()), "unexpected": len(first.keys() - want),
+              "inexact_resends": inexact, "credit_dependent_resends": credit,
+              "resent": len(live) - len(first)}
+    return counts, examples
 
 
 @dataclass
@@ -97,6 +112,7 @@ class ChaosReport:
     alerts: dict[str, int] = field(default_factory=dict)
     recovery_seconds: list[float] = field(default_factory=list)
     diffs: list[str] = field(default_factory=list)
+    examples: list[str] = field(default_factory=list)
 
     @property
     def wrong_alerts(self) -> int:
@@ -108,7 +124,9 @@ class ChaosReport:
         return (f"chaos: M={self.events} events, N={self.kills} kills, {self.workers} "
                 f"worker(s): lost={self.lost}, double-counted={self.double}, wrong states="
                 f"{self.wrong_states}, wrong alerts={self.wrong_alerts} "
-                f"(re-sent copies {self.alerts.get('resent', 0)}), recovery per kill "
+                f"(re-sent copies {self.alerts.get('resent', 0)}, of which differing only "
+                f"in credit-dependent fields {self.alerts.get('credit_dependent_resends', 0)})"
+                f", recovery per kill "
                 f"[{rec}] s")
 
 
@@ -181,5 +199,5 @@ def run_chaos(settings: Settings, workers: Workers, tmp_path: Path, *, users: in
     report.wrong_states = len({d.split(".")[0].split(":")[0] for d in report.diffs})
     live_alerts = [a for t in (topics.churn_warnings, topics.recall_triggers)
                    for a in values(consume(settings.broker, t, timeout=30, idle=2.0))]
-    report.alerts = alert_differences(live_alerts, replay.alerts)
+    report.alerts, report.examples = alert_differences(live_alerts, replay.alerts)
     return report

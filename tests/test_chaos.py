@@ -27,4 +27,4 @@ def test_random_kills_lose_nothing_and_count_nothing_twice(
     assert len(report.recovery_seconds) == kills
     assert (report.lost, report.double) == (0, 0), report.line()
     assert not report.diffs, f"{report.line()}; {report.diffs[:10]}"
-    assert report.wrong_alerts == 0, f"{report.line()}; {report.alerts}"
+    assert report.wrong_alerts == 0, f"{report.line()}; {report.alerts}; {report.examples}"

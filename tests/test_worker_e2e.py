@@ -199,11 +199,12 @@ def _on_partition(partition: int, prefix: str) -> str:
                 if partition_for(u := f"{prefix}-{i}", PARTITIONS) == partition)
 
 
-def test_a_referral_credit_from_a_partition_ahead_does_not_move_the_clock(
+def test_a_referral_credit_from_a_partition_ahead_waits_for_the_partition_clock(
         broker: Any, kafka_settings: Settings, make_topics: Any, workers: Workers) -> None:  # noqa: F811
     """Partitions advance independently (catching up a backlog, after a restart). A
-    referral credit carries the referee's time; if it moved the referrer's partition clock
-    to that time, the partition's own later, in-order events would be dropped as too_late."""
+    referral credit carries the referee's time. It must not move the referrer's partition
+    clock (the partition's own later, in-order events would be dropped as too_late), and
+    it takes effect when that clock reaches the credit's time, as in a replay."""
     s = kafka_settings
     topics = all_topics(s)
     make_topics(*topic_suffixes(s), partitions=PARTITIONS)
@@ -223,9 +224,8 @@ def test_a_referral_credit_from_a_partition_ahead_does_not_move_the_clock(
         ev(referee, "signup", t0 + 10 * DAY, referred_by=referrer),
         ev(referee, "purchase", t0 + 10 * DAY + 60, amount=20.0, currency="EUR",
            order_id=f"{referee}-o1")])
-    worker.wait_for(lambda: worker.metric("journey_events_applied_total",
-                                          type="referral_converted") >= 1, 60,
-                    "the referral credit applied on the referrer's partition")
+    worker.wait_for(lambda: (worker.user(referee) or {}).get("orders") == 1, 60,
+                    "the referee's purchase")
     # partition 0's own next event, a day after its last one: in order, so it must apply
     late_but_fine = ev(other, "page_view", t0 + DAY)
     produce_events(s.broker, topics.events, [late_but_fine])
@@ -234,3 +234,10 @@ def test_a_referral_credit_from_a_partition_ahead_does_not_move_the_clock(
     dead = values(consume(s.broker, topics.dead_letter, timeout=5, idle=1.0))
     assert worker.user(other) is not None, (
         f"{other}'s in-order event was rejected: {[d['message'] for d in dead]}")
+    assert worker.metric("journey_events_applied_total", type="referral_converted") == 0
+    # partition 0 reaches the credit's time: now it counts
+    produce_events(s.broker, topics.events, [ev(other, "page_view", t0 + 11 * DAY)])
+    worker.wait_for(lambda: worker.metric("journey_events_applied_total",
+                                          type="referral_converted") >= 1, 60,
+                    "the held referral credit applied on the referrer's partition")
+    assert worker.metric("journey_dead_letters_total") == 0

@@ -9,6 +9,7 @@ over them.
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter
 from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
@@ -26,6 +27,9 @@ from streams.settings import Settings
 
 DAY = 86400.0
 NEG_INF = float("-inf")
+# Referral credits held for a partition whose clock is behind them (kept in its context,
+# so written with every batch that touches the partition): beyond this, apply on arrival.
+HELD_CREDITS_CAP = 5000
 
 
 @dataclass(slots=True)
@@ -61,6 +65,15 @@ class Outputs:
         self.refits = 0
 
 
+def _credit_to_list(e: Event) -> list[Any]:
+    return [e.event_id, e.user_id, e.occurred_at, e.properties.get("referred_user_id")]
+
+
+def _credit_from_list(c: list[Any]) -> Event:
+    return Event(event_id=c[0], user_id=c[1], type=REFERRAL_CONVERTED, occurred_at=float(c[2]),
+                 source="journey", properties={"referred_user_id": c[3]})
+
+
 def _census_key(s: UserState) -> tuple[str, int, bool, bool, bool]:
     return (s.stage, s.funnel_index(), s.orders >= 1, s.orders >= 2,
             bool(s.referrals_sent or s.referred_converted))
@@ -86,13 +99,16 @@ class PartitionProcessor:
         self.census: Counter[tuple[str, int, bool, bool, bool]] = Counter()
         self._lateness = settings.allowed_lateness_seconds
         self._skew = settings.max_future_skew_seconds
+        self._held: list[tuple[float, str, Event]] = []  # credits ahead of the clock
+        self._held_ids: set[str] = set()
 
     # --- persistence of the partition's own context ---------------------------------
 
     def context(self) -> dict[str, Any]:
         return {"clock": None if self.clock == NEG_INF else self.clock,
                 "model": self.model.to_list(), "next_refit_at": self.next_refit_at,
-                "applied_position": self.applied_position}
+                "applied_position": self.applied_position,
+                "held_credits": [_credit_to_list(e) for _, _, e in sorted(self._held)]}
 
     def restore(self, ctx: dict[str, Any] | None, states: Iterable[UserState]) -> None:
         """Rebuild the in-memory index, sample and census from the table (after a restart
@@ -102,6 +118,10 @@ class PartitionProcessor:
             self.model = Model.from_list(ctx["model"])
             self.next_refit_at = ctx.get("next_refit_at")
             self.applied_position = int(ctx.get("applied_position", -1))
+        held = [_credit_from_list(c) for c in (ctx or {}).get("held_credits") or ()]
+        self._held = [(e.occurred_at, e.event_id, e) for e in held]
+        heapq.heapify(self._held)
+        self._held_ids = {e.event_id for e in held}
         self.index = DeadlineIndex()
         self.sample = Sample(self.settings.population_sample_size)
         self.census.clear()
@@ -120,6 +140,14 @@ class PartitionProcessor:
         ``feedback`` marks journey's own news from another partition (a referral credit):
         it travels a repartition hop, so it is exempt from the lateness cut-off.
         """
+        if feedback and event.occurred_at > self.clock:
+            self._hold(event, out)
+            return
+        self._take(event, out, received_at, position, feedback, self.clock)
+
+    def _take(self, event: Event, out: Outputs, received_at: float | None,
+              position: int | None, feedback: bool, at: float) -> None:
+        """``process`` once an event is due; ``at`` is the instant a credit is judged at."""
         state = self.store.get(event.user_id)
         if state is not None and (
                 (position is not None and position <= state.max_position)
@@ -163,11 +191,25 @@ class PartitionProcessor:
                 event_id=alerts.stable_id("rc", state.user_id), user_id=referrer,
                 type=REFERRAL_CONVERTED, occurred_at=credited_at, source="journey",
                 properties={"referred_user_id": state.user_id}))
-        # A credit can reach a partition before any event of its own has set the clock:
-        # judge the referrer at the credit's time then (the clock itself stays unset).
-        self._settle(state, event, before, out,
-                     t if self.clock == NEG_INF else self.clock)
+        self._settle(state, event, before, out, at if feedback else self.clock)
         out.applied.append(event)
+
+    def _hold(self, event: Event, out: Outputs) -> None:
+        """Keep a credit from ahead of this partition's clock until the clock gets there.
+
+        Credits cross partitions asynchronously; applied on arrival, one from a partition
+        that is ahead would date the referrer's state (and start its partition's re-fit
+        epochs) in this partition's future. Held, it takes effect in event time, as in a
+        replay. Past the cap, credits are applied on arrival instead.
+        """
+        if event.event_id in self._held_ids:
+            out.duplicates += 1
+            return
+        if len(self._held) >= HELD_CREDITS_CAP:
+            self._take(event, out, None, None, True, max(self.clock, event.occurred_at))
+            return
+        heapq.heappush(self._held, (event.occurred_at, event.event_id, event))
+        self._held_ids.add(event.event_id)
 
     def advance(self, now: float, out: Outputs) -> None:
         """Move the clock to ``now`` (a wall-clock tick, or the end of a replay) and fire
@@ -196,11 +238,17 @@ class PartitionProcessor:
     def _run_until(self, until: float, out: Outputs) -> None:
         """Fire timers and re-fits due at or before ``until``, in time order. Deadlines
         equal to an event's time fire first, in replay and live alike."""
-        index = self.index
+        index, held = self.index, self._held
         while True:
             refit_at = self.next_refit_at
-            if refit_at is not None and refit_at <= until and refit_at <= index.earliest():
+            if refit_at is not None and refit_at <= until and refit_at <= index.earliest() \
+                    and (not held or refit_at <= held[0][0]):
                 self._refit(refit_at, out)
+                continue
+            if held and held[0][0] <= until and held[0][0] < index.earliest():
+                t, event_id, credit = heapq.heappop(held)
+                self._held_ids.discard(event_id)
+                self._take(credit, out, None, None, True, t)
                 continue
             popped = index.pop_due(until)
             if popped is None:
