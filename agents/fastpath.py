@@ -44,7 +44,7 @@ def lean_monitor_class() -> type:
     return LeanMonitor
 
 
-def lean_app_class() -> type:
+def lean_app_class(fetch_max_wait_seconds: float = 1.5) -> type:
     """A faust App whose consumer hands each fetched message straight to the conductor.
 
     faust's drain loop wraps every message in ``Service.wait_first(callback(message),
@@ -56,7 +56,20 @@ def lean_app_class() -> type:
     import faust
     from faust.transport.drivers import aiokafka as faust_aiokafka
 
+    wait_ms = max(0, int(fetch_max_wait_seconds * 1000))
+
+    class ShortFetchThread(faust_aiokafka.AIOKafkaConsumerThread):
+        # faust fixes fetch_max_wait_ms at 1500; a broker that holds each fetch that long
+        # (the embedded one does) adds up to that much to every record's latency
+        def _create_worker_consumer(self, transport: Any) -> Any:
+            consumer = super()._create_worker_consumer(transport)
+            consumer._fetch_max_wait_ms = wait_ms
+            return consumer
+
     class LeanConsumer(faust_aiokafka.Consumer):
+        def _new_consumer_thread(self) -> Any:
+            return ShortFetchThread(self, loop=self.loop, beacon=self.beacon)
+
         async def _drain_messages(self, fetcher: Any) -> None:
             try:
                 await self._deliver_fetched(fetcher)

@@ -91,7 +91,7 @@ def build(settings: Settings, bootstrap: str, metrics: Metrics | None = None) ->
     metrics = metrics or Metrics()
     from agents.fastpath import lean_app_class, lean_monitor_class
 
-    app = lean_app_class()(
+    app = lean_app_class(settings.fetch_max_wait_seconds)(
         settings.app_id,
         Monitor=lean_monitor_class(),
         stream_buffer_maxsize=65536,
@@ -108,7 +108,9 @@ def build(settings: Settings, bootstrap: str, metrics: Metrics | None = None) ->
         value_serializer="raw",
         consumer_auto_offset_reset="earliest",
         processing_guarantee="at_least_once",
-        stream_wait_empty=False,
+        # a rebalance waits for the batch in hand to be published and acknowledged, so
+        # the partition's next owner recovers a changelog this worker has finished with
+        stream_wait_empty=True,
         producer_linger=0.005,
         broker_commit_every=BATCH_MAX,
         broker_commit_interval=1.0,
@@ -266,9 +268,13 @@ async def _publish(rt: Runtime, sends: list[Send]) -> None:
     # start of its newest batch + 1 (see docs on the embedded broker), so a restart never
     # sees users newer than their context.
     changelog = rt.table.changelog_topic.get_topic_name()
-    users = [r for r in rt.pending_changelog if not r[0].startswith(CTX_PREFIX)]
-    contexts = [r for r in rt.pending_changelog if r[0].startswith(CTX_PREFIX)]
+    owned = {tp.partition for tp in _owned(rt.app, rt.topics.events)}
+    # a partition taken away meanwhile is its new owner's to write (from its committed
+    # offset); a late write from here could land after the new owner's
+    pending = [r for r in rt.pending_changelog if r[1] in owned]
     rt.pending_changelog.clear()
+    users = [r for r in pending if not r[0].startswith(CTX_PREFIX)]
+    contexts = [r for r in pending if r[0].startswith(CTX_PREFIX)]
     for records in (users, contexts):
         sent = [await producer.send(changelog, kb, vb, p, None, None)
                 for _, p, kb, vb in records]

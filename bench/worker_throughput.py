@@ -125,7 +125,8 @@ async def latency(bootstrap: str, prefix: str, rate: int, seconds: float) -> lis
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
     consumer = AIOKafkaConsumer(f"{prefix}lifecycle-transitions", bootstrap_servers=bootstrap,
-                                group_id=None, auto_offset_reset="latest")
+                                group_id=None, auto_offset_reset="latest",
+                                fetch_max_wait_ms=20)  # the measuring side adds no wait
     await consumer.start()
     await asyncio.sleep(2.0)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=1)

@@ -148,6 +148,10 @@ class Settings:
         6.0, "Consumer group session timeout. Short, because the embedded broker makes "
         "joins wait half of it.", "kafka")
     heartbeat_interval_seconds: float = _f(1.0, "Consumer group heartbeat interval.", "kafka")
+    fetch_max_wait_seconds: float = _f(
+        0.05, "Longest a fetch waits for new records. Apache Kafka answers as soon as "
+        "records arrive, so this only paces idle polling; the embedded broker holds every "
+        "fetch this long, so there it adds directly to alert latency.", "kafka")
     tick_interval_seconds: float = _f(
         1.0, "How often the worker stamps wall-clock ticks into its partitions to fire "
         "inactivity timers; 0 when the producer writes ticks itself (a simulated clock).",
@@ -279,7 +283,7 @@ class Settings:
         problems += [f"{n} must be at least 1" for n in at_least_one if getattr(self, n) < 1]
         non_negative = ("allowed_lateness_seconds", "max_future_skew_seconds",
                         "activity_grace_days", "recall_cooldown_days", "standby_replicas",
-                        "tick_interval_seconds")
+                        "tick_interval_seconds", "fetch_max_wait_seconds")
         problems += [f"{n} must not be negative" for n in non_negative if getattr(self, n) < 0]
         if problems:
             raise ValueError("invalid settings: " + "; ".join(problems))
