@@ -63,6 +63,8 @@ class Runtime:
     probe: Any = None  # a metadata client of our own for the watchdog
     broker_lost_since: float = 0.0
     fatal: list[str] = field(default_factory=list)
+    seen_topics: set[str] = field(default_factory=set)
+    acked: dict[tuple[str, int], int] = field(default_factory=dict)
     pending_changelog: list[tuple[str, int, bytes, bytes]] = field(default_factory=list)
     started_at: float = field(default_factory=time.time)
     processed_batches: int = 0
@@ -173,9 +175,11 @@ def _wire(rt: Runtime) -> None:
             if not rt.ready:
                 return
             now = time.time()
-            for tp in _owned(app, topics.events):
-                await app.producer.send(topics.events, None, tick_value(now), tp.partition,
-                                        int(now * 1000), [(KIND_HEADER, TICK)])
+            sent = [await app.producer.send(topics.events, None, tick_value(now), tp.partition,
+                                            int(now * 1000), [(KIND_HEADER, TICK)])
+                    for tp in _owned(app, topics.events)]
+            if sent:
+                await _check_acks(rt, await asyncio.gather(*sent))
 
     @app.timer(interval=2.0, on_leader=False)
     async def gauges() -> None:
@@ -256,11 +260,11 @@ async def _publish(rt: Runtime, sends: list[Send]) -> None:
             alert_futures.append((fut, s.source_time))
         else:
             futures.append(fut)
-    if futures:
-        await asyncio.gather(*futures)
+    acks = list(await asyncio.gather(*futures)) if futures else []
     for fut, source_time in alert_futures:
-        await fut
+        acks.append(await fut)
         rt.metrics.alert_latency.observe(max(0.0, time.time() - source_time))
+    await _check_acks(rt, acks)
     # Users first, then (once they are in the log) each partition's context in a batch of
     # its own. A context claims the batch's input offsets, so it must not reach the log
     # without the user records it vouches for; and as the last record of a partition on
@@ -279,7 +283,30 @@ async def _publish(rt: Runtime, sends: list[Send]) -> None:
         sent = [await producer.send(changelog, kb, vb, p, None, None)
                 for _, p, kb, vb in records]
         if sent:
-            await asyncio.gather(*sent)
+            await _check_acks(rt, await asyncio.gather(*sent))
+
+
+def _went_back(rt: Runtime, acks: Iterable[Any]) -> str | None:
+    """A topic-partition whose acknowledged offset fell below one acknowledged before (or
+    an input partition below what this worker already applied): it was deleted and
+    re-created under us. Acks carry exact offsets, unlike the embedded broker's ends."""
+    for md in acks:
+        key = (md.topic, md.partition)
+        floor = rt.acked.get(key, -1)
+        if md.topic == rt.topics.events:
+            floor = max(floor, rt.pipeline.held(md.topic, md.partition))
+        if md.offset <= floor:
+            return (f"{md.topic}[{md.partition}] acknowledged offset {md.offset} after "
+                    f"{floor}: the topic was deleted and re-created")
+        rt.acked[key] = md.offset
+    return None
+
+
+async def _check_acks(rt: Runtime, acks: Iterable[Any]) -> None:
+    problem = _went_back(rt, acks)
+    if problem:
+        await _fatal(rt, problem)
+        await asyncio.Event().wait()  # never acknowledge this batch; the exit is coming
 
 
 async def _check_broker(rt: Runtime) -> None:
@@ -311,11 +338,14 @@ async def _check_broker(rt: Runtime) -> None:
         log.warning("broker reachable again after %.0fs", now - rt.broker_lost_since)
         rt.broker_lost_since = 0.0
     known = rt.probe.cluster.topics()
-    missing = [t for t in (rt.topics.events, rt.table.changelog_topic.get_topic_name())
-               if t not in known]
+    changelog = rt.table.changelog_topic.get_topic_name()
+    required = (rt.topics.events, changelog)
+    watched = (*required, rt.topics.repartition, *rt.topics.outputs())
+    missing = [t for t in watched if t not in known and (t in required or t in rt.seen_topics)]
+    rt.seen_topics.update(t for t in watched if t in known)
     if missing:
         await _fatal(rt, f"topics vanished from the broker: {', '.join(missing)} "
-                         "(was a memory-only broker restarted?)")
+                         "(deleted, or a memory-only broker restarted?)")
         return
     for tp in _owned(rt.app, rt.topics.events):
         proc = rt.pipeline.processors.get(tp.partition)

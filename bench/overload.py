@@ -34,7 +34,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
 from conftest import create_topics
-from overload import Burst, progress, rss_mib, run_burst, start_worker, state_record, tag
+from overload_scenario import Burst, progress, rss_mib, run_burst, start_worker, state_record, tag
 from worker_harness import PARTITIONS, all_topics, produce
 
 from agents import codec

@@ -60,22 +60,6 @@ DETECT_WITHIN = 20.0
 RECOVER_WITHIN = 20.0
 REPARTITION_TRAIL = 5.0
 
-SILENT_OUTPUT_LOSS = (
-    "the watchdog only checks the input and changelog topics: an output topic deleted "
-    "under the worker goes unnoticed, and on the embedded broker the alerts and "
-    "transitions published to it are acknowledged and lost (/health stays 200, nothing "
-    "is logged)")
-SILENT_REPARTITION_LOSS = (
-    "the watchdog does not check the repartition topic: mis-keyed events forwarded to a "
-    "deleted one are acknowledged and lost, so their users are never applied (/health "
-    "stays 200; the only trace is aiokafka's OffsetCommit ERROR lines, ten a second)")
-SILENT_INPUT_SKIP = (
-    "a storefront's producer re-creates a deleted input topic at once (auto-create), so "
-    "the watchdog never sees it missing; the consumer resumes at its old offsets in the "
-    "new, empty partitions and silently skips every event below them (/health stays 200, "
-    "lag 0, nothing is logged)")
-
-
 # --- talking to the broker directly ------------------------------------------------------------
 
 async def _admin_call(bootstrap: str, call: str, *args: Any) -> Any:
@@ -310,10 +294,8 @@ def victim_topic(s: Settings, victim: str) -> str:
 @pytest.mark.parametrize("victim", [
     "events",
     "changelog",
-    pytest.param("lifecycle-transitions",
-                 marks=pytest.mark.xfail(strict=True, reason=SILENT_OUTPUT_LOSS)),
-    pytest.param("events-repartition",
-                 marks=pytest.mark.xfail(strict=True, reason=SILENT_REPARTITION_LOSS)),
+    "lifecycle-transitions",
+    "events-repartition",
 ])
 def test_topic_deleted_under_a_running_worker(
         victim: str, broker: Any, kafka_settings: Settings, make_topics: Any,
@@ -338,7 +320,6 @@ def test_topic_deleted_under_a_running_worker(
         assert_failed_loudly(worker, outcome, topic)
 
 
-@pytest.mark.xfail(strict=True, reason=SILENT_INPUT_SKIP)
 def test_input_topic_deleted_and_recreated_by_a_producer(
         broker: Any, kafka_settings: Settings, make_topics: Any,
         workers: Workers) -> None:  # noqa: F811

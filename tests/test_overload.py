@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from overload import Burst, orders_by_user, run_burst, start_worker, state_record, tag
+from overload_scenario import Burst, orders_by_user, run_burst, start_worker, state_record, tag
 from test_bounded_state import CAPS, state_ceiling
 from worker_harness import PARTITIONS, Workers, topic_suffixes, workers  # noqa: F401
 
