@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 import sys
 import time
 from collections.abc import Iterable, Sequence
@@ -105,6 +106,8 @@ def build(settings: Settings, bootstrap: str, metrics: Metrics | None = None) ->
         table_standby_replicas=settings.standby_replicas,
         web_host=settings.web_host,
         web_port=settings.web_port,
+        canonical_url=advertised_url(settings),
+        consumer_group_instance_id=settings.instance_id or None,
         web_in_thread=False,
         key_serializer="raw",
         value_serializer="raw",
@@ -148,6 +151,16 @@ def build(settings: Settings, bootstrap: str, metrics: Metrics | None = None) ->
                  pending_changelog=pending_changelog)
     _wire(rt)
     return rt
+
+
+def advertised_url(settings: Settings) -> str:
+    """Where other workers forward ``/users/{id}`` requests for this worker's partitions."""
+    if settings.web_advertised_url:
+        return settings.web_advertised_url
+    host = settings.web_host
+    if host in ("", "0.0.0.0", "::"):  # noqa: S104 - listening everywhere: name this machine
+        host = socket.gethostname()
+    return f"http://{host}:{settings.web_port}"
 
 
 def _wire(rt: Runtime) -> None:

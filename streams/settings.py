@@ -161,6 +161,14 @@ class Settings:
         "non-zero exit instead of waiting silently.", "kafka")
     web_host: str = _f("127.0.0.1", "Address of the worker's HTTP endpoints.", "kafka")
     web_port: int = _f(6066, "Port of /metrics, /health and /users/{id}.", "kafka")
+    web_advertised_url: str = _f(
+        "", "How other workers reach this one's HTTP endpoints (`/users/{id}` is forwarded "
+        "to the worker owning the user's partition). Empty: `http://web_host:web_port`, "
+        "with this machine's host name when `web_host` listens on every address.", "kafka")
+    instance_id: str = _f(
+        "", "Static consumer group membership id, stable across restarts (a pod or "
+        "service name): a worker that comes back within the session timeout keeps its "
+        "partitions without a rebalance. Empty: dynamic membership.", "kafka")
     log_level: str = _f("INFO", "Log level.", "kafka")
 
     # --- security (docs/security.md). Secrets come from the environment or a file, never

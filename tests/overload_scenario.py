@@ -43,7 +43,7 @@ from agents.broker import _parent_death_signal, free_port
 from streams.core.partitioning import partition_for
 from streams.settings import Settings
 
-# kinds of a burst, purchases among them; every event is the user's own activity
+# the kinds a burst cycles through (purchases twice per cycle)
 KINDS = ("page_view", "product_view", "purchase", "search", "add_to_cart", "session_start",
          "share", "referral", "review", "refund", "page_view", "purchase")
 PROGRESS = ("journey_events_applied_total", "journey_events_duplicate_total",

@@ -63,11 +63,7 @@ def worker_services(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def settings_env_names() -> set[str]:
-    names = {"JOURNEY_" + f.name.upper() for f in fields(Settings)}
-    # Wired by the lead; once Settings has the field, the set above covers it.
-    if "JOURNEY_INSTANCE_ID" not in names:
-        names.add("JOURNEY_INSTANCE_ID")
-    return names
+    return {"JOURNEY_" + f.name.upper() for f in fields(Settings)}
 
 
 def test_prometheus_scrapes_the_compose_workers() -> None:
@@ -310,7 +306,8 @@ def test_k8s_statefulset_keeps_state_and_identity() -> None:
     assert mounts[claims.pop()] == "/var/lib/journey"
     env = {e["name"]: e for e in container["env"]}
     assert env["JOURNEY_INSTANCE_ID"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
-    assert set(env) <= settings_env_names()
+    assert set(env) - {"POD_IP"} <= settings_env_names()
+    assert env["JOURNEY_WEB_ADVERTISED_URL"]["value"] == "http://$(POD_IP):6066"
     config = k8s("ConfigMap")
     assert config["data"]["JOURNEY_STORE"] == "rocksdb://"
     assert {"configMapRef": {"name": config["metadata"]["name"]}} in container["envFrom"]

@@ -241,3 +241,33 @@ def test_a_referral_credit_from_a_partition_ahead_waits_for_the_partition_clock(
                                           type="referral_converted") >= 1, 60,
                     "the held referral credit applied on the referrer's partition")
     assert worker.metric("journey_dead_letters_total") == 0
+
+
+def test_users_endpoint_answers_for_every_user_on_either_of_two_workers(
+        broker: Any, kafka_settings: Settings, make_topics: Any, workers: Workers) -> None:  # noqa: F811
+    """Two workers share the partitions; ``/users/{id}`` on either forwards to the owner of
+    the user's partition (each worker advertises its own URL), so both give the same
+    answer for every user."""
+    s = kafka_settings
+    topics = all_topics(s)
+    make_topics(*topic_suffixes(s), partitions=PARTITIONS)
+    start = time.time() - 200 * DAY
+    history, _ = generate(SynthConfig(users=60, days=20, start=start, seed=5))
+    events = [e for e in history if isinstance(e, dict)]
+    done = sentinels(max(event_time(e) for e in events) + 1.0)
+    produce_events(s.broker, topics.events, [*events, *done])
+    pair = [workers.start(s), workers.start(s)]
+    for w in pair:
+        w.wait_ready(partitions=0)
+    # both own partitions (an even split of 4), and together they hold every sentinel
+    pair[0].wait_for(lambda: all(w.metric("journey_assigned_partitions") == PARTITIONS / 2
+                                 for w in pair), 90, "the partitions split between the two")
+    users = sorted({e["user_id"] for e in events} | {e["user_id"] for e in done})
+    pair[0].wait_for(lambda: all(pair[0].user(e["user_id"]) for e in done), 120,
+                     "every sentinel through the first worker")
+    pair[0].wait_quiet()
+    answers = [{u: w.user(u) for u in users} for w in pair]
+    assert all(answers[0].values()), [u for u, a in answers[0].items() if a is None][:5]
+    assert answers[0] == answers[1]
+    local = [set(w.health()[1]["partitions"]) for w in pair]
+    assert local[0] and local[1] and not local[0] & local[1]
