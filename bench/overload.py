@@ -1,12 +1,13 @@
 """A burst far above steady throughput, with a poison user, into one live worker.
 
-    .venv/bin/python bench/overload.py                       # the default run (< ~5 min)
-    .venv/bin/python bench/overload.py --poison 100000 --factor 3 --quiet   # smaller
+    .venv/bin/python bench/overload.py                       # the default run (~5 min)
+    .venv/bin/python bench/overload.py --factor 10           # a 10x burst (~6 min)
+    .venv/bin/python bench/overload.py --poison 100000 --factor 3 --quiet   # ~1 min
 
 1. Starts an embedded broker (free port) and one ``journey worker``.
-2. Steady throughput: ``--steady`` events of ``--users`` users, already in the topic when
-   timed, from the first to the last applied (the same users as the burst, so the
-   table holds them before the burst begins).
+2. Steady throughput: ``--steady`` events of ``--users`` users produced at once, timed
+   from the first to the last applied (the same users as the burst, so the table holds
+   them before the burst begins).
 3. The burst: ``--factor`` times what the worker handled in ``--seconds`` seconds at that
    rate, produced as fast as aiokafka batches write, with a poison user's ``--poison``
    events interleaved (all on one partition).
@@ -35,6 +36,7 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from conftest import create_topics
 from overload_scenario import Burst, progress, rss_mib, run_burst, start_worker, state_record, tag
+from test_bounded_state import state_ceiling
 from worker_harness import PARTITIONS, all_topics, produce
 
 from agents import codec
@@ -63,9 +65,9 @@ def steady_rate(settings: Settings, worker: object, users: int, events: int) -> 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--users", type=int, default=20_000, help="ordinary users")
-    ap.add_argument("--steady", type=int, default=60_000,
+    ap.add_argument("--steady", type=int, default=40_000,
                     help="events of the steady-throughput measurement")
-    ap.add_argument("--factor", type=float, default=10.0,
+    ap.add_argument("--factor", type=float, default=5.0,
                     help="burst size as a multiple of what the worker handles in --seconds")
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--burst", type=int, default=0,
@@ -107,7 +109,8 @@ def main() -> None:
                 print(line)
             if raw is not None:
                 state = codec.loads(raw)
-                print(f"poison user: {len(raw):,} bytes encoded, orders {state.orders:,} "
+                print(f"poison user: {len(raw):,} bytes encoded (ceiling from the caps "
+                      f"{state_ceiling(settings):,}), orders {state.orders:,} "
                       f"(produced {burst.purchases[burst.poison]:,}), dedupe window "
                       f"{len(state.recent_ids)}, order log {len(state.order_log)}")
             else:
