@@ -12,6 +12,7 @@ import re
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -35,6 +36,23 @@ class KafkaNames:
 
     def topic(self, name: str) -> str:
         return self.prefix + name
+
+
+# What the tests print (chaos, kill -9, bad input, overload, broker faults...) are the
+# figures the README quotes: show them at the end of a quiet run too.
+_PRINTED: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call" and report.passed and report.capstdout:
+        _PRINTED.extend(line for line in report.capstdout.splitlines() if line.strip())
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _PRINTED:
+        terminalreporter.section("figures the tests printed")
+        for line in _PRINTED:
+            terminalreporter.write_line(line)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
