@@ -160,7 +160,7 @@ def advertised_url(settings: Settings) -> str:
     if settings.web_advertised_url:
         return settings.web_advertised_url
     host = settings.web_host
-    if host in ("", "0.0.0.0", "::"):  # noqa: S104 - listening everywhere: name this machine
+    if host in ("", "0.0.0.0", "::"):  # listening everywhere: name this machine
         host = socket.gethostname()
     return f"http://{host}:{settings.web_port}"
 
@@ -244,10 +244,6 @@ def _make_revoke_handler(rt: Runtime) -> Any:
 async def _without_holes(rt: Runtime, records: list[Record]) -> list[Record]:
     """The batch, preceded by any input the table is missing (see ``agents.heal``)."""
     pipeline, topics = rt.pipeline, rt.topics
-    assigned = {(tp.topic, tp.partition) for tp in _assignment(rt.app)}
-    if len(records) and any((r.topic, r.partition) not in assigned for r in records):
-        # fetched before a rebalance took the partition away: its new owner applies them
-        records = [r for r in records if (r.topic, r.partition) in assigned]
     fresh = pipeline.restore_for(records)
     committed: dict[tuple[str, int], int] = {}
     if fresh:
@@ -287,10 +283,9 @@ async def _publish(rt: Runtime, sends: list[Send]) -> None:
     # start of its newest batch + 1 (see docs on the embedded broker), so a restart never
     # sees users newer than their context.
     changelog = rt.table.changelog_topic.get_topic_name()
-    owned = {tp.partition for tp in _owned(rt.app, rt.topics.events)}
-    # a partition taken away meanwhile is its new owner's to write (from its committed
-    # offset); a late write from here could land after the new owner's
-    pending = [r for r in rt.pending_changelog if r[1] in owned]
+    # No partition changes hands mid-batch: a rebalance waits for this batch to be
+    # acknowledged (stream_wait_empty), so the next owner recovers these writes too.
+    pending = list(rt.pending_changelog)
     rt.pending_changelog.clear()
     users = [r for r in pending if not r[0].startswith(CTX_PREFIX)]
     contexts = [r for r in pending if r[0].startswith(CTX_PREFIX)]
