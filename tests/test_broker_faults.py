@@ -31,7 +31,6 @@ import orjson
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
-from conftest import create_topics
 from worker_harness import (  # noqa: F401 - `workers` is a fixture
     PARTITIONS,
     Out,
@@ -43,6 +42,7 @@ from worker_harness import (  # noqa: F401 - `workers` is a fixture
     produce,
     rfc3339,
     sentinels,
+    settings_on,
     topic_suffixes,
     workers,
 )
@@ -369,14 +369,9 @@ def test_broker_restarted_while_events_flow_is_fatal(workers: Workers,  # noqa: 
     first = EmbeddedBroker(port=port, log_path=tmp_path / "tansu-1.log").start()
     second: EmbeddedBroker | None = None
     try:
-        tag = uuid.uuid4().hex[:6]
-        s = Settings().with_overrides(broker=first.bootstrap, app_id=f"app-flow-{tag}",
-                                      topic_prefix=f"flow-{tag}.")
-        t = all_topics(s)
-        asyncio.run(create_topics(first.bootstrap, [t.events, t.repartition, *t.outputs()],
-                                  PARTITIONS))
+        s = settings_on(first.bootstrap, "flow")
         worker = started_worker(workers, s)
-        with Storefront(first.bootstrap, t.events, "shop") as shop:
+        with Storefront(first.bootstrap, all_topics(s).events, "shop") as shop:
             worker.wait_for(lambda: shop.sent >= 200 and worker.metric(
                 "journey_events_applied_total") >= 200, 60, "the storefront's events applied")
             first.stop()

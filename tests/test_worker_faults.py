@@ -3,7 +3,6 @@ a broker that restarts empty or freezes, and a graceful restart with no new inpu
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
@@ -16,7 +15,6 @@ from typing import Any
 import orjson
 import pytest
 from chaos import CORE_FIELDS, lost_and_double, old_history
-from conftest import create_topics
 from worker_harness import (  # noqa: F401 - `workers` is a fixture
     PARTITIONS,
     ROOT,
@@ -34,6 +32,7 @@ from worker_harness import (  # noqa: F401 - `workers` is a fixture
     rfc3339,
     run_replay,
     sentinels,
+    settings_on,
     tick_record,
     topic_suffixes,
     values,
@@ -303,12 +302,7 @@ def test_broker_restarted_empty_is_fatal(workers: Workers, tmp_path: Path) -> No
     first = EmbeddedBroker(port=port, log_path=tmp_path / "tansu-1.log").start()
     second: EmbeddedBroker | None = None
     try:
-        tag = uuid.uuid4().hex[:6]
-        s = Settings().with_overrides(broker=first.bootstrap, app_id=f"app-restart-{tag}",
-                                      topic_prefix=f"restart-{tag}.")
-        t = all_topics(s)
-        asyncio.run(create_topics(first.bootstrap, [t.events, t.repartition, *t.outputs()],
-                                  PARTITIONS))
+        s = settings_on(first.bootstrap, "restart")
         worker = workers.start(s)
         worker.wait_ready()
         _apply_some(worker, first.bootstrap, s, "before")
@@ -351,12 +345,7 @@ def test_broker_gone_for_good_is_fatal_after_the_outage_allowance(
     ever reached it): after ``broker_outage_seconds`` the worker must exit with code 3."""
     b = EmbeddedBroker(log_path=tmp_path / "tansu.log").start()
     try:
-        tag = uuid.uuid4().hex[:6]
-        s = Settings().with_overrides(broker=b.bootstrap, app_id=f"app-gone-{tag}",
-                                      topic_prefix=f"gone-{tag}.")
-        t = all_topics(s)
-        asyncio.run(create_topics(b.bootstrap, [t.events, t.repartition, *t.outputs()],
-                                  PARTITIONS))
+        s = settings_on(b.bootstrap, "gone")
         worker = workers.start(s, broker_outage_seconds=10)
         worker.wait_ready(partitions=0)
         b.stop()
@@ -377,12 +366,7 @@ def test_worker_rides_out_a_short_broker_freeze(workers: Workers, tmp_path: Path
     the fatal case above): the worker must neither exit nor lose anything."""
     b = EmbeddedBroker(log_path=tmp_path / "tansu.log").start()
     try:
-        tag = uuid.uuid4().hex[:6]
-        s = Settings().with_overrides(broker=b.bootstrap, app_id=f"app-freeze-{tag}",
-                                      topic_prefix=f"freeze-{tag}.")
-        t = all_topics(s)
-        asyncio.run(create_topics(b.bootstrap, [t.events, t.repartition, *t.outputs()],
-                                  PARTITIONS))
+        s = settings_on(b.bootstrap, "freeze")
         worker = workers.start(s)
         worker.wait_ready()
         before = _apply_some(worker, b.bootstrap, s, "before")

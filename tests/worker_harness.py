@@ -16,6 +16,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -271,6 +272,19 @@ def workers(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Workers]
 
 def all_topics(settings: Settings) -> Topics:
     return Topics.from_settings(settings)
+
+
+def settings_on(bootstrap: str, name: str) -> Settings:
+    """Settings with names private to one test on a broker of the test's own, with the
+    input, repartition and output topics created."""
+    from conftest import create_topics
+
+    tag = uuid.uuid4().hex[:6]
+    s = Settings().with_overrides(broker=bootstrap, app_id=f"app-{name}-{tag}",
+                                  topic_prefix=f"{name}-{tag}.")
+    t = all_topics(s)
+    asyncio.run(create_topics(bootstrap, [t.events, t.repartition, *t.outputs()], PARTITIONS))
+    return s
 
 
 def topic_suffixes(settings: Settings) -> list[str]:
