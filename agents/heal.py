@@ -3,10 +3,12 @@
 faust restores a table by reading its changelog up to the end offset the broker reports.
 The embedded broker under-reports that end by up to one record batch, so a restarted
 worker can come back missing the last state writes while its consumer resumes after
-them. Each partition's context records, per input topic, the newest offset whose effects
-it holds; any hole between that and the next record delivered (or the group's committed
-offset) is read again here and applied first. Records the table already holds are
-skipped, so this is also harmless on a broker without the bug.
+them. Each partition's checkpoint records, per input topic, the newest offset whose
+effects the table held before the checkpoint's batch (see ``Pipeline.commit_state``); any
+hole between that and the next record delivered (or the group's committed offset) is
+read again here and applied first. So every start reads each partition's last batch
+back, whose events the users already hold count as duplicates; on a broker without the
+bug that is all this does.
 """
 
 from __future__ import annotations
@@ -30,32 +32,40 @@ log = logging.getLogger("journey.heal")
 async def read_range(settings: Settings, bootstrap: str, topic: str, partition: int,
                      start: int, stop: int, timeout: float = 60.0) -> list[Record]:
     """Records ``start <= offset < stop`` of one partition (fewer if the log starts later)."""
-    if stop <= start:
+    return await read_ranges(settings, bootstrap, [(topic, partition, start, stop)], timeout)
+
+
+async def read_ranges(settings: Settings, bootstrap: str, gaps: list[Gap],
+                      timeout: float = 60.0) -> list[Record]:
+    """The records of each ``(topic, partition, start, stop)`` range, with one consumer:
+    a restart reads each partition's last batch back, so this runs on every start."""
+    wanted = {TopicPartition(t, p): (start, stop) for t, p, start, stop in gaps if stop > start}
+    if not wanted:
         return []
-    tp = TopicPartition(topic, partition)
     consumer = AIOKafkaConsumer(**kafka_kwargs(settings, "aiokafka", bootstrap=bootstrap),
                                 enable_auto_commit=False, group_id=None)
     await consumer.start()
     out: list[Record] = []
     try:
-        consumer.assign([tp])
-        beginning = (await consumer.beginning_offsets([tp]))[tp]
-        consumer.seek(tp, max(start, beginning))
+        consumer.assign(list(wanted))
+        beginning = await consumer.beginning_offsets(list(wanted))
+        for tp, (start, _) in wanted.items():
+            consumer.seek(tp, max(start, beginning[tp]))
+        open_ = set(wanted)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            batch = await consumer.getmany(tp, timeout_ms=500, max_records=5000)
-            msgs = batch.get(tp, [])
-            if not msgs and await consumer.position(tp) >= stop:
-                break
-            for m in msgs:
-                if m.offset >= stop:
-                    return out
-                out.append(Record(topic, partition, m.offset, m.key, m.value,
-                                  m.timestamp / 1000.0, dict(m.headers or ())))
-            if out and out[-1].offset >= stop - 1:
-                break
-        else:
-            raise TimeoutError(f"could not re-read {topic}[{partition}] {start}..{stop}")
+        while open_:
+            if time.monotonic() > deadline:
+                left = ", ".join(f"{tp.topic}[{tp.partition}] {wanted[tp][0]}..{wanted[tp][1]}"
+                                 for tp in sorted(open_))
+                raise TimeoutError(f"could not re-read {left}")
+            batch = await consumer.getmany(*open_, timeout_ms=500, max_records=5000)
+            for tp in list(open_):
+                stop = wanted[tp][1]
+                out.extend(Record(tp.topic, tp.partition, m.offset, m.key, m.value,
+                                  m.timestamp / 1000.0, dict(m.headers or ()))
+                           for m in batch.get(tp, []) if m.offset < stop)
+                if await consumer.position(tp) >= stop:
+                    open_.discard(tp)
     finally:
         await asyncio.shield(consumer.stop())
     return out
@@ -86,9 +96,8 @@ async def fill(settings: Settings, bootstrap: str, gaps: list[Gap],
     (holes first), each offset once. Returns the records and how many were read back."""
     if not gaps:
         return records, 0
-    healed: list[Record] = []
     for topic, partition, start, stop in gaps:
-        log.warning("%s[%d]: offsets %d..%d are missing from the table; re-applying them",
-                    topic, partition, start, stop - 1)
-        healed += await read_range(settings, bootstrap, topic, partition, start, stop)
+        log.info("%s[%d]: re-applying offsets %d..%d, which the table may not hold",
+                 topic, partition, start, stop - 1)
+    healed = await read_ranges(settings, bootstrap, gaps)
     return in_offset_order(healed + records), len(healed)

@@ -76,8 +76,9 @@ class Metrics:
         self.model_refits = Counter(
             "journey_model_refits_total", "Population model re-fits.", registry=r)
         self.healed_records = Counter(
-            "journey_healed_records_total", "Input records read again to fill a hole in "
-            "what the table holds (a short table recovery, or records a rebalance dropped).",
+            "journey_healed_records_total", "Input records read again when a partition is "
+            "restored: its last batch, and any hole a short table recovery or a rebalance "
+            "left.",
             registry=r)
         self.records_redelivered = Counter(
             "journey_records_redelivered_total", "Input records skipped because the table "

@@ -67,6 +67,16 @@ def ctx_key(partition: int, partitions: int) -> str:
         i += 1
 
 
+def changelog_groups(pending: list[tuple[str, int, bytes, bytes]]
+                     ) -> list[list[tuple[str, int, bytes, bytes]]]:
+    """A batch's staged changelog writes (key, partition, key bytes, value bytes) in the
+    groups the worker publishes, each acknowledged before the next is sent: the
+    partitions' checkpoints, then the users (see :meth:`Pipeline.commit_state`)."""
+    contexts = [w for w in pending if w[0].startswith(CTX_PREFIX)]
+    users = [w for w in pending if not w[0].startswith(CTX_PREFIX)]
+    return [g for g in (contexts, users) if g]
+
+
 def in_offset_order(records: Iterable[Record]) -> list[Record]:
     """Each topic-partition's records in offset order, each offset once (the first copy),
     topic-partitions in order of first appearance."""
@@ -182,6 +192,8 @@ class Pipeline:
         self._touched: set[int] = set()
         self.consumed: dict[int, int] = {}  # newest input offset seen, ticks included
         self.consumed_repartition: dict[int, int] = {}
+        # per partition, the input offsets its last checkpoint's successor will claim
+        self._base_consumed: dict[int, tuple[int, int]] = {}
         self._lag_labels: set[str] = set()
         self._applied: dict[str, int] = {}
         self.out = Outputs()
@@ -207,6 +219,8 @@ class Pipeline:
         if isinstance(ctx, dict):
             self.consumed[partition] = int(ctx.get("consumed", -1))
             self.consumed_repartition[partition] = int(ctx.get("consumed_repartition", -1))
+        self._base_consumed[partition] = (self.consumed.get(partition, -1),
+                                          self.consumed_repartition.get(partition, -1))
         self.processors[partition] = proc
         return proc
 
@@ -215,6 +229,8 @@ class Pipeline:
             self.processors.pop(p, None)
             self.consumed.pop(p, None)
             self.consumed_repartition.pop(p, None)
+            self._base_consumed.pop(p, None)
+            self._touched.discard(p)
             if str(p) in self._lag_labels:  # a gauge for a partition we no longer own
                 self.metrics.consumer_lag.remove(str(p))
                 self._lag_labels.discard(str(p))
@@ -362,19 +378,27 @@ class Pipeline:
         return instant
 
     def commit_state(self) -> int:
-        """Write each touched user once, then each touched partition's context (last, so a
-        recovered context never claims more than the user records before it)."""
-        written = len(self.store.dirty)
-        self.store.flush()
+        """Stage each touched partition's checkpoint, then each touched user once.
+
+        The checkpoint goes first and claims only what the table held *before* this
+        batch (with the batch's re-fits), so whichever of the user writes that follow a
+        crash lets through, a restart goes over the batch again and ends as if nothing
+        happened (see :meth:`PartitionProcessor.checkpoint`). The worker publishes the
+        two groups in this order, each acknowledged before the next.
+        """
         for p in self._touched:
             proc = self.processors.get(p)
             if proc is not None:
                 key = self._ctx_keys.setdefault(p, ctx_key(p, self.settings.partitions))
-                ctx = proc.context()
-                ctx["consumed"] = self.consumed.get(p, -1)
-                ctx["consumed_repartition"] = self.consumed_repartition.get(p, -1)
+                ctx = proc.checkpoint()
+                ctx["consumed"], ctx["consumed_repartition"] = self._base_consumed.get(
+                    p, (-1, -1))
+                self._base_consumed[p] = (self.consumed.get(p, -1),
+                                          self.consumed_repartition.get(p, -1))
                 self.store.write(key, ctx)
         self._touched.clear()
+        written = len(self.store.dirty)
+        self.store.flush()
         return written
 
     def out_dead(self, sends: list[Send], reason: str, message: str, rec: Record,

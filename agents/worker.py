@@ -30,7 +30,7 @@ from agents import codec
 from agents.heal import committed_offsets, fill
 from agents.kafka_config import kafka_kwargs
 from agents.metrics import Metrics
-from agents.pipeline import CTX_PREFIX, TICK, Pipeline, Record, Send, tick_value
+from agents.pipeline import TICK, Pipeline, Record, Send, changelog_groups, tick_value
 from agents.topics import KIND_HEADER, Topics
 from streams.core.partitioning import partition_for
 from streams.settings import Settings
@@ -276,24 +276,20 @@ async def _publish(rt: Runtime, sends: list[Send]) -> None:
         acks.append(await fut)
         rt.metrics.alert_latency.observe(max(0.0, time.time() - source_time))
     await _check_acks(rt, acks)
-    # Users first, then (once they are in the log) each partition's context in a batch of
-    # its own. A context claims the batch's input offsets, so it must not reach the log
-    # without the user records it vouches for; and as the last record of a partition on
-    # its own, it is read back even by a broker that reports a partition's end as the
-    # start of its newest batch + 1 (see docs on the embedded broker), so a restart never
-    # sees users newer than their context.
+    # Each partition's checkpoint first, then (once it is in the log) the user records.
+    # A checkpoint claims only what the table held before this batch, so any prefix of
+    # these writes that a crash, or a short recovery on the embedded broker (which
+    # reports a partition's end as the start of its newest batch + 1), lets through is a
+    # state the next owner can go over the batch again from.
     changelog = rt.table.changelog_topic.get_topic_name()
     # No partition changes hands mid-batch: a rebalance waits for this batch to be
     # acknowledged (stream_wait_empty), so the next owner recovers these writes too.
     pending = list(rt.pending_changelog)
     rt.pending_changelog.clear()
-    users = [r for r in pending if not r[0].startswith(CTX_PREFIX)]
-    contexts = [r for r in pending if r[0].startswith(CTX_PREFIX)]
-    for records in (users, contexts):
+    for group in changelog_groups(pending):
         sent = [await producer.send(changelog, kb, vb, p, None, None)
-                for _, p, kb, vb in records]
-        if sent:
-            await _check_acks(rt, await asyncio.gather(*sent))
+                for _, p, kb, vb in group]
+        await _check_acks(rt, await asyncio.gather(*sent))
 
 
 def _went_back(rt: Runtime, acks: Iterable[Any]) -> str | None:

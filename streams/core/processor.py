@@ -101,6 +101,11 @@ class PartitionProcessor:
         self._skew = settings.max_future_skew_seconds
         self._held: list[tuple[float, str, Event]] = []  # credits ahead of the clock
         self._held_ids: set[str] = set()
+        # re-fits by instant since the last checkpoint (and logged ones not reached yet):
+        # a re-fit reads other users' states, so it is recorded, not recomputed, when a
+        # restarted worker goes over its instant again
+        self.refit_log: dict[float, list[object]] = {}
+        self._base = self.context()
 
     # --- persistence of the partition's own context ---------------------------------
 
@@ -110,14 +115,34 @@ class PartitionProcessor:
                 "applied_position": self.applied_position,
                 "held_credits": [_credit_to_list(e) for _, _, e in sorted(self._held)]}
 
+    def checkpoint(self) -> dict[str, Any]:
+        """The context to persist *before* a batch's user writes: as it was at the
+        previous checkpoint, plus the re-fits made since. The current context becomes
+        the next checkpoint's base.
+
+        A crash can leave any subset of the batch's user writes in the table. Restored
+        from this, the partition goes over the batch again: users already written count
+        its events as duplicates, the others apply them, and re-fits come from the log,
+        so neither depends on which writes made it.
+        """
+        ctx = dict(self._base)
+        ctx["refits"] = [[t, m] for t, m in sorted(self.refit_log.items())]
+        self._base = self.context()
+        nxt = self.next_refit_at
+        self.refit_log = {t: m for t, m in self.refit_log.items()
+                          if nxt is not None and t >= nxt}
+        return ctx
+
     def restore(self, ctx: dict[str, Any] | None, states: Iterable[UserState]) -> None:
         """Rebuild the in-memory index, sample and census from the table (after a restart
         or a rebalance): O(users in the partition), once."""
+        self.refit_log = {}
         if ctx:
             self.clock = NEG_INF if ctx.get("clock") is None else float(ctx["clock"])
             self.model = Model.from_list(ctx["model"])
             self.next_refit_at = ctx.get("next_refit_at")
             self.applied_position = int(ctx.get("applied_position", -1))
+            self.refit_log = {float(t): m for t, m in ctx.get("refits") or ()}
         held = [_credit_from_list(c) for c in (ctx or {}).get("held_credits") or ()]
         self._held = [(e.occurred_at, e.event_id, e) for e in held]
         heapq.heapify(self._held)
@@ -130,6 +155,7 @@ class PartitionProcessor:
             self.census[_census_key(s)] += 1
             if s.wake_at is not None:
                 self.index.register(s.user_id, s.wake_at)
+        self._base = self.context()
 
     # --- the two ways time moves ----------------------------------------------------
 
@@ -149,12 +175,21 @@ class PartitionProcessor:
               position: int | None, feedback: bool, at: float) -> None:
         """``process`` once an event is due; ``at`` is the instant a credit is judged at."""
         state = self.store.get(event.user_id)
+        t = event.occurred_at
         if state is not None and (
                 (position is not None and position <= state.max_position)
                 or event.event_id in state.recent_ids):
             out.duplicates += 1
+            # time still passes: a restarted partition going over records its users
+            # already hold must fire timers and judge lateness as the first pass did
+            if not feedback and t > self.clock and (received_at is None
+                                                    or t <= received_at + self._skew):
+                if t >= self._wake():
+                    self._run_until(t, out)
+                self.clock = t
+            if position is not None and position > self.applied_position:
+                self.applied_position = position
             return
-        t = event.occurred_at
         if received_at is not None and t > received_at + self._skew:
             out.rejected.append(Rejected(
                 "future_timestamp", f"occurred_at is {t - received_at:.0f}s after it was "
@@ -269,7 +304,12 @@ class PartitionProcessor:
     def _refit(self, at: float, out: Outputs) -> None:
         states = (s for u in self.sample if (s := self.store.get(u)) is not None)
         old_gap = self.model.gap_days
-        self.model = population.refit(self.model, states, at, self.settings)
+        logged = self.refit_log.get(at)
+        if logged is not None:
+            self.model = Model.from_list(logged)
+        else:
+            self.model = population.refit(self.model, states, at, self.settings)
+            self.refit_log[at] = self.model.to_list()
         self.next_refit_at = self._next_epoch(at)
         out.refits += 1
         if self.model.gap_days < old_gap:
