@@ -213,9 +213,14 @@ def _users(table: dict[str, Any]) -> dict[str, bytes]:
     return {k: state_bytes(v) for k, v in table.items() if isinstance(v, UserState)}
 
 
-def _contexts(table: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    # the offsets read so far move with every record, bad or not: the rest must not
-    return {k: {f: x for f, x in v.items() if not f.startswith("consumed")}
+def _contexts(pipeline: Pipeline) -> dict[int, dict[str, Any]]:
+    """Each partition's clock, model, position and held credits as they are now (what
+    its next checkpoint will claim; the offsets read so far move with every record)."""
+    return {p: proc.context() for p, proc in pipeline.processors.items()}
+
+
+def _checkpoints(table: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {k: {f: x for f, x in v.items() if not f.startswith(("consumed", "refits"))}
             for k, v in table.items() if k.startswith(CTX_PREFIX)}
 
 
@@ -233,7 +238,7 @@ def fed() -> Iterator[Fed]:
         pipeline.commit_state()
     users = _users(table)
     assert {"u-1", "u-2", "u-3", "u-4", "u-5", "u-6"} <= set(users)
-    yield Fed(pipeline, offsets, users, _contexts(table))
+    yield Fed(pipeline, offsets, users, _contexts(pipeline))
 
 
 def _dead_letters(pipeline: Pipeline, reason: str) -> float:
@@ -274,7 +279,10 @@ def test_corpus_case_is_dead_lettered_and_touches_no_state(fed: Fed, case: Case)
     assert _dead_letters(pipeline, case.reason) == counted + 1
 
     assert _users(table) == fed.users  # byte-identical: nothing applied, nothing half-applied
-    assert _contexts(table) == fed.contexts
+    assert _contexts(pipeline) == fed.contexts
+    # the checkpoint written with this batch claims the good input before it, no more
+    key = next(k for k in _checkpoints(table) if k.startswith(f"{CTX_PREFIX}{rec.partition}:"))
+    assert _checkpoints(table)[key] == fed.contexts[rec.partition]
 
 
 # --- (c) fuzzing the decoder --------------------------------------------------------------------
