@@ -4,6 +4,7 @@ came out. Used by journey's own tests and meant for users testing their threshol
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,11 +14,17 @@ from streams.core.state import UserState
 from streams.settings import Settings
 
 DAY = 86400.0
+BASE = 1_767_225_600.0  # 2026-01-01T00:00Z (a Thursday): day 0 of make_event and at
 _ids = itertools.count()
 
 
+def at(day: float) -> float:
+    """The instant ``day`` days after ``BASE``."""
+    return BASE + day * DAY
+
+
 def make_event(user_id: str, type: str, day: float, *, event_id: str | None = None,
-               base: float = 1_767_225_600.0, **fields: Any) -> Event:
+               base: float = BASE, **fields: Any) -> Event:
     """An event ``day`` days after ``base`` (2026-01-01T00:00Z)."""
     props = dict(fields.pop("properties", {}) or {})
     return Event(event_id=event_id or f"e{next(_ids)}", user_id=user_id, type=type,
@@ -75,3 +82,16 @@ class Harness:
         self.reactivations += o.reactivations
         self.duplicates += o.duplicates
         o.clear()
+
+
+HarnessFactory = Callable[..., Harness]
+
+
+def harness_factory(**defaults: Any) -> HarnessFactory:
+    """``factory(**overrides)``: a fresh harness on the default settings with these
+    overrides (what the test suite's ``harness`` fixture hands out)."""
+
+    def build(**overrides: Any) -> Harness:
+        return Harness(Settings().with_overrides(**{**defaults, **overrides}))
+
+    return build

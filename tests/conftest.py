@@ -18,8 +18,15 @@ import pytest
 
 from agents.broker import EmbeddedBroker, wait_for_broker
 from streams.settings import Settings
+from streams.testing import HarnessFactory, harness_factory
 
 TopicFactory = Callable[..., list[str]]
+
+
+@pytest.fixture
+def harness() -> HarnessFactory:
+    """``harness(**overrides)``: a fresh deterministic processor with these settings."""
+    return harness_factory()
 
 
 @dataclass(frozen=True)

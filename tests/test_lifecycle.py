@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -14,30 +13,11 @@ from streams.core.population import Model, Sample, refit, user_hash
 from streams.core.state import CHURNED, DECLINING, GROWING, MATURE, NEW, UserState
 from streams.core.timefmt import rfc3339
 from streams.settings import Settings
-from streams.testing import Harness, make_event
-
-BASE = 1_767_225_600.0  # 2026-01-01T00:00Z, make_event's day 0 (a Thursday: a 7-day epoch)
-DAY = 86400.0
-
-HarnessFactory = Callable[..., Harness]
-
-
-def at(day: float) -> float:
-    return BASE + day * DAY
+from streams.testing import DAY, Harness, HarnessFactory, at, make_event
 
 
 def stamp(day: float) -> str:
     return rfc3339(at(day))
-
-
-@pytest.fixture
-def harness() -> HarnessFactory:
-    """``harness(**overrides)``: a fresh deterministic processor with these settings."""
-
-    def build(**overrides: Any) -> Harness:
-        return Harness(Settings().with_overrides(**overrides))
-
-    return build
 
 
 def moves(h: Harness, user: str) -> list[tuple[str | None, str, str]]:

@@ -7,7 +7,7 @@ import copy
 import json
 import random
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,24 +17,7 @@ from streams.core.event import Event
 from streams.core.processor import Outputs, PartitionProcessor
 from streams.core.state import UserState
 from streams.settings import Settings
-from streams.testing import Harness, make_event
-
-BASE = 1_767_225_600.0  # 2026-01-01T00:00Z
-DAY = 86400.0
-
-HarnessFactory = Callable[..., Harness]
-
-
-def at(day: float) -> float:
-    return BASE + day * DAY
-
-
-@pytest.fixture
-def harness() -> HarnessFactory:
-    def build(**overrides: Any) -> Harness:
-        return Harness(Settings().with_overrides(**overrides))
-
-    return build
+from streams.testing import BASE, DAY, Harness, HarnessFactory, at, make_event
 
 
 def frozen(h: Harness, user: str) -> list[Any]:

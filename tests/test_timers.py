@@ -13,24 +13,7 @@ from streams.core.state import UserState
 from streams.core.timefmt import rfc3339
 from streams.core.timers import DeadlineIndex
 from streams.settings import Settings
-from streams.testing import Harness, make_event
-
-BASE = 1_767_225_600.0  # 2026-01-01T00:00Z
-DAY = 86400.0
-
-HarnessFactory = Callable[..., Harness]
-
-
-def at(day: float) -> float:
-    return BASE + day * DAY
-
-
-@pytest.fixture
-def harness() -> HarnessFactory:
-    def build(**overrides: Any) -> Harness:
-        return Harness(Settings().with_overrides(**overrides))
-
-    return build
+from streams.testing import Harness, HarnessFactory, at, make_event
 
 
 @pytest.fixture
