@@ -37,8 +37,8 @@ from agents.demo_view import (
     render_summary,
 )
 from agents.demo_watch import RateMeter, Tally, WorkerMetrics, follow_outputs, scrape
-from agents.demo_worker import DEMO_THRESHOLDS, WorkerProcess, create_topics, demo_settings
-from agents.topics import Topics
+from agents.demo_worker import DEMO_THRESHOLDS, WorkerProcess, demo_settings
+from agents.topics import Topics, create_topics
 from streams.settings import Settings
 from streams.synth import SynthConfig, iter_events
 

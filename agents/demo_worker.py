@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import os
 import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import IO, Any
 
@@ -121,27 +119,3 @@ class WorkerProcess:
         except OSError:
             return ""
         return "\n".join(text.splitlines()[-lines:])
-
-
-async def create_topics(bootstrap: str, names: list[str], partitions: int,
-                        replication: int = 1, timeout: float = 15.0) -> None:
-    """Create the topics and wait until metadata shows all their partitions."""
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="journey-demo")
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(n, partitions, replication) for n in names])
-        deadline = time.monotonic() + timeout
-        while True:
-            described = await admin.describe_topics(names)
-            ready = {d["topic"] for d in described
-                     if d.get("error_code", 0) == 0 and len(d["partitions"]) == partitions}
-            if ready == set(names):
-                return
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"topics not visible after {timeout:.0f}s: "
-                                   f"{sorted(set(names) - ready)}")
-            await asyncio.sleep(0.05)
-    finally:
-        await admin.close()

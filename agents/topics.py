@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from dataclasses import dataclass
 
 from streams.settings import Settings
@@ -31,3 +33,27 @@ class Topics:
 
     def alert_topic(self, alert_type: str) -> str:
         return self.churn_warnings if alert_type == "churn_warning" else self.recall_triggers
+
+
+async def create_topics(bootstrap: str, names: list[str], partitions: int,
+                        replication: int = 1, timeout: float = 15.0) -> None:
+    """Create the topics and wait until metadata shows all their partitions."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="journey-topics")
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(n, partitions, replication) for n in names])
+        deadline = time.monotonic() + timeout
+        while True:
+            described = await admin.describe_topics(names)
+            ready = {d["topic"] for d in described
+                     if d.get("error_code", 0) == 0 and len(d["partitions"]) == partitions}
+            if ready == set(names):
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"topics not visible after {timeout:.0f}s: "
+                                   f"{sorted(set(names) - ready)}")
+            await asyncio.sleep(0.05)
+    finally:
+        await admin.close()

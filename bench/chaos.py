@@ -55,6 +55,8 @@ def main() -> int:
         print("  re-sent copy differs:", example)
     for diff in report.diffs[:10]:
         print("  state differs from replay:", diff)
+    for detail in report.details:
+        print("  alerts:", detail)
     bad = report.lost or report.double or report.wrong_states or report.wrong_alerts
     return 1 if bad else 0
 

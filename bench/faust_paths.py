@@ -28,7 +28,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -122,6 +122,15 @@ def make_event(i: int, users: int, session: int) -> tuple[bytes, bytes]:
 
 async def produce(bootstrap: str, topic: str, n: int, users: int, session: int) -> float:
     """Fill the topic with aiokafka batches; keys go to murmur2(key) % partitions."""
+    records = (make_event(i, users, session) for i in range(n))
+    return await produce_keyed(bootstrap, topic, records,
+                               lambda key: murmur2_partition(key, PARTITIONS))
+
+
+async def produce_keyed(bootstrap: str, topic: str, records: Iterable[tuple[bytes, bytes]],
+                        partition_of: Callable[[bytes], int]) -> float:
+    """Create the topic and fill it with (key, value) records, one aiokafka batch per
+    partition at a time; returns records/s."""
     from aiokafka import AIOKafkaProducer
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
@@ -134,9 +143,10 @@ async def produce(bootstrap: str, topic: str, n: int, users: int, session: int) 
     t0 = time.perf_counter()
     batches = {p: producer.create_batch() for p in range(PARTITIONS)}
     pending = []
-    for i in range(n):
-        key, value = make_event(i, users, session)
-        p = murmur2_partition(key, PARTITIONS)
+    n = 0
+    for key, value in records:
+        n += 1
+        p = partition_of(key)
         if batches[p].append(key=key, value=value, timestamp=None) is None:
             pending.append(await producer.send_batch(batches[p], topic, partition=p))
             batches[p] = producer.create_batch()

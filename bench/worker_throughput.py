@@ -58,30 +58,10 @@ def event(i: int, users: int, t: float, prefix: str = "u") -> tuple[bytes, bytes
 
 
 async def fill(bootstrap: str, topic: str, n: int, users: int) -> None:
-    from aiokafka import AIOKafkaProducer
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    await admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
-    await admin.close()
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
-    await producer.start()
     start = time.time() - 3600.0  # history of the last hour: never too late for the ticks
-    batches = {p: producer.create_batch() for p in range(PARTITIONS)}
-    pending = []
-    for i in range(n):
-        key, value = event(i, users, start + i * 3600.0 / n)
-        p = partition_for(key.decode(), PARTITIONS)
-        if batches[p].append(key=key, value=value, timestamp=None) is None:
-            pending.append(await producer.send_batch(batches[p], topic, partition=p))
-            batches[p] = producer.create_batch()
-            batches[p].append(key=key, value=value, timestamp=None)
-    for p, b in batches.items():
-        if b.record_count():
-            pending.append(await producer.send_batch(b, topic, partition=p))
-    await asyncio.gather(*pending)
-    await producer.stop()
+    records = (event(i, users, start + i * 3600.0 / n) for i in range(n))
+    await faust_paths.produce_keyed(bootstrap, topic, records,
+                                    lambda key: partition_for(key.decode(), PARTITIONS))
 
 
 def scrape(port: int) -> dict[str, float]:

@@ -113,6 +113,7 @@ class ChaosReport:
     recovery_seconds: list[float] = field(default_factory=list)
     diffs: list[str] = field(default_factory=list)
     examples: list[str] = field(default_factory=list)
+    details: list[str] = field(default_factory=list)  # the alerts of users that differ
 
     @property
     def wrong_alerts(self) -> int:
@@ -200,4 +201,12 @@ def run_chaos(settings: Settings, workers: Workers, tmp_path: Path, *, users: in
     live_alerts = [a for t in (topics.churn_warnings, topics.recall_triggers)
                    for a in values(consume(settings.broker, t, timeout=30, idle=2.0))]
     report.alerts, report.examples = alert_differences(live_alerts, replay.alerts)
+    report.details = [f"{uid}: worker {_alerts_of(uid, live_alerts)}; replay "
+                      f"{_alerts_of(uid, replay.alerts)}"
+                      for uid in sorted({d.split(".")[0].split(":")[0] for d in report.diffs})[:3]]
     return report
+
+
+def _alerts_of(user_id: str, alerts: list[dict[str, Any]]) -> list[str]:
+    return [f"{a['type']} {a['alert_id'][:11]} at {a['detected_at']}"
+            for a in alerts if a["user_id"] == user_id]

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from agents.broker import EmbeddedBroker, wait_for_broker
+from agents.topics import create_topics
 from streams.settings import Settings
 from streams.testing import HarnessFactory, harness_factory
 
@@ -94,31 +95,6 @@ def kafka_settings(broker: EmbeddedBroker | ExternalBroker,
     """Settings pointing at the test broker with this test's private names."""
     return Settings().with_overrides(broker=broker.bootstrap, app_id=kafka_names.app_id,
                                      topic_prefix=kafka_names.prefix)
-
-
-async def create_topics(bootstrap: str, names: list[str], partitions: int,
-                        timeout: float = 15.0) -> None:
-    """Create topics and wait until metadata shows every partition of each."""
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(n, partitions, 1) for n in names])
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            described = await admin.describe_topics(names)
-            ready = {d["topic"] for d in described
-                     if d.get("error_code", 0) == 0 and len(d["partitions"]) == partitions}
-            if ready == set(names):
-                return
-            if loop.time() > deadline:
-                raise TimeoutError(f"topics not visible after {timeout}s: "
-                                   f"{sorted(set(names) - ready)}")
-            await asyncio.sleep(0.05)
-    finally:
-        await admin.close()
 
 
 @pytest.fixture

@@ -26,5 +26,6 @@ def test_random_kills_lose_nothing_and_count_nothing_twice(
     print(report.line())
     assert len(report.recovery_seconds) == kills
     assert (report.lost, report.double) == (0, 0), report.line()
-    assert not report.diffs, f"{report.line()}; {report.diffs[:10]}; {report.examples}"
+    assert not report.diffs, (f"{report.line()}; {report.diffs[:10]}; {report.examples}; "
+                              f"{report.details}")
     assert report.wrong_alerts == 0, f"{report.line()}; {report.alerts}; {report.examples}"
