@@ -201,10 +201,44 @@ def run_chaos(settings: Settings, workers: Workers, tmp_path: Path, *, users: in
     live_alerts = [a for t in (topics.churn_warnings, topics.recall_triggers)
                    for a in values(consume(settings.broker, t, timeout=30, idle=2.0))]
     report.alerts, report.examples = alert_differences(live_alerts, replay.alerts)
+    differing = sorted({d.split(".")[0].split(":")[0] for d in report.diffs})[:3]
     report.details = [f"{uid}: worker {_alerts_of(uid, live_alerts)}; replay "
-                      f"{_alerts_of(uid, replay.alerts)}"
-                      for uid in sorted({d.split(".")[0].split(":")[0] for d in report.diffs})[:3]]
+                      f"{_alerts_of(uid, replay.alerts)}" for uid in differing]
+    if differing:
+        try:
+            report.details += _changelog_history(settings, differing)
+        except Exception as exc:  # noqa: BLE001 - a diagnostic must not hide the report
+            report.details.append(f"changelog history unavailable: {exc!r}")
     return report
+
+
+def _changelog_history(settings: Settings, users: list[str]) -> list[str]:
+    """Every version of these users' state records in the changelog, and the partition
+    checkpoints around them: how a wrong state came about."""
+    from agents.codec import loads
+    from agents.pipeline import CTX_PREFIX
+
+    wanted = {u.encode() for u in users}
+    records = consume(settings.broker, f"{settings.app_id}-users-changelog", timeout=60,
+                      idle=2.0)
+    out: list[str] = []
+    last_checkpoint: dict[int, str] = {}
+    for r in sorted(records, key=lambda r: (r.partition, r.offset)):
+        key = r.key or b""
+        where = f"  [{r.partition}@{r.offset}]"
+        if key.startswith(CTX_PREFIX.encode()):
+            c = loads(r.value)
+            last_checkpoint[r.partition] = (f"{where} checkpoint clock {c.get('clock')} "
+                                            f"consumed {c.get('consumed')}/"
+                                            f"{c.get('consumed_repartition')}")
+        elif key in wanted:
+            v = loads(r.value)
+            if r.partition in last_checkpoint:
+                out.append(last_checkpoint.pop(r.partition))
+            out.append(f"{where} {v.user_id} alerts_sent {v.alerts_sent} stage {v.stage} "
+                       f"since {v.stage_since} last_event {v.last_event_at} max_position "
+                       f"{v.max_position} wake_at {v.wake_at} last_alert {v.last_alert_id}")
+    return out
 
 
 def _alerts_of(user_id: str, alerts: list[dict[str, Any]]) -> list[str]:

@@ -449,3 +449,44 @@ def test_a_restore_at_any_point_of_a_synthetic_history_changes_nothing() -> None
             assert drive(reference, item) == drive(twin, item), f"cut at {upto}"
         assert {u: s.to_list() for u, s in reference.store.items()} == \
             {u: s.to_list() for u, s in twin.store.items()}
+
+
+def test_news_from_another_partition_is_never_judged_before_the_users_own_last_change(
+) -> None:
+    """A restarted partition resumes from the checkpoint before its last batch, with its
+    users as that batch left them: its clock can be behind a user's last stage change.
+    A referral credit that arrives then (before the batch is gone over again) must not
+    judge the user at that earlier instant, or a churn warning already sent is undone
+    and sent again."""
+    from streams.core.apply import REFERRAL_CONVERTED
+
+    settings = Settings()
+    original = PartitionProcessor(settings, {})
+    out = Outputs()
+    for day in (0.0, 12.0, 25.0):
+        original.process(make_event("u", "purchase", day, amount=30.0, order_id=f"o{day}"),
+                         out, received_at=at(day))
+    original.advance(at(30), out)
+    original.checkpoint()  # a batch boundary: what follows is the batch
+    original.advance(at(50), out)  # the batch: the churn warning fires in it
+    warned = [a for a in out.alerts if a["type"] == "churn_warning"]
+    assert len(warned) == 1 and original.store["u"].stage == "declining"
+    checkpoint = json.loads(json.dumps(original.checkpoint()))
+    assert checkpoint["clock"] == at(30)  # it claims the batch's start
+
+    users = {k: UserState.from_list(json.loads(json.dumps(s.to_list())))
+             for k, s in original.store.items()}
+    twin = PartitionProcessor(settings, users)
+    twin.restore(checkpoint, list(users.values()))
+    assert twin.clock < twin.store["u"].stage_since  # the users are ahead of the clock
+    credit = Event(event_id="rc-friend", user_id="u", type=REFERRAL_CONVERTED,
+                   occurred_at=at(20), source="journey",
+                   properties={"referred_user_id": "friend"})
+    for p in (original, twin):
+        o = Outputs()
+        p.process(credit, o, feedback=True)  # after the batch in the original's run
+        assert o.transitions == [] and o.alerts == []
+        p.advance(at(51), o)  # the twin goes over the batch's time again
+        assert o.alerts == [], [a["alert_id"] for a in o.alerts]
+    assert twin.store["u"].to_list() == original.store["u"].to_list()
+    assert twin.store["u"].alerts_sent == 1

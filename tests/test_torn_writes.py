@@ -10,6 +10,7 @@ same user states and the same alerts as a run that was never killed.
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -97,8 +98,12 @@ def _history() -> Broker:
 class Run:
     """One worker over the fake broker, with a kill switch after N changelog writes."""
 
-    def __init__(self, broker: Broker, kill_after_writes: int | None = None) -> None:
+    def __init__(self, broker: Broker, kill_after_writes: int | None = None,
+                 fetch: random.Random | None = None) -> None:
         self.broker = broker
+        # with ``fetch``, each batch takes a random share of each topic-partition, in a
+        # random order: a consumer fetches its topics independently of each other
+        self.fetch = fetch
         self.table: dict[str, Any] = {k: codec.loads(v) for k, v in broker.changelog}
         self.pending: list[tuple[str, int, bytes, bytes]] = []
 
@@ -119,10 +124,20 @@ class Run:
 
     def _next_batch(self) -> list[Record]:
         out: list[Record] = []
-        for tp in self._tps():
+        tps, rng = self._tps(), self.fetch
+        if rng is not None:
+            rng.shuffle(tps)
+        for tp in tps:
             log = self.broker.logs.get(tp, [])
-            out += log[self.position[tp]:self.position[tp] + BATCH]
+            take = BATCH if rng is None else rng.choice([0, 1, BATCH // 3, BATCH])
+            out += log[self.position[tp]:self.position[tp] + take]
+        if not out and rng is not None:  # never stall: fall back to a full batch
+            return Run(self.broker)._next_batch_at(self.position)
         return out
+
+    def _next_batch_at(self, position: dict[tuple[str, int], int]) -> list[Record]:
+        self.position = dict(position)
+        return self._next_batch()
 
     def _without_holes(self, records: list[Record]) -> list[Record]:
         """As ``agents.worker._without_holes``, reading the fake broker."""

@@ -295,8 +295,9 @@ class PartitionProcessor:
             # the deadline is re-derived, not read back: activity and re-fits move it
             due = lifecycle.deadline_for(state.stage,
                                          lifecycle.rhythm(state, self.model, self.settings))
-            if due is None or due > woken_at:
-                self._schedule(state, due)
+            if due is None or due > woken_at or state.stage_since > woken_at:
+                # (nor is a user judged before its own last change: see _settle)
+                self._schedule(state, None if due is None else max(due, state.stage_since))
                 self.store[user_id] = state
                 continue
             self._fire(state, woken_at, out)
@@ -355,6 +356,11 @@ class PartitionProcessor:
     def _settle(self, state: UserState, event: Event, before: tuple[Any, ...] | None,
                 out: Outputs, now: float) -> None:
         """Re-derive the stage after an event and schedule the next deadline."""
+        if before is not None and state.stage_since > now:
+            # Never judge a user before its own last stage change. Only a restarted
+            # partition gets here: its clock resumes at the checkpoint before its last
+            # batch, while users the batch changed are already past it (see checkpoint).
+            now = state.stage_since
         r = lifecycle.rhythm(state, self.model, self.settings)
         stage = lifecycle.stage_at(r, now)
         old = state.stage if before is not None else None
