@@ -247,3 +247,35 @@ def test_a_kill_between_writes_changes_nothing(reference: Reference, batch: int,
     counts, examples = alert_differences(first.alerts + second.alerts, reference.run.alerts)
     wrong = counts["missing"] + counts["unexpected"] + counts["inexact_resends"]
     assert wrong == 0, (counts, examples)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_three_kills_anywhere_with_topics_fetched_unevenly(reference: Reference,
+                                                          seed: int) -> None:
+    """Kills at random writes, and after each restart batches that take the two input
+    topics in random shares and orders (a referral credit may come before the input it
+    trails): the end is still the uninterrupted run's."""
+    rng = random.Random(seed)
+    broker = reference.history.copy()
+    total = sum(reference.writes)
+    alerts: list[dict[str, Any]] = []
+    for at_write in sorted(rng.sample(range(1, total), 3)):
+        run = Run(broker, kill_after_writes=max(0, at_write - len(broker.changelog)),
+                  fetch=random.Random(rng.random()))
+        with pytest.raises(Killed):
+            run.run()
+        alerts += run.alerts
+    end = START + 200 * DAY  # the last restart ticks every partition, at the same instant
+    for p in range(PARTITIONS):
+        broker.append(TOPICS.events, p, None, tick_value(end), {KIND_HEADER: TICK}, end)
+    last = Run(broker, fetch=random.Random(rng.random()))
+    last.run()
+    alerts += last.alerts
+
+    for p, proc in last.pipeline.processors.items():
+        assert proc.model.to_list() == reference.run.pipeline.processors[p].model.to_list()
+    truth = {u: s for u, s in reference.run.states().items() if s is not None}
+    assert not field_diffs(last.states(), truth, CORE_FIELDS)
+    counts, examples = alert_differences(alerts, reference.run.alerts)
+    assert counts["missing"] + counts["unexpected"] + counts["inexact_resends"] == 0, \
+        (counts, examples)
