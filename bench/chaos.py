@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 import tempfile
 import uuid
@@ -36,8 +37,13 @@ def main() -> int:
     parser.add_argument("--pair", action="store_true",
                         help="two workers share the partitions; kill one at a time")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--keep", type=Path, default=None, metavar="DIR",
+                        help="write the broker's and workers' logs here and keep them")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="journey-chaos-") as tmp, \
+    if args.keep is not None:
+        args.keep.mkdir(parents=True, exist_ok=True)
+    with (contextlib.nullcontext(str(args.keep)) if args.keep is not None
+          else tempfile.TemporaryDirectory(prefix="journey-chaos-")) as tmp, \
             EmbeddedBroker(log_path=Path(tmp) / "tansu.log") as broker:
         tag = uuid.uuid4().hex[:8]
         settings = Settings().with_overrides(broker=broker.bootstrap, app_id=f"chaos-{tag}",

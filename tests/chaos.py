@@ -185,13 +185,17 @@ def run_chaos(settings: Settings, workers: Workers, tmp_path: Path, *, users: in
               f"progress after kill {i + 1}", alive)
         report.recovery_seconds.append(time.monotonic() - killed)
 
-    if pair:  # one owner at the end, so /users answers for everyone
-        alive.pop(0).terminate()
+    # Every worker stays up: /users on one is routed to the partition's owner.
     last = alive[0]
-    last.wait_ready(partitions=partitions)
+
+    def restored() -> int:
+        return sum(len(w.health()[1].get("partitions") or []) for w in alive)
+
+    _wait(lambda: restored() >= partitions, 90, "every partition restored", alive)
     last.wait_for(lambda: all(last.user(e["user_id"]) for e in done), 240,
                   "every partition's sentinel")
-    last.wait_quiet()
+    for w in alive:
+        w.wait_quiet()
 
     replay = run_replay(path, time.time(), replay_env(settings), tmp_path / "replay")
     live = {uid: last.user(uid) for uid in replay.states}
