@@ -76,6 +76,14 @@ def lean_app_class(fetch_max_wait_seconds: float = 1.5) -> type:
             except self.consumer_stopped_errors:
                 if not self.transport.app.should_stop:
                     raise  # the client died under us while we were meant to be running
+            except asyncio.CancelledError:
+                # faust stops the fetcher at every rebalance by cancelling this loop, and
+                # restarts it after recovery. A cancel that lands while the loop waits
+                # (rather than at its own stop check) would reach faust's fetcher as a
+                # crash, which, with no supervisor there, stops the worker (exit 1).
+                if fetcher._stopped.is_set() or self.transport.app.should_stop:
+                    return
+                raise
 
         async def _deliver_fetched(self, fetcher: Any) -> None:
             deliver = self.callback
