@@ -29,12 +29,6 @@ from streams.settings import Settings
 log = logging.getLogger("journey.heal")
 
 
-async def read_range(settings: Settings, bootstrap: str, topic: str, partition: int,
-                     start: int, stop: int, timeout: float = 60.0) -> list[Record]:
-    """Records ``start <= offset < stop`` of one partition (fewer if the log starts later)."""
-    return await read_ranges(settings, bootstrap, [(topic, partition, start, stop)], timeout)
-
-
 async def read_ranges(settings: Settings, bootstrap: str, gaps: list[Gap],
                       timeout: float = 60.0) -> list[Record]:
     """The records of each ``(topic, partition, start, stop)`` range, with one consumer:

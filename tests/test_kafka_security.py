@@ -216,7 +216,7 @@ def test_heal_reads_back_and_committed_offsets(secure: Settings, clients: Client
     from agents import heal
 
     with pytest.raises(KafkaConnectionError):
-        asyncio.run(heal.read_range(secure, "10.0.0.7:9093", "shop.events", 0, 5, 9))
+        asyncio.run(heal.read_ranges(secure, "10.0.0.7:9093", [("shop.events", 0, 5, 9)]))
     (kw,) = clients.of("AIOKafkaConsumer")
     assert_aiokafka_security({**kw, "bootstrap_servers": secure.broker}, secure, pki)
     assert kw["bootstrap_servers"] == "10.0.0.7:9093"  # the worker's own bootstrap wins

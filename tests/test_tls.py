@@ -157,7 +157,7 @@ def test_aiokafka_clients_from_kafka_kwargs_work_over_tls(tls: TlsCluster) -> No
 def test_producer_api_produce_tail_and_heal_over_tls(
         tls: TlsCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
-    from agents.heal import read_range
+    from agents.heal import read_ranges
     from agents.producer import JourneyProducer
     from streams.cli import main
 
@@ -188,7 +188,7 @@ def test_producer_api_produce_tail_and_heal_over_tls(
     shown = capsys.readouterr().out
     assert [f"tls-{n}" in shown for n in range(3)] == [True, True, True]
 
-    healed = asyncio.run(read_range(s, s.broker, topic, 0, 0, 3))
+    healed = asyncio.run(read_ranges(s, s.broker, [(topic, 0, 0, 3)]))
     assert [orjson.loads(r.value or b"")["event_id"] for r in healed] == \
         ["tls-0", "tls-1", "tls-2"]
 

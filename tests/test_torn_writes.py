@@ -123,21 +123,19 @@ class Run:
         return [(t, p) for t in (TOPICS.events, TOPICS.repartition) for p in range(PARTITIONS)]
 
     def _next_batch(self) -> list[Record]:
-        out: list[Record] = []
         tps, rng = self._tps(), self.fetch
-        if rng is not None:
-            rng.shuffle(tps)
-        for tp in tps:
-            log = self.broker.logs.get(tp, [])
-            take = BATCH if rng is None else rng.choice([0, 1, BATCH // 3, BATCH])
-            out += log[self.position[tp]:self.position[tp] + take]
-        if not out and rng is not None:  # never stall: fall back to a full batch
-            return Run(self.broker)._next_batch_at(self.position)
-        return out
+        if rng is None:
+            return self._take([BATCH] * len(tps), tps)
+        rng.shuffle(tps)
+        shares = [rng.choice([0, 1, BATCH // 3, BATCH]) for _ in tps]
+        return self._take(shares, tps) or self._take([BATCH] * len(tps), tps)  # never stall
 
-    def _next_batch_at(self, position: dict[tuple[str, int], int]) -> list[Record]:
-        self.position = dict(position)
-        return self._next_batch()
+    def _take(self, shares: list[int], tps: list[tuple[str, int]]) -> list[Record]:
+        out: list[Record] = []
+        for share, tp in zip(shares, tps, strict=True):
+            log = self.broker.logs.get(tp, [])
+            out += log[self.position[tp]:self.position[tp] + share]
+        return out
 
     def _without_holes(self, records: list[Record]) -> list[Record]:
         """As ``agents.worker._without_holes``, reading the fake broker."""

@@ -184,11 +184,8 @@ class PartitionProcessor:
             # already hold must fire timers and judge lateness as the first pass did
             if not feedback and t > self.clock and (received_at is None
                                                     or t <= received_at + self._skew):
-                if t >= self._wake():
-                    self._run_until(t, out)
-                self.clock = t
-            if position is not None and position > self.applied_position:
-                self.applied_position = position
+                self._pass_time(t, out)
+            self._note_position(position)
             return
         if received_at is not None and t > received_at + self._skew:
             out.rejected.append(Rejected(
@@ -201,12 +198,9 @@ class PartitionProcessor:
                 f"(allowed lateness {self._lateness:.0f}s)", event))
             return
         if t > self.clock and not feedback:  # news from another partition is not our time
-            if t >= self._wake():
-                self._run_until(t, out)
-                state = self.store.get(event.user_id)
-            self.clock = t
-        if position is not None and position > self.applied_position:
-            self.applied_position = position
+            self._pass_time(t, out)
+            state = self.store.get(event.user_id)
+        self._note_position(position)
         if state is None:
             state = new_state(event)
             before = None
@@ -228,6 +222,16 @@ class PartitionProcessor:
                 properties={"referred_user_id": state.user_id}))
         self._settle(state, event, before, out, at if feedback else self.clock)
         out.applied.append(event)
+
+    def _pass_time(self, t: float, out: Outputs) -> None:
+        """Move the clock forward to ``t``, firing what falls due on the way."""
+        if t >= self._wake():
+            self._run_until(t, out)
+        self.clock = t
+
+    def _note_position(self, position: int | None) -> None:
+        if position is not None and position > self.applied_position:
+            self.applied_position = position
 
     def _hold(self, event: Event, out: Outputs) -> None:
         """Keep a credit from ahead of this partition's clock until the clock gets there.
