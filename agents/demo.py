@@ -138,7 +138,8 @@ def run_demo(args: argparse.Namespace, settings: Settings) -> int:
     try:
         app_id = f"journey-demo-{uuid.uuid4().hex[:8]}"
         s = demo_settings(settings, bootstrap=broker.bootstrap, app_id=app_id,
-                          web_port=free_port(), speed=speed)
+                          web_port=free_port(), speed=speed).with_overrides(
+                              data_dir=str(workdir / "data"))
         topics = Topics.from_settings(s)
         asyncio.run(create_topics(broker.bootstrap, [topics.events, topics.repartition,
                                                      *topics.outputs()],

@@ -190,6 +190,7 @@ class Pipeline:
         self.processors: dict[int, PartitionProcessor] = {}
         self._ctx_keys: dict[int, str] = {}
         self._touched: set[int] = set()
+        self._unchecked: set[int] = set()  # restored, no batch since: look for holes
         self.consumed: dict[int, int] = {}  # newest input offset seen, ticks included
         self.consumed_repartition: dict[int, int] = {}
         # per partition, the input offsets its last checkpoint's successor will claim
@@ -207,6 +208,7 @@ class Pipeline:
         return proc
 
     def _restore(self, partition: int) -> PartitionProcessor:
+        self._unchecked.add(partition)
         n = self.settings.partitions
         key = self._ctx_keys.setdefault(partition, ctx_key(partition, n))
         proc = PartitionProcessor(self.settings, self.store, partition,
@@ -227,6 +229,7 @@ class Pipeline:
     def revoke(self, partitions: Iterable[int]) -> None:
         for p in partitions:
             self.processors.pop(p, None)
+            self._unchecked.discard(p)
             self.consumed.pop(p, None)
             self.consumed_repartition.pop(p, None)
             self._base_consumed.pop(p, None)
@@ -241,13 +244,17 @@ class Pipeline:
         return consumed.get(partition, -1)
 
     def restore_for(self, records: Iterable[Record]) -> list[int]:
-        """Restore the partitions these records belong to; returns those that were not
-        restored yet (their committed offsets are worth a look, see :meth:`gaps`)."""
+        """Restore the partitions these records belong to; returns those that had no
+        batch since their restore (their committed offsets are worth a look, see
+        :meth:`gaps`)."""
         fresh: list[int] = []
         for rec in records:
-            if rec.partition not in self.processors:
-                self.processor(rec.partition)
-                fresh.append(rec.partition)
+            p = rec.partition
+            if p not in self.processors:
+                self.processor(p)
+            if p in self._unchecked:
+                self._unchecked.discard(p)
+                fresh.append(p)
         return fresh
 
     def gaps(self, records: Iterable[Record],
@@ -460,6 +467,10 @@ class Pipeline:
         if proc is None:
             return None
         return proc.snapshot(state, max(proc.clock, state.last_event_at))
+
+    def owns_restored(self, user_id: str) -> bool:
+        """Whether the user's partition has a restored processor here."""
+        return partition_for(user_id, self.settings.partitions) in self.processors
 
     def set_lag(self, partition: int, highwater: int) -> None:
         label = str(partition)

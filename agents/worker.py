@@ -31,8 +31,11 @@ from agents.heal import committed_offsets, fill
 from agents.kafka_config import kafka_kwargs
 from agents.metrics import Metrics
 from agents.pipeline import TICK, Pipeline, Record, Send, changelog_groups, tick_value
+from agents.progress import Progress
+from agents.publish import send_acknowledged
 from agents.topics import KIND_HEADER, Topics
 from streams.core.partitioning import partition_for
+from streams.logsafe import exception_summary
 from streams.settings import Settings
 
 log = logging.getLogger("journey.worker")
@@ -68,8 +71,13 @@ class Runtime:
     acked: dict[tuple[str, int], int] = field(default_factory=dict)
     pending_changelog: list[tuple[str, int, bytes, bytes]] = field(default_factory=list)
     started_at: float = field(default_factory=time.time)
-    processed_batches: int = 0
-    ready: bool = False
+    progress: Progress = field(default_factory=Progress)
+    ready: bool = False  # started (the process is sound while not fatal)
+    serving: bool = False  # partitions restored since the last rebalance: /users can answer
+
+    @property
+    def processed_batches(self) -> int:
+        return self.progress.batches
 
 
 def _headers(raw: Any) -> dict[str, bytes]:
@@ -93,6 +101,9 @@ def build(settings: Settings, bootstrap: str, metrics: Metrics | None = None) ->
     topics = Topics.from_settings(settings)
     metrics = metrics or Metrics()
     from agents.fastpath import lean_app_class, lean_monitor_class
+
+    data_path = settings.data_path()
+    data_path.mkdir(parents=True, exist_ok=True)  # faust creates only the last level
 
     app = lean_app_class(settings.fetch_max_wait_seconds)(
         settings.app_id,
@@ -119,6 +130,10 @@ def build(settings: Settings, bootstrap: str, metrics: Metrics | None = None) ->
         # the partition's next owner recovers a changelog this worker has finished with
         stream_wait_empty=True,
         producer_linger=0.005,
+        # a request the broker never answers fails after this and is retried, instead of
+        # holding the batch for faust's default of 20 minutes
+        producer_request_timeout=settings.broker_request_timeout_seconds,
+        datadir=str(data_path),
         broker_commit_every=BATCH_MAX,
         broker_commit_interval=1.0,
         table_cleanup_interval=3600.0,
@@ -175,12 +190,19 @@ def _wire(rt: Runtime) -> None:
     @app.agent(inputs, concurrency=1, name="journey-state")
     async def state_agent(stream: faust.StreamT) -> None:
         async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):
+            rt.progress.started()
             started = time.perf_counter()
-            records = await _without_holes(rt, to_records(events))
-            sends = rt.pipeline.handle(records)
-            rt.pipeline.commit_state()
-            await _publish(rt, sends)
-            rt.processed_batches += 1
+            try:
+                records = await _without_holes(rt, to_records(events))
+                sends = rt.pipeline.handle(records)
+                rt.pipeline.commit_state()
+                await _publish(rt, sends)
+            except Exception as exc:
+                # faust would restart a crashed agent on a stream whose buffered records
+                # and offsets it no longer tracks; a restart of the process is sound
+                await _fatal(rt, f"the state agent failed: {exception_summary(exc)}")
+                await asyncio.Event().wait()
+            rt.progress.finished()
             rt.metrics.processing_latency.observe(time.perf_counter() - started)
 
     if settings.tick_interval_seconds > 0:
@@ -190,11 +212,17 @@ def _wire(rt: Runtime) -> None:
             if not rt.ready:
                 return
             now = time.time()
-            sent = [await app.producer.send(topics.events, None, tick_value(now), tp.partition,
-                                            int(now * 1000), [(KIND_HEADER, TICK)])
-                    for tp in _owned(app, topics.events)]
-            if sent:
-                await _check_acks(rt, await asyncio.gather(*sent))
+            owned = _owned(app, topics.events)
+            # what the table held before these ticks: the agent may apply a tick before
+            # this task reads its acknowledgement
+            floors = {(topics.events, tp.partition): rt.pipeline.held(topics.events,
+                                                                       tp.partition)
+                      for tp in owned}
+            ticks = [Send(topics.events, None, tick_value(now), [(KIND_HEADER, TICK)],
+                          tp.partition) for tp in owned]
+            if ticks:
+                acks = await send_acknowledged(app.producer, ticks, _deadline(rt))
+                await _check_acks(rt, acks, floors)
 
     @app.timer(interval=2.0, on_leader=False)
     async def gauges() -> None:
@@ -209,6 +237,7 @@ def _wire(rt: Runtime) -> None:
     @app.timer(interval=3.0, on_leader=False)
     async def watchdog() -> None:
         await _check_broker(rt)
+        await _check_progress(rt)
 
     @app.task
     async def mark_ready() -> None:
@@ -216,6 +245,15 @@ def _wire(rt: Runtime) -> None:
         rt.metrics.healthy.set(1)
 
     app.on_partitions_revoked.connect(_make_revoke_handler(rt))
+    app.on_partitions_assigned.connect(_make_assign_handler(rt))
+
+    @rt.table.on_recover
+    async def restored() -> None:
+        """The table holds this worker's partitions again: rebuild their processors now,
+        not at their first record, so /users answers and readiness means it."""
+        for tp in _owned(app, topics.events):
+            rt.pipeline.processor(tp.partition)
+        rt.serving = True
     _ = out_topics  # declared so faust creates them at start-up
     from agents.web import install_views
 
@@ -236,9 +274,21 @@ def _owned(app: faust.App, topic: str) -> list[TopicPartition]:
 
 def _make_revoke_handler(rt: Runtime) -> Any:
     async def on_revoked(app: faust.App, revoked: Iterable[Any], **_: Any) -> None:
+        rt.serving = False  # a rebalance: not ready until the table is recovered again
         rt.pipeline.revoke(tp.partition for tp in revoked if tp.topic == rt.topics.events)
+        rt.metrics.assigned_partitions.set(len(_owned(app, rt.topics.events)))
 
     return on_revoked
+
+
+def _make_assign_handler(rt: Runtime) -> Any:
+    async def on_assigned(app: faust.App, assigned: Iterable[Any], **_: Any) -> None:
+        # the gauge follows the assignment at once, not at the next refresh
+        rt.metrics.assigned_partitions.set(
+            sum(1 for tp in assigned if tp.topic == rt.topics.events))
+        rt.progress.idle()  # a new assignment starts the stall clock afresh
+
+    return on_assigned
 
 
 async def _without_holes(rt: Runtime, records: list[Record]) -> list[Record]:
@@ -258,24 +308,24 @@ async def _without_holes(rt: Runtime, records: list[Record]) -> list[Record]:
     return records
 
 
+def _deadline(rt: Runtime) -> float:
+    return time.monotonic() + rt.settings.broker_outage_seconds
+
+
 async def _publish(rt: Runtime, sends: list[Send]) -> None:
     """Outputs first, then the state records that remember them, all awaited before the
     batch's offsets are acknowledged. In that order a crash can re-send an alert (same
-    id, subscribers dedupe) but never leave state claiming an alert nobody received."""
+    id, subscribers dedupe) but never leave state claiming an alert nobody received.
+    Whatever is not acknowledged within ``broker_outage_seconds`` is fatal."""
     producer = rt.app.producer
-    futures = []
-    alert_futures = []
-    for s in sends:
-        fut = await producer.send(s.topic, s.key, s.value, s.partition, None, s.headers)
+    deadline = _deadline(rt)
+    latency = rt.metrics.alert_latency
+
+    def acked(s: Any) -> None:
         if s.source_time is not None:
-            alert_futures.append((fut, s.source_time))
-        else:
-            futures.append(fut)
-    acks = list(await asyncio.gather(*futures)) if futures else []
-    for fut, source_time in alert_futures:
-        acks.append(await fut)
-        rt.metrics.alert_latency.observe(max(0.0, time.time() - source_time))
-    await _check_acks(rt, acks)
+            latency.observe(max(0.0, time.time() - s.source_time))
+
+    await _check_acks(rt, await send_acknowledged(producer, sends, deadline, acked))
     # Each partition's checkpoint first, then (once it is in the log) the user records.
     # A checkpoint claims only what the table held before this batch, so any prefix of
     # these writes that a crash, or a short recovery on the embedded broker (which
@@ -287,20 +337,19 @@ async def _publish(rt: Runtime, sends: list[Send]) -> None:
     pending = list(rt.pending_changelog)
     rt.pending_changelog.clear()
     for group in changelog_groups(pending):
-        sent = [await producer.send(changelog, kb, vb, p, None, None)
-                for _, p, kb, vb in group]
-        await _check_acks(rt, await asyncio.gather(*sent))
+        writes = [Send(changelog, kb, vb, [], p) for _, p, kb, vb in group]
+        await _check_acks(rt, await send_acknowledged(producer, writes, deadline))
 
 
-def _went_back(rt: Runtime, acks: Iterable[Any]) -> str | None:
+def _went_back(rt: Runtime, acks: Iterable[Any],
+               floors: dict[tuple[str, int], int] | None = None) -> str | None:
     """A topic-partition whose acknowledged offset fell below one acknowledged before (or
-    an input partition below what this worker already applied): it was deleted and
-    re-created under us. Acks carry exact offsets, unlike the embedded broker's ends."""
+    below ``floors``: for a tick, what the table held of its partition before it was sent):
+    it was deleted and re-created under us. Acks carry exact offsets, unlike the embedded
+    broker's ends."""
     for md in acks:
         key = (md.topic, md.partition)
-        floor = rt.acked.get(key, -1)
-        if md.topic == rt.topics.events:
-            floor = max(floor, rt.pipeline.held(md.topic, md.partition))
+        floor = max(rt.acked.get(key, -1), (floors or {}).get(key, -1))
         if md.offset <= floor:
             return (f"{md.topic}[{md.partition}] acknowledged offset {md.offset} after "
                     f"{floor}: the topic was deleted and re-created")
@@ -308,8 +357,9 @@ def _went_back(rt: Runtime, acks: Iterable[Any]) -> str | None:
     return None
 
 
-async def _check_acks(rt: Runtime, acks: Iterable[Any]) -> None:
-    problem = _went_back(rt, acks)
+async def _check_acks(rt: Runtime, acks: Iterable[Any],
+                      floors: dict[tuple[str, int], int] | None = None) -> None:
+    problem = _went_back(rt, acks, floors)
     if problem:
         await _fatal(rt, problem)
         await asyncio.Event().wait()  # never acknowledge this batch; the exit is coming
@@ -362,6 +412,42 @@ async def _check_broker(rt: Runtime) -> None:
                              f"worker already applied offset {proc.applied_position}: the "
                              "broker lost data")
             return
+
+
+def _pending(rt: Runtime) -> int:
+    """Input records this worker owns and has not applied yet, as far as it can tell: the
+    consumer's high-water marks, or the offsets its own ticks were acknowledged at."""
+    app, pipeline, waiting = rt.app, rt.pipeline, 0
+    for topic in (rt.topics.events, rt.topics.repartition):
+        for tp in _owned(app, topic):
+            high = app.consumer.highwater(tp) if app.consumer else None
+            end = max(high if high is not None else -1,
+                      rt.acked.get((topic, tp.partition), -2) + 1)
+            waiting += max(0, end - (pipeline.held(topic, tp.partition) + 1))
+    return waiting
+
+
+async def _check_progress(rt: Runtime) -> None:
+    """Fail loudly when input waits and no batch completes (see ``agents.progress``)."""
+    if rt.fatal or not rt.ready:
+        return
+    limit = rt.settings.stall_seconds
+    recovery = rt.app.tables.recovery
+    if recovery.in_recovery:
+        read = sum(recovery.active_offsets.values()) + sum(recovery.standby_offsets.values())
+        quiet = rt.progress.recovery_stalled_for(int(read))
+        if quiet > limit:
+            await _fatal(rt, f"table recovery read nothing for {quiet:.0f}s")
+        rt.progress.idle()
+        return
+    waiting = _pending(rt)
+    stalled = rt.progress.stalled_for(waiting > 0)
+    if stalled > limit:
+        where = "holding a batch" if rt.progress.busy_since is not None else "idle"
+        await _fatal(rt, f"no batch completed for {stalled:.0f}s with {waiting} input "
+                         f"records waiting (agent {where})")
+    elif not waiting and rt.progress.busy_since is None:
+        rt.progress.idle()
 
 
 async def _fatal(rt: Runtime, message: str) -> None:

@@ -159,6 +159,19 @@ class Settings:
     broker_outage_seconds: float = _f(
         60.0, "A running worker that cannot reach the broker for this long stops with a "
         "non-zero exit instead of waiting silently.", "kafka")
+    broker_request_timeout_seconds: float = _f(
+        15.0, "Longest the worker waits for the broker to answer one request (a produce, a "
+        "fetch of records to re-apply, an admin call) before the client gives up on it and "
+        "retries; a batch still unpublished after `broker_outage_seconds` is fatal.",
+        "kafka")
+    stall_seconds: float = _f(
+        120.0, "A worker with input waiting that completes no batch for this long reports "
+        "itself unhealthy and exits (code 3) for its supervisor to restart it. Table recovery "
+        "does not count: it is watched by its own progress.", "kafka")
+    data_dir: str = _f(
+        "", "Where the worker keeps its local table files (with `rocksdb://`, the state "
+        "itself), one folder per `app_id` inside. Empty: `$XDG_STATE_HOME/journey`, or "
+        "`~/.local/state/journey` when that is unset; never the working directory.", "kafka")
     web_host: str = _f("127.0.0.1", "Address of the worker's HTTP endpoints.", "kafka")
     web_port: int = _f(6066, "Port of /metrics, /health and /users/{id}.", "kafka")
     web_advertised_url: str = _f(
@@ -284,6 +297,7 @@ class Settings:
         positive = ("refit_interval_days", "new_user_decline_days", "decline_after_gaps",
                     "min_decline_days", "min_churn_days", "contact_cap_days",
                     "session_timeout_seconds", "broker_outage_seconds",
+                    "broker_request_timeout_seconds", "stall_seconds",
                     "heartbeat_interval_seconds", "send_window_hours")
         problems += [f"{n} must be positive" for n in positive if getattr(self, n) <= 0]
         at_least_one = ("population_sample_size", "refit_min_buyers", "dedupe_window",
@@ -308,6 +322,15 @@ class Settings:
         if (self.ssl_keyfile or self.ssl_key_password) and not self.ssl_certfile:
             problems.append("ssl_keyfile and ssl_key_password need ssl_certfile")
         return problems
+
+    def data_path(self) -> Path:
+        """The worker's folder for local table files (see ``data_dir``)."""
+        if self.data_dir:
+            base = Path(self.data_dir).expanduser()
+        else:
+            state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+            base = Path(state) / "journey"
+        return base / self.app_id
 
     def public_dict(self) -> dict[str, Any]:
         """Settings as a dict with secrets masked, for logs and /health."""

@@ -61,7 +61,8 @@ def start_worker(settings: Settings, workdir: Path, **overrides: Any) -> Worker:
     with open(log_path, "wb") as log:
         # read at call time: a run may point the harness at another build
         proc = subprocess.Popen(list(worker_harness.WORKER_COMMAND), cwd=workdir,
-                                env=worker_env(settings, port, **overrides),
+                                env=worker_env(settings, port, **{
+                                    "data_dir": workdir / "data", **overrides}),
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 preexec_fn=_parent_death_signal())  # noqa: PLW1509
     return Worker(proc, port, log_path)

@@ -212,11 +212,12 @@ def test_dockerfile_shape() -> None:
 
 class _HealthHandler(http.server.BaseHTTPRequestHandler):
     status = 200
+    path_served = "/health"
     seen_auth: ClassVar[list[str | None]] = []
 
     def do_GET(self) -> None:
         type(self).seen_auth.append(self.headers.get("Authorization"))
-        code = type(self).status if self.path == "/health" else 404
+        code = type(self).status if self.path == type(self).path_served else 404
         self.send_response(code)
         self.end_headers()
 
@@ -225,8 +226,9 @@ class _HealthHandler(http.server.BaseHTTPRequestHandler):
 
 
 def healthcheck_exit(command: list[str], port: int, status: int,
-                     token: str | None = None) -> int:
+                     token: str | None = None, path: str = "/health") -> int:
     _HealthHandler.status = status
+    _HealthHandler.path_served = path
     env = {**os.environ, "JOURNEY_WEB_PORT": str(port)}
     env.pop("JOURNEY_WEB_TOKEN", None)
     if token:
@@ -252,11 +254,15 @@ def test_dockerfile_healthcheck_follows_health_status(health_server: int) -> Non
     line = next(rest for word, rest in dockerfile_instructions() if word == "HEALTHCHECK")
     command = json.loads(line[line.index("CMD") + 3:].strip())
     assert command[0] == "python" and "urllib" in command[2]
-    assert healthcheck_exit(command, health_server, 200) == 0
-    assert healthcheck_exit(command, health_server, 503) != 0
+    # liveness: a worker restoring its table is sound, so the container is not unhealthy
+    live = "/health/live"
+    assert healthcheck_exit(command, health_server, 200, path=live) == 0
+    assert healthcheck_exit(command, health_server, 503, path=live) != 0
+    assert healthcheck_exit(command, health_server, 200, path="/health") != 0
+    # the health pages are open, so the probe needs no token even when one is set
     _HealthHandler.seen_auth.clear()
-    assert healthcheck_exit(command, health_server, 200, token="s3cret") == 0
-    assert _HealthHandler.seen_auth == ["Bearer s3cret"]
+    assert healthcheck_exit(command, health_server, 200, token="s3cret", path=live) == 0
+    assert _HealthHandler.seen_auth == [None]
 
 
 def test_compose_worker_healthcheck_follows_health_status(health_server: int) -> None:
@@ -316,8 +322,8 @@ def test_k8s_statefulset_keeps_state_and_identity() -> None:
     # Probes and scrape annotations point at the worker's HTTP port.
     port = {p["name"]: p["containerPort"] for p in container["ports"]}["http"]
     assert port == int(config["data"]["JOURNEY_WEB_PORT"])
-    for probe in ("readinessProbe", "livenessProbe"):
-        assert container[probe]["httpGet"] == {"path": "/health", "port": "http"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/health/ready", "port": "http"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/health/live", "port": "http"}
     notes = pod["metadata"]["annotations"]
     assert notes["prometheus.io/scrape"] == "true"
     assert notes["prometheus.io/port"] == str(port)

@@ -76,7 +76,8 @@ def test_history_in_alerts_state_and_metrics_out_then_a_tick_driven_alert(
     assert applied_inputs == produced, (applied_inputs, produced)
     assert worker.metric("journey_events_consumed_total", m, topic=topics.events) >= produced
     users = {e["user_id"] for e in events} | {e["user_id"] for e in done}
-    assert worker.metric("journey_assigned_partitions", m) == PARTITIONS
+    worker.wait_for(lambda: worker.metric("journey_assigned_partitions") == PARTITIONS, 30,
+                    f"journey_assigned_partitions to read {PARTITIONS}")
     assert worker.metric("journey_healthy", m) == 1
     assert worker.metric("journey_lifecycle_transitions_total", m) >= len(users)
     warned = worker.metric("journey_alerts_total", m, type="churn_warning")

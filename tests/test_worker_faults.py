@@ -261,7 +261,7 @@ def test_worker_exits_2_when_the_broker_is_not_there(tmp_path: Path) -> None:
     closed = free_port()  # nothing listens here
     settings = Settings().with_overrides(broker=f"127.0.0.1:{closed}", app_id="nobody",
                                          topic_prefix="nobody.")
-    env = worker_env(settings, free_port())
+    env = worker_env(settings, free_port(), data_dir=tmp_path / "data")
     started = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "streams.cli", "worker"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=90, check=False)

@@ -229,6 +229,8 @@ class Workers:
 
     def start(self, settings: Settings, **overrides: Any) -> Worker:
         port = free_port()
+        # one data folder per test: a restarted worker finds its files (rocksdb://) again
+        overrides.setdefault("data_dir", self.tmp_path / "data")
         env = worker_env(settings, port, **overrides)
         log_path = self.tmp_path / f"worker-{len(self.started) + 1}.log"
         log = open(log_path, "wb")  # noqa: SIM115 - the child holds its own descriptor
