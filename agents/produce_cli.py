@@ -24,8 +24,8 @@ from typing import Any
 from kafka.errors import KafkaError
 
 from agents.producer import InvalidEvent, JourneyProducer
+from streams.replay.sources import GIVE_UP_AFTER, NOT_JSON, InputError, open_lines
 from streams.settings import Settings
-from streams.sources import GIVE_UP_AFTER, NOT_JSON, InputError, open_lines
 
 PROG = "journey produce"
 _BOM = b"\xef\xbb\xbf"

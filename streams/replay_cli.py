@@ -1,4 +1,4 @@
-"""File handling, progress and summary around :class:`streams.replay.Replay`."""
+"""File handling, progress and summary around :class:`streams.replay.engine.Replay`."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from typing import IO, Any
 import orjson
 
 from streams.core.event import Event
-from streams.replay import Replay, Sink, Summary
+from streams.replay.engine import Replay, Sink, Summary
+from streams.replay.sources import BadLine, InputError, read_events, time_ordered
 from streams.settings import Settings
-from streams.sources import BadLine, InputError, read_events, time_ordered
 
 
 def _writer(stack: ExitStack, path: Path | None) -> Sink:
@@ -109,7 +109,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         args.summary_json.write_bytes(orjson.dumps(
             {**summary.as_dict(), "seconds": round(elapsed, 3)}, option=orjson.OPT_INDENT_2))
     if args.report is not None:
-        from streams.report import write_report
+        from streams.replay.report import write_report
 
         write_report(args.report, replay, as_of)
     return 0

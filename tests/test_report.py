@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from streams.calibration import auc, reliability
 from streams.core.event import Event
 from streams.replay import Replay
-from streams.report import write_report
+from streams.replay.calibration import auc, reliability
+from streams.replay.report import write_report
+from streams.replay.svg import day_axis, value_axis
 from streams.settings import Settings
-from streams.svg import day_axis, value_axis
 from streams.testing import DAY, make_event
 
 BASE = 1_767_225_600.0  # make_event's day 0

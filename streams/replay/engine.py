@@ -21,7 +21,7 @@ from streams.core.state import UserState
 from streams.settings import Settings
 
 if TYPE_CHECKING:
-    from streams.sources import BadLine
+    from streams.replay.sources import BadLine
 
 DAY = 86400.0
 Sink = Callable[[dict[str, Any]], None]

@@ -15,12 +15,12 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from streams.calibration import auc, reliability
 from streams.core.state import FUNNEL, STAGES
 from streams.core.timefmt import rfc3339
-from streams.replay import DAY, Replay, Summary
+from streams.replay.calibration import auc, reliability
+from streams.replay.engine import DAY, Replay, Summary
+from streams.replay.svg import PALETTE, Series, day_axis, line_chart, stacked_bar_chart, value_axis
 from streams.settings import Settings
-from streams.svg import PALETTE, Series, day_axis, line_chart, stacked_bar_chart, value_axis
 
 STAGE_COLORS = {"new": PALETTE[0], "growing": PALETTE[2], "mature": PALETTE[4],
                 "declining": PALETTE[1], "churned": PALETTE[3]}
