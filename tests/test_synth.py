@@ -15,9 +15,9 @@ from typing import Any
 import orjson
 import pytest
 
-from streams import synth
 from streams.core import event as ev
 from streams.synth import SynthConfig, Truth, generate, generate_truth, iter_events, write_jsonl
+from streams.synth import storefront as synth
 
 START = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 DAY = 86400
