@@ -38,7 +38,7 @@ from agents.demo_view import (
 )
 from agents.demo_watch import RateMeter, Tally, WorkerMetrics, follow_outputs, scrape
 from agents.demo_worker import DEMO_THRESHOLDS, WorkerProcess, demo_settings
-from agents.topics import Topics, create_topics
+from agents.kafka.topics import Topics, create_topics
 from streams.settings import Settings
 from streams.synth import SynthConfig, iter_events
 

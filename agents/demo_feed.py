@@ -17,8 +17,8 @@ from typing import Any
 
 import orjson
 
-from agents.pipeline import TICK, tick_value
-from agents.topics import KIND_HEADER
+from agents.kafka.pipeline import TICK, tick_value
+from agents.kafka.topics import KIND_HEADER
 from streams.core.partitioning import partition_for
 
 DAY = 86400.0

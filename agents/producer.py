@@ -17,8 +17,8 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError, KafkaTimeoutError
 from kafka.producer.future import FutureRecordMetadata
 
-from agents.kafka_config import kafka_kwargs
-from agents.topics import Topics
+from agents.kafka.config import kafka_kwargs
+from agents.kafka.topics import Topics
 from streams.core.decode import MISSING_FIELD, NOT_JSON, Rejection, decode
 from streams.settings import Settings
 

@@ -30,8 +30,8 @@ from typing import Any, TextIO
 
 import orjson
 
-from agents.kafka_config import kafka_kwargs
-from agents.topics import SCHEMA_HEADER, Topics
+from agents.kafka.config import kafka_kwargs
+from agents.kafka.topics import SCHEMA_HEADER, Topics
 from streams.settings import Settings
 
 PROG = "journey tail"

@@ -16,7 +16,7 @@ EXIT_FATAL = 3
 
 def run_worker(args: argparse.Namespace, settings: Settings) -> int:
     from agents.broker import BrokerUnavailable, wait_for_broker
-    from agents.kafka_config import kafka_kwargs
+    from agents.kafka.config import kafka_kwargs
 
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -43,7 +43,7 @@ def serve(settings: Settings, bootstrap: str) -> int:
     """Run the worker until SIGTERM/SIGINT (exit 0) or a fatal fault (exit 3)."""
     import faust
 
-    from agents.worker import build
+    from agents.kafka.worker import build
 
     rt = build(settings, bootstrap)
     worker = faust.Worker(rt.app, loglevel=settings.log_level.lower(), quiet=True,

@@ -39,8 +39,8 @@ from overload_scenario import Burst, progress, rss_mib, run_burst, start_worker,
 from test_bounded_state import state_ceiling
 from worker_harness import PARTITIONS, all_topics, produce
 
-from agents import codec
 from agents.broker import EmbeddedBroker, wait_for_broker
+from agents.kafka import codec
 from streams.settings import Settings
 
 

@@ -33,7 +33,7 @@ from worker_harness import (
     values,
 )
 
-from agents.heal import committed_offsets
+from agents.kafka.heal import committed_offsets
 from streams.settings import Settings
 from streams.synth import SynthConfig, generate, write_jsonl
 
@@ -219,8 +219,8 @@ def run_chaos(settings: Settings, workers: Workers, tmp_path: Path, *, users: in
 def _changelog_history(settings: Settings, users: list[str]) -> list[str]:
     """Every version of these users' state records in the changelog, and the partition
     checkpoints around them: how a wrong state came about."""
-    from agents.codec import loads
-    from agents.pipeline import CTX_PREFIX
+    from agents.kafka.codec import loads
+    from agents.kafka.pipeline import CTX_PREFIX
 
     wanted = {u.encode() for u in users}
     records = consume(settings.broker, f"{settings.app_id}-users-changelog", timeout=60,

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from agents.broker import EmbeddedBroker, wait_for_broker
-from agents.topics import create_topics
+from agents.kafka.topics import create_topics
 from streams.settings import Settings
 from streams.testing import HarnessFactory, harness_factory
 

@@ -23,7 +23,7 @@ import yaml
 from prometheus_client.metrics import MetricWrapperBase
 
 from agents.broker import _parent_death_signal, free_port
-from agents.metrics import Metrics
+from agents.kafka.metrics import Metrics
 
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"

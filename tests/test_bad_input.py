@@ -39,11 +39,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import schemas
-from agents.codec import dumps as state_bytes
-from agents.codec import loads as state_from_bytes
-from agents.metrics import Metrics
-from agents.pipeline import CTX_PREFIX, Pipeline, Record
-from agents.topics import SCHEMA_HEADER, Topics
+from agents.kafka.codec import dumps as state_bytes
+from agents.kafka.codec import loads as state_from_bytes
+from agents.kafka.metrics import Metrics
+from agents.kafka.pipeline import CTX_PREFIX, Pipeline, Record
+from agents.kafka.topics import SCHEMA_HEADER, Topics
 from streams.core import rejection
 from streams.core.decode import REASONS, Rejection, decode, to_object
 from streams.core.event import EVENT_TYPES, OTHER, Event

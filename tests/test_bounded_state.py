@@ -17,7 +17,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
 import schemas
-from agents import codec
+from agents.kafka import codec
 from streams.core import event as ev
 from streams.core.event import Event
 from streams.core.processor import Outputs, PartitionProcessor

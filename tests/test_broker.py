@@ -17,7 +17,7 @@ from agents.broker import (
     probe_metadata,
     wait_for_broker,
 )
-from agents.kafka_config import kafka_kwargs
+from agents.kafka.config import kafka_kwargs
 from streams.settings import Settings
 
 

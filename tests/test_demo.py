@@ -17,9 +17,9 @@ import pytest
 from agents.demo_feed import Storefront, event_time
 from agents.demo_watch import parse_metrics
 from agents.demo_worker import demo_settings, worker_env
-from agents.metrics import Metrics
-from agents.pipeline import TICK
-from agents.topics import KIND_HEADER
+from agents.kafka.metrics import Metrics
+from agents.kafka.pipeline import TICK
+from agents.kafka.topics import KIND_HEADER
 from streams.core.partitioning import partition_for
 from streams.settings import Settings
 from streams.synth import SynthConfig, iter_events

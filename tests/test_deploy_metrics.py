@@ -39,7 +39,7 @@ from deploy_support import (
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 from prometheus_client.metrics import MetricWrapperBase
 
-from agents.metrics import Metrics
+from agents.kafka.metrics import Metrics
 
 __all__ = ["prom_tools"]  # a fixture, used by name
 

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 import schemas
-from agents.metrics import Metrics
+from agents.kafka.metrics import Metrics
 from streams.settings import settings_markdown
 
 REPO = Path(__file__).resolve().parents[1]

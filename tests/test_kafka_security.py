@@ -31,8 +31,8 @@ from aiokafka.structs import TopicPartition
 from kafka.errors import KafkaConnectionError as KafkaPythonConnectionError
 from tls_support import Pki, make_pki
 
-from agents.kafka_config import kafka_kwargs
-from agents.topics import Topics
+from agents.kafka.config import kafka_kwargs
+from agents.kafka.topics import Topics
 from streams.settings import Settings
 
 PASSWORD = "pa55-w0rd-for-the-tests"
@@ -213,7 +213,7 @@ def test_journey_tail(secure: Settings, clients: Clients, pki: Pki,
 
 def test_heal_reads_back_and_committed_offsets(secure: Settings, clients: Clients,
                                               pki: Pki) -> None:
-    from agents import heal
+    from agents.kafka import heal
 
     with pytest.raises(KafkaConnectionError):
         asyncio.run(heal.read_ranges(secure, "10.0.0.7:9093", [("shop.events", 0, 5, 9)]))
@@ -229,7 +229,7 @@ def test_heal_reads_back_and_committed_offsets(secure: Settings, clients: Client
 
 
 def test_worker_watchdog_probe(secure: Settings, clients: Clients, pki: Pki) -> None:
-    from agents import worker
+    from agents.kafka import worker
 
     topics = Topics.from_settings(secure)
     assignment = {TopicPartition(topics.events, 0)}
@@ -249,7 +249,7 @@ def test_worker_faust_app(secure: Settings, pki: Pki, monkeypatch: pytest.Monkey
     ``credentials_to_aiokafka_auth``; they must equal what journey's own clients get."""
     from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
-    from agents.worker import build
+    from agents.kafka.worker import build
 
     monkeypatch.chdir(tmp_path)  # faust may create an app directory here
     rt = build(secure, secure.broker)

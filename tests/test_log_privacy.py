@@ -15,12 +15,12 @@ from typing import Any
 import orjson
 import pytest
 
-from agents.metrics import Metrics
-from agents.pipeline import TICK, Pipeline, Record, Send, tick_value
-from agents.topics import KIND_HEADER, Topics
+from agents.kafka.logsafe import HASH_PREFIX, UserIds, exception_summary, log_user, printable
+from agents.kafka.metrics import Metrics
+from agents.kafka.pipeline import TICK, Pipeline, Record, Send, tick_value
+from agents.kafka.topics import KIND_HEADER, Topics
 from streams.cli import main
 from streams.core.partitioning import partition_for
-from streams.logsafe import HASH_PREFIX, UserIds, exception_summary, log_user, printable
 from streams.settings import Settings
 
 SETTINGS = Settings().with_overrides(partitions=2)

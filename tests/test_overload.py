@@ -17,7 +17,7 @@ from overload_scenario import Burst, orders_by_user, run_burst, start_worker, st
 from test_bounded_state import CAPS, state_ceiling
 from worker_harness import PARTITIONS, Workers, topic_suffixes, workers  # noqa: F401
 
-from agents import codec
+from agents.kafka import codec
 from streams.core.state import UserState
 from streams.settings import Settings
 

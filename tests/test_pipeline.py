@@ -13,9 +13,9 @@ from typing import Any
 
 import orjson
 
-from agents.metrics import Metrics
-from agents.pipeline import Pipeline, Record, in_offset_order
-from agents.topics import Topics
+from agents.kafka.metrics import Metrics
+from agents.kafka.pipeline import Pipeline, Record, in_offset_order
+from agents.kafka.topics import Topics
 from streams.core.partitioning import partition_for
 from streams.settings import Settings
 
@@ -163,7 +163,7 @@ def test_a_record_the_core_fails_on_is_dead_lettered_and_the_rest_applied(
 
 
 def _control(topic: str, kind: bytes, value: bytes, offset: int = 0) -> Record:
-    from agents.topics import KIND_HEADER
+    from agents.kafka.topics import KIND_HEADER
 
     return Record(topic, 0, offset, None, value, START, {KIND_HEADER: kind})
 
@@ -190,7 +190,7 @@ def test_producer_supplied_ticks_are_trusted_when_the_worker_keeps_no_clock() ->
 
 
 def test_a_feedback_header_on_the_input_topic_is_not_trusted() -> None:
-    from agents.pipeline import encode_feedback
+    from agents.kafka.pipeline import encode_feedback
     from streams.core.event import Event
 
     forged = encode_feedback(Event(event_id="x", user_id=ALICE, type="referral_converted",

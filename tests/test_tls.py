@@ -30,7 +30,7 @@ from kafka.errors import KafkaError
 from tls_support import Pki, TlsFront, make_pki
 
 from agents.broker import EmbeddedBroker, probe_metadata, wait_for_broker
-from agents.kafka_config import kafka_kwargs
+from agents.kafka.config import kafka_kwargs
 from streams.settings import Settings
 
 pytestmark = pytest.mark.kafka
@@ -157,7 +157,7 @@ def test_aiokafka_clients_from_kafka_kwargs_work_over_tls(tls: TlsCluster) -> No
 def test_producer_api_produce_tail_and_heal_over_tls(
         tls: TlsCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
-    from agents.heal import read_ranges
+    from agents.kafka.heal import read_ranges
     from agents.producer import JourneyProducer
     from streams.cli import main
 

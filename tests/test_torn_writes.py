@@ -20,9 +20,9 @@ import pytest
 from chaos import CORE_FIELDS, alert_differences
 from worker_harness import field_diffs
 
-from agents import codec
-from agents.metrics import Metrics
-from agents.pipeline import (
+from agents.kafka import codec
+from agents.kafka.metrics import Metrics
+from agents.kafka.pipeline import (
     TICK,
     Pipeline,
     Record,
@@ -31,7 +31,7 @@ from agents.pipeline import (
     in_offset_order,
     tick_value,
 )
-from agents.topics import KIND_HEADER, Topics
+from agents.kafka.topics import KIND_HEADER, Topics
 from streams.core.partitioning import partition_for
 from streams.settings import Settings
 from streams.synth import SynthConfig, generate

@@ -26,7 +26,7 @@ from worker_harness import (  # noqa: F401 - `workers` is a fixture
 )
 
 import schemas
-from agents.topics import SCHEMA_HEADER
+from agents.kafka.topics import SCHEMA_HEADER
 from schemas import parse_date_time
 from streams.core.partitioning import partition_for
 from streams.settings import Settings

@@ -42,7 +42,7 @@ from worker_harness import (  # noqa: F401 - `workers` is a fixture
 
 import schemas
 from agents.broker import EmbeddedBroker, free_port
-from agents.topics import SCHEMA_HEADER
+from agents.kafka.topics import SCHEMA_HEADER
 from agents.worker_cli import EXIT_BROKER_UNREACHABLE, EXIT_FATAL
 from streams.settings import Settings
 from streams.synth import write_jsonl

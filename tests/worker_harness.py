@@ -30,7 +30,7 @@ from aiokafka.structs import ConsumerRecord, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
 from agents.broker import _parent_death_signal, free_port
-from agents.topics import KIND_HEADER, Topics
+from agents.kafka.topics import KIND_HEADER, Topics
 from schemas import parse_date_time
 from streams.core.partitioning import partition_for
 from streams.settings import ENV_PREFIX, Settings

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from gen_contract_docs import render_contracts
 
-from agents.metrics import Metrics
+from agents.kafka.metrics import Metrics
 from streams.settings import settings_markdown
 
 REPO = Path(__file__).resolve().parents[1]

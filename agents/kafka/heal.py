@@ -22,8 +22,8 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 
-from agents.kafka_config import kafka_kwargs
-from agents.pipeline import Gap, Record, in_offset_order
+from agents.kafka.config import kafka_kwargs
+from agents.kafka.pipeline import Gap, Record, in_offset_order
 from streams.settings import Settings
 
 log = logging.getLogger("journey.heal")

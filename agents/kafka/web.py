@@ -10,7 +10,7 @@ from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 if TYPE_CHECKING:
-    from agents.worker import Runtime
+    from agents.kafka.worker import Runtime
 
 
 def _authorised(rt: Runtime, request: Request) -> bool:

@@ -26,12 +26,12 @@ from typing import Any
 import faust
 from aiokafka.structs import TopicPartition
 
-from agents import codec
-from agents.heal import committed_offsets, fill
-from agents.kafka_config import kafka_kwargs
-from agents.metrics import Metrics
-from agents.pipeline import TICK, Pipeline, Record, Send, changelog_groups, tick_value
-from agents.topics import KIND_HEADER, Topics
+from agents.kafka import codec
+from agents.kafka.config import kafka_kwargs
+from agents.kafka.heal import committed_offsets, fill
+from agents.kafka.metrics import Metrics
+from agents.kafka.pipeline import TICK, Pipeline, Record, Send, changelog_groups, tick_value
+from agents.kafka.topics import KIND_HEADER, Topics
 from streams.core.partitioning import partition_for
 from streams.settings import Settings
 
@@ -92,7 +92,7 @@ def build(settings: Settings, bootstrap: str, metrics: Metrics | None = None) ->
     codec.register()
     topics = Topics.from_settings(settings)
     metrics = metrics or Metrics()
-    from agents.fastpath import lean_app_class, lean_monitor_class
+    from agents.kafka.fastpath import lean_app_class, lean_monitor_class
 
     app = lean_app_class(settings.fetch_max_wait_seconds)(
         settings.app_id,
@@ -217,7 +217,7 @@ def _wire(rt: Runtime) -> None:
 
     app.on_partitions_revoked.connect(_make_revoke_handler(rt))
     _ = out_topics  # declared so faust creates them at start-up
-    from agents.web import install_views
+    from agents.kafka.web import install_views
 
     install_views(rt)
 

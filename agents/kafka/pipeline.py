@@ -17,15 +17,15 @@ from typing import Any
 
 import orjson
 
-from agents.metrics import Metrics
-from agents.topics import KIND_HEADER, SCHEMA_HEADER, Topics
+from agents.kafka.logsafe import exception_summary
+from agents.kafka.metrics import Metrics
+from agents.kafka.topics import KIND_HEADER, SCHEMA_HEADER, Topics
 from streams.core.deadletter import dead_letter
 from streams.core.decode import Rejection, decode
 from streams.core.event import Event
 from streams.core.partitioning import partition_for
 from streams.core.processor import Outputs, PartitionProcessor
 from streams.core.state import UserState
-from streams.logsafe import exception_summary
 from streams.settings import Settings
 
 TICK = b"tick"
@@ -107,7 +107,7 @@ def decode_feedback(raw: bytes) -> Event:
 def _decoded(value: Any) -> Any:
     """Table values are objects in a memory store, codec bytes in RocksDB."""
     if isinstance(value, bytes):
-        from agents.codec import loads
+        from agents.kafka.codec import loads
 
         return loads(value)
     return value
