@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import IO, Any
 
-from agents.broker import _parent_death_signal
+from agents.process import parent_death_signal
 from streams.settings import ENV_PREFIX, Settings
 
 STOP_GRACE = 15.0  # seconds between SIGTERM and SIGKILL
@@ -72,7 +72,7 @@ class WorkerProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "streams.cli", "worker"], env=worker_env(self.settings),
             stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
-            start_new_session=True, preexec_fn=_parent_death_signal())  # noqa: PLW1509
+            start_new_session=True, preexec_fn=parent_death_signal())  # noqa: PLW1509
         self.pid = self.proc.pid
 
     def died(self) -> bool:

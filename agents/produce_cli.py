@@ -23,7 +23,7 @@ from typing import Any
 
 from kafka.errors import KafkaError
 
-from agents.producer import InvalidEvent, JourneyProducer
+from agents.client.producer import InvalidEvent, JourneyProducer
 from streams.replay.sources import GIVE_UP_AFTER, NOT_JSON, InputError, open_lines
 from streams.settings import Settings
 

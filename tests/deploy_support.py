@@ -22,8 +22,9 @@ import pytest
 import yaml
 from prometheus_client.metrics import MetricWrapperBase
 
-from agents.broker import _parent_death_signal, free_port
+from agents.broker import free_port
 from agents.kafka.metrics import Metrics
+from agents.process import parent_death_signal
 
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"
@@ -303,7 +304,7 @@ def prometheus_server(tools: PromTools, work: Path, targets: Sequence[str],
             [tools.prometheus, f"--config.file={config}", f"--storage.tsdb.path={work / 'data'}",
              f"--web.listen-address=127.0.0.1:{port}"],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            preexec_fn=_parent_death_signal())  # noqa: PLW1509
+            preexec_fn=parent_death_signal())  # noqa: PLW1509
     server = PrometheusServer(proc, f"http://127.0.0.1:{port}", log_path)
     try:
         server.wait_for(lambda: _ready(server.url), startup_timeout, "prometheus to be ready")

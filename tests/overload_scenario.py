@@ -39,7 +39,8 @@ from worker_harness import (
     worker_env,
 )
 
-from agents.broker import _parent_death_signal, free_port
+from agents.broker import free_port
+from agents.process import parent_death_signal
 from streams.core.partitioning import partition_for
 from streams.settings import Settings
 
@@ -63,7 +64,7 @@ def start_worker(settings: Settings, workdir: Path, **overrides: Any) -> Worker:
         proc = subprocess.Popen(list(worker_harness.WORKER_COMMAND), cwd=workdir,
                                 env=worker_env(settings, port, **overrides),
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                preexec_fn=_parent_death_signal())  # noqa: PLW1509
+                                preexec_fn=parent_death_signal())  # noqa: PLW1509
     return Worker(proc, port, log_path)
 
 

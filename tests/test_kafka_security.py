@@ -174,7 +174,7 @@ def assert_no_secret(*texts: str) -> None:
 # --- every client ------------------------------------------------------------------------------
 
 def test_producer_api(secure: Settings, clients: Clients, pki: Pki) -> None:
-    from agents.producer import JourneyProducer
+    from agents.client.producer import JourneyProducer
 
     with pytest.raises(Refused):
         JourneyProducer(secure)

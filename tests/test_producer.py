@@ -22,8 +22,8 @@ from kafka.partitioner.default import murmur2
 
 import schemas
 from agents.broker import free_port
+from agents.client.producer import InvalidEvent, JourneyProducer, Rejected
 from agents.kafka.topics import SCHEMA_HEADER
-from agents.producer import InvalidEvent, JourneyProducer, Rejected
 from agents.tail_cli import format_record, parse_filters
 from streams.settings import Settings
 

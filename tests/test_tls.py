@@ -157,8 +157,8 @@ def test_aiokafka_clients_from_kafka_kwargs_work_over_tls(tls: TlsCluster) -> No
 def test_producer_api_produce_tail_and_heal_over_tls(
         tls: TlsCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
+    from agents.client.producer import JourneyProducer
     from agents.kafka.heal import read_ranges
-    from agents.producer import JourneyProducer
     from streams.cli import main
 
     s = tls.settings()
@@ -235,7 +235,7 @@ def test_unverifiable_brokers_are_refused(tls: TlsCluster, pki: Pki, trust: str)
         with pytest.raises(KafkaConnectionError):
             asyncio.run(connect())
 
-        from agents.producer import JourneyProducer
+        from agents.client.producer import JourneyProducer
 
         with pytest.raises(KafkaError):
             JourneyProducer(s, bootstrap_timeout_ms=FAIL_FAST_MS).close()
@@ -250,7 +250,7 @@ def test_client_certificates_for_mutual_tls(mutual_tls: TlsCluster, pki: Pki) ->
                                     ssl_key_password=pki.client_key_password)
     topic = with_cert.topic_prefix + "mtls"
     asyncio.run(_create_topic(with_cert, topic))  # aiokafka, with the client certificate
-    from agents.producer import JourneyProducer
+    from agents.client.producer import JourneyProducer
 
     with JourneyProducer(with_cert, topic=topic) as producer:  # kafka-python, likewise
         producer.send_raw(orjson.dumps(_event(5, "cy"))).get(timeout=30)

@@ -29,8 +29,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
-from agents.broker import _parent_death_signal, free_port
+from agents.broker import free_port
 from agents.kafka.topics import KIND_HEADER, Topics
+from agents.process import parent_death_signal
 from schemas import parse_date_time
 from streams.core.partitioning import partition_for
 from streams.settings import ENV_PREFIX, Settings
@@ -236,7 +237,7 @@ class Workers:
             proc = subprocess.Popen(list(WORKER_COMMAND), cwd=ROOT, env=env,
                                     stdin=subprocess.DEVNULL, stdout=log,
                                     stderr=subprocess.STDOUT,
-                                    preexec_fn=_parent_death_signal())  # noqa: PLW1509
+                                    preexec_fn=parent_death_signal())  # noqa: PLW1509
         finally:
             log.close()
         worker = Worker(proc, port, log_path)

@@ -14,12 +14,13 @@ import signal
 import socket
 import struct
 import subprocess
-import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Self
+
+from agents.process import parent_death_signal
 
 HOST = "127.0.0.1"
 _METADATA_API_KEY = 3
@@ -36,27 +37,6 @@ class _EarlyExit(Exception):
 
 _TANSU_ENV = ("CLUSTER_ID", "LISTENER_URL", "ADVERTISED_LISTENER_URL", "STORAGE_ENGINE",
               "SCHEMA_REGISTRY", "OTEL_EXPORTER_OTLP_ENDPOINT")
-
-
-def _parent_death_signal() -> Callable[[], None] | None:
-    """A pre-exec hook that has Linux SIGKILL the broker when its parent dies.
-
-    Covers a test run or demo killed with SIGKILL/SIGTERM, where no ``finally`` runs.
-    ``prctl`` is looked up here, in the parent, because importing in the forked child of
-    a threaded process can deadlock. The signal follows the *thread* that started the
-    broker, so start it from one that lives as long as the broker should (the main thread).
-    """
-    if not sys.platform.startswith("linux"):
-        return None
-    import ctypes
-
-    prctl = ctypes.CDLL(None, use_errno=True).prctl
-    pr_set_pdeathsig, kill = 1, int(signal.SIGKILL)
-
-    def hook() -> None:
-        prctl(pr_set_pdeathsig, kill)
-
-    return hook
 
 
 def broker_binary() -> str:
@@ -253,7 +233,7 @@ class EmbeddedBroker:
         out: IO[bytes] | int = self._log if self._log else subprocess.DEVNULL
         self._proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=out,
                                       stderr=subprocess.STDOUT, env=env,
-                                      preexec_fn=_parent_death_signal())  # noqa: PLW1509
+                                      preexec_fn=parent_death_signal())  # noqa: PLW1509
 
     def _reap(self) -> None:
         proc, self._proc = self._proc, None
