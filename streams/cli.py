@@ -102,7 +102,7 @@ def _add_kafka_commands(sub: argparse._SubParsersAction) -> None:  # type: ignor
     d.add_argument("--duration", type=float, default=None, help="seconds to run, then stop")
     d.add_argument("--speed", type=float, default=None, help="simulated days per second")
     d.add_argument("--config", type=Path)
-    d.set_defaults(func=_lazy("agents.demo", "run_demo"))
+    d.set_defaults(func=_lazy("agents.demo.run", "run_demo"))
 
     pr = sub.add_parser("produce", help="validate and send a JSONL file of events")
     pr.add_argument("file", type=Path)

@@ -14,9 +14,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from agents.demo_feed import Storefront, event_time
-from agents.demo_watch import parse_metrics
-from agents.demo_worker import demo_settings, worker_env
+from agents.demo.feed import Storefront, event_time
+from agents.demo.watch import parse_metrics
+from agents.demo.worker import demo_settings, worker_env
 from agents.kafka.metrics import Metrics
 from agents.kafka.pipeline import TICK
 from agents.kafka.topics import KIND_HEADER

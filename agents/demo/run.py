@@ -2,12 +2,12 @@
 simulated clock that runs days per second.
 
 The worker is an ordinary ``journey worker`` subprocess, told not to stamp wall-clock
-ticks: the storefront owns time (see :mod:`agents.demo_feed`), so shoppers who stop get
+ticks: the storefront owns time (see :mod:`agents.demo.feed`), so shoppers who stop get
 churn warnings and recall triggers within a minute or two of wall time. Thresholds are
 compressed to a grocer's rhythm (a purchase every week or so), which keeps them realistic
 in simulated days. The demo reads the alerts back from Kafka and scrapes the worker's
-/metrics, and shows both live on a terminal (:mod:`agents.demo_view`); the worker child
-and its settings are in :mod:`agents.demo_worker`.
+/metrics, and shows both live on a terminal (:mod:`agents.demo.view`); the worker child
+and its settings are in :mod:`agents.demo.worker`.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from agents.broker import EmbeddedBroker, free_port
-from agents.demo_feed import SimClock, Storefront, publish
-from agents.demo_view import (
+from agents.demo.feed import SimClock, Storefront, publish
+from agents.demo.view import (
     CLEAR,
     ENTER_ALT,
     LEAVE_ALT,
@@ -36,8 +36,8 @@ from agents.demo_view import (
     render_status,
     render_summary,
 )
-from agents.demo_watch import RateMeter, Tally, WorkerMetrics, follow_outputs, scrape
-from agents.demo_worker import DEMO_THRESHOLDS, WorkerProcess, demo_settings
+from agents.demo.watch import RateMeter, Tally, WorkerMetrics, follow_outputs, scrape
+from agents.demo.worker import DEMO_THRESHOLDS, WorkerProcess, demo_settings
 from agents.kafka.topics import Topics, create_topics
 from streams.settings import Settings
 from streams.synth import SynthConfig, iter_events

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from agents.demo_watch import Tally, WorkerMetrics
+from agents.demo.watch import Tally, WorkerMetrics
 from streams.core.state import STAGES
 
 DAY = 86400.0
