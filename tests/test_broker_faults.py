@@ -48,7 +48,7 @@ from worker_harness import (  # noqa: F401 - `workers` is a fixture
 )
 
 from agents.broker import EmbeddedBroker, free_port
-from agents.worker_cli import EXIT_FATAL
+from agents.cli.worker import EXIT_FATAL
 from streams.core.partitioning import partition_for
 from streams.settings import Settings
 

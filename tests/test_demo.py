@@ -123,7 +123,7 @@ def _pids_with(part: str, entry: bytes) -> list[int]:
 @pytest.mark.timeout(300)
 def test_demo_shows_churn_warnings_and_recall_triggers_then_cleans_up() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("JOURNEY_")}
-    done = subprocess.run([sys.executable, "-m", "streams.cli", "demo", "--duration", "75"],
+    done = subprocess.run([sys.executable, "-m", "agents.cli", "demo", "--duration", "75"],
                           cwd=ROOT, env=env, stdin=subprocess.DEVNULL, capture_output=True,
                           text=True, timeout=240, check=False)
     report = f"stdout:\n{done.stdout[-4000:]}\nstderr:\n{done.stderr[-4000:]}"

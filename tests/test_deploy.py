@@ -205,7 +205,7 @@ def test_dockerfile_shape() -> None:
     assert any(word == "RUN" and "pip install ." in rest for word, rest in instructions)
     entry = [rest for word, rest in instructions if word == "ENTRYPOINT"]
     assert entry and json.loads(entry[-1]) == ["journey", "worker"]
-    assert 'journey = "streams.cli:main"' in (REPO / "pyproject.toml").read_text()
+    assert 'journey = "agents.cli:main"' in (REPO / "pyproject.toml").read_text()
     ignored = (REPO / ".dockerignore").read_text().split()
     assert {".git", ".venv", "tests"} <= set(ignored)
 

@@ -185,7 +185,7 @@ def test_producer_api(secure: Settings, clients: Clients, pki: Pki) -> None:
 
 def test_journey_produce(secure: Settings, clients: Clients, tmp_path: Path,
                          capsys: pytest.CaptureFixture[str], caplog: Any) -> None:
-    from agents.produce_cli import run_produce
+    from agents.cli.produce import run_produce
 
     events = tmp_path / "events.jsonl"
     events.write_text('{"event_id": "e1"}\n')
@@ -200,7 +200,7 @@ def test_journey_produce(secure: Settings, clients: Clients, tmp_path: Path,
 
 def test_journey_tail(secure: Settings, clients: Clients, pki: Pki,
                       capsys: pytest.CaptureFixture[str], caplog: Any) -> None:
-    from agents.tail_cli import run_tail
+    from agents.cli.tail import run_tail
 
     caplog.set_level(logging.INFO)
     args = argparse.Namespace(topic=None, from_beginning=False, filter=[], max=None)
@@ -269,7 +269,7 @@ def test_worker_waits_for_the_broker_with_the_same_security(
     """``journey worker`` first proves the broker answers; over TLS/SASL that probe must
     speak TLS/SASL too (a plaintext probe never gets an answer)."""
     import agents.broker
-    from agents.worker_cli import EXIT_BROKER_UNREACHABLE, run_worker
+    from agents.cli.worker import EXIT_BROKER_UNREACHABLE, run_worker
 
     real_wait = agents.broker.wait_for_broker
     given: list[dict[str, Any]] = []

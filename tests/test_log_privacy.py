@@ -15,11 +15,11 @@ from typing import Any
 import orjson
 import pytest
 
+from agents.cli import main
 from agents.kafka.logsafe import HASH_PREFIX, UserIds, exception_summary, log_user, printable
 from agents.kafka.metrics import Metrics
 from agents.kafka.pipeline import TICK, Pipeline, Record, Send, tick_value
 from agents.kafka.topics import KIND_HEADER, Topics
-from streams.cli import main
 from streams.core.partitioning import partition_for
 from streams.settings import Settings
 
@@ -189,7 +189,7 @@ def test_the_worker_keeps_kafka_client_debug_logs_off(caplog: pytest.LogCaptureF
     the password. ``journey worker`` at JOURNEY_LOG_LEVEL=DEBUG must not pass them on."""
     import argparse
 
-    from agents.worker_cli import EXIT_BROKER_UNREACHABLE, run_worker
+    from agents.cli.worker import EXIT_BROKER_UNREACHABLE, run_worker
 
     names = ("aiokafka", "aiokafka.conn", "kafka", "kafka.protocol.parser")
     saved = {name: logging.getLogger(name).level for name in names}

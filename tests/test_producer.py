@@ -22,9 +22,9 @@ from kafka.partitioner.default import murmur2
 
 import schemas
 from agents.broker import free_port
+from agents.cli.tail import format_record, parse_filters
 from agents.client.producer import InvalidEvent, JourneyProducer, Rejected
 from agents.kafka.topics import SCHEMA_HEADER
-from agents.tail_cli import format_record, parse_filters
 from streams.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from streams.cli import build_parser, main
+from agents.cli import build_parser, main
 from streams.settings import MASK, Settings, secret_names
 
 SECRET = "s3cr3t-value-0f-the-tests"

@@ -157,9 +157,9 @@ def test_aiokafka_clients_from_kafka_kwargs_work_over_tls(tls: TlsCluster) -> No
 def test_producer_api_produce_tail_and_heal_over_tls(
         tls: TlsCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
+    from agents.cli import main
     from agents.client.producer import JourneyProducer
     from agents.kafka.heal import read_ranges
-    from streams.cli import main
 
     s = tls.settings()
     topic = s.topic_prefix + "events"  # what Topics.from_settings calls the input

@@ -42,8 +42,8 @@ from worker_harness import (  # noqa: F401 - `workers` is a fixture
 
 import schemas
 from agents.broker import EmbeddedBroker, free_port
+from agents.cli.worker import EXIT_BROKER_UNREACHABLE, EXIT_FATAL
 from agents.kafka.topics import SCHEMA_HEADER
-from agents.worker_cli import EXIT_BROKER_UNREACHABLE, EXIT_FATAL
 from streams.settings import Settings
 from streams.synth import write_jsonl
 
@@ -263,7 +263,7 @@ def test_worker_exits_2_when_the_broker_is_not_there(tmp_path: Path) -> None:
                                          topic_prefix="nobody.")
     env = worker_env(settings, free_port())
     started = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "streams.cli", "worker"], cwd=ROOT, env=env,
+    proc = subprocess.run([sys.executable, "-m", "agents.cli", "worker"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=90, check=False)
     took = time.monotonic() - started
     assert proc.returncode == EXIT_BROKER_UNREACHABLE, (proc.returncode, proc.stderr[-2000:])

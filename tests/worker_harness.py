@@ -41,7 +41,7 @@ PARTITIONS = 4
 # Short group timings: the embedded broker makes a join wait half the session timeout.
 FAST_GROUP = {"session_timeout_seconds": 6.0, "heartbeat_interval_seconds": 1.0}
 # How a worker is started; a module attribute so a run can point it at another build.
-WORKER_COMMAND = [sys.executable, "-m", "streams.cli", "worker"]
+WORKER_COMMAND = [sys.executable, "-m", "agents.cli", "worker"]
 
 
 def rfc3339(t: float) -> str:
@@ -463,7 +463,7 @@ def run_replay(history: Path, until: float, env: dict[str, str], out_dir: Path,
     state, alerts, transitions = (out_dir / n for n in ("state.jsonl", "alerts.jsonl",
                                                         "transitions.jsonl"))
     proc = subprocess.run(
-        [sys.executable, "-m", "streams.cli", "replay", str(history), "--until", rfc3339(until),
+        [sys.executable, "-m", "agents.cli", "replay", str(history), "--until", rfc3339(until),
          "--state-out", str(state), "--alerts-out", str(alerts),
          "--transitions-out", str(transitions), "--no-progress"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False)

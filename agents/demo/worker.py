@@ -70,7 +70,7 @@ class WorkerProcess:
     def start(self) -> None:
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker"], env=worker_env(self.settings),
+            [sys.executable, "-m", "agents.cli", "worker"], env=worker_env(self.settings),
             stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
             start_new_session=True, preexec_fn=parent_death_signal())  # noqa: PLW1509
         self.pid = self.proc.pid

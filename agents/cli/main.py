@@ -9,12 +9,12 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
+from agents.cli.config import load_settings, run_config
 from streams import __version__
-from streams.settings import Settings, settings_markdown
 
 
 def parse_instant(text: str) -> float:
@@ -27,38 +27,27 @@ def parse_instant(text: str) -> float:
     return dt.timestamp()
 
 
-def _load_settings(args: argparse.Namespace) -> Settings:
-    try:
-        return Settings.load(getattr(args, "config", None))
-    except (OSError, ValueError) as exc:
-        raise SystemExit(f"journey: configuration: {exc}") from exc
-
-
-def cmd_replay(args: argparse.Namespace) -> int:
-    from streams.replay_cli import run
-
-    return run(args, _load_settings(args))
-
-
-def cmd_config(args: argparse.Namespace) -> int:
-    if args.markdown:
-        sys.stdout.write(settings_markdown())
-        return 0
-    import orjson
-
-    sys.stdout.write(orjson.dumps(_load_settings(args).public_dict(),
-                                  option=orjson.OPT_INDENT_2).decode() + "\n")
-    return 0
-
-
-def _lazy(module: str, name: str) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        import importlib
-
-        fn = getattr(importlib.import_module(module), name)
-        return int(fn(args, _load_settings(args)) or 0)
-
-    return run
+def _run(args: argparse.Namespace) -> int:
+    """Run the command given with its settings. The command's module is imported only
+    now, so ``journey replay`` loads no Kafka client and ``journey config`` nothing more."""
+    match args.command:
+        case "replay":
+            from agents.cli.replay import run_replay as run
+        case "worker":
+            from agents.cli.worker import run_worker as run
+        case "broker":
+            from agents.cli.broker import run_broker as run
+        case "demo":
+            from agents.cli.demo import run_demo as run
+        case "produce":
+            from agents.cli.produce import run_produce as run
+        case "tail":
+            from agents.cli.tail import run_tail as run
+        case "synth":
+            from agents.cli.synth import run_synth as run
+        case other:
+            raise ValueError(f"unknown command {other!r}")
+    return int(run(args, load_settings(args)) or 0)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,12 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--summary-json", type=Path, help="write the summary as JSON")
     r.add_argument("--config", type=Path)
     r.add_argument("--no-progress", action="store_true")
-    r.set_defaults(func=cmd_replay)
+    r.set_defaults(func=_run)
 
     c = sub.add_parser("config", help="print the effective settings")
     c.add_argument("--config", type=Path)
     c.add_argument("--markdown", action="store_true", help="the configuration reference")
-    c.set_defaults(func=cmd_config)
+    c.set_defaults(func=run_config)
 
     _add_kafka_commands(sub)
     return p
@@ -91,24 +80,24 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_kafka_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     w = sub.add_parser("worker", help="run the stream processor")
     w.add_argument("--config", type=Path)
-    w.set_defaults(func=_lazy("agents.worker_cli", "run_worker"))
+    w.set_defaults(func=_run)
 
     b = sub.add_parser("broker", help="run the embedded Kafka-compatible broker")
     b.add_argument("--port", type=int, default=0)
     b.add_argument("--config", type=Path)
-    b.set_defaults(func=_lazy("agents.worker_cli", "run_broker"))
+    b.set_defaults(func=_run)
 
     d = sub.add_parser("demo", help="embedded broker + worker + simulated storefront")
     d.add_argument("--duration", type=float, default=None, help="seconds to run, then stop")
     d.add_argument("--speed", type=float, default=None, help="simulated days per second")
     d.add_argument("--config", type=Path)
-    d.set_defaults(func=_lazy("agents.demo.run", "run_demo"))
+    d.set_defaults(func=_run)
 
     pr = sub.add_parser("produce", help="validate and send a JSONL file of events")
     pr.add_argument("file", type=Path)
     pr.add_argument("--topic", default=None)
     pr.add_argument("--config", type=Path)
-    pr.set_defaults(func=_lazy("agents.produce_cli", "run_produce"))
+    pr.set_defaults(func=_run)
 
     t = sub.add_parser("tail", help="pretty-print alerts from a topic")
     t.add_argument("topic", nargs="?", default=None)
@@ -116,7 +105,7 @@ def _add_kafka_commands(sub: argparse._SubParsersAction) -> None:  # type: ignor
     t.add_argument("--filter", action="append", default=[], help="FIELD=VALUE")
     t.add_argument("--max", type=int, default=None, help="stop after this many records")
     t.add_argument("--config", type=Path)
-    t.set_defaults(func=_lazy("agents.tail_cli", "run_tail"))
+    t.set_defaults(func=_run)
 
     s = sub.add_parser("synth", help="write a synthetic storefront history (JSONL)")
     s.add_argument("out", type=Path)
@@ -126,7 +115,7 @@ def _add_kafka_commands(sub: argparse._SubParsersAction) -> None:  # type: ignor
     s.add_argument("--start", type=parse_instant, default=None)
     s.add_argument("--segment-share", type=float, default=0.0)
     s.add_argument("--config", type=Path)
-    s.set_defaults(func=_lazy("streams.synth_cli", "run_synth"))
+    s.set_defaults(func=_run)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -138,6 +127,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"journey: interrupted after {time.monotonic() - started:.1f}s", file=sys.stderr)
         return 130
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,4 +1,5 @@
-"""File handling, progress and summary around :class:`streams.replay.engine.Replay`."""
+"""``journey replay``: file handling, progress and summary around
+:class:`streams.replay.engine.Replay`."""
 
 from __future__ import annotations
 
@@ -65,7 +66,7 @@ class Progress:
             sys.stderr.write("\n")
 
 
-def run(args: argparse.Namespace, settings: Settings) -> int:
+def run_replay(args: argparse.Namespace, settings: Settings) -> int:
     inputs: list[Path] = args.inputs
     for path in inputs:
         if not path.exists():

@@ -1,12 +1,10 @@
-"""``journey worker`` and ``journey broker``."""
+"""``journey worker``."""
 
 from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
-import time
 
 from streams.settings import Settings
 
@@ -63,22 +61,3 @@ def serve(settings: Settings, bootstrap: str) -> int:
         print(f"journey worker: crashed: {exc!r}", file=sys.stderr)
         return 1
     return EXIT_FATAL if rt.fatal else 0
-
-
-def run_broker(args: argparse.Namespace, settings: Settings) -> int:
-    from agents.broker import EmbeddedBroker
-
-    with EmbeddedBroker(port=args.port or None) as broker:
-        print(f"embedded broker listening on {broker.bootstrap} (memory storage; "
-              "Ctrl-C to stop)", flush=True)
-        stop = False
-
-        def _stop(*_: object) -> None:
-            nonlocal stop
-            stop = True
-
-        signal.signal(signal.SIGTERM, _stop)
-        signal.signal(signal.SIGINT, _stop)
-        while not stop and broker.running:
-            time.sleep(0.2)
-    return 0
