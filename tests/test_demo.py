@@ -16,7 +16,7 @@ import pytest
 
 from agents.demo.feed import Storefront, event_time
 from agents.demo.watch import parse_metrics
-from agents.demo.worker import demo_settings, worker_env
+from agents.demo.worker import demo_settings
 from agents.kafka.metrics import Metrics
 from agents.kafka.pipeline import TICK
 from agents.kafka.topics import KIND_HEADER
@@ -69,8 +69,8 @@ def test_worker_is_given_exactly_the_demo_settings() -> None:
     s = demo_settings(base, bootstrap="127.0.0.1:9", app_id="journey-demo-x", web_port=1234,
                       speed=2.0)
     assert s.tick_interval_seconds == 0  # the storefront owns the clock
-    env = worker_env(s, {"PATH": "/bin", "JOURNEY_PURCHASE_CYCLE_DAYS": "90",
-                         "JOURNEY_CONFIG": "/nowhere.toml"})
+    env = s.to_env({"PATH": "/bin", "JOURNEY_PURCHASE_CYCLE_DAYS": "90",
+                    "JOURNEY_CONFIG": "/nowhere.toml"})
     assert env["PATH"] == "/bin"
     loaded = Settings.load(environ=env)
     assert dataclasses.asdict(loaded) == dataclasses.asdict(s)

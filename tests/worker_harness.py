@@ -34,7 +34,7 @@ from agents.kafka.topics import KIND_HEADER, Topics
 from agents.process import parent_death_signal
 from schemas import parse_date_time
 from streams.core.partitioning import partition_for
-from streams.settings import ENV_PREFIX, Settings
+from streams.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 PARTITIONS = 4
@@ -204,14 +204,10 @@ class Worker:
 def worker_env(settings: Settings, web_port: int, **overrides: Any) -> dict[str, str]:
     """The environment of a worker process: ours without JOURNEY_*, then the test's names,
     the fast group timings, and ``overrides`` (setting names, any value type)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
     values: dict[str, Any] = {**FAST_GROUP, "broker": settings.broker,
                               "app_id": settings.app_id, "topic_prefix": settings.topic_prefix,
                               "partitions": PARTITIONS, "web_port": web_port, **overrides}
-    for name, value in values.items():
-        if isinstance(value, (list, tuple)):
-            value = ",".join(map(str, value))
-        env[ENV_PREFIX + name.upper()] = str(value)
+    env = settings.with_overrides(**values).to_env(os.environ, values)
     env["PYTHONUNBUFFERED"] = "1"
     return env
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 import signal
@@ -12,7 +11,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from agents.process import parent_death_signal
-from streams.settings import ENV_PREFIX, Settings
+from streams.settings import Settings
 
 STOP_GRACE = 15.0  # seconds between SIGTERM and SIGKILL
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")  # faust writes terminal codes to its log
@@ -42,19 +41,6 @@ def demo_settings(base: Settings, *, bootstrap: str, app_id: str, web_port: int,
     return s
 
 
-def worker_env(settings: Settings, environ: dict[str, str] | None = None) -> dict[str, str]:
-    """The parent's environment minus its JOURNEY_* variables, plus every setting spelled
-    out, so the worker loads exactly ``settings`` whatever config the parent had."""
-    env = {k: v for k, v in (os.environ if environ is None else environ).items()
-           if not k.startswith(ENV_PREFIX)}
-    for f in dataclasses.fields(settings):
-        v = getattr(settings, f.name)
-        text = ("true" if v else "false") if isinstance(v, bool) else (
-            ",".join(v) if isinstance(v, list) else str(v))
-        env[ENV_PREFIX + f.name.upper()] = text
-    return env
-
-
 class WorkerProcess:
     """``journey worker`` as a child: its own session (Ctrl-C reaches the demo only, which
     stops it in order), killed by Linux if the demo dies."""
@@ -70,7 +56,7 @@ class WorkerProcess:
     def start(self) -> None:
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "agents.cli", "worker"], env=worker_env(self.settings),
+            [sys.executable, "-m", "agents.cli", "worker"], env=self.settings.to_env(os.environ),
             stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
             start_new_session=True, preexec_fn=parent_death_signal())  # noqa: PLW1509
         self.pid = self.proc.pid
