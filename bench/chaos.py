@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/chaos.py [--users 2000] [--kills 10] [--pair] [--seed 7]
 
-The same run as ``tests/test_chaos.py`` (``tests/chaos.py``), longer: more users, more
+The same run as ``tests/kafka/test_chaos.py`` (``tests/chaos.py``), longer: more users, more
 kills. Starts its own embedded broker; prints M, N, lost, double-counted, wrong states,
 wrong alerts and the recovery time of every kill. Exits 1 when anything was lost,
 counted twice or wrong.

@@ -19,7 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from worker_harness import (
+from agents.kafka.heal import committed_offsets
+from streams.settings import Settings
+from streams.synth import SynthConfig, generate, write_jsonl
+from tests.worker_harness import (
     Worker,
     Workers,
     all_topics,
@@ -32,10 +35,6 @@ from worker_harness import (
     sentinels,
     values,
 )
-
-from agents.kafka.heal import committed_offsets
-from streams.settings import Settings
-from streams.synth import SynthConfig, generate, write_jsonl
 
 DAY = 86400.0
 # what must match replay exactly, per user

@@ -21,6 +21,10 @@ from agents.kafka.topics import create_topics
 from streams.settings import Settings
 from streams.testing import HarnessFactory, harness_factory
 
+# Fixtures of the helper modules, for every test group: prom_tools (a session's promtool
+# and Prometheus binaries).
+pytest_plugins = ["tests.support.deploy"]
+
 TopicFactory = Callable[..., list[str]]
 
 

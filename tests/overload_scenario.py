@@ -1,6 +1,6 @@
 """Overload runs: a burst far above what a worker handles, with one pathological user.
 
-Used by ``tests/test_overload.py`` (a short burst in ``make test``, structural checks) and
+Used by ``tests/kafka/test_overload.py`` (a short burst in ``make test``, structural checks) and
 ``bench/overload.py`` (a big burst with a 1,000,000-event user, figures printed). A running
 worker gets, as fast as aiokafka batches can write them, many users' events plus one
 *poison* user's long history interleaved on one partition. Meanwhile, once a second:
@@ -26,10 +26,15 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import worker_harness
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
-from worker_harness import (
+
+from agents.broker import free_port
+from agents.process import parent_death_signal
+from streams.core.partitioning import partition_for
+from streams.settings import Settings
+from tests import worker_harness
+from tests.worker_harness import (
     PARTITIONS,
     Out,
     Worker,
@@ -38,11 +43,6 @@ from worker_harness import (
     rfc3339,
     worker_env,
 )
-
-from agents.broker import free_port
-from agents.process import parent_death_signal
-from streams.core.partitioning import partition_for
-from streams.settings import Settings
 
 # the kinds a burst cycles through (purchases twice per cycle)
 KINDS = ("page_view", "product_view", "purchase", "search", "add_to_cart", "session_start",

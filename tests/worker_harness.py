@@ -274,7 +274,7 @@ def all_topics(settings: Settings) -> Topics:
 def settings_on(bootstrap: str, name: str) -> Settings:
     """Settings with names private to one test on a broker of the test's own, with the
     input, repartition and output topics created."""
-    from conftest import create_topics
+    from agents.kafka.topics import create_topics
 
     tag = uuid.uuid4().hex[:6]
     s = Settings().with_overrides(broker=bootstrap, app_id=f"app-{name}-{tag}",

@@ -10,7 +10,7 @@ What is generated, and from where:
 - the metrics table in docs/operations.md, between the two marker comments: the series
   defined in agents/metrics.py.
 
-tests/test_docs.py fails when any of them is stale.
+tests/deploy/test_docs.py fails when any of them is stale.
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """The dashboard and the alert rules against what the worker exports.
 
-They may only name series that ``agents.metrics.Metrics`` exports (or Prometheus' own ``up``);
-names are pulled out of each PromQL expression by the tokenizer in ``deploy_support``, not by
-eye. promtool (Debian's ``prometheus`` package, installed on demand by ``tools/ensure-promtool``)
-checks the rules, runs their unit tests and parses every dashboard query; a ``prometheus``
-server then runs every dashboard query against a populated ``Metrics`` registry it scrapes.
+They may only name series that ``agents.kafka.metrics.Metrics`` exports (or Prometheus' own
+``up``); names are pulled out of each PromQL expression by the tokenizer in
+``tests.support.deploy``, not by eye. promtool (Debian's ``prometheus`` package, installed
+on demand by ``tools/ensure-promtool``) checks the rules, runs their unit tests and parses
+every dashboard query; a ``prometheus`` server then runs every dashboard query against a
+populated ``Metrics`` registry it scrapes.
 """
 
 from __future__ import annotations
@@ -16,7 +17,11 @@ from typing import Any
 
 import pytest
 import yaml
-from deploy_support import (
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from prometheus_client.metrics import MetricWrapperBase
+
+from agents.kafka.metrics import Metrics
+from tests.support.deploy import (
     OPERATIONS_DOC,
     RULE_TESTS,
     RULES,
@@ -28,7 +33,6 @@ from deploy_support import (
     exported_families,
     exported_series,
     panel_queries,
-    prom_tools,
     prometheus_server,
     promql_names,
     promtool,
@@ -36,12 +40,6 @@ from deploy_support import (
     tokenize,
     unknown_names,
 )
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
-from prometheus_client.metrics import MetricWrapperBase
-
-from agents.kafka.metrics import Metrics
-
-__all__ = ["prom_tools"]  # a fixture, used by name
 
 # --------------------------------------------------------------------------------------------
 # The tokenizer itself
@@ -100,7 +98,6 @@ def test_promtool_test_rules(prom_tools: PromTools) -> None:
     proc = promtool(prom_tools, "test", "rules", str(RULE_TESTS))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "SUCCESS" in proc.stdout
-
 
 
 def test_promtool_rejects_a_broken_rule(prom_tools: PromTools, tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ from streams.core.partitioning import partition_for
 from streams.settings import Settings
 from streams.synth import SynthConfig, iter_events
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DAY = 86400.0
 
 

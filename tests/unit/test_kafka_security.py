@@ -4,7 +4,7 @@ The embedded Tansu 0.6.0 cannot be started with TLS (clap rejects ``--cert`` tog
 ``--key``, and the broker needs both) and offers no usable SASL on memory storage (PLAIN is
 not compiled in; SCRAM users can only be added through the broker, which refuses the
 unauthenticated request once ``--authentication`` is on). So these tests intercept each
-client's constructor and check what it was given; tests/test_tls.py then proves the TLS
+client's constructor and check what it was given; tests/kafka/test_tls.py then proves the TLS
 settings work on the wire, through a TLS listener in front of Tansu.
 
 Settings come the way an operator gives them: ``JOURNEY_*`` variables, with the password
@@ -29,11 +29,11 @@ import pytest
 from aiokafka.errors import KafkaConnectionError
 from aiokafka.structs import TopicPartition
 from kafka.errors import KafkaConnectionError as KafkaPythonConnectionError
-from tls_support import Pki, make_pki
 
 from agents.kafka.config import kafka_kwargs
 from agents.kafka.topics import Topics
 from streams.settings import Settings
+from tests.support.tls import Pki, make_pki
 
 PASSWORD = "pa55-w0rd-for-the-tests"
 USER = "journey-svc"

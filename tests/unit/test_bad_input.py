@@ -1,4 +1,4 @@
-"""Bad input, without Kafka: the corpus in tests/bad_corpus.py, then fuzzing.
+"""Bad input, without Kafka: the corpus in tests/support/bad_corpus.py, then fuzzing.
 
 (a) every corpus case decodes to a Rejection with the expected reason, never an error;
 (b) through the worker's pipeline (a dict for a table) every case becomes one
@@ -23,18 +23,6 @@ from typing import Any
 import hypothesis
 import orjson
 import pytest
-from bad_corpus import (
-    ACCEPTED,
-    CANONICAL,
-    CASES,
-    CATEGORIES,
-    ORDER,
-    PRODUCT_VIEW,
-    PURCHASE,
-    SEGMENT,
-    VIEW,
-    Case,
-)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -61,6 +49,18 @@ from streams.core.state import CHANNELS, STAGES, UserState
 from streams.core.timefmt import rfc3339
 from streams.settings import Settings
 from streams.testing import Harness
+from tests.support.bad_corpus import (
+    ACCEPTED,
+    CANONICAL,
+    CASES,
+    CATEGORIES,
+    ORDER,
+    PRODUCT_VIEW,
+    PURCHASE,
+    SEGMENT,
+    VIEW,
+    Case,
+)
 
 # the reasons the decoder gives (the dead-letter schema has more: the core's and the shell's)
 DECODER_REASONS = {v for k, v in vars(rejection).items() if k.isupper() and type(v) is str}

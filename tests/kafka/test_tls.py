@@ -1,6 +1,6 @@
 """journey's Kafka clients over TLS, on the wire.
 
-Tansu 0.6.0 has no working TLS listener (see tests/tls_support.py), so a TLS front made
+Tansu 0.6.0 has no working TLS listener (see tests/support/tls.py), so a TLS front made
 for the test terminates TLS in front of a plaintext Tansu that advertises the front's
 address: every connection a client makes, bootstrap and after, goes through TLS. The
 front's certificate comes from a CA generated here. Proven: the producer API, ``journey
@@ -27,11 +27,11 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError
 from aiokafka.structs import TopicPartition
 from kafka.errors import KafkaError
-from tls_support import Pki, TlsFront, make_pki
 
 from agents.broker import EmbeddedBroker, probe_metadata, wait_for_broker
 from agents.kafka.config import kafka_kwargs
 from streams.settings import Settings
+from tests.support.tls import Pki, TlsFront, make_pki
 
 pytestmark = pytest.mark.kafka
 FAIL_FAST_MS = 3000  # a refused kafka-python client gives up after this long

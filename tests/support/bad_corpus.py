@@ -1,6 +1,6 @@
 """A corpus of malformed input, each case with the dead-letter reason journey must give.
 
-Not a test module: tests/test_bad_input.py and tests/test_bad_input_live.py read it.
+Not a test module: tests/unit/test_bad_input.py and tests/kafka/test_bad_input_live.py read it.
 Every case is the exact bytes of one record (a Kafka value, a replay line), built from
 a valid canonical event or Segment call by one defect, so the reason is unambiguous.
 ``ACCEPTED`` lists inputs that look suspicious but are fine by the contract: the

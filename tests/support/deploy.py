@@ -26,7 +26,7 @@ from agents.broker import free_port
 from agents.kafka.metrics import Metrics
 from agents.process import parent_death_signal
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 DASHBOARD = DEPLOY / "grafana" / "journey.json"
 RULES = DEPLOY / "prometheus" / "journey-rules.yml"

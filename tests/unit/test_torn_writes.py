@@ -17,8 +17,6 @@ from typing import Any
 
 import orjson
 import pytest
-from chaos import CORE_FIELDS, alert_differences
-from worker_harness import field_diffs
 
 from agents.kafka import codec
 from agents.kafka.metrics import Metrics
@@ -35,6 +33,8 @@ from agents.kafka.topics import KIND_HEADER, Topics
 from streams.core.partitioning import partition_for
 from streams.settings import Settings
 from streams.synth import SynthConfig, generate
+from tests.chaos import CORE_FIELDS, alert_differences
+from tests.worker_harness import field_diffs
 
 DAY = 86400.0
 START = 1_767_225_600.0  # 2026-01-01T00:00Z

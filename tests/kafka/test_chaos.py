@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from chaos import run_chaos
-from worker_harness import PARTITIONS, Workers, topic_suffixes, workers  # noqa: F401
 
 from streams.settings import Settings
+from tests.chaos import run_chaos
+from tests.worker_harness import PARTITIONS, Workers, topic_suffixes, workers  # noqa: F401
 
 
 @pytest.mark.parametrize("pair, kills, seed", [(False, 3, 41), (True, 2, 43)],

@@ -21,7 +21,7 @@ from streams.synth import storefront as synth
 
 START = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 DAY = 86400
-SCHEMA = Path(__file__).resolve().parents[1] / "schemas" / "user-event.v1.json"
+SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "user-event.v1.json"
 RFC3339_WITH_OFFSET = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}[+-]\d{2}:\d{2}$")
 REQUIRED = ("event_id", "user_id", "type", "occurred_at", "source", "properties")
 

@@ -16,8 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from deploy_support import PrometheusServer, PromTools, prom_tools, prometheus_server
-from worker_harness import (  # noqa: F401 - `workers` is a fixture
+
+from streams.core.apply import REFERRAL_CONVERTED
+from streams.core.event import PURCHASE
+from streams.core.state import FUNNEL, STAGES
+from streams.settings import Settings
+from streams.synth import SynthConfig, generate
+from tests.support.deploy import PrometheusServer, PromTools, prometheus_server
+from tests.worker_harness import (  # noqa: F401 - `workers` is a fixture
     PARTITIONS,
     Workers,
     all_topics,
@@ -28,14 +34,6 @@ from worker_harness import (  # noqa: F401 - `workers` is a fixture
     topic_suffixes,
     workers,
 )
-
-from streams.core.apply import REFERRAL_CONVERTED
-from streams.core.event import PURCHASE
-from streams.core.state import FUNNEL, STAGES
-from streams.settings import Settings
-from streams.synth import SynthConfig, generate
-
-__all__ = ["prom_tools"]  # a fixture, used by name
 
 pytestmark = pytest.mark.kafka
 

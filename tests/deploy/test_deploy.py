@@ -23,7 +23,9 @@ from typing import Any, ClassVar
 
 import pytest
 import yaml
-from deploy_support import (
+
+from streams.settings import Settings
+from tests.support.deploy import (
     COMPOSE,
     DEPLOY,
     DOCKERFILE,
@@ -33,20 +35,14 @@ from deploy_support import (
     RULES,
     TOPIC_SUFFIXES,
     PromTools,
-    prom_tools,
     promtool,
 )
-
-from streams.settings import Settings
-
-__all__ = ["prom_tools"]  # a fixture, used by name
 
 
 def test_promtool_check_config(prom_tools: PromTools) -> None:
     proc = promtool(prom_tools, "check", "config", str(PROM_CONFIG))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "1 rule files found" in proc.stdout
-
 
 
 # --------------------------------------------------------------------------------------------

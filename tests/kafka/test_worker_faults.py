@@ -14,8 +14,15 @@ from typing import Any
 
 import orjson
 import pytest
-from chaos import CORE_FIELDS, lost_and_double, old_history
-from worker_harness import (  # noqa: F401 - `workers` is a fixture
+
+import schemas
+from agents.broker import EmbeddedBroker, free_port
+from agents.cli.worker import EXIT_BROKER_UNREACHABLE, EXIT_FATAL
+from agents.kafka.topics import SCHEMA_HEADER
+from streams.settings import Settings
+from streams.synth import write_jsonl
+from tests.chaos import CORE_FIELDS, lost_and_double, old_history
+from tests.worker_harness import (  # noqa: F401 - `workers` is a fixture
     PARTITIONS,
     ROOT,
     Out,
@@ -39,13 +46,6 @@ from worker_harness import (  # noqa: F401 - `workers` is a fixture
     worker_env,
     workers,
 )
-
-import schemas
-from agents.broker import EmbeddedBroker, free_port
-from agents.cli.worker import EXIT_BROKER_UNREACHABLE, EXIT_FATAL
-from agents.kafka.topics import SCHEMA_HEADER
-from streams.settings import Settings
-from streams.synth import write_jsonl
 
 DAY = 86400.0
 

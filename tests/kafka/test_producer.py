@@ -27,7 +27,7 @@ from agents.client.producer import InvalidEvent, JourneyProducer, Rejected
 from agents.kafka.topics import SCHEMA_HEADER
 from streams.settings import Settings
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 JOURNEY = Path(sys.executable).parent / "journey"
 
 

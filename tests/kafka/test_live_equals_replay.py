@@ -13,7 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from worker_harness import (  # noqa: F401 - `workers` is a fixture
+
+from streams.settings import Settings
+from streams.synth import DEFAULT_MIX, SynthConfig, generate, write_jsonl
+from tests.worker_harness import (  # noqa: F401 - `workers` is a fixture
     PARTITIONS,
     Workers,
     all_topics,
@@ -30,9 +33,6 @@ from worker_harness import (  # noqa: F401 - `workers` is a fixture
     values,
     workers,
 )
-
-from streams.settings import Settings
-from streams.synth import DEFAULT_MIX, SynthConfig, generate, write_jsonl
 
 pytestmark = pytest.mark.kafka
 

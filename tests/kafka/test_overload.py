@@ -13,13 +13,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from overload_scenario import Burst, orders_by_user, run_burst, start_worker, state_record, tag
-from test_bounded_state import CAPS, state_ceiling
-from worker_harness import PARTITIONS, Workers, topic_suffixes, workers  # noqa: F401
 
 from agents.kafka import codec
 from streams.core.state import UserState
 from streams.settings import Settings
+from tests.overload_scenario import (
+    Burst,
+    orders_by_user,
+    run_burst,
+    start_worker,
+    state_record,
+    tag,
+)
+from tests.unit.test_bounded_state import CAPS, state_ceiling
+from tests.worker_harness import PARTITIONS, Workers, topic_suffixes, workers  # noqa: F401
 
 USERS = 2_000
 EVENTS = 70_000  # ordinary users' events

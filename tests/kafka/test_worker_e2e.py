@@ -10,7 +10,14 @@ from collections import Counter, defaultdict
 from typing import Any
 
 import pytest
-from worker_harness import (  # noqa: F401 - `workers` is a fixture
+
+import schemas
+from agents.kafka.topics import SCHEMA_HEADER
+from schemas import parse_date_time
+from streams.core.partitioning import partition_for
+from streams.settings import Settings
+from streams.synth import SynthConfig, generate
+from tests.worker_harness import (  # noqa: F401 - `workers` is a fixture
     PARTITIONS,
     Workers,
     all_topics,
@@ -24,13 +31,6 @@ from worker_harness import (  # noqa: F401 - `workers` is a fixture
     values,
     workers,
 )
-
-import schemas
-from agents.kafka.topics import SCHEMA_HEADER
-from schemas import parse_date_time
-from streams.core.partitioning import partition_for
-from streams.settings import Settings
-from streams.synth import SynthConfig, generate
 
 pytestmark = pytest.mark.kafka
 

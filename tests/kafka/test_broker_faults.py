@@ -31,7 +31,12 @@ import orjson
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
-from worker_harness import (  # noqa: F401 - `workers` is a fixture
+
+from agents.broker import EmbeddedBroker, free_port
+from agents.cli.worker import EXIT_FATAL
+from streams.core.partitioning import partition_for
+from streams.settings import Settings
+from tests.worker_harness import (  # noqa: F401 - `workers` is a fixture
     PARTITIONS,
     Out,
     Worker,
@@ -46,11 +51,6 @@ from worker_harness import (  # noqa: F401 - `workers` is a fixture
     topic_suffixes,
     workers,
 )
-
-from agents.broker import EmbeddedBroker, free_port
-from agents.cli.worker import EXIT_FATAL
-from streams.core.partitioning import partition_for
-from streams.settings import Settings
 
 # How long the worker has to notice a fault: its watchdog probes every 3 s, and the
 # test box is a busy 2-core machine. A deadline for a wait, not a speed assertion.

@@ -1,4 +1,4 @@
-"""The whole bad-input corpus (tests/bad_corpus.py) through a live worker on Kafka: every
+"""The whole bad-input corpus (tests/support/bad_corpus.py) through a live worker on Kafka: every
 case lands on the dead-letter topic with its reason, and the worker goes on."""
 
 from __future__ import annotations
@@ -10,8 +10,12 @@ from typing import Any
 
 import orjson
 import pytest
-from bad_corpus import CASES
-from worker_harness import (  # noqa: F401 - `workers` is a fixture
+
+import schemas
+from agents.kafka.topics import SCHEMA_HEADER
+from streams.settings import Settings
+from tests.support.bad_corpus import CASES
+from tests.worker_harness import (  # noqa: F401 - `workers` is a fixture
     PARTITIONS,
     Out,
     Workers,
@@ -24,10 +28,6 @@ from worker_harness import (  # noqa: F401 - `workers` is a fixture
     topic_suffixes,
     workers,
 )
-
-import schemas
-from agents.kafka.topics import SCHEMA_HEADER
-from streams.settings import Settings
 
 
 @pytest.mark.kafka

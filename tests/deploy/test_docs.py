@@ -18,7 +18,7 @@ import schemas
 from agents.kafka.metrics import Metrics
 from streams.settings import settings_markdown
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DOCS = REPO / "docs"
 TOOLS = REPO / "tools"
 RULES = REPO / "deploy" / "prometheus" / "journey-rules.yml"
