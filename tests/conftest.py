@@ -22,8 +22,8 @@ from streams.settings import Settings
 from streams.testing import HarnessFactory, harness_factory
 
 # Fixtures of the helper modules, for every test group: prom_tools (a session's promtool
-# and Prometheus binaries).
-pytest_plugins = ["tests.support.deploy"]
+# and Prometheus binaries) and workers (``journey worker`` processes).
+pytest_plugins = ["tests.support.deploy", "tests.support.workers"]
 
 TopicFactory = Callable[..., list[str]]
 

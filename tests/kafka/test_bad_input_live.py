@@ -13,9 +13,7 @@ import pytest
 
 import schemas
 from agents.kafka.topics import SCHEMA_HEADER
-from streams.settings import Settings
-from tests.support.bad_corpus import CASES
-from tests.worker_harness import (  # noqa: F401 - `workers` is a fixture
+from agents.testing.workers import (
     PARTITIONS,
     Out,
     Workers,
@@ -26,13 +24,14 @@ from tests.worker_harness import (  # noqa: F401 - `workers` is a fixture
     produce,
     sentinels,
     topic_suffixes,
-    workers,
 )
+from streams.settings import Settings
+from tests.support.bad_corpus import CASES
 
 
 @pytest.mark.kafka
 def test_every_corpus_case_is_dead_lettered_and_the_worker_goes_on(
-        broker: Any, kafka_settings: Settings, make_topics: Any, workers: Workers,  # noqa: F811
+        broker: Any, kafka_settings: Settings, make_topics: Any, workers: Workers,
         ) -> None:
     s = kafka_settings
     topics = all_topics(s)

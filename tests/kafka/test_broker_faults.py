@@ -34,9 +34,7 @@ from aiokafka.errors import KafkaError
 
 from agents.broker import EmbeddedBroker, free_port
 from agents.cli.worker import EXIT_FATAL
-from streams.core.partitioning import partition_for
-from streams.settings import Settings
-from tests.worker_harness import (  # noqa: F401 - `workers` is a fixture
+from agents.testing.workers import (
     PARTITIONS,
     Out,
     Worker,
@@ -49,8 +47,9 @@ from tests.worker_harness import (  # noqa: F401 - `workers` is a fixture
     sentinels,
     settings_on,
     topic_suffixes,
-    workers,
 )
+from streams.core.partitioning import partition_for
+from streams.settings import Settings
 
 # How long the worker has to notice a fault: its watchdog probes every 3 s, and the
 # test box is a busy 2-core machine. A deadline for a wait, not a speed assertion.
@@ -269,7 +268,7 @@ def assert_recovered(worker: Worker, s: Settings, fault: str, deleted: str | Non
 
 # --- setup -------------------------------------------------------------------------------------
 
-def started_worker(workers: Workers, s: Settings) -> Worker:  # noqa: F811
+def started_worker(workers: Workers, s: Settings) -> Worker:
     """A worker on ``s`` that has applied some traffic on every partition and has been
     running long enough for its watchdog (every 3 s) to have seen the healthy broker."""
     worker = workers.start(s)
@@ -299,7 +298,7 @@ def victim_topic(s: Settings, victim: str) -> str:
 ])
 def test_topic_deleted_under_a_running_worker(
         victim: str, broker: Any, kafka_settings: Settings, make_topics: Any,
-        workers: Workers) -> None:  # noqa: F811
+        workers: Workers) -> None:
     """Nothing but the worker itself (ticks, state writes) touches the broker for the
     first ``DETECT_WITHIN`` seconds after the delete. The changelog holds the only copy of
     the table outside the worker's memory, so losing it must be fatal; for the others a
@@ -322,7 +321,7 @@ def test_topic_deleted_under_a_running_worker(
 
 def test_input_topic_deleted_and_recreated_by_a_producer(
         broker: Any, kafka_settings: Settings, make_topics: Any,
-        workers: Workers) -> None:  # noqa: F811
+        workers: Workers) -> None:
     """Storefronts do not stop when someone deletes the input topic: their next write
     re-creates it, empty. The worker's consumer offsets now point past records it has
     never seen; it must either stop loudly or read the new topic from its start."""
@@ -359,7 +358,7 @@ def broker_on(port: int, log: Path, patience: float = 20.0) -> EmbeddedBroker:
             time.sleep(0.5)
 
 
-def test_broker_restarted_while_events_flow_is_fatal(workers: Workers,  # noqa: F811
+def test_broker_restarted_while_events_flow_is_fatal(workers: Workers,
                                                       tmp_path: Path) -> None:
     """``test_worker_faults`` restarts the broker while nothing but ticks flows. Here a
     storefront keeps writing through the restart, so its producer re-creates the input

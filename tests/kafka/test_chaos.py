@@ -10,15 +10,15 @@ from typing import Any
 
 import pytest
 
+from agents.testing.chaos import run_chaos
+from agents.testing.workers import PARTITIONS, Workers, topic_suffixes
 from streams.settings import Settings
-from tests.chaos import run_chaos
-from tests.worker_harness import PARTITIONS, Workers, topic_suffixes, workers  # noqa: F401
 
 
 @pytest.mark.parametrize("pair, kills, seed", [(False, 3, 41), (True, 2, 43)],
                          ids=["one-worker-restarted", "two-workers-failover"])
 def test_random_kills_lose_nothing_and_count_nothing_twice(
-        broker: Any, kafka_settings: Settings, make_topics: Any, workers: Workers,  # noqa: F811
+        broker: Any, kafka_settings: Settings, make_topics: Any, workers: Workers,
         tmp_path: Path, pair: bool, kills: int, seed: int) -> None:
     make_topics(*topic_suffixes(kafka_settings), partitions=PARTITIONS)
     report = run_chaos(kafka_settings, workers, tmp_path, users=400, kills=kills, pair=pair,

@@ -14,9 +14,7 @@ from typing import Any
 
 import pytest
 
-from streams.settings import Settings
-from streams.synth import DEFAULT_MIX, SynthConfig, generate, write_jsonl
-from tests.worker_harness import (  # noqa: F401 - `workers` is a fixture
+from agents.testing.workers import (
     PARTITIONS,
     Workers,
     all_topics,
@@ -31,8 +29,9 @@ from tests.worker_harness import (  # noqa: F401 - `workers` is a fixture
     tick_record,
     topic_suffixes,
     values,
-    workers,
 )
+from streams.settings import Settings
+from streams.synth import DEFAULT_MIX, SynthConfig, generate, write_jsonl
 
 pytestmark = pytest.mark.kafka
 
@@ -53,7 +52,7 @@ AT_SAME_INSTANT = {"churn_risk": 1e-6, "p_alive": 1e-6}
 
 
 def test_live_worker_equals_replay(broker: Any, kafka_settings: Settings, make_topics: Any,
-                                   workers: Workers, tmp_path: Path) -> None:  # noqa: F811
+                                   workers: Workers, tmp_path: Path) -> None:
     s = kafka_settings
     topics = all_topics(s)
     make_topics(*topic_suffixes(s), partitions=PARTITIONS)

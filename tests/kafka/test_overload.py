@@ -15,9 +15,7 @@ from typing import Any
 import pytest
 
 from agents.kafka import codec
-from streams.core.state import UserState
-from streams.settings import Settings
-from tests.overload_scenario import (
+from agents.testing.overload import (
     Burst,
     orders_by_user,
     run_burst,
@@ -25,8 +23,10 @@ from tests.overload_scenario import (
     state_record,
     tag,
 )
-from tests.unit.test_bounded_state import CAPS, state_ceiling
-from tests.worker_harness import PARTITIONS, Workers, topic_suffixes, workers  # noqa: F401
+from agents.testing.workers import PARTITIONS, Workers, topic_suffixes
+from streams.core.state import UserState
+from streams.settings import Settings
+from streams.testing import CAPS, state_ceiling
 
 USERS = 2_000
 EVENTS = 70_000  # ordinary users' events
@@ -37,7 +37,7 @@ DRAIN_ALLOWANCE = 240.0  # seconds; a slow CI box drains this burst in well unde
 
 @pytest.mark.kafka
 def test_a_burst_with_a_poison_user_is_absorbed(
-        broker: Any, kafka_settings: Settings, make_topics: Any, workers: Workers,  # noqa: F811
+        broker: Any, kafka_settings: Settings, make_topics: Any, workers: Workers,
         tmp_path: Path) -> None:
     s = kafka_settings
     make_topics(*topic_suffixes(s), partitions=PARTITIONS)

@@ -17,13 +17,7 @@ from typing import Any
 
 import pytest
 
-from streams.core.apply import REFERRAL_CONVERTED
-from streams.core.event import PURCHASE
-from streams.core.state import FUNNEL, STAGES
-from streams.settings import Settings
-from streams.synth import SynthConfig, generate
-from tests.support.deploy import PrometheusServer, PromTools, prometheus_server
-from tests.worker_harness import (  # noqa: F401 - `workers` is a fixture
+from agents.testing.workers import (
     PARTITIONS,
     Workers,
     all_topics,
@@ -32,8 +26,13 @@ from tests.worker_harness import (  # noqa: F401 - `workers` is a fixture
     produce,
     tick_record,
     topic_suffixes,
-    workers,
 )
+from streams.core.apply import REFERRAL_CONVERTED
+from streams.core.event import PURCHASE
+from streams.core.state import FUNNEL, STAGES
+from streams.settings import Settings
+from streams.synth import SynthConfig, generate
+from tests.support.deploy import PrometheusServer, PromTools, prometheus_server
 
 pytestmark = pytest.mark.kafka
 
@@ -63,7 +62,7 @@ def _total(prom: PrometheusServer, expr: str) -> float:
 
 
 def test_prometheus_scrapes_a_live_worker_while_events_flow(
-        broker: Any, kafka_settings: Settings, make_topics: Any, workers: Workers,  # noqa: F811
+        broker: Any, kafka_settings: Settings, make_topics: Any, workers: Workers,
         prom_tools: PromTools, tmp_path: Path) -> None:
     s = kafka_settings
     topics = all_topics(s)

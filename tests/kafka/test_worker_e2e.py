@@ -13,11 +13,7 @@ import pytest
 
 import schemas
 from agents.kafka.topics import SCHEMA_HEADER
-from schemas import parse_date_time
-from streams.core.partitioning import partition_for
-from streams.settings import Settings
-from streams.synth import SynthConfig, generate
-from tests.worker_harness import (  # noqa: F401 - `workers` is a fixture
+from agents.testing.workers import (
     PARTITIONS,
     Workers,
     all_topics,
@@ -29,8 +25,11 @@ from tests.worker_harness import (  # noqa: F401 - `workers` is a fixture
     sentinels,
     topic_suffixes,
     values,
-    workers,
 )
+from schemas import parse_date_time
+from streams.core.partitioning import partition_for
+from streams.settings import Settings
+from streams.synth import SynthConfig, generate
 
 pytestmark = pytest.mark.kafka
 
@@ -51,7 +50,7 @@ def _at_least(n: float) -> Any:
 
 
 def test_history_in_alerts_state_and_metrics_out_then_a_tick_driven_alert(
-        broker: Any, kafka_settings: Settings, make_topics: Any, workers: Workers) -> None:  # noqa: F811
+        broker: Any, kafka_settings: Settings, make_topics: Any, workers: Workers) -> None:
     s = kafka_settings
     topics = all_topics(s)
     make_topics(*topic_suffixes(s), partitions=PARTITIONS)
@@ -172,7 +171,7 @@ def test_history_in_alerts_state_and_metrics_out_then_a_tick_driven_alert(
 
 
 def test_worker_creates_the_topics_it_publishes_to(
-        broker: Any, kafka_settings: Settings, workers: Workers) -> None:  # noqa: F811
+        broker: Any, kafka_settings: Settings, workers: Workers) -> None:
     """Nothing created beforehand: the worker must declare its output topics itself, or
     its first publish waits for a topic that never comes (and nothing says so)."""
     s = kafka_settings
@@ -200,7 +199,7 @@ def _on_partition(partition: int, prefix: str) -> str:
 
 
 def test_a_referral_credit_from_a_partition_ahead_waits_for_the_partition_clock(
-        broker: Any, kafka_settings: Settings, make_topics: Any, workers: Workers) -> None:  # noqa: F811
+        broker: Any, kafka_settings: Settings, make_topics: Any, workers: Workers) -> None:
     """Partitions advance independently (catching up a backlog, after a restart). A
     referral credit carries the referee's time. It must not move the referrer's partition
     clock (the partition's own later, in-order events would be dropped as too_late), and
@@ -244,7 +243,7 @@ def test_a_referral_credit_from_a_partition_ahead_waits_for_the_partition_clock(
 
 
 def test_users_endpoint_answers_for_every_user_on_either_of_two_workers(
-        broker: Any, kafka_settings: Settings, make_topics: Any, workers: Workers) -> None:  # noqa: F811
+        broker: Any, kafka_settings: Settings, make_topics: Any, workers: Workers) -> None:
     """Two workers share the partitions; ``/users/{id}`` on either forwards to the owner of
     the user's partition (each worker advertises its own URL), so both give the same
     answer for every user."""

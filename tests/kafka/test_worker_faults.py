@@ -19,10 +19,8 @@ import schemas
 from agents.broker import EmbeddedBroker, free_port
 from agents.cli.worker import EXIT_BROKER_UNREACHABLE, EXIT_FATAL
 from agents.kafka.topics import SCHEMA_HEADER
-from streams.settings import Settings
-from streams.synth import write_jsonl
-from tests.chaos import CORE_FIELDS, lost_and_double, old_history
-from tests.worker_harness import (  # noqa: F401 - `workers` is a fixture
+from agents.testing.chaos import CORE_FIELDS, lost_and_double, old_history
+from agents.testing.workers import (
     PARTITIONS,
     ROOT,
     Out,
@@ -44,8 +42,9 @@ from tests.worker_harness import (  # noqa: F401 - `workers` is a fixture
     topic_suffixes,
     values,
     worker_env,
-    workers,
 )
+from streams.settings import Settings
+from streams.synth import write_jsonl
 
 DAY = 86400.0
 
@@ -58,7 +57,7 @@ def _all_users(events: list[dict[str, Any]]) -> list[str]:
 
 @pytest.mark.kafka
 def test_kill_9_mid_stream_loses_and_double_counts_nothing(
-        broker: Any, kafka_settings: Settings, make_topics: Any, workers: Workers,  # noqa: F811
+        broker: Any, kafka_settings: Settings, make_topics: Any, workers: Workers,
         tmp_path: Path) -> None:
     s = kafka_settings
     topics = all_topics(s)
@@ -122,7 +121,7 @@ def _alerts_of(diffs: list[str], live: list[dict[str, Any]],
 
 @pytest.mark.kafka
 def test_graceful_restart_without_new_input_keeps_every_table_update(
-        broker: Any, kafka_settings: Settings, make_topics: Any, workers: Workers) -> None:  # noqa: F811
+        broker: Any, kafka_settings: Settings, make_topics: Any, workers: Workers) -> None:
     """The embedded broker under-reports a partition's end by up to one record batch, and
     table recovery trusts that end: the last batch of state updates must still come back.
     The ticker is off, so the newest changelog writes are the history's last big batch
@@ -183,7 +182,7 @@ def _changed(uid: str, before: dict[str, Any] | None, after: dict[str, Any] | No
 
 @pytest.mark.kafka
 def test_bad_input_goes_to_dead_letters_and_the_worker_goes_on(
-        broker: Any, kafka_settings: Settings, make_topics: Any, workers: Workers) -> None:  # noqa: F811
+        broker: Any, kafka_settings: Settings, make_topics: Any, workers: Workers) -> None:
     s = kafka_settings
     topics = all_topics(s)
     make_topics(*topic_suffixes(s), partitions=PARTITIONS)
@@ -297,7 +296,7 @@ def _apply_some(worker: Any, bootstrap: str, settings: Settings, tag: str) -> li
     return [e["user_id"] for e in evs]
 
 
-def test_broker_restarted_empty_is_fatal(workers: Workers, tmp_path: Path) -> None:  # noqa: F811
+def test_broker_restarted_empty_is_fatal(workers: Workers, tmp_path: Path) -> None:
     port = free_port()
     first = EmbeddedBroker(port=port, log_path=tmp_path / "tansu-1.log").start()
     second: EmbeddedBroker | None = None
@@ -340,7 +339,7 @@ def test_broker_restarted_empty_is_fatal(workers: Workers, tmp_path: Path) -> No
 
 
 def test_broker_gone_for_good_is_fatal_after_the_outage_allowance(
-        workers: Workers, tmp_path: Path) -> None:  # noqa: F811
+        workers: Workers, tmp_path: Path) -> None:
     """The broker vanishes right after the worker started (so possibly before its watchdog
     ever reached it): after ``broker_outage_seconds`` the worker must exit with code 3."""
     b = EmbeddedBroker(log_path=tmp_path / "tansu.log").start()
@@ -360,7 +359,7 @@ def test_broker_gone_for_good_is_fatal_after_the_outage_allowance(
         b.stop()
 
 
-def test_worker_rides_out_a_short_broker_freeze(workers: Workers, tmp_path: Path) -> None:  # noqa: F811
+def test_worker_rides_out_a_short_broker_freeze(workers: Workers, tmp_path: Path) -> None:
     """A broker that stops answering for a few seconds, then answers with its data intact
     (SIGSTOP/SIGCONT: the embedded broker keeps data only in memory, so a restart would be
     the fatal case above): the worker must neither exit nor lose anything."""

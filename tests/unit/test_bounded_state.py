@@ -12,40 +12,28 @@ from __future__ import annotations
 
 import time
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
-import schemas
 from agents.kafka import codec
 from streams.core import event as ev
 from streams.core.event import Event
 from streams.core.processor import Outputs, PartitionProcessor
-from streams.core.state import ALERT_LOG_CAP, CHANNELS, PURCHASE_LOG_CAP, UserState
+from streams.core.state import ALERT_LOG_CAP, CHANNELS, UserState
 from streams.settings import Settings
+from streams.testing import CAPS, MAX_EVENT_ID, MAX_ID, state_ceiling
 
 BASE = 1_767_225_600.0  # 2026-01-01T00:00Z
 DAY = 86400.0
 # Checkpoints at N and 2N: every cap is reached long before N (the caps are tens of
 # entries; N is tens of thousands of events).
 N = 50_000
-# The longest id the input contract accepts: every string kept per user is one of these.
-MAX_ID = max(schemas.load("user-event")["$defs"][name]["maxLength"]
-             for name in ("user_id", "order_id"))
-MAX_EVENT_ID = schemas.load("user-event")["properties"]["event_id"]["maxLength"]
 # Counters and sums gain digits as a history grows (orders 6250 -> 12500, sums, offsets):
 # that is the only growth allowed between N and 2N events.
 DIGITS_SLACK = 64
 SAMPLE = 50  # events between two readings of the encoded size (coprime to KINDS' period)
 
-# Every collection field of UserState and its cap. A new list/dict/set field fails
-# test_every_per_user_collection_has_a_cap until it is given a cap here and in the core.
-CAPS: dict[str, Callable[[Settings], int]] = {
-    "recent_ids": lambda s: s.dedupe_window,
-    "purchase_log": lambda s: PURCHASE_LOG_CAP,
-    "order_log": lambda s: 2 * PURCHASE_LOG_CAP,  # UserState.log_order
-    "alert_log": lambda s: ALERT_LOG_CAP,
-}
 SCALARS = (int, float, bool, str, type(None))
 
 
@@ -67,7 +55,8 @@ def test_every_per_user_collection_has_a_cap() -> None:
     found = _collections()
     uncapped = sorted(set(found) - set(CAPS))
     assert not uncapped, (f"UserState fields {uncapped} hold collections without a declared "
-                          "cap: bound them in streams/core/state.py and list them in CAPS")
+                          "cap: bound them in streams/core/state.py and list them in CAPS "
+                          "(streams/testing.py)")
     assert set(CAPS) <= set(found), f"CAPS names fields UserState no longer has: {CAPS.keys()}"
     for name, hint in found.items():
         assert get_origin(hint) is list, f"{name}: {hint} (only capped lists are expected)"
@@ -161,18 +150,6 @@ def _check_caps(state: UserState, settings: Settings) -> None:
 
 def _size(state: UserState) -> int:
     return len(codec.dumps(state))  # the bytes of one table value / changelog record
-
-
-def state_ceiling(settings: Settings) -> int:
-    """An upper bound on one user's encoded state from the caps: each id at its longest
-    plus quoting, each number at its longest repr (24 bytes), each field's separator."""
-    number, text = 24, max(MAX_ID, MAX_EVENT_ID) + 3
-    ids = settings.dedupe_window * text
-    orders = 2 * PURCHASE_LOG_CAP * (text + 2 * number + 3)
-    purchases = PURCHASE_LOG_CAP * (2 * number + 3)
-    alert_times = ALERT_LOG_CAP * number
-    scalars = len(fields(UserState)) * (text + 1)  # generous: as if each were an id
-    return ids + orders + purchases + alert_times + scalars + 16
 
 
 def test_a_pathological_history_keeps_one_users_state_bounded() -> None:

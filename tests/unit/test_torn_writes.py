@@ -30,11 +30,11 @@ from agents.kafka.pipeline import (
     tick_value,
 )
 from agents.kafka.topics import KIND_HEADER, Topics
+from agents.testing.chaos import CORE_FIELDS, alert_differences
+from agents.testing.workers import field_diffs
 from streams.core.partitioning import partition_for
 from streams.settings import Settings
 from streams.synth import SynthConfig, generate
-from tests.chaos import CORE_FIELDS, alert_differences
-from tests.worker_harness import field_diffs
 
 DAY = 86400.0
 START = 1_767_225_600.0  # 2026-01-01T00:00Z

@@ -1,14 +1,12 @@
 """Overload runs: a burst far above what a worker handles, with one pathological user.
 
-Used by ``tests/kafka/test_overload.py`` (a short burst in ``make test``, structural checks) and
-``bench/overload.py`` (a big burst with a 1,000,000-event user, figures printed). A running
-worker gets, as fast as aiokafka batches can write them, many users' events plus one
-*poison* user's long history interleaved on one partition. Meanwhile, once a second:
-consumer lag, the worker's resident memory, events applied per second and /health; and a
-*canary* user is produced on every partition, to time how long a fresh event waits behind
-the backlog of its own partition (poison's partition vs the others).
-
-Not a test module (no ``test_`` prefix).
+Used by ``tests/kafka/test_overload.py`` (a short burst in ``make test``, structural
+checks) and ``bench/overload.py`` (a big burst with a 1,000,000-event user, figures
+printed). A running worker gets, as fast as aiokafka batches can write them, many users'
+events plus one *poison* user's long history interleaved on one partition. Meanwhile, once
+a second: consumer lag, the worker's resident memory, events applied per second and
+/health; and a *canary* user is produced on every partition, to time how long a fresh
+event waits behind the backlog of its own partition (poison's partition vs the others).
 """
 
 from __future__ import annotations
@@ -31,10 +29,8 @@ from aiokafka.structs import TopicPartition
 
 from agents.broker import free_port
 from agents.process import parent_death_signal
-from streams.core.partitioning import partition_for
-from streams.settings import Settings
-from tests import worker_harness
-from tests.worker_harness import (
+from agents.testing import workers
+from agents.testing.workers import (
     PARTITIONS,
     Out,
     Worker,
@@ -43,6 +39,8 @@ from tests.worker_harness import (
     rfc3339,
     worker_env,
 )
+from streams.core.partitioning import partition_for
+from streams.settings import Settings
 
 # the kinds a burst cycles through (purchases twice per cycle)
 KINDS = ("page_view", "product_view", "purchase", "search", "add_to_cart", "session_start",
@@ -61,7 +59,7 @@ def start_worker(settings: Settings, workdir: Path, **overrides: Any) -> Worker:
     log_path = workdir / f"worker-{port}.log"
     with open(log_path, "wb") as log:
         # read at call time: a run may point the harness at another build
-        proc = subprocess.Popen(list(worker_harness.WORKER_COMMAND), cwd=workdir,
+        proc = subprocess.Popen(list(workers.WORKER_COMMAND), cwd=workdir,
                                 env=worker_env(settings, port, **overrides),
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 preexec_fn=parent_death_signal())  # noqa: PLW1509

@@ -20,9 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.kafka.heal import committed_offsets
-from streams.settings import Settings
-from streams.synth import SynthConfig, generate, write_jsonl
-from tests.worker_harness import (
+from agents.testing.workers import (
     Worker,
     Workers,
     all_topics,
@@ -35,6 +33,8 @@ from tests.worker_harness import (
     sentinels,
     values,
 )
+from streams.settings import Settings
+from streams.synth import SynthConfig, generate, write_jsonl
 
 DAY = 86400.0
 # what must match replay exactly, per user

@@ -17,14 +17,13 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
@@ -36,7 +35,7 @@ from schemas import parse_date_time
 from streams.core.partitioning import partition_for
 from streams.settings import Settings
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PARTITIONS = 4
 # Short group timings: the embedded broker makes a join wait half the session timeout.
 FAST_GROUP = {"session_timeout_seconds": 6.0, "heartbeat_interval_seconds": 1.0}
@@ -124,6 +123,8 @@ class Worker:
         return "\n".join(text.splitlines()[-lines:])
 
     def fail(self, message: str) -> None:
+        import pytest
+
         pytest.fail(f"{message}\n--- worker log ({self.log_path}), last lines ---\n"
                     f"{self.log_tail()}", pytrace=False)
 
@@ -244,25 +245,6 @@ class Workers:
         for w in self.started:
             if w.returncode is None:
                 w.kill()
-
-
-@pytest.fixture
-def workers(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Workers]:
-    """``workers.start(settings, **overrides)``; all are killed at teardown, and their log
-    tails are printed to the terminal when the test failed."""
-    pool = Workers(tmp_path)
-    failed_before = request.session.testsfailed
-    try:
-        yield pool
-    finally:
-        pool.cleanup()
-        if request.session.testsfailed > failed_before and pool.started:
-            capman = request.config.pluginmanager.getplugin("capturemanager")
-            if capman is not None:
-                with capman.global_and_fixture_disabled():
-                    for w in pool.started:
-                        print(f"\n--- {request.node.nodeid}: {w.log_path} (exit "
-                              f"{w.returncode}) ---\n{w.log_tail(80)}")
 
 
 # --- topics ------------------------------------------------------------------------------------
