@@ -24,5 +24,6 @@ __all__ = ["Replay", "Sink", "Summary"]
 def __getattr__(name: str) -> Any:
     if name in __all__:
         from streams.replay import engine
+
         return getattr(engine, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
