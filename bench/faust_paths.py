@@ -208,7 +208,7 @@ def run_aiokafka(args: argparse.Namespace) -> dict[str, Any]:
     return asyncio.run(main())
 
 
-# The lean consumer loop and Monitor live in agents/fastpath.py (the worker uses them).
+# The lean consumer loop and Monitor live in agents/kafka/fastpath.py (the worker uses them).
 
 
 def run_faust(args: argparse.Namespace, v: Variant) -> None:

@@ -8,7 +8,7 @@ What is generated, and from where:
 - docs/contracts.md: the JSON Schemas in schemas/ (tools/gen_contract_docs.py);
 - docs/configuration.md: streams/settings.py (the same text as ``journey config --markdown``);
 - the metrics table in docs/operations.md, between the two marker comments: the series
-  defined in agents/metrics.py.
+  defined in agents/kafka/metrics.py.
 
 tests/deploy/test_docs.py fails when any of them is stale.
 """

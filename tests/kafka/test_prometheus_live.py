@@ -2,7 +2,7 @@
 worker on the embedded broker while a synthetic storefront's history flows in three waves;
 the journey series are then read back through Prometheus' own query API.
 
-What a unit test of ``agents.metrics`` cannot show: that the worker's ``/metrics`` page
+What a unit test of ``agents.kafka.metrics`` cannot show: that the worker's ``/metrics`` page
 parses for a real scraper, that counters only go up between scrapes, and that the values
 a dashboard would see agree with the input and with the worker itself.
 """

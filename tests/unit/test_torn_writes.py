@@ -1,7 +1,7 @@
 """A worker killed between any two of its writes ends where an uninterrupted run ends.
 
 No broker here: a few lists stand in for the topics, and a loop publishes each batch the
-way ``agents.worker`` does (outputs, then each partition's checkpoint, then the users,
+way ``agents.kafka.worker`` does (outputs, then each partition's checkpoint, then the users,
 then the commit). A run is killed after every possible number of changelog writes of
 chosen batches; the restarted pipeline recovers a table from what reached the changelog,
 resumes at the committed offsets, reads back what it is missing, and must end with the
@@ -138,7 +138,7 @@ class Run:
         return out
 
     def _without_holes(self, records: list[Record]) -> list[Record]:
-        """As ``agents.worker._without_holes``, reading the fake broker."""
+        """As ``agents.kafka.worker._without_holes``, reading the fake broker."""
         fresh = self.pipeline.restore_for(records)
         committed = {tp: off for tp, off in self.broker.committed.items() if tp[1] in fresh}
         gaps = self.pipeline.gaps(records, committed)
