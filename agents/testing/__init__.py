@@ -6,7 +6,7 @@ broker (the idea of ``bytewax.testing``):
 - ``chaos``: SIGKILL workers at random points of a known history (the chaos test and
   ``bench/chaos.py``);
 - ``overload``: a burst with a poison user into one worker (the overload test and
-  ``bench/overload.py``).
+  ``bench/overload.py``); ``overload_report`` holds what such a run measured.
 
 Nothing here imports pytest except ``Worker.fail``, which reports a failed wait. Core-only
 helpers (a deterministic processor, the bounds on one user's state) are in
