@@ -2,10 +2,10 @@
 
     .venv/bin/python bench/chaos.py [--users 2000] [--kills 10] [--pair] [--seed 7]
 
-The same run as ``tests/test_chaos.py`` (``tests/chaos.py``), longer: more users, more
-kills. Starts its own embedded broker; prints M, N, lost, double-counted, wrong states,
-wrong alerts and the recovery time of every kill. Exits 1 when anything was lost,
-counted twice or wrong.
+The same run as ``tests/kafka/test_chaos.py`` (``agents/testing/chaos.py``), longer:
+more users, more kills. Starts its own embedded broker; prints M, N, lost, double-counted,
+wrong states, wrong alerts and the recovery time of every kill. Exits 1 when anything was
+lost, counted twice or wrong.
 """
 
 from __future__ import annotations
@@ -20,13 +20,11 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests"))
-
-from chaos import run_chaos  # noqa: E402
-from conftest import create_topics  # noqa: E402
-from worker_harness import PARTITIONS, Workers, topic_suffixes  # noqa: E402
 
 from agents.broker import EmbeddedBroker  # noqa: E402
+from agents.kafka.topics import create_topics  # noqa: E402
+from agents.testing.chaos import run_chaos  # noqa: E402
+from agents.testing.workers import PARTITIONS, Workers, topic_suffixes  # noqa: E402
 from streams.settings import Settings  # noqa: E402
 
 

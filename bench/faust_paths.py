@@ -38,7 +38,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agents.broker import EmbeddedBroker, wait_for_broker
-from agents.fastpath import lean_app_class, lean_monitor_class
+from agents.kafka.fastpath import lean_app_class, lean_monitor_class
 
 PARTITIONS = 4
 GROUP_SETTINGS = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 1000}
@@ -208,7 +208,7 @@ def run_aiokafka(args: argparse.Namespace) -> dict[str, Any]:
     return asyncio.run(main())
 
 
-# The lean consumer loop and Monitor live in agents/fastpath.py (the worker uses them).
+# The lean consumer loop and Monitor live in agents/kafka/fastpath.py (the worker uses them).
 
 
 def run_faust(args: argparse.Namespace, v: Variant) -> None:

@@ -32,16 +32,22 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests"))
 
-from conftest import create_topics
-from overload_scenario import Burst, progress, rss_mib, run_burst, start_worker, state_record, tag
-from test_bounded_state import state_ceiling
-from worker_harness import PARTITIONS, all_topics, produce
-
-from agents import codec
 from agents.broker import EmbeddedBroker, wait_for_broker
+from agents.kafka import codec
+from agents.kafka.topics import create_topics
+from agents.testing.overload import (
+    Burst,
+    progress,
+    rss_mib,
+    run_burst,
+    start_worker,
+    state_record,
+    tag,
+)
+from agents.testing.workers import PARTITIONS, all_topics, produce
 from streams.settings import Settings
+from streams.testing import state_ceiling
 
 
 def steady_rate(settings: Settings, worker: object, users: int, events: int) -> float:

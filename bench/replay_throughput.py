@@ -20,8 +20,8 @@ from pathlib import Path
 import orjson
 
 from streams.replay import Replay
+from streams.replay.sources import BadLine, read_events, time_ordered
 from streams.settings import Settings
-from streams.sources import BadLine, read_events, time_ordered
 
 REPO = Path(__file__).resolve().parent.parent
 

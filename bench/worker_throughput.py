@@ -81,7 +81,7 @@ def run_worker(bootstrap: str, prefix: str, n: int, log: Path) -> tuple[subproce
                JOURNEY_APP_ID=f"bench-w-{uuid.uuid4().hex[:6]}", JOURNEY_WEB_PORT=str(port),
                JOURNEY_PARTITIONS=str(PARTITIONS), JOURNEY_LOG_LEVEL="WARNING",
                JOURNEY_DATA_DIR=str(log.parent / "data"))
-    proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "agents.cli", "worker"], env=env,
                             stdout=open(log, "wb"), stderr=subprocess.STDOUT,
                             start_new_session=True)
     first = None

@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -339,6 +339,21 @@ class Settings:
             v = getattr(self, f.name)
             out[f.name] = MASK if f.metadata.get("secret") and v else v
         return out
+
+    def to_env(self, base: Mapping[str, str] | None = None,
+               names: Iterable[str] | None = None) -> dict[str, str]:
+        """The environment of a child process that must :meth:`load` these settings:
+        ``base`` (e.g. ``os.environ``) without its ``JOURNEY_*`` variables, then
+        ``JOURNEY_<NAME>`` for every setting, or for ``names`` only."""
+        env = {k: v for k, v in (base or {}).items() if not k.startswith(ENV_PREFIX)}
+        for name in [f.name for f in fields(self)] if names is None else names:
+            v = getattr(self, name)
+            if isinstance(v, bool):
+                v = "true" if v else "false"
+            elif isinstance(v, (list, tuple)):
+                v = ",".join(map(str, v))
+            env[ENV_PREFIX + name.upper()] = str(v)
+        return env
 
     def __repr__(self) -> str:
         # The generated repr would print passwords into any log or traceback that shows

@@ -1,16 +1,20 @@
 """A deterministic harness for the lifecycle core: feed events, move the clock, read what
-came out. Used by journey's own tests and meant for users testing their thresholds."""
+came out. Used by journey's own tests and meant for users testing their thresholds.
+
+Also the bounds that the caps put on one user's state (``CAPS``, ``state_ceiling``), which
+the state tests and ``bench/overload.py`` hold a user's stored state against."""
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
+import schemas
 from streams.core.event import Event
 from streams.core.processor import Outputs, PartitionProcessor
-from streams.core.state import UserState
+from streams.core.state import ALERT_LOG_CAP, PURCHASE_LOG_CAP, UserState
 from streams.settings import Settings
 
 DAY = 86400.0
@@ -95,3 +99,31 @@ def harness_factory(**defaults: Any) -> HarnessFactory:
         return Harness(Settings().with_overrides(**{**defaults, **overrides}))
 
     return build
+
+
+# --- bounds on one user's state ------------------------------------------------------------------
+
+# The longest id the input contract accepts: every string kept per user is one of these.
+MAX_ID = max(schemas.load("user-event")["$defs"][name]["maxLength"]
+             for name in ("user_id", "order_id"))
+MAX_EVENT_ID = schemas.load("user-event")["properties"]["event_id"]["maxLength"]
+# Every collection field of UserState and its cap. A new list/dict/set field fails
+# test_every_per_user_collection_has_a_cap until it is given a cap here and in the core.
+CAPS: dict[str, Callable[[Settings], int]] = {
+    "recent_ids": lambda s: s.dedupe_window,
+    "purchase_log": lambda s: PURCHASE_LOG_CAP,
+    "order_log": lambda s: 2 * PURCHASE_LOG_CAP,  # UserState.log_order
+    "alert_log": lambda s: ALERT_LOG_CAP,
+}
+
+
+def state_ceiling(settings: Settings) -> int:
+    """An upper bound on one user's encoded state from the caps: each id at its longest
+    plus quoting, each number at its longest repr (24 bytes), each field's separator."""
+    number, text = 24, max(MAX_ID, MAX_EVENT_ID) + 3
+    ids = settings.dedupe_window * text
+    orders = 2 * PURCHASE_LOG_CAP * (text + 2 * number + 3)
+    purchases = PURCHASE_LOG_CAP * (2 * number + 3)
+    alert_times = ALERT_LOG_CAP * number
+    scalars = len(fields(UserState)) * (text + 1)  # generous: as if each were an id
+    return ids + orders + purchases + alert_times + scalars + 16

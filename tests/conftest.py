@@ -2,6 +2,9 @@
 
 Set ``JOURNEY_TEST_BOOTSTRAP=host:port`` to run the Kafka tests against an existing
 (plaintext) cluster instead of the embedded Tansu broker.
+
+Property tests draw the same examples on every run (a gate must not depend on luck); set
+``HYPOTHESIS_PROFILE=explore`` to draw new ones, and add what they find as ``@example``s.
 """
 
 from __future__ import annotations
@@ -15,13 +18,32 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from agents.broker import EmbeddedBroker, wait_for_broker
-from agents.topics import create_topics
+from agents.kafka.topics import create_topics
 from streams.settings import Settings
 from streams.testing import HarnessFactory, harness_factory
 
+# Fixtures of the helper modules, for every test group: prom_tools (a session's promtool
+# and Prometheus binaries) and workers (``journey worker`` processes).
+pytest_plugins = ["tests.support.deploy", "tests.support.workers"]
+
 TopicFactory = Callable[..., list[str]]
+
+hypothesis_settings.register_profile("ci", derandomize=True)
+hypothesis_settings.register_profile("explore", derandomize=False)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail a run that left data folders in the checkout: runs write where their settings
+    say, and tests into temporary folders."""
+    root = session.config.rootpath
+    left = sorted(p.name for p in root.glob("*-data") if p.is_dir())
+    if left and exitstatus == 0:
+        print(f"\nFAILED: the run left data folders in {root}: {', '.join(left)}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture

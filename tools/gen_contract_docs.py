@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import schemas
-from agents.topics import KIND_HEADER, SCHEMA_HEADER, Topics
+from agents.kafka.topics import KIND_HEADER, SCHEMA_HEADER, Topics
 from streams.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]

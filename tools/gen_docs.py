@@ -8,9 +8,9 @@ What is generated, and from where:
 - docs/contracts.md: the JSON Schemas in schemas/ (tools/gen_contract_docs.py);
 - docs/configuration.md: streams/settings.py (the same text as ``journey config --markdown``);
 - the metrics table in docs/operations.md, between the two marker comments: the series
-  defined in agents/metrics.py.
+  defined in agents/kafka/metrics.py.
 
-tests/test_docs.py fails when any of them is stale.
+tests/deploy/test_docs.py fails when any of them is stale.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from gen_contract_docs import render_contracts
 
-from agents.metrics import Metrics
+from agents.kafka.metrics import Metrics
 from streams.settings import settings_markdown
 
 REPO = Path(__file__).resolve().parents[1]

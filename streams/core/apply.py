@@ -108,7 +108,10 @@ def apply_event(state: UserState, event: Event, settings: Settings) -> None:
         if isinstance(consent, list):
             state.consent_mask = channel_mask([c for c in consent if isinstance(c, str)])
         referred_by = props.get("referred_by")
-        if isinstance(referred_by, str) and referred_by and referred_by != state.user_id:
+        if isinstance(referred_by, str) and referred_by and referred_by != state.user_id \
+                and (state.referred_at is None or state.referred_by is None
+                     or (t, referred_by) < (state.referred_at, state.referred_by)):
+            # first touch: the earliest signup's referrer, whichever signup arrives first
             state.referred_by = referred_by
             state.referred_at = t
     elif kind in (ev.UNSUBSCRIBE, ev.RESUBSCRIBE):

@@ -1,0 +1,27 @@
+"""``journey broker``: the embedded broker in the foreground, until SIGTERM or Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import time
+
+from agents.broker import EmbeddedBroker
+from streams.settings import Settings
+
+
+def run_broker(args: argparse.Namespace, settings: Settings) -> int:
+    with EmbeddedBroker(port=args.port or None) as broker:
+        print(f"embedded broker listening on {broker.bootstrap} (memory storage; "
+              "Ctrl-C to stop)", flush=True)
+        stop = False
+
+        def _stop(*_: object) -> None:
+            nonlocal stop
+            stop = True
+
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
+        while not stop and broker.running:
+            time.sleep(0.2)
+    return 0

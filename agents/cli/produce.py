@@ -1,0 +1,196 @@
+"""``journey produce FILE.jsonl [--topic T]``: validate a JSONL file and send its good lines.
+
+Each non-blank line is checked by the worker's decoder. Bad lines are reported on stderr as
+``FILE:LINE: reason: message`` and not sent; good lines are sent byte for byte as they are
+in the file (never re-encoded), keyed by user id.
+
+Exit status:
+  0  every valid line was sent and acknowledged (rejected lines only warn, so one typo
+     does not make a pipeline retry a file whose good lines are already in);
+  1  sending failed: the broker was unreachable or did not acknowledge some lines. Running
+     the same file again is safe, since journey drops repeats by event id;
+  2  unusable input or configuration: no such file, not JSON lines, no broker configured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from kafka.errors import KafkaError
+
+from agents.client.producer import InvalidEvent, JourneyProducer
+from streams.replay.sources import GIVE_UP_AFTER, NOT_JSON, InputError, open_lines
+from streams.settings import Settings
+
+PROG = "journey produce"
+_BOM = b"\xef\xbb\xbf"
+SHOWN_BAD_LINES = 100  # the rest are only counted, by reason, in the summary
+FLUSH_TIMEOUT = 300.0
+BOOTSTRAP_TIMEOUT_MS = 10_000  # a live broker answers in milliseconds, even over TLS/SASL
+
+
+class _Progress:
+    """One self-rewriting stderr line on a terminal; silent when stderr is not a TTY."""
+
+    def __init__(self, total_bytes: int, enabled: bool) -> None:
+        self.total = max(total_bytes, 1)
+        self.enabled = enabled
+        self.started = time.monotonic()
+        self._last = 0.0
+
+    def show(self, done_bytes: int, sent: int, rejected: int, force: bool = False) -> None:
+        now = time.monotonic()
+        if not self.enabled or (not force and now - self._last < 0.25):
+            return
+        self._last = now
+        frac = min(done_bytes / self.total, 1.0)
+        rate = sent / max(now - self.started, 1e-9)
+        sys.stderr.write(f"\rsending [{'#' * int(frac * 30):<30}] {frac:6.1%} "
+                         f"{sent:>10,} sent {rejected:>8,} rejected {rate:>9,.0f}/s")
+        sys.stderr.flush()
+
+    def clear(self) -> None:
+        """Erase the bar so another message can take the line; the next show() redraws it."""
+        if self.enabled:
+            sys.stderr.write("\r\x1b[K")
+
+    def close(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\n")
+
+
+class _Delivery:
+    """Counts broker acknowledgements and failures as kafka-python's sender thread reports."""
+
+    def __init__(self) -> None:
+        self.acked = 0
+        self.failed = 0
+        self.first_error: BaseException | None = None
+
+    def ok(self, _metadata: Any) -> None:
+        self.acked += 1  # one writer (the sender thread); read only after flush
+
+    def error(self, exc: BaseException) -> None:
+        self.failed += 1
+        if self.first_error is None:
+            self.first_error = exc
+
+
+def _err(text: str) -> None:
+    print(f"{PROG}: {text}", file=sys.stderr)
+
+
+def run_produce(args: argparse.Namespace, settings: Settings) -> int:
+    path: Path = args.file
+    if not settings.broker:
+        _err("no Kafka broker configured: set JOURNEY_BROKER=host:port (or `broker` in the "
+             "config file). `journey produce` does not start the embedded broker; "
+             "`journey broker` and `journey demo` start one.")
+        return 2
+    try:
+        fh = open_lines(path)
+    except InputError as exc:
+        _err(str(exc))
+        return 2
+    try:
+        producer = JourneyProducer(settings, topic=args.topic,
+                                   bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS)
+    except ValueError as exc:  # e.g. an unknown security_protocol
+        fh.close()
+        _err(f"configuration: {exc}")
+        return 2
+    except KafkaError as exc:
+        fh.close()
+        _err(f"cannot connect to {settings.broker}: {exc!r}")
+        return 1
+    try:
+        with fh:
+            return _send_file(path, fh, producer)
+    finally:
+        # Bounded: after a failed flush, waiting forever for a dead broker helps nobody.
+        producer.close(timeout=10.0)
+
+
+def _send_file(path: Path, fh: Any, producer: JourneyProducer) -> int:
+    progress = _Progress(path.stat().st_size, enabled=sys.stderr.isatty())
+    # Progress in bytes of the file on disk: the compressed position for a .gz.
+    compressed = getattr(fh, "fileobj", None)
+    delivery = _Delivery()
+    reasons: Counter[str] = Counter()
+    sent = read = 0
+    json_seen = False
+    started = time.monotonic()
+    try:
+        for number, raw in enumerate(fh, start=1):
+            read = compressed.tell() if compressed is not None else read + len(raw)
+            line = raw.rstrip(b"\r\n")
+            if number == 1 and line.startswith(_BOM):  # files saved by some Windows editors
+                line = line[len(_BOM):]
+            if not line.strip():
+                continue
+            try:
+                future = producer.send_raw(line)
+            except InvalidEvent as bad:
+                reasons[bad.reason] += 1
+                if bad.reason not in NOT_JSON:
+                    json_seen = True
+                elif not json_seen and reasons.total() >= GIVE_UP_AFTER:
+                    progress.close()
+                    _err(f"{path}: not JSON lines (none of the first {GIVE_UP_AFTER} lines "
+                         "is JSON); nothing was sent")
+                    return 2
+                shown = reasons.total() <= SHOWN_BAD_LINES
+                if shown:
+                    progress.clear()
+                    print(f"{path}:{number}: {bad.reason}: {bad.message}", file=sys.stderr)
+                progress.show(read, sent, reasons.total(), force=shown)
+                continue
+            json_seen = True
+            future.add_callback(delivery.ok)
+            future.add_errback(delivery.error)
+            sent += 1
+            if sent % 1024 == 0:
+                progress.show(read, sent, reasons.total())
+        progress.show(read, sent, reasons.total(), force=True)
+        producer.flush(FLUSH_TIMEOUT)
+    except (OSError, EOFError) as exc:  # a truncated .gz, a disk error mid-file
+        progress.close()
+        try:
+            producer.flush(FLUSH_TIMEOUT)
+        except KafkaError:
+            pass  # reported as unacknowledged just below
+        _err(f"{path}: cannot read: {exc}; of the valid lines before it, "
+             f"{delivery.acked:,} of {sent:,} were sent")
+        return 2
+    except KafkaError as exc:
+        progress.close()
+        _err(f"sending to {producer.topic} failed: {exc!r}")
+        return 1
+    progress.close()
+    return _summary(path, producer.topic, delivery, sent, reasons, time.monotonic() - started)
+
+
+def _summary(path: Path, topic: str, delivery: _Delivery, sent: int, reasons: Counter[str],
+             seconds: float) -> int:
+    rejected = reasons.total()
+    rate = delivery.acked / seconds if seconds > 0 else 0.0
+    by_reason = ", ".join(f"{k}={v}" for k, v in sorted(reasons.items()))
+    print(f"sent      {delivery.acked:>12,}   to {topic} ({rate:,.0f}/s over {seconds:.1f}s)",
+          file=sys.stderr)
+    print(f"rejected  {rejected:>12,}   {by_reason}".rstrip(), file=sys.stderr)
+    if rejected > SHOWN_BAD_LINES:
+        print(f"(only the first {SHOWN_BAD_LINES} rejected lines are listed above)",
+              file=sys.stderr)
+    unacked = sent - delivery.acked
+    if unacked:
+        _err(f"{unacked:,} lines were not acknowledged by the broker (first error: "
+             f"{delivery.first_error!r}); sending the file again is safe")
+        return 1
+    if rejected:
+        _err(f"warning: {rejected:,} invalid lines in {path} were not sent")
+    return 0

@@ -1,0 +1,14 @@
+"""The faust worker: the Kafka shell around the pure core.
+
+- ``worker``: the faust app, its agent, timers and watchdog (``build`` wires them);
+- ``pipeline``: records in, records out, without faust or a broker (tests drive it);
+- ``heal``: re-reading what a short table recovery left out;
+- ``fastpath``: leaner faust consumer and monitor classes;
+- ``codec``: the users table's value format; ``topics``: topic names and headers;
+- ``metrics``: every Prometheus series; ``web``: the HTTP endpoints;
+- ``config``: Kafka client arguments from ``Settings``, for every client journey makes;
+- ``logsafe``: what of a user may appear in a log line.
+
+Importing this package imports nothing else: ``agents.client`` uses ``config`` and
+``topics`` without faust.
+"""

@@ -1,0 +1,466 @@
+"""The faust app: topics, the users table, the state agent, the ticker and the watchdog.
+
+One agent (concurrency 1: it is the only table writer) reads the input topic and the
+repartition topic in batches and hands them to :class:`agents.kafka.pipeline.Pipeline`. Before
+a batch is acknowledged, its state records and outputs are flushed to the broker, so an
+offset is never committed ahead of the state it produced (at-least-once; the core's
+position and event-id checks make redelivery harmless).
+
+Inactivity is the absence of events, so the worker stamps a wall-clock *tick* record into
+each input partition it owns every ``tick_interval_seconds``. Ticks travel behind the
+events already in the partition, so a tick never fires a timer ahead of a backlog.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+from aiokafka.structs import TopicPartition
+
+from agents.kafka import codec
+from agents.kafka.config import kafka_kwargs
+from agents.kafka.heal import committed_offsets, fill
+from agents.kafka.logsafe import exception_summary
+from agents.kafka.metrics import Metrics
+from agents.kafka.pipeline import TICK, Pipeline, Record, Send, changelog_groups, tick_value
+from agents.kafka.progress import Progress
+from agents.kafka.publish import send_acknowledged
+from agents.kafka.topics import KIND_HEADER, Topics
+from streams.core.partitioning import partition_for
+from streams.settings import Settings
+
+log = logging.getLogger("journey.worker")
+
+BATCH_MAX = 2000
+BATCH_WITHIN = 0.05  # seconds: a batch waits at most this long to fill
+# Offsets never go backwards on a healthy broker; the slack absorbs the embedded broker's
+# end offsets, which can lag by up to one record batch.
+DATA_LOSS_SLACK = 1000
+EXIT_FATAL = 3
+FATAL_GRACE_SECONDS = 2.0  # long enough for a probe to see /health answer 503
+
+
+class FatalFault(RuntimeError):
+    """Something the worker must not carry on from (e.g. the broker lost its data)."""
+
+
+@dataclass
+class Runtime:
+    """Everything the app's callbacks share."""
+
+    settings: Settings
+    topics: Topics
+    metrics: Metrics
+    app: faust.App
+    table: Any
+    pipeline: Pipeline
+    bootstrap: str = ""
+    probe: Any = None  # a metadata client of our own for the watchdog
+    broker_lost_since: float = 0.0
+    fatal: list[str] = field(default_factory=list)
+    seen_topics: set[str] = field(default_factory=set)
+    acked: dict[tuple[str, int], int] = field(default_factory=dict)
+    pending_changelog: list[tuple[str, int, bytes, bytes]] = field(default_factory=list)
+    started_at: float = field(default_factory=time.time)
+    progress: Progress = field(default_factory=Progress)
+    ready: bool = False  # started (the process is sound while not fatal)
+    serving: bool = False  # partitions restored since the last rebalance: /users can answer
+
+    @property
+    def processed_batches(self) -> int:
+        return self.progress.batches
+
+
+def _headers(raw: Any) -> dict[str, bytes]:
+    if not raw:
+        return {}
+    items = raw.items() if isinstance(raw, dict) else raw
+    return {k: (v if isinstance(v, bytes) else str(v).encode()) for k, v in items}
+
+
+def to_records(events: Sequence[Any]) -> list[Record]:
+    out = []
+    for ev in events:
+        msg = ev.message
+        out.append(Record(msg.topic, msg.partition, msg.offset, msg.key, msg.value,
+                          (msg.timestamp or 0.0), _headers(msg.headers)))
+    return out
+
+
+def build(settings: Settings, bootstrap: str, metrics: Metrics | None = None) -> Runtime:
+    codec.register()
+    topics = Topics.from_settings(settings)
+    metrics = metrics or Metrics()
+    from agents.kafka.fastpath import lean_app_class, lean_monitor_class
+
+    data_path = settings.data_path()
+    data_path.mkdir(parents=True, exist_ok=True)  # faust creates only the last level
+
+    app = lean_app_class(settings.fetch_max_wait_seconds)(
+        settings.app_id,
+        Monitor=lean_monitor_class(),
+        # a few batches: the buffer is shared by all partitions, and records of a partition
+        # with a backlog would keep the others waiting behind them
+        stream_buffer_maxsize=4 * BATCH_MAX,
+        broker_max_poll_records=5000,
+        **kafka_kwargs(settings, "faust", bootstrap=bootstrap),
+        store=settings.store,
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        table_standby_replicas=settings.standby_replicas,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        canonical_url=advertised_url(settings),
+        consumer_group_instance_id=settings.instance_id or None,
+        web_in_thread=False,
+        key_serializer="raw",
+        value_serializer="raw",
+        consumer_auto_offset_reset="earliest",
+        processing_guarantee="at_least_once",
+        # a rebalance waits for the batch in hand to be published and acknowledged, so
+        # the partition's next owner recovers a changelog this worker has finished with
+        stream_wait_empty=True,
+        producer_linger=0.005,
+        # a request the broker never answers fails after this and is retried, instead of
+        # holding the batch for faust's default of 20 minutes
+        producer_request_timeout=settings.broker_request_timeout_seconds,
+        datadir=str(data_path),
+        broker_commit_every=BATCH_MAX,
+        broker_commit_interval=1.0,
+        table_cleanup_interval=3600.0,
+    )
+    # Keys and values travel as raw bytes (our codec); faust's default JSON would turn the
+    # recovered states into dicts.
+    table = app.Table("users", partitions=settings.partitions, key_type=bytes,
+                      value_type=bytes, use_partitioner=True)
+    n = settings.partitions
+    in_memory = settings.store.startswith("memory")
+    pending_changelog: list[tuple[str, int, bytes, bytes]] = []
+
+    def write(key: str, value: Any) -> None:
+        # Held for a direct producer send after the batch (faster than faust's send_soon
+        # buffer, measured), on our own partition choice: faust's partitioner needs
+        # producer metadata for the changelog topic, which it may not have yet.
+        raw = codec.dumps(value)
+        table.data[key] = value if in_memory else raw
+        pending_changelog.append((key, partition_for(key, n), key.encode(), raw))
+
+    def normalise() -> None:
+        """Recovered entries arrive as raw bytes: decode them once (memory store)."""
+        if not in_memory:
+            return
+        data = table.data.data
+        for key in [k for k in data if isinstance(k, bytes)]:
+            value = data.pop(key)
+            data[key.decode()] = codec.loads(value) if isinstance(value, bytes) else value
+
+    pipeline = Pipeline(settings, topics, metrics, table, write=write, prepare=normalise)
+    rt = Runtime(settings, topics, metrics, app, table, pipeline, bootstrap=bootstrap,
+                 pending_changelog=pending_changelog)
+    _wire(rt)
+    return rt
+
+
+def advertised_url(settings: Settings) -> str:
+    """Where other workers forward ``/users/{id}`` requests for this worker's partitions."""
+    if settings.web_advertised_url:
+        return settings.web_advertised_url
+    host = settings.web_host
+    if host in ("", "0.0.0.0", "::"):  # listening everywhere: name this machine
+        host = socket.gethostname()
+    return f"http://{host}:{settings.web_port}"
+
+
+def _wire(rt: Runtime) -> None:
+    app, topics, settings = rt.app, rt.topics, rt.settings
+    inputs = app.topic(topics.events, topics.repartition, key_type=bytes, value_type=bytes,
+                       partitions=settings.partitions)
+    out_topics = {name: app.topic(name, partitions=settings.partitions)
+                  for name in topics.outputs()}
+
+    @app.agent(inputs, concurrency=1, name="journey-state")
+    async def state_agent(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):
+            rt.progress.started()
+            started = time.perf_counter()
+            try:
+                records = await _without_holes(rt, to_records(events))
+                sends = rt.pipeline.handle(records)
+                rt.pipeline.commit_state()
+                await _publish(rt, sends)
+            except Exception as exc:
+                # faust would restart a crashed agent on a stream whose buffered records
+                # and offsets it no longer tracks; a restart of the process is sound
+                await _fatal(rt, f"the state agent failed: {exception_summary(exc)}")
+                await asyncio.Event().wait()
+            rt.progress.finished()
+            rt.metrics.processing_latency.observe(time.perf_counter() - started)
+
+    if settings.tick_interval_seconds > 0:
+        @app.timer(interval=settings.tick_interval_seconds, on_leader=False)
+        async def ticker() -> None:
+            """Stamp wall-clock ticks into the input partitions this worker owns."""
+            if not rt.ready:
+                return
+            now = time.time()
+            owned = _owned(app, topics.events)
+            # what the table held before these ticks: the agent may apply a tick before
+            # this task reads its acknowledgement
+            floors = {(topics.events, tp.partition): rt.pipeline.held(topics.events,
+                                                                       tp.partition)
+                      for tp in owned}
+            ticks = [Send(topics.events, None, tick_value(now), [(KIND_HEADER, TICK)],
+                          tp.partition) for tp in owned]
+            if ticks:
+                acks = await send_acknowledged(app.producer, ticks, _deadline(rt))
+                await _check_acks(rt, acks, floors)
+
+    @app.timer(interval=2.0, on_leader=False)
+    async def gauges() -> None:
+        rt.pipeline.refresh_gauges()
+        owned = _owned(app, topics.events)
+        rt.metrics.assigned_partitions.set(len(owned))
+        for tp in owned:
+            high = app.consumer.highwater(tp) if app.consumer else None
+            if high is not None and high >= 0:
+                rt.pipeline.set_lag(tp.partition, high)
+
+    @app.timer(interval=3.0, on_leader=False)
+    async def watchdog() -> None:
+        await _check_broker(rt)
+        await _check_progress(rt)
+
+    @app.task
+    async def mark_ready() -> None:
+        rt.ready = True
+        rt.metrics.healthy.set(1)
+
+    app.on_partitions_revoked.connect(_make_revoke_handler(rt))
+    app.on_partitions_assigned.connect(_make_assign_handler(rt))
+
+    @rt.table.on_recover
+    async def restored() -> None:
+        """The table holds this worker's partitions again: rebuild their processors now,
+        not at their first record, so /users answers and readiness means it."""
+        for tp in _owned(app, topics.events):
+            rt.pipeline.processor(tp.partition)
+        rt.serving = True
+    _ = out_topics  # declared so faust creates them at start-up
+    from agents.kafka.web import install_views
+
+    install_views(rt)
+
+
+def _assignment(app: faust.App) -> set[TopicPartition]:
+    try:
+        return set(app.consumer.assignment())
+    except Exception:  # not started / rebalancing
+        return set()
+
+
+def _owned(app: faust.App, topic: str) -> list[TopicPartition]:
+    return sorted((tp for tp in _assignment(app) if tp.topic == topic),
+                  key=lambda tp: tp.partition)
+
+
+def _make_revoke_handler(rt: Runtime) -> Any:
+    async def on_revoked(app: faust.App, revoked: Iterable[Any], **_: Any) -> None:
+        rt.serving = False  # a rebalance: not ready until the table is recovered again
+        rt.pipeline.revoke(tp.partition for tp in revoked if tp.topic == rt.topics.events)
+        rt.metrics.assigned_partitions.set(len(_owned(app, rt.topics.events)))
+
+    return on_revoked
+
+
+def _make_assign_handler(rt: Runtime) -> Any:
+    async def on_assigned(app: faust.App, assigned: Iterable[Any], **_: Any) -> None:
+        # the gauge follows the assignment at once, not at the next refresh
+        rt.metrics.assigned_partitions.set(
+            sum(1 for tp in assigned if tp.topic == rt.topics.events))
+        rt.progress.idle()  # a new assignment starts the stall clock afresh
+
+    return on_assigned
+
+
+async def _without_holes(rt: Runtime, records: list[Record]) -> list[Record]:
+    """The batch, preceded by any input the table is missing (see ``agents.kafka.heal``)."""
+    pipeline, topics = rt.pipeline, rt.topics
+    fresh = pipeline.restore_for(records)
+    committed: dict[tuple[str, int], int] = {}
+    if fresh:
+        committed = await committed_offsets(
+            rt.settings, rt.bootstrap, rt.settings.app_id,
+            [(t, p) for p in fresh for t in (topics.events, topics.repartition)])
+    gaps = pipeline.gaps(records, committed)
+    if not gaps:
+        return records
+    records, healed = await fill(rt.settings, rt.bootstrap, gaps, records)
+    rt.metrics.healed_records.inc(healed)
+    return records
+
+
+def _deadline(rt: Runtime) -> float:
+    return time.monotonic() + rt.settings.broker_outage_seconds
+
+
+async def _publish(rt: Runtime, sends: list[Send]) -> None:
+    """Outputs first, then the state records that remember them, all awaited before the
+    batch's offsets are acknowledged. In that order a crash can re-send an alert (same
+    id, subscribers dedupe) but never leave state claiming an alert nobody received.
+    Whatever is not acknowledged within ``broker_outage_seconds`` is fatal."""
+    producer = rt.app.producer
+    deadline = _deadline(rt)
+    latency = rt.metrics.alert_latency
+
+    def acked(s: Any) -> None:
+        if s.source_time is not None:
+            latency.observe(max(0.0, time.time() - s.source_time))
+
+    await _check_acks(rt, await send_acknowledged(producer, sends, deadline, acked))
+    # Each partition's checkpoint first, then (once it is in the log) the user records.
+    # A checkpoint claims only what the table held before this batch, so any prefix of
+    # these writes that a crash, or a short recovery on the embedded broker (which
+    # reports a partition's end as the start of its newest batch + 1), lets through is a
+    # state the next owner can go over the batch again from.
+    changelog = rt.table.changelog_topic.get_topic_name()
+    # No partition changes hands mid-batch: a rebalance waits for this batch to be
+    # acknowledged (stream_wait_empty), so the next owner recovers these writes too.
+    pending = list(rt.pending_changelog)
+    rt.pending_changelog.clear()
+    for group in changelog_groups(pending):
+        writes = [Send(changelog, kb, vb, [], p) for _, p, kb, vb in group]
+        await _check_acks(rt, await send_acknowledged(producer, writes, deadline))
+
+
+def _went_back(rt: Runtime, acks: Iterable[Any],
+               floors: dict[tuple[str, int], int] | None = None) -> str | None:
+    """A topic-partition whose acknowledged offset fell below one acknowledged before (or
+    below ``floors``: for a tick, what the table held of its partition before it was sent):
+    it was deleted and re-created under us. Acks carry exact offsets, unlike the embedded
+    broker's ends."""
+    for md in acks:
+        key = (md.topic, md.partition)
+        floor = max(rt.acked.get(key, -1), (floors or {}).get(key, -1))
+        if md.offset <= floor:
+            return (f"{md.topic}[{md.partition}] acknowledged offset {md.offset} after "
+                    f"{floor}: the topic was deleted and re-created")
+        rt.acked[key] = md.offset
+    return None
+
+
+async def _check_acks(rt: Runtime, acks: Iterable[Any],
+                      floors: dict[tuple[str, int], int] | None = None) -> None:
+    problem = _went_back(rt, acks, floors)
+    if problem:
+        await _fatal(rt, problem)
+        await asyncio.Event().wait()  # never acknowledge this batch; the exit is coming
+
+
+async def _check_broker(rt: Runtime) -> None:
+    """Fail loudly when the broker no longer has our topics or our data (a memory-only
+    broker restarted): carrying on would silently diverge from the changelog."""
+    if rt.fatal or not rt.ready or not _owned(rt.app, rt.topics.events):
+        return
+    try:
+        if rt.probe is None:
+            from aiokafka.client import AIOKafkaClient
+
+            probe = AIOKafkaClient(**kafka_kwargs(rt.settings, "aiokafka",
+                                                  bootstrap=rt.bootstrap))
+            await asyncio.wait_for(probe.bootstrap(), timeout=5.0)
+            rt.probe = probe
+        ok = await asyncio.wait_for(rt.probe.force_metadata_update(), timeout=5.0)
+    except Exception:  # broker down: every client reconnects by itself
+        ok = False
+    now = time.time()
+    if not ok:
+        rt.broker_lost_since = rt.broker_lost_since or now
+        outage = now - rt.broker_lost_since
+        log.warning("broker unreachable for %.0fs (giving up after %.0fs)", outage,
+                    rt.settings.broker_outage_seconds)
+        if outage > rt.settings.broker_outage_seconds:
+            await _fatal(rt, f"broker unreachable for {outage:.0f}s")
+        return
+    if rt.broker_lost_since:
+        log.warning("broker reachable again after %.0fs", now - rt.broker_lost_since)
+        rt.broker_lost_since = 0.0
+    known = rt.probe.cluster.topics()
+    changelog = rt.table.changelog_topic.get_topic_name()
+    required = (rt.topics.events, changelog)
+    watched = (*required, rt.topics.repartition, *rt.topics.outputs())
+    missing = [t for t in watched if t not in known and (t in required or t in rt.seen_topics)]
+    rt.seen_topics.update(t for t in watched if t in known)
+    if missing:
+        await _fatal(rt, f"topics vanished from the broker: {', '.join(missing)} "
+                         "(deleted, or a memory-only broker restarted?)")
+        return
+    for tp in _owned(rt.app, rt.topics.events):
+        proc = rt.pipeline.processors.get(tp.partition)
+        high = rt.app.consumer.highwater(tp)
+        if proc is not None and high is not None and high >= 0 \
+                and proc.applied_position >= 0 and high + DATA_LOSS_SLACK < proc.applied_position:
+            await _fatal(rt, f"{tp.topic}[{tp.partition}] ends at offset {high} but this "
+                             f"worker already applied offset {proc.applied_position}: the "
+                             "broker lost data")
+            return
+
+
+def _pending(rt: Runtime) -> int:
+    """Input records this worker owns and has not applied yet, as far as it can tell: the
+    consumer's high-water marks, or the offsets its own ticks were acknowledged at."""
+    app, pipeline, waiting = rt.app, rt.pipeline, 0
+    for topic in (rt.topics.events, rt.topics.repartition):
+        for tp in _owned(app, topic):
+            high = app.consumer.highwater(tp) if app.consumer else None
+            end = max(high if high is not None else -1,
+                      rt.acked.get((topic, tp.partition), -2) + 1)
+            waiting += max(0, end - (pipeline.held(topic, tp.partition) + 1))
+    return waiting
+
+
+async def _check_progress(rt: Runtime) -> None:
+    """Fail loudly when input waits and no batch completes (see ``agents.kafka.progress``)."""
+    if rt.fatal or not rt.ready:
+        return
+    limit = rt.settings.stall_seconds
+    recovery = rt.app.tables.recovery
+    if recovery.in_recovery:
+        read = sum(recovery.active_offsets.values()) + sum(recovery.standby_offsets.values())
+        quiet = rt.progress.recovery_stalled_for(int(read))
+        if quiet > limit:
+            await _fatal(rt, f"table recovery read nothing for {quiet:.0f}s")
+        rt.progress.idle()
+        return
+    waiting = _pending(rt)
+    stalled = rt.progress.stalled_for(waiting > 0)
+    if stalled > limit:
+        where = "holding a batch" if rt.progress.busy_since is not None else "idle"
+        await _fatal(rt, f"no batch completed for {stalled:.0f}s with {waiting} input "
+                         f"records waiting (agent {where})")
+    elif not waiting and rt.progress.busy_since is None:
+        rt.progress.idle()
+
+
+async def _fatal(rt: Runtime, message: str) -> None:
+    """Report unhealthy, then leave with exit code 3. There is nothing safe to commit
+    when the broker lost our data, so no graceful shutdown is attempted (faust's own
+    shutdown against a wiped broker can hang or crash with another exit code)."""
+    rt.fatal.append(message)
+    rt.metrics.healthy.set(0)
+    log.critical("FATAL: %s; exiting with code %d", message, EXIT_FATAL)
+    asyncio.get_running_loop().call_later(FATAL_GRACE_SECONDS, _hard_exit)
+
+
+def _hard_exit() -> None:
+    logging.shutdown()
+    sys.stderr.flush()
+    os._exit(EXIT_FATAL)

@@ -1,0 +1,186 @@
+"""``journey replay``: the live worker's core, driven by event time over a history file.
+
+Events are routed to the partition Kafka would give their user, so each partition's
+processor sees what the live worker's would, in event-time order. Timers fire as event
+time passes them, and ``until`` fires the ones due by the cut-off even when the log has
+no later events.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from streams.core.deadletter import dead_letter
+from streams.core.event import Event
+from streams.core.partitioning import partition_for
+from streams.core.processor import Outputs, PartitionProcessor
+from streams.core.state import UserState
+from streams.settings import Settings
+
+if TYPE_CHECKING:
+    from streams.replay.sources import BadLine
+
+DAY = 86400.0
+Sink = Callable[[dict[str, Any]], None]
+
+
+def _drop(_: dict[str, Any]) -> None:
+    return None
+
+
+@dataclass(slots=True)
+class Summary:
+    read: int = 0
+    applied: int = 0
+    duplicates: int = 0
+    after_until: int = 0
+    dead_letters: Counter[str] = field(default_factory=Counter)
+    alerts: Counter[str] = field(default_factory=Counter)
+    suppressed: Counter[str] = field(default_factory=Counter)
+    transitions: int = 0
+    reactivations: Counter[str] = field(default_factory=Counter)
+    stages: Counter[str] = field(default_factory=Counter)
+    users: int = 0
+    refits: int = 0
+    # for the backtest report
+    stage_series: list[tuple[float, dict[str, int]]] = field(default_factory=list)
+    alerts_per_day: dict[float, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    came_back: set[str] = field(default_factory=set)  # users active after `until`
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"events_read": self.read, "applied": self.applied,
+                "duplicates": self.duplicates, "after_until": self.after_until,
+                "dead_letters": dict(self.dead_letters), "alerts": dict(self.alerts),
+                "suppressed": dict(self.suppressed), "transitions": self.transitions,
+                "reactivations": dict(self.reactivations), "users_by_stage": dict(self.stages),
+                "users": self.users, "model_refits": self.refits}
+
+
+class Replay:
+    """Drives one processor per partition; outputs go to the given sinks."""
+
+    def __init__(self, settings: Settings, received_at: float, *,
+                 on_alert: Sink = _drop, on_transition: Sink = _drop,
+                 on_dead_letter: Sink = _drop, track_series: bool = False) -> None:
+        self.settings = settings
+        self.received_at = received_at
+        self.stores: list[dict[str, UserState]] = [{} for _ in range(settings.partitions)]
+        self.processors = [PartitionProcessor(settings, store, p)
+                           for p, store in enumerate(self.stores)]
+        self.on_alert, self.on_transition, self.on_dead_letter = (
+            on_alert, on_transition, on_dead_letter)
+        self.summary = Summary()
+        self.out = Outputs()
+        self.track_series = track_series
+        self._next_day: float | None = None
+
+    def bad_line(self, bad: BadLine) -> None:
+        r = bad.rejection
+        self.summary.dead_letters[r.reason] += 1
+        self.on_dead_letter(dead_letter(
+            r.reason, r.message, bad.raw, {"kind": "file", "file": bad.file, "line": bad.line},
+            self.received_at, r.event_id, r.user_id))
+
+    def feed(self, events: Iterable[Event], until: float | None = None) -> None:
+        n_parts = self.settings.partitions
+        processors = self.processors
+        out = self.out
+        summary = self.summary
+        for event in events:
+            summary.read += 1
+            if until is not None and event.occurred_at > until:
+                summary.after_until += 1
+                summary.came_back.add(event.user_id)
+                continue
+            if self.track_series:
+                self._sample_series(event.occurred_at)
+            processors[partition_for(event.user_id, n_parts)].process(
+                event, out, received_at=self.received_at)
+            while out.feedback:
+                fb = out.feedback.pop()
+                processors[partition_for(fb.user_id, n_parts)].process(fb, out, feedback=True)
+            if out.transitions or out.alerts or out.rejected or out.suppressed \
+                    or out.duplicates or out.refits:
+                self._drain()
+            else:  # the common case: one event applied, nothing else to report
+                summary.applied += len(out.applied)
+                out.applied.clear()
+                out.touched.clear()
+
+    def finish(self, until: float | None) -> float:
+        """Advance every partition to ``until`` (or the newest event time) and fire what
+        is due; returns the instant the state is as of."""
+        end = until if until is not None else max(
+            (p.clock for p in self.processors), default=0.0)
+        if end == float("-inf"):
+            end = 0.0
+        if self.track_series:
+            self._sample_series(end)
+        for p in self.processors:
+            p.advance(end, self.out)
+        self._drain()
+        s = self.summary
+        for p in self.processors:
+            s.stages.update(p.stage_counts())
+            s.users += len(p.store)
+        return end
+
+    def snapshots(self, at: float) -> Iterator[dict[str, Any]]:
+        for p in self.processors:
+            for user_id in sorted(p.store):
+                yield p.snapshot(p.store[user_id], at)
+
+    def _drain(self) -> None:
+        out, s = self.out, self.summary
+        s.applied += len(out.applied)
+        s.duplicates += out.duplicates
+        s.refits += out.refits
+        for rej in out.rejected:
+            s.dead_letters[rej.reason] += 1
+            e = rej.event
+            self.on_dead_letter(dead_letter(
+                rej.reason, rej.message, _event_text(e), {"kind": "file"}, self.received_at,
+                e.event_id, e.user_id))
+        for alert in out.alerts:
+            s.alerts[alert["type"]] += 1
+            if self.track_series:
+                s.alerts_per_day[_day(alert["detected_at"])][alert["type"]] += 1
+            self.on_alert(alert)
+        for tr in out.transitions:
+            s.transitions += 1
+            self.on_transition(tr)
+        for kind, reason in out.suppressed:
+            s.suppressed[f"{kind}:{reason}"] += 1
+        s.reactivations.update(out.reactivations)
+        out.clear()
+
+    def _sample_series(self, t: float) -> None:
+        if self._next_day is None:
+            self._next_day = (t // DAY + 1) * DAY
+            return
+        while t >= self._next_day:
+            counts: Counter[str] = Counter()
+            for p in self.processors:
+                counts.update(p.stage_counts())
+            self.summary.stage_series.append((self._next_day, dict(counts)))
+            self._next_day += DAY
+
+
+def _day(rfc: str) -> float:
+    from datetime import datetime
+
+    t = datetime.fromisoformat(rfc).timestamp()
+    return t // DAY * DAY
+
+
+def _event_text(e: Event) -> str:
+    import orjson
+
+    from streams.core.timefmt import rfc3339
+
+    return orjson.dumps({"event_id": e.event_id, "user_id": e.user_id, "type": e.type,
+                         "occurred_at": rfc3339(e.occurred_at, e.utc_offset_min or 0),
+                         "properties": e.properties}).decode()

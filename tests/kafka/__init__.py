@@ -1,0 +1,1 @@
+"""Tests that start the embedded broker or a ``journey worker`` process."""

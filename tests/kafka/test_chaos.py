@@ -1,0 +1,31 @@
+"""Short chaos runs: workers SIGKILLed at random points, the end compared with replay.
+
+``bench/chaos.py`` runs the same thing longer (more users, more kills) as a soak.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agents.testing.chaos import run_chaos
+from agents.testing.workers import PARTITIONS, Workers, topic_suffixes
+from streams.settings import Settings
+
+
+@pytest.mark.parametrize("pair, kills, seed", [(False, 3, 41), (True, 2, 43)],
+                         ids=["one-worker-restarted", "two-workers-failover"])
+def test_random_kills_lose_nothing_and_count_nothing_twice(
+        broker: Any, kafka_settings: Settings, make_topics: Any, workers: Workers,
+        tmp_path: Path, pair: bool, kills: int, seed: int) -> None:
+    make_topics(*topic_suffixes(kafka_settings), partitions=PARTITIONS)
+    report = run_chaos(kafka_settings, workers, tmp_path, users=400, kills=kills, pair=pair,
+                       seed=seed)
+    print(report.line())
+    assert len(report.recovery_seconds) == kills
+    assert (report.lost, report.double) == (0, 0), report.line()
+    assert not report.diffs, (f"{report.line()}; {report.diffs[:10]}; {report.examples}; "
+                              f"{report.details}")
+    assert report.wrong_alerts == 0, f"{report.line()}; {report.alerts}; {report.examples}"

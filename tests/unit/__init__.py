@@ -1,0 +1,1 @@
+"""Tests of the core, the pipeline, replay, settings and contracts: no broker, no worker process."""

@@ -1,0 +1,279 @@
+"""A worker killed between any two of its writes ends where an uninterrupted run ends.
+
+No broker here: a few lists stand in for the topics, and a loop publishes each batch the
+way ``agents.kafka.worker`` does (outputs, then each partition's checkpoint, then the users,
+then the commit). A run is killed after every possible number of changelog writes of
+chosen batches; the restarted pipeline recovers a table from what reached the changelog,
+resumes at the committed offsets, reads back what it is missing, and must end with the
+same user states and the same alerts as a run that was never killed.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+import pytest
+
+from agents.kafka import codec
+from agents.kafka.metrics import Metrics
+from agents.kafka.pipeline import (
+    TICK,
+    Pipeline,
+    Record,
+    Send,
+    changelog_groups,
+    in_offset_order,
+    tick_value,
+)
+from agents.kafka.topics import KIND_HEADER, Topics
+from agents.testing.chaos import CORE_FIELDS, alert_differences
+from agents.testing.workers import field_diffs
+from streams.core.partitioning import partition_for
+from streams.settings import Settings
+from streams.synth import SynthConfig, generate
+
+DAY = 86400.0
+START = 1_767_225_600.0  # 2026-01-01T00:00Z
+PARTITIONS = 2
+BATCH = 150  # records per topic-partition per batch
+# frequent re-fits on a small sample, so a re-fit that read the wrong states shows
+SETTINGS = Settings().with_overrides(partitions=PARTITIONS, tick_interval_seconds=0.0,
+                                     refit_interval_days=3.0, refit_min_buyers=5,
+                                     population_sample_size=40)
+TOPICS = Topics.from_settings(SETTINGS)
+
+
+class Killed(Exception):
+    pass
+
+
+@dataclass
+class Broker:
+    """Topic-partitions as lists; the changelog as one ordered list of (key, value)."""
+
+    logs: dict[tuple[str, int], list[Record]] = field(default_factory=dict)
+    changelog: list[tuple[str, bytes]] = field(default_factory=list)
+    committed: dict[tuple[str, int], int] = field(default_factory=dict)
+
+    def append(self, topic: str, partition: int, key: bytes | None, value: bytes,
+               headers: dict[str, bytes], timestamp: float) -> None:
+        log = self.logs.setdefault((topic, partition), [])
+        log.append(Record(topic, partition, len(log), key, value, timestamp, headers))
+
+    def publish(self, s: Send, now: float) -> None:
+        p = s.partition if s.partition is not None else partition_for(
+            (s.key or b"").decode(), PARTITIONS)
+        self.append(s.topic, p, s.key, s.value, dict(s.headers), now)
+
+    def copy(self) -> Broker:
+        return Broker({k: list(v) for k, v in self.logs.items()}, list(self.changelog),
+                      dict(self.committed))
+
+
+def _history() -> Broker:
+    events, _ = generate(SynthConfig(users=160, days=45, start=START, seed=7))
+    broker = Broker()
+    items: list[tuple[float, int, dict[str, Any] | None]] = [
+        (datetime.fromisoformat(e["occurred_at"]).timestamp(), 1, e)
+        for e in events if isinstance(e, dict)]
+    items += [(START + d * DAY, 0, None) for d in range(46)]
+    items.sort(key=lambda x: (x[0], x[1]))
+    for t, _, e in items:
+        if e is None:  # a tick into every partition
+            for p in range(PARTITIONS):
+                broker.append(TOPICS.events, p, None, tick_value(t), {KIND_HEADER: TICK}, t)
+        else:
+            p = partition_for(e["user_id"], PARTITIONS)
+            broker.append(TOPICS.events, p, e["user_id"].encode(), orjson.dumps(e), {}, t + 1)
+    end = START + 200 * DAY  # long after the history: every timer comes due
+    for p in range(PARTITIONS):
+        broker.append(TOPICS.events, p, None, tick_value(end), {KIND_HEADER: TICK}, end)
+    return broker
+
+
+class Run:
+    """One worker over the fake broker, with a kill switch after N changelog writes."""
+
+    def __init__(self, broker: Broker, kill_after_writes: int | None = None,
+                 fetch: random.Random | None = None) -> None:
+        self.broker = broker
+        # with ``fetch``, each batch takes a random share of each topic-partition, in a
+        # random order: a consumer fetches its topics independently of each other
+        self.fetch = fetch
+        self.table: dict[str, Any] = {k: codec.loads(v) for k, v in broker.changelog}
+        self.pending: list[tuple[str, int, bytes, bytes]] = []
+
+        def write(key: str, value: Any) -> None:
+            self.table[key] = value
+            self.pending.append((key, 0, b"", codec.dumps(value)))
+
+        self.pipeline = Pipeline(SETTINGS, TOPICS, Metrics(), self.table,
+                                 wall_clock=lambda: START + 400 * DAY, write=write)
+        self.writes_left = kill_after_writes
+        self.alerts: list[dict[str, Any]] = []
+        self.position = {tp: broker.committed.get(tp, 0) for tp in self._tps()}
+        self.restarted = bool(broker.changelog)
+
+    @staticmethod
+    def _tps() -> list[tuple[str, int]]:
+        return [(t, p) for t in (TOPICS.events, TOPICS.repartition) for p in range(PARTITIONS)]
+
+    def _next_batch(self) -> list[Record]:
+        tps, rng = self._tps(), self.fetch
+        if rng is None:
+            return self._take([BATCH] * len(tps), tps)
+        rng.shuffle(tps)
+        shares = [rng.choice([0, 1, BATCH // 3, BATCH]) for _ in tps]
+        return self._take(shares, tps) or self._take([BATCH] * len(tps), tps)  # never stall
+
+    def _take(self, shares: list[int], tps: list[tuple[str, int]]) -> list[Record]:
+        out: list[Record] = []
+        for share, tp in zip(shares, tps, strict=True):
+            log = self.broker.logs.get(tp, [])
+            out += log[self.position[tp]:self.position[tp] + share]
+        return out
+
+    def _without_holes(self, records: list[Record]) -> list[Record]:
+        """As ``agents.kafka.worker._without_holes``, reading the fake broker."""
+        fresh = self.pipeline.restore_for(records)
+        committed = {tp: off for tp, off in self.broker.committed.items() if tp[1] in fresh}
+        gaps = self.pipeline.gaps(records, committed)
+        healed = [r for topic, p, start, stop in gaps
+                  for r in self.broker.logs.get((topic, p), [])[start:stop]]
+        return in_offset_order(healed + records)
+
+    def run(self) -> None:
+        while self.step():
+            pass
+
+    def step(self) -> bool:
+        """One batch: handle, then publish as the worker does; False when caught up."""
+        records = self._next_batch()
+        if not records:
+            return False
+        sends = self.pipeline.handle(self._without_holes(records))
+        self.pipeline.commit_state()
+        now = max(r.timestamp for r in records)
+        for s in sends:  # outputs first
+            self.broker.publish(s, now)
+            if s.topic in (TOPICS.churn_warnings, TOPICS.recall_triggers):
+                self.alerts.append(orjson.loads(s.value))
+        pending, self.pending = self.pending, []
+        for key, _, _, value in (w for g in changelog_groups(pending) for w in g):
+            if self.writes_left is not None:
+                if self.writes_left == 0:
+                    raise Killed
+                self.writes_left -= 1
+            self.broker.changelog.append((key, value))
+        for r in records:
+            tp = (r.topic, r.partition)
+            self.position[tp] = max(self.position[tp], r.offset + 1)
+        self.broker.committed.update(self.position)
+        return True
+
+    def states(self) -> dict[str, dict[str, Any] | None]:
+        users = {k for k in self.table if not k.startswith("\x00")}
+        return {u: self.pipeline.snapshot(u) for u in users}
+
+
+@dataclass
+class Reference:
+    history: Broker
+    run: Run
+    writes: list[int]  # changelog writes of each batch
+    committed: list[dict[tuple[str, int], int]]  # committed offsets before each batch
+
+
+@pytest.fixture(scope="module")
+def reference() -> Reference:
+    history = _history()
+    whole = Run(history.copy())
+    writes: list[int] = []
+    committed: list[dict[tuple[str, int], int]] = []
+    while True:
+        before = len(whole.broker.changelog)
+        committed.append(dict(whole.broker.committed))
+        if not whole.step():
+            break
+        writes.append(len(whole.broker.changelog) - before)
+    return Reference(history, whole, writes, committed)
+
+
+def test_the_reference_run_has_re_fits_alerts_and_credits(reference: Reference) -> None:
+    whole = reference.run
+    assert {a["type"] for a in whole.alerts} == {"churn_warning", "recall_trigger"}
+    assert all(p.model.fitted_at is not None for p in whole.pipeline.processors.values())
+    assert any(whole.broker.logs.get((TOPICS.repartition, p)) for p in range(PARTITIONS))
+    assert len(reference.writes) >= 8
+
+
+@pytest.mark.parametrize("batch", [2, 6, 10, 14, 18, 20])
+@pytest.mark.parametrize("where", ["no_write", "checkpoints_only", "some_users",
+                                   "all_but_one", "all_uncommitted"])
+def test_a_kill_between_writes_changes_nothing(reference: Reference, batch: int,
+                                               where: str) -> None:
+    writes = reference.writes
+    n = writes[batch]
+    after = {"no_write": 0, "checkpoints_only": PARTITIONS, "some_users": PARTITIONS + n // 3,
+             "all_but_one": n - 1, "all_uncommitted": n}[where]
+    assert 0 <= after <= n
+    broker = reference.history.copy()
+    first = Run(broker, kill_after_writes=sum(writes[:batch]) + after)
+    if where == "all_uncommitted":  # every write landed, the commit did not
+        first.writes_left = None
+        for _ in range(batch + 1):
+            first.step()
+        broker.committed = dict(reference.committed[batch])
+    else:
+        with pytest.raises(Killed):
+            first.run()
+    second = Run(broker)
+    assert second.restarted
+    second.run()
+
+    # the partitions' clocks, re-fitted models and held credits too: a re-fit reads other
+    # users' states, which a restart finds ahead of the batch it goes over again
+    for p, proc in second.pipeline.processors.items():
+        assert proc.context() == reference.run.pipeline.processors[p].context()
+    truth = {u: s for u, s in reference.run.states().items() if s is not None}
+    diffs = field_diffs(second.states(), truth, CORE_FIELDS)
+    assert not diffs, diffs[:5]
+    counts, examples = alert_differences(first.alerts + second.alerts, reference.run.alerts)
+    wrong = counts["missing"] + counts["unexpected"] + counts["inexact_resends"]
+    assert wrong == 0, (counts, examples)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_three_kills_anywhere_with_topics_fetched_unevenly(reference: Reference,
+                                                          seed: int) -> None:
+    """Kills at random writes, and after each restart batches that take the two input
+    topics in random shares and orders (a referral credit may come before the input it
+    trails): the end is still the uninterrupted run's."""
+    rng = random.Random(seed)
+    broker = reference.history.copy()
+    total = sum(reference.writes)
+    alerts: list[dict[str, Any]] = []
+    for at_write in sorted(rng.sample(range(1, total), 3)):
+        run = Run(broker, kill_after_writes=max(0, at_write - len(broker.changelog)),
+                  fetch=random.Random(rng.random()))
+        with pytest.raises(Killed):
+            run.run()
+        alerts += run.alerts
+    end = START + 200 * DAY  # the last restart ticks every partition, at the same instant
+    for p in range(PARTITIONS):
+        broker.append(TOPICS.events, p, None, tick_value(end), {KIND_HEADER: TICK}, end)
+    last = Run(broker, fetch=random.Random(rng.random()))
+    last.run()
+    alerts += last.alerts
+
+    for p, proc in last.pipeline.processors.items():
+        assert proc.model.to_list() == reference.run.pipeline.processors[p].model.to_list()
+    truth = {u: s for u, s in reference.run.states().items() if s is not None}
+    assert not field_diffs(last.states(), truth, CORE_FIELDS)
+    counts, examples = alert_differences(alerts, reference.run.alerts)
+    assert counts["missing"] + counts["unexpected"] + counts["inexact_resends"] == 0, \
+        (counts, examples)
