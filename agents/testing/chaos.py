@@ -183,7 +183,16 @@ def run_chaos(settings: Settings, workers: Workers, tmp_path: Path, *, users: in
         _wait(lambda a=at_kill: share() > a or share() >= 1.0, 240,
               f"progress after kill {i + 1}", alive)
         report.recovery_seconds.append(time.monotonic() - killed)
+    compare_with_replay(settings, alive, path, done, tmp_path, report, partitions)
+    return report
 
+
+def compare_with_replay(settings: Settings, alive: list[Worker], path: Path,
+                        done: list[dict[str, Any]], tmp_path: Path, report: ChaosReport,
+                        partitions: int) -> None:
+    """Once the workers have handled ``path``'s history (up to the sentinels ``done``),
+    fill ``report`` with how their states and alerts differ from replay's."""
+    topics = all_topics(settings)
     # Every worker stays up: /users on one is routed to the partition's owner.
     last = alive[0]
 
@@ -212,7 +221,6 @@ def run_chaos(settings: Settings, workers: Workers, tmp_path: Path, *, users: in
             report.details += _changelog_history(settings, differing)
         except Exception as exc:  # noqa: BLE001 - a diagnostic must not hide the report
             report.details.append(f"changelog history unavailable: {exc!r}")
-    return report
 
 
 def _changelog_history(settings: Settings, users: list[str]) -> list[str]:
