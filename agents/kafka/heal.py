@@ -16,10 +16,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
 
 from agents.kafka.config import kafka_kwargs
@@ -27,6 +29,7 @@ from agents.kafka.pipeline import Gap, Record, in_offset_order
 from streams.settings import Settings
 
 log = logging.getLogger("journey.heal")
+T = TypeVar("T")
 
 
 async def read_ranges(settings: Settings, bootstrap: str, gaps: list[Gap]) -> list[Record]:
@@ -113,3 +116,28 @@ async def _bounded(closing: Awaitable[None], timeout: float) -> None:
         await asyncio.wait_for(asyncio.shield(closing), timeout)
     except TimeoutError:
         log.warning("a Kafka client did not close within %.0fs; left behind", timeout)
+
+
+class BrokerUnreachable(RuntimeError):
+    """A call to the broker kept failing for ``broker_outage_seconds``."""
+
+
+RETRY_PAUSE_SECONDS = 1.0
+
+
+async def retrying(settings: Settings, what: str, call: Callable[[], Awaitable[T]]) -> T:
+    """``call()`` again after each failure until ``broker_outage_seconds`` have passed,
+    then :class:`BrokerUnreachable`: a short outage is ridden out, a long one is fatal."""
+    deadline = time.monotonic() + settings.broker_outage_seconds
+    while True:
+        try:
+            return await call()
+        except (KafkaError, OSError, TimeoutError) as exc:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise BrokerUnreachable(
+                    f"broker unreachable for {settings.broker_outage_seconds:.0f}s while "
+                    f"{what}: {type(exc).__name__}: {exc}") from exc
+            log.warning("%s failed (%s: %s); trying again for another %.0fs", what,
+                        type(exc).__name__, exc, left)
+            await asyncio.sleep(min(RETRY_PAUSE_SECONDS, left))

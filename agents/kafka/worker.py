@@ -28,7 +28,7 @@ from aiokafka.structs import TopicPartition
 
 from agents.kafka import codec
 from agents.kafka.config import kafka_kwargs
-from agents.kafka.heal import committed_offsets, fill
+from agents.kafka.heal import committed_offsets, fill, retrying
 from agents.kafka.logsafe import exception_summary
 from agents.kafka.metrics import Metrics
 from agents.kafka.pipeline import TICK, Pipeline, Record, Send, changelog_groups, tick_value
@@ -297,13 +297,15 @@ async def _without_holes(rt: Runtime, records: list[Record]) -> list[Record]:
     fresh = pipeline.restore_for(records)
     committed: dict[tuple[str, int], int] = {}
     if fresh:
-        committed = await committed_offsets(
-            rt.settings, rt.bootstrap, rt.settings.app_id,
-            [(t, p) for p in fresh for t in (topics.events, topics.repartition)])
+        tps = [(t, p) for p in fresh for t in (topics.events, topics.repartition)]
+        committed = await retrying(
+            rt.settings, "reading the group's committed offsets",
+            lambda: committed_offsets(rt.settings, rt.bootstrap, rt.settings.app_id, tps))
     gaps = pipeline.gaps(records, committed)
     if not gaps:
         return records
-    records, healed = await fill(rt.settings, rt.bootstrap, gaps, records)
+    records, healed = await retrying(rt.settings, "re-reading input the table may lack",
+                                     lambda: fill(rt.settings, rt.bootstrap, gaps, records))
     rt.metrics.healed_records.inc(healed)
     return records
 
