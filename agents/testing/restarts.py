@@ -55,7 +55,7 @@ def _supervised(workers: Workers, settings: Settings, current: Worker,
             exits.append(current.returncode)
             current = workers.start(settings)
             continue
-        if all(current.user(u) for u in done):
+        if all(current.user_when_up(u) for u in done):
             return current
         time.sleep(0.5)
     return None
@@ -71,7 +71,12 @@ def run_history_flood(settings: Settings, workers: Workers, events: list[dict[st
     topics = all_topics(settings)
     report = FloodReport(events=len(events))
     worker = workers.start(settings)
-    worker.wait_ready()  # ticking: the partition clocks are now
+    worker.wait_ready()
+    # the partition clocks at now first, as in a shop that has been live for a while
+    live = sentinels(time.time(), prefix=f"live-{seed}")
+    produce_events(settings.broker, topics.events, live)
+    worker.wait_for(lambda: all(worker.user(e["user_id"]) for e in live), 120,
+                    "every partition's clock at now")
     sending = time.monotonic()
     produce_events(settings.broker, topics.events, events)
     if kill_after is not None:

@@ -109,6 +109,12 @@ class Worker:
         assert status == 404, f"/users/{user_id} answered {status}: {body[:300]!r}"
         return None
 
+    def user_when_up(self, user_id: str) -> dict[str, Any] | None:
+        """Like :meth:`user`, but None while the worker is starting or not ready (no
+        answer, or 503), as a restarted worker is for a while."""
+        status, _ = self.get(f"/users/{user_id}")
+        return None if status in (None, 503) else self.user(user_id)
+
     # --- life cycle ---
 
     @property
