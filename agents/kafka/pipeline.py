@@ -20,6 +20,7 @@ import orjson
 from agents.kafka.logsafe import exception_summary
 from agents.kafka.metrics import Metrics
 from agents.kafka.topics import KIND_HEADER, SCHEMA_HEADER, Topics
+from streams.core.contracts import DEAD_LETTER
 from streams.core.deadletter import dead_letter
 from streams.core.decode import Rejection, decode
 from streams.core.event import Event
@@ -31,6 +32,7 @@ from streams.settings import Settings
 TICK = b"tick"
 FEEDBACK = b"feedback"
 CTX_PREFIX = "\x00partition:"
+DEAD_LETTER_HEADER = (SCHEMA_HEADER, DEAD_LETTER.id.encode())
 log = logging.getLogger("journey.pipeline")
 Gap = tuple[str, int, int, int]  # topic, partition, first offset missing, offset after the hole
 
@@ -417,7 +419,7 @@ class Pipeline:
         record = dead_letter(reason, message, rec.value or b"", origin, self.wall_clock(),
                              event_id, user_id)
         sends.append(Send(self.topics.dead_letter, rec.key, orjson.dumps(record),
-                          [(SCHEMA_HEADER, b"journey.dead-letter/1")]))
+                          [DEAD_LETTER_HEADER]))
 
     def _drain(self, rec: Record, sends: list[Send]) -> None:
         out, m, topics = self.out, self.metrics, self.topics

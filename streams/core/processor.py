@@ -18,6 +18,7 @@ from typing import Any
 from streams.core import alerts, lifecycle, population, reach
 from streams.core import event as ev
 from streams.core.apply import REFERRAL_CONVERTED, apply_event, converted_referrer, new_state
+from streams.core.contracts import LIFECYCLE_TRANSITION, USER_STATE
 from streams.core.event import Event
 from streams.core.population import Model, Sample
 from streams.core.state import ACTIVE_STAGES, CHURNED, DECLINING, NEW, UserState
@@ -390,7 +391,7 @@ class PartitionProcessor:
             else:
                 out.reactivations.append("none")
         out.transitions.append({
-            "schema": "journey.lifecycle-transition/1",
+            "schema": LIFECYCLE_TRANSITION.id,
             "type": "lifecycle_transition",
             "transition_id": alerts.stable_id("lt", state.user_id, old, new,
                                               alerts.episode_key(now)),
@@ -484,7 +485,7 @@ def snapshot(state: UserState, model: Model, now: float, settings: Settings) -> 
     last_buy = state.last_purchase_at
     gap = state.avg_gap_days()
     return {
-        "schema": "journey.user-state/1",
+        "schema": USER_STATE.id,
         "user_id": state.user_id,
         "lifecycle_stage": state.stage,
         "churn_risk": round(risk, 6),

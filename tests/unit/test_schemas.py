@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import schemas
+from streams.core import contracts
 
 NAMES = ["churn-warning", "dead-letter", "lifecycle-transition", "recall-trigger",
          "segment-track", "user-event", "user-state"]
@@ -50,6 +51,24 @@ def property_nodes(schema: Any, path: str = "") -> list[tuple[str, Any]]:
 
 def test_names_lists_every_schema_file() -> None:
     assert schemas.names() == NAMES
+
+
+def test_the_contract_table_names_every_schema_file() -> None:
+    assert sorted(c.name for c in contracts.CONTRACTS) == NAMES
+    for c in contracts.CONTRACTS:
+        assert (schemas.SCHEMA_DIR / c.file_name).is_file(), c.file_name
+        assert schemas.load(c.name, c.version)["$id"] == schemas.BASE_URI + c.file_name
+
+
+@pytest.mark.parametrize("contract", [c for c in contracts.CONTRACTS
+                                      if c is not contracts.SEGMENT_TRACK],
+                         ids=lambda c: c.name)
+def test_a_contract_id_is_the_const_of_its_schema_field(contract: contracts.Contract) -> None:
+    """The id code stamps on a record (and in its schema header) is the one its schema
+    file demands; a Segment call carries no schema field."""
+    doc = schemas.load(contract.name, contract.version)
+    assert doc["properties"]["schema"]["const"] == contract.id
+    assert "schema" not in schemas.load("segment-track")["properties"]
 
 
 @pytest.mark.parametrize("name", NAMES)
