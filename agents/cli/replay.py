@@ -15,12 +15,12 @@ from typing import IO, Any
 import orjson
 
 from streams.core.event import Event
-from streams.replay.engine import Replay, Sink, Summary
+from streams.replay.engine import Replay, Summary, Writer
 from streams.replay.sources import BadLine, InputError, read_events, time_ordered
 from streams.settings import Settings
 
 
-def _writer(stack: ExitStack, path: Path | None) -> Sink:
+def _writer(stack: ExitStack, path: Path | None) -> Writer:
     if path is None:
         return lambda _record: None
     path.parent.mkdir(parents=True, exist_ok=True)

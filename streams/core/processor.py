@@ -12,7 +12,6 @@ from __future__ import annotations
 import heapq
 from collections import Counter
 from collections.abc import Callable, Iterable, MutableMapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from streams.core import alerts, lifecycle, population, reach
@@ -20,6 +19,7 @@ from streams.core import event as ev
 from streams.core.apply import REFERRAL_CONVERTED, apply_event, converted_referrer, new_state
 from streams.core.contracts import LIFECYCLE_TRANSITION, USER_STATE
 from streams.core.event import Event
+from streams.core.outputs import Outputs, Rejected
 from streams.core.population import Model, Sample
 from streams.core.state import ACTIVE_STAGES, CHURNED, DECLINING, NEW, UserState
 from streams.core.timefmt import rfc3339
@@ -31,39 +31,6 @@ NEG_INF = float("-inf")
 # Referral credits held for a partition whose clock is behind them (kept in its context,
 # so written with every batch that touches the partition): beyond this, apply on arrival.
 HELD_CREDITS_CAP = 5000
-
-
-@dataclass(slots=True)
-class Rejected:
-    reason: str
-    message: str
-    event: Event
-
-
-@dataclass(slots=True)
-class Outputs:
-    """What one or more steps produced; the shell publishes and counts them, then clears."""
-
-    alerts: list[dict[str, Any]] = field(default_factory=list)
-    transitions: list[dict[str, Any]] = field(default_factory=list)
-    rejected: list[Rejected] = field(default_factory=list)
-    feedback: list[Event] = field(default_factory=list)  # events for other users
-    applied: list[Event] = field(default_factory=list)
-    duplicates: int = 0
-    suppressed: list[tuple[str, str]] = field(default_factory=list)  # (alert type, reason)
-    deferred: list[str] = field(default_factory=list)  # alert types sent outside quiet hours
-    reactivations: list[str] = field(default_factory=list)  # treated | control | none
-    refits: int = 0
-    touched: set[str] = field(default_factory=set)  # users whose state changed
-
-    def clear(self) -> None:
-        for items in (self.alerts, self.transitions, self.rejected, self.feedback,
-                      self.applied, self.suppressed, self.deferred, self.reactivations,
-                      self.touched):
-            if items:
-                items.clear()
-        self.duplicates = 0
-        self.refits = 0
 
 
 def _credit_to_list(e: Event) -> list[Any]:

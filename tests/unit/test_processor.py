@@ -14,7 +14,8 @@ import pytest
 
 from streams.core.deadletter import PAYLOAD_CAP, dead_letter
 from streams.core.event import Event
-from streams.core.processor import Outputs, PartitionProcessor
+from streams.core.outputs import Outputs
+from streams.core.processor import PartitionProcessor
 from streams.core.state import UserState
 from streams.settings import Settings
 from streams.testing import BASE, DAY, Harness, HarnessFactory, at, make_event
