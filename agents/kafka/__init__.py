@@ -1,7 +1,10 @@
 """The faust worker: the Kafka shell around the pure core.
 
 - ``worker``: the faust app, its agent, timers and watchdog (``build`` wires them);
-- ``pipeline``: records in, records out, without faust or a broker (tests drive it);
+- ``pipeline``: records in, records out, without faust or a broker (tests drive it),
+  with ``records`` (what a record holds, ticks, credits, holes), ``table`` (the users
+  table as the processors see it), ``sink`` (the core's outputs as records to publish)
+  and ``gauges`` (the population and lag gauges);
 - ``heal``: re-reading what a short table recovery left out;
 - ``fastpath``: leaner faust consumer and monitor classes;
 - ``codec``: the users table's value format; ``topics``: topic names and headers;

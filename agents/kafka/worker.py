@@ -31,9 +31,11 @@ from agents.kafka.config import kafka_kwargs
 from agents.kafka.heal import committed_offsets, fill
 from agents.kafka.logsafe import exception_summary
 from agents.kafka.metrics import Metrics
-from agents.kafka.pipeline import TICK, Pipeline, Record, Send, changelog_groups, tick_value
+from agents.kafka.pipeline import Pipeline
 from agents.kafka.progress import Progress
 from agents.kafka.publish import send_acknowledged
+from agents.kafka.records import TICK, Record, Send, tick_value
+from agents.kafka.table import changelog_groups
 from agents.kafka.topics import KIND_HEADER, Topics
 from streams.core.partitioning import partition_for
 from streams.settings import Settings

@@ -219,7 +219,7 @@ def _changelog_history(settings: Settings, users: list[str]) -> list[str]:
     """Every version of these users' state records in the changelog, and the partition
     checkpoints around them: how a wrong state came about."""
     from agents.kafka.codec import loads
-    from agents.kafka.pipeline import CTX_PREFIX
+    from agents.kafka.table import CTX_PREFIX
 
     wanted = {u.encode() for u in users}
     records = consume(settings.broker, f"{settings.app_id}-users-changelog", timeout=60,

@@ -30,7 +30,9 @@ import schemas
 from agents.kafka.codec import dumps as state_bytes
 from agents.kafka.codec import loads as state_from_bytes
 from agents.kafka.metrics import Metrics
-from agents.kafka.pipeline import CTX_PREFIX, Pipeline, Record
+from agents.kafka.pipeline import Pipeline
+from agents.kafka.records import Record
+from agents.kafka.table import CTX_PREFIX
 from agents.kafka.topics import SCHEMA_HEADER, Topics
 from streams.core import rejection
 from streams.core.decode import REASONS, Rejection, decode, to_object

@@ -14,7 +14,8 @@ from typing import Any
 import orjson
 
 from agents.kafka.metrics import Metrics
-from agents.kafka.pipeline import Pipeline, Record, in_offset_order
+from agents.kafka.pipeline import Pipeline
+from agents.kafka.records import Record, in_offset_order
 from agents.kafka.topics import Topics
 from streams.core.partitioning import partition_for
 from streams.settings import Settings
@@ -190,7 +191,7 @@ def test_producer_supplied_ticks_are_trusted_when_the_worker_keeps_no_clock() ->
 
 
 def test_a_feedback_header_on_the_input_topic_is_not_trusted() -> None:
-    from agents.kafka.pipeline import encode_feedback
+    from agents.kafka.records import encode_feedback
     from streams.core.event import Event
 
     forged = encode_feedback(Event(event_id="x", user_id=ALICE, type="referral_converted",

@@ -20,15 +20,9 @@ import pytest
 
 from agents.kafka import codec
 from agents.kafka.metrics import Metrics
-from agents.kafka.pipeline import (
-    TICK,
-    Pipeline,
-    Record,
-    Send,
-    changelog_groups,
-    in_offset_order,
-    tick_value,
-)
+from agents.kafka.pipeline import Pipeline
+from agents.kafka.records import TICK, Record, Send, in_offset_order, tick_value
+from agents.kafka.table import changelog_groups
 from agents.kafka.topics import KIND_HEADER, Topics
 from agents.testing.chaos import CORE_FIELDS, alert_differences
 from agents.testing.workers import field_diffs

@@ -18,7 +18,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from faust.exceptions import SameNode
 
-from agents.kafka.pipeline import Record
+from agents.kafka.records import Record
 from agents.kafka.worker import Runtime, build
 from streams.core.partitioning import partition_for
 from streams.settings import Settings
