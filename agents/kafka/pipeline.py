@@ -21,6 +21,7 @@ from agents.kafka.records import FEEDBACK, TICK, Gap, Record, Send, decode_feedb
 from agents.kafka.sink import RecordSink
 from agents.kafka.table import WriteBack, ctx_key, table_value
 from agents.kafka.topics import KIND_HEADER, Topics
+from streams.core.context import PartitionContext
 from streams.core.decode import Rejection, decode
 from streams.core.outputs import Outputs, drain
 from streams.core.partitioning import partition_for
@@ -73,7 +74,8 @@ class Pipeline:
             self.prepare()
         ctx = table_value(self.table.get(key))
         states = (v for k, v in self.store.items() if partition_for(k, n) == partition)
-        proc.restore(ctx if isinstance(ctx, dict) else None, states)
+        proc.restore(PartitionContext.from_dict(ctx) if isinstance(ctx, dict) and ctx else None,
+                     states)
         if isinstance(ctx, dict):
             self.consumed[partition] = int(ctx.get("consumed", -1))
             self.consumed_repartition[partition] = int(ctx.get("consumed_repartition", -1))
@@ -225,7 +227,7 @@ class Pipeline:
             proc = self.processors.get(p)
             if proc is not None:
                 key = self._ctx_keys.setdefault(p, ctx_key(p, self.settings.partitions))
-                ctx = proc.checkpoint()
+                ctx = proc.checkpoint().to_dict()
                 ctx["consumed"], ctx["consumed_repartition"] = self._base_consumed.get(
                     p, (-1, -1))
                 self._base_consumed[p] = (self.consumed.get(p, -1),

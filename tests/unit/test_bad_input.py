@@ -218,7 +218,7 @@ def _users(table: dict[str, Any]) -> dict[str, bytes]:
 def _contexts(pipeline: Pipeline) -> dict[int, dict[str, Any]]:
     """Each partition's clock, model, position and held credits as they are now (what
     its next checkpoint will claim; the offsets read so far move with every record)."""
-    return {p: proc.context() for p, proc in pipeline.processors.items()}
+    return {p: proc.context().to_dict() for p, proc in pipeline.processors.items()}
 
 
 def _checkpoints(table: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -467,7 +467,7 @@ def _check_invariants(h: Harness) -> dict[str, bytes]:
         assert back == s and state_bytes(back) == raw  # the table's codec round-trips
         states[user] = raw
     assert h.processor.stage_counts() == Counter(s.stage for s in h.store.values())
-    orjson.dumps(h.processor.context())
+    orjson.dumps(h.processor.context().to_dict())
     return states
 
 

@@ -14,6 +14,7 @@ import pytest
 
 from streams.core.deadletter import PAYLOAD_CAP, dead_letter
 from streams.core.event import Event
+from streams.core.context import PartitionContext
 from streams.core.outputs import Outputs
 from streams.core.processor import PartitionProcessor
 from streams.core.state import UserState
@@ -304,7 +305,7 @@ def test_stage_counts_match_the_store(harness: HarnessFactory) -> None:
 
 def clone(p: PartitionProcessor) -> PartitionProcessor:
     """A new processor from what a restart has: the table (through its codec) and context."""
-    ctx = json.loads(json.dumps(p.context()))
+    ctx = PartitionContext.from_dict(json.loads(json.dumps(p.context().to_dict())))
     store = {u: UserState.from_list(json.loads(json.dumps(s.to_list())))
              for u, s in p.store.items()}
     twin = PartitionProcessor(p.settings, store, p.partition)
@@ -353,7 +354,7 @@ def test_a_restored_processor_continues_exactly_like_the_original(seed: int,
     for item in merged[:split]:
         drive(original, item)
     twin = clone(original)
-    assert twin.context() == json.loads(json.dumps(original.context()))
+    assert twin.context().to_dict() == json.loads(json.dumps(original.context().to_dict()))
     assert twin.stage_counts() == original.stage_counts()
     produced = 0
     for item in merged[split:]:
@@ -363,14 +364,29 @@ def test_a_restored_processor_continues_exactly_like_the_original(seed: int,
     assert produced > 0 and original.model.fitted_at is not None
     assert {u: s.to_list() for u, s in original.store.items()} == \
         {u: s.to_list() for u, s in twin.store.items()}
-    assert original.context() == twin.context()
+    assert original.context().to_dict() == twin.context().to_dict()
+
+
+def test_a_stored_context_reads_back_and_writes_the_same_dict() -> None:
+    """Checkpoints persisted before PartitionContext existed stay readable: the typed
+    context is read from, and written as, the same dict, key for key and in order."""
+    stored = {"clock": at(3), "model": [[0.5, 30.0, 0.8, 2.5], 90.0, 60.0, 14.0, at(2), 12],
+              "next_refit_at": at(7), "applied_position": 41,
+              "held_credits": [["rc-a", "ref", at(4), "friend"]],
+              "refits": [[at(2), [[0.5, 30.0, 0.8, 2.5], 90.0, 60.0, 14.0, at(2), 12]]]}
+    ctx = PartitionContext.from_dict({**stored, "consumed": 7, "consumed_repartition": -1})
+    assert ctx.held_credits[0].occurred_at == at(4) and ctx.model.buyers == 12
+    assert list(ctx.to_dict().items()) == list(stored.items())
+    plain = PartitionProcessor(Settings(), {}).context().to_dict()
+    assert list(plain) == ["clock", "model", "next_refit_at", "applied_position",
+                           "held_credits"]
 
 
 def test_restore_without_context_keeps_the_defaults() -> None:
     p = PartitionProcessor(Settings(), {})
     p.restore(None, [])
     assert p.clock == float("-inf") and p.applied_position == -1 and len(p.index) == 0
-    assert p.context()["clock"] is None
+    assert p.context().clock is None
 
 
 # --- dead letters ----------------------------------------------------------------------------
@@ -410,7 +426,7 @@ def test_a_credit_from_ahead_of_the_partition_clock_waits_for_the_clock() -> Non
     proc.process(credit, out, feedback=True)
     proc.process(credit, out, feedback=True)  # re-sent after a restart upstream
     assert out.applied == [] and proc.store == {} and out.duplicates == 1
-    assert proc.context()["clock"] is None and len(proc.context()["held_credits"]) == 1
+    assert proc.context().clock is None and len(proc.context().held_credits) == 1
     proc.process(make_event("referrer", "page_view", 1), out, received_at=at(1))
     assert not out.rejected and [e.type for e in out.applied] == ["page_view"]
     twin = clone(proc)  # held credits survive a restart
@@ -421,7 +437,7 @@ def test_a_credit_from_ahead_of_the_partition_clock_waits_for_the_clock() -> Non
         p.advance(at(41), o)
         assert [e.event_id for e in o.applied] == ["rc-1"]
         assert p.store["referrer"].referred_converted == 1
-        assert p.context()["held_credits"] == []
+        assert p.context().held_credits == []
 
 
 def test_a_restore_at_any_point_of_a_synthetic_history_changes_nothing() -> None:
@@ -472,13 +488,13 @@ def test_news_from_another_partition_is_never_judged_before_the_users_own_last_c
     original.advance(at(50), out)  # the batch: the churn warning fires in it
     warned = [a for a in out.alerts if a["type"] == "churn_warning"]
     assert len(warned) == 1 and original.store["u"].stage == "declining"
-    checkpoint = json.loads(json.dumps(original.checkpoint()))
+    checkpoint = json.loads(json.dumps(original.checkpoint().to_dict()))
     assert checkpoint["clock"] == at(30)  # it claims the batch's start
 
     users = {k: UserState.from_list(json.loads(json.dumps(s.to_list())))
              for k, s in original.store.items()}
     twin = PartitionProcessor(settings, users)
-    twin.restore(checkpoint, list(users.values()))
+    twin.restore(PartitionContext.from_dict(checkpoint), list(users.values()))
     assert twin.clock < twin.store["u"].stage_since  # the users are ahead of the clock
     credit = Event(event_id="rc-friend", user_id="u", type=REFERRAL_CONVERTED,
                    occurred_at=at(20), source="journey",

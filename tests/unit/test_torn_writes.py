@@ -232,7 +232,8 @@ def test_a_kill_between_writes_changes_nothing(reference: Reference, batch: int,
     # the partitions' clocks, re-fitted models and held credits too: a re-fit reads other
     # users' states, which a restart finds ahead of the batch it goes over again
     for p, proc in second.pipeline.processors.items():
-        assert proc.context() == reference.run.pipeline.processors[p].context()
+        assert proc.context().to_dict() == \
+            reference.run.pipeline.processors[p].context().to_dict()
     truth = {u: s for u, s in reference.run.states().items() if s is not None}
     diffs = field_diffs(second.states(), truth, CORE_FIELDS)
     assert not diffs, diffs[:5]
