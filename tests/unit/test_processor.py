@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
+from streams.core.context import PartitionContext
 from streams.core.deadletter import PAYLOAD_CAP, dead_letter
 from streams.core.event import Event
-from streams.core.context import PartitionContext
 from streams.core.outputs import Outputs
 from streams.core.processor import PartitionProcessor
 from streams.core.state import UserState
