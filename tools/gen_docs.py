@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gen_contract_docs import render_contracts
 
 from agents.kafka.metrics import Metrics
-from streams.settings import settings_markdown
+from streams.settings_doc import settings_markdown
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"
