@@ -24,7 +24,8 @@ sys.path.insert(0, str(REPO))
 from agents.broker import EmbeddedBroker  # noqa: E402
 from agents.kafka.topics import create_topics  # noqa: E402
 from agents.testing.chaos import run_chaos  # noqa: E402
-from agents.testing.workers import PARTITIONS, Workers, topic_suffixes  # noqa: E402
+from agents.testing.kafka_io import topic_suffixes  # noqa: E402
+from agents.testing.workers import PARTITIONS, Workers  # noqa: E402
 from streams.settings import Settings  # noqa: E402
 
 

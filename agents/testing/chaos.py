@@ -20,19 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from agents.kafka.heal import committed_offsets
-from agents.testing.workers import (
-    Worker,
-    Workers,
-    all_topics,
-    consume,
-    event_time,
-    field_diffs,
-    produce_events,
-    replay_env,
-    run_replay,
-    sentinels,
-    values,
-)
+from agents.testing.kafka_io import all_topics, consume, event_time, produce_events, values
+from agents.testing.replay_check import field_diffs, run_replay, sentinels
+from agents.testing.workers import Worker, Workers, replay_env
 from streams.settings import Settings
 from streams.synth import SynthConfig, generate, write_jsonl
 

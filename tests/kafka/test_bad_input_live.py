@@ -13,18 +13,17 @@ import pytest
 
 import schemas
 from agents.kafka.topics import SCHEMA_HEADER
-from agents.testing.workers import (
-    PARTITIONS,
+from agents.testing.kafka_io import (
     Out,
-    Workers,
     all_topics,
     consume,
     event_record,
     header,
     produce,
-    sentinels,
     topic_suffixes,
 )
+from agents.testing.replay_check import sentinels
+from agents.testing.workers import PARTITIONS, Workers
 from streams.settings import Settings
 from tests.support.bad_corpus import CASES
 

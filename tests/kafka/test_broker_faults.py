@@ -34,20 +34,18 @@ from aiokafka.errors import KafkaError
 
 from agents.broker import EmbeddedBroker, free_port
 from agents.cli.worker import EXIT_FATAL
-from agents.testing.workers import (
-    PARTITIONS,
+from agents.testing.kafka_io import (
     Out,
-    Worker,
-    Workers,
     all_topics,
     consume,
     event_record,
     produce,
     rfc3339,
-    sentinels,
     settings_on,
     topic_suffixes,
 )
+from agents.testing.replay_check import sentinels
+from agents.testing.workers import PARTITIONS, Worker, Workers
 from streams.core.partitioning import partition_for
 from streams.settings import Settings
 

@@ -14,22 +14,18 @@ from typing import Any
 
 import pytest
 
-from agents.testing.workers import (
-    PARTITIONS,
-    Workers,
+from agents.testing.kafka_io import (
     all_topics,
     consume,
     event_record,
     event_time,
-    field_diffs,
     produce,
-    replay_env,
-    run_replay,
-    sentinels,
     tick_record,
     topic_suffixes,
     values,
 )
+from agents.testing.replay_check import field_diffs, run_replay, sentinels
+from agents.testing.workers import PARTITIONS, Workers, replay_env
 from streams.settings import Settings
 from streams.synth import DEFAULT_MIX, SynthConfig, generate, write_jsonl
 

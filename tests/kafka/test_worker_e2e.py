@@ -13,19 +13,18 @@ import pytest
 
 import schemas
 from agents.kafka.topics import SCHEMA_HEADER
-from agents.testing.workers import (
-    PARTITIONS,
-    Workers,
+from agents.testing.kafka_io import (
     all_topics,
     consume,
     event_time,
     header,
     produce_events,
     rfc3339,
-    sentinels,
     topic_suffixes,
     values,
 )
+from agents.testing.replay_check import sentinels
+from agents.testing.workers import PARTITIONS, Workers
 from schemas import parse_date_time
 from streams.core.partitioning import partition_for
 from streams.settings import Settings

@@ -20,29 +20,23 @@ from agents.broker import EmbeddedBroker, free_port
 from agents.cli.worker import EXIT_BROKER_UNREACHABLE, EXIT_FATAL
 from agents.kafka.topics import SCHEMA_HEADER
 from agents.testing.chaos import CORE_FIELDS, lost_and_double, old_history
-from agents.testing.workers import (
-    PARTITIONS,
-    ROOT,
+from agents.testing.kafka_io import (
     Out,
-    Workers,
     all_topics,
     consume,
     event_record,
     event_time,
-    field_diffs,
     header,
     produce,
     produce_events,
-    replay_env,
     rfc3339,
-    run_replay,
-    sentinels,
     settings_on,
     tick_record,
     topic_suffixes,
     values,
-    worker_env,
 )
+from agents.testing.replay_check import field_diffs, run_replay, sentinels
+from agents.testing.workers import PARTITIONS, ROOT, Workers, replay_env, worker_env
 from streams.settings import Settings
 from streams.synth import write_jsonl
 

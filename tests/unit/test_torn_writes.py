@@ -25,7 +25,7 @@ from agents.kafka.records import TICK, Record, Send, in_offset_order, tick_value
 from agents.kafka.table import changelog_groups
 from agents.kafka.topics import KIND_HEADER, Topics
 from agents.testing.chaos import CORE_FIELDS, alert_differences
-from agents.testing.workers import field_diffs
+from agents.testing.replay_check import field_diffs
 from streams.core.partitioning import partition_for
 from streams.settings import Settings
 from streams.synth import SynthConfig, generate
