@@ -20,8 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from agents.kafka.heal import committed_offsets
-from agents.testing.kafka_io import all_topics, consume, event_time, produce_events, values
-from agents.testing.replay_check import field_diffs, run_replay, sentinels
+from agents.testing.kafka_io import (
+    all_topics,
+    consume,
+    event_time,
+    produce_events,
+    sentinels,
+    values,
+)
+from agents.testing.replay_check import field_diffs, run_replay
 from agents.testing.workers import Worker, Workers, replay_env
 from streams.settings import Settings
 from streams.synth import SynthConfig, generate, write_jsonl
@@ -181,8 +188,7 @@ def run_chaos(settings: Settings, workers: Workers, tmp_path: Path, *, users: in
         return sum(len(w.health()[1].get("partitions") or []) for w in alive)
 
     _wait(lambda: restored() >= partitions, 90, "every partition restored", alive)
-    last.wait_for(lambda: all(last.user(e["user_id"]) for e in done), 240,
-                  "every partition's sentinel")
+    last.wait_users(done, 240, "every partition's sentinel")
     for w in alive:
         w.wait_quiet()
 

@@ -5,6 +5,7 @@ and everything published read back from the beginning."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -15,9 +16,11 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
-from agents.kafka.topics import KIND_HEADER, Topics
+import schemas
+from agents.kafka.topics import KIND_HEADER, SCHEMA_HEADER, Topics
 from agents.testing.workers import PARTITIONS
 from schemas import parse_date_time
+from streams.core.contracts import DEAD_LETTER
 from streams.core.partitioning import partition_for
 from streams.settings import Settings
 
@@ -183,6 +186,24 @@ def consume(bootstrap: str, topic: str,
     return asyncio.run(_consume(bootstrap, topic, until, timeout, idle))
 
 
+def dead_letters(bootstrap: str, topics: Topics, count: int,
+                 timeout: float) -> list[dict[str, Any]]:
+    """The dead letters published so far, read until ``count`` came (or ``timeout``
+    passed); each checked against its contract, its schema header, and as rejecting a
+    record of the input topic."""
+    check = schemas.validator(DEAD_LETTER.name, DEAD_LETTER.version)
+    letters = []
+    for rec in consume(bootstrap, topics.dead_letter, until=lambda rs: len(rs) >= count,
+                       timeout=timeout):
+        letter = orjson.loads(rec.value)
+        check(letter)
+        assert header(rec, SCHEMA_HEADER) == DEAD_LETTER.id.encode()
+        assert letter["origin"]["kind"] == "kafka"
+        assert letter["origin"]["topic"] == topics.events
+        letters.append(letter)
+    return letters
+
+
 def values(records: Sequence[ConsumerRecord]) -> list[dict[str, Any]]:
     return [dict(orjson.loads(r.value)) for r in records]
 
@@ -192,3 +213,29 @@ def header(record: ConsumerRecord, name: str) -> bytes | None:
         if k == name:
             return bytes(v)
     return None
+
+
+# --- sentinels ---------------------------------------------------------------------------------
+
+def sentinels(at: float, prefix: str = "zz-sentinel") -> list[dict[str, Any]]:
+    """One page view per partition at ``at``, by users who land one on each partition.
+    Once all of them show in /users, the worker has handled everything produced before
+    them, since a partition is consumed in order."""
+    found: dict[int, str] = {}
+    i = 0
+    while len(found) < PARTITIONS:
+        uid = f"{prefix}-{i}"
+        found.setdefault(partition_for(uid, PARTITIONS), uid)
+        i += 1
+    return [{"event_id": f"{uid}-e", "user_id": uid, "type": "page_view",
+             "occurred_at": rfc3339(at), "source": "test", "properties": {}}
+            for _, uid in sorted(found.items())]
+
+
+def produce_with_sentinels(bootstrap: str, topic: str, records: list[Out],
+                           prefix: str) -> list[dict[str, Any]]:
+    """Produce ``records``, then sentinels stamped now; returns the sentinels (see
+    :meth:`Worker.wait_users <agents.testing.workers.Worker.wait_users>`)."""
+    after = sentinels(time.time(), prefix=prefix)
+    produce(bootstrap, topic, [*records, *(event_record(e, stamp=time.time()) for e in after)])
+    return after

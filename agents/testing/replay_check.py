@@ -13,24 +13,7 @@ from typing import Any
 import orjson
 
 from agents.testing.kafka_io import rfc3339
-from agents.testing.workers import PARTITIONS, ROOT
-from streams.core.partitioning import partition_for
-
-# --- synthetic histories and replay's answer -------------------------------------------------
-
-def sentinels(at: float, prefix: str = "zz-sentinel") -> list[dict[str, Any]]:
-    """One page view per partition at ``at``, by users who land one on each partition.
-    Once all of them show in /users, the worker has handled everything produced before
-    them, since a partition is consumed in order."""
-    found: dict[int, str] = {}
-    i = 0
-    while len(found) < PARTITIONS:
-        uid = f"{prefix}-{i}"
-        found.setdefault(partition_for(uid, PARTITIONS), uid)
-        i += 1
-    return [{"event_id": f"{uid}-e", "user_id": uid, "type": "page_view",
-             "occurred_at": rfc3339(at), "source": "test", "properties": {}}
-            for _, uid in sorted(found.items())]
+from agents.testing.workers import ROOT
 
 
 @dataclass

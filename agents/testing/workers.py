@@ -123,6 +123,11 @@ class Worker:
                 self.fail(f"timed out after {timeout:.0f}s waiting for {what}")
             time.sleep(interval)
 
+    def wait_users(self, events: list[dict[str, Any]], timeout: float, what: str) -> None:
+        """Until /users knows the user of every one of ``events`` (sentinels: then the
+        worker has handled everything produced before them)."""
+        self.wait_for(lambda: all(self.user(e["user_id"]) for e in events), timeout, what)
+
     def wait_ready(self, timeout: float = 90.0, partitions: int = PARTITIONS) -> dict[str, Any]:
         """Until /health is 200 and ``partitions`` input partitions have a restored
         processor (their first record was handled: a tick, with the ticker on, so /users

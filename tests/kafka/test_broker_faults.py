@@ -41,10 +41,10 @@ from agents.testing.kafka_io import (
     event_record,
     produce,
     rfc3339,
+    sentinels,
     settings_on,
     topic_suffixes,
 )
-from agents.testing.replay_check import sentinels
 from agents.testing.workers import PARTITIONS, Worker, Workers
 from streams.core.partitioning import partition_for
 from streams.settings import Settings
