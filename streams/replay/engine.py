@@ -118,14 +118,18 @@ class Replay:
             end = 0.0
         if self.track_series:
             self._sample_series(end)
-        for p in self.processors:
-            p.advance(end, self.out)
-        self._drain()
+        self.advance(end)
         s = self.summary
         for p in self.processors:
             s.stages.update(p.stage_counts())
             s.users += len(p.store)
         return end
+
+    def advance(self, until: float) -> None:
+        """Advance every partition to ``until`` and fire what is due (as a tick does)."""
+        for p in self.processors:
+            p.advance(until, self.out)
+        self._drain()
 
     def snapshots(self, at: float) -> Iterator[dict[str, Any]]:
         for p in self.processors:
