@@ -1,4 +1,5 @@
-"""Lifecycle stages, P(alive) and the population model, driven through the Harness."""
+"""Lifecycle stages, P(alive) and the population model, driven through the Harness (and,
+for the scenarios that take a ``driver``, through Replay and the worker's pipeline too)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,19 @@ from typing import Any
 import pytest
 
 from streams.core import alerts
+from streams.core.event import Event
 from streams.core.population import Model, Sample, refit, user_hash
 from streams.core.state import CHURNED, DECLINING, GROWING, MATURE, NEW, UserState
 from streams.core.timefmt import rfc3339
 from streams.settings import Settings
 from streams.testing import DAY, Harness, HarnessFactory, at, make_event
+from tests.support.drivers import DriverFactory
+
+
+def buy(user: str, day: float, amount: float = 10.0) -> Event:
+    """A purchase as a shop sends it: the wire wants a currency and an order id."""
+    return make_event(user, "purchase", day, amount=amount, currency="EUR",
+                      order_id=f"{user}-{day}")
 
 
 def stamp(day: float) -> str:
@@ -46,10 +55,10 @@ def test_first_event_starts_a_new_user(harness: HarnessFactory) -> None:
     assert moves(h, "u") == [(None, NEW, "first_seen")]
 
 
-def test_first_purchase_moves_new_to_growing(harness: HarnessFactory) -> None:
-    h = harness().send(make_event("u", "page_view", 0), make_event("u", "purchase", 1, amount=5.0))
-    assert h.state("u").stage == GROWING
-    assert moves(h, "u")[-1] == (NEW, GROWING, "first_purchase")
+def test_first_purchase_moves_new_to_growing(driver: DriverFactory) -> None:
+    d = driver().send(make_event("u", "page_view", 0), buy("u", 1, 5.0))
+    assert d.stage("u") == GROWING
+    assert d.moves("u") == [(None, NEW, "first_seen"), (NEW, GROWING, "first_purchase")]
 
 
 def test_a_purchase_as_first_event_is_growing_at_once(harness: HarnessFactory) -> None:
@@ -58,40 +67,40 @@ def test_a_purchase_as_first_event_is_growing_at_once(harness: HarnessFactory) -
 
 
 @pytest.mark.parametrize("repeats", [1, 2, 5])
-def test_mature_after_the_configured_repeat_purchases(harness: HarnessFactory,
+def test_mature_after_the_configured_repeat_purchases(driver: DriverFactory,
                                                      repeats: int) -> None:
-    h = harness(mature_min_repeat_purchases=repeats)
+    d = driver(mature_min_repeat_purchases=repeats)
     for day in range(repeats):  # the first order and repeats-1 repeats: still growing
-        h.send(make_event("u", "purchase", day, amount=10.0))
-    assert h.state("u").stage == GROWING
-    h.send(make_event("u", "purchase", repeats, amount=10.0))
-    assert h.state("u").stage == MATURE
-    assert moves(h, "u")[-1] == (GROWING, MATURE, "repeat_milestone")
+        d.send(buy("u", day))
+    assert d.stage("u") == GROWING
+    d.send(buy("u", repeats))
+    assert d.stage("u") == MATURE
+    assert d.moves("u")[-1] == (GROWING, MATURE, "repeat_milestone")
 
 
 # --- decline and churn by inactivity -------------------------------------------------------
 
 
-def test_buyer_declines_and_churns_on_the_population_rhythm(harness: HarnessFactory) -> None:
+def test_buyer_declines_and_churns_on_the_population_rhythm(driver: DriverFactory) -> None:
     # purchase_cycle_days 30: decline after 1.5 gaps (45 days), churn after 3 (90 days)
-    h = harness().send(make_event("u", "purchase", 0, amount=20.0))
-    h.advance_days(44.99)
-    assert h.state("u").stage == GROWING
-    h.advance_days(45)
-    assert h.state("u").stage == DECLINING
-    warning, = alerts_of(h, "u", "churn_warning")
+    d = driver().send(buy("u", 0, 20.0))
+    d.advance_days(44.99)
+    assert d.stage("u") == GROWING
+    d.advance_days(45)
+    assert d.stage("u") == DECLINING
+    warning, = (a for a in d.alerts if a["type"] == "churn_warning")
     assert warning["detected_at"] == stamp(45)
     assert warning["evidence"]["gap_source"] == "population"
     assert warning["evidence"]["threshold_days"] == 45.0
-    h.advance_days(89.99)
-    assert h.state("u").stage == DECLINING
-    h.advance_days(90)
-    assert h.state("u").stage == CHURNED
-    recall, = alerts_of(h, "u", "recall_trigger")
+    d.advance_days(89.99)
+    assert d.stage("u") == DECLINING
+    d.advance_days(90)
+    assert d.stage("u") == CHURNED
+    recall, = (a for a in d.alerts if a["type"] == "recall_trigger")
     assert recall["detected_at"] == stamp(90)
     assert recall["evidence"]["threshold_days"] == 90.0
-    assert moves(h, "u")[1:] == [(GROWING, DECLINING, "inactivity"),
-                                 (DECLINING, CHURNED, "inactivity")]
+    assert d.moves("u")[1:] == [(GROWING, DECLINING, "inactivity"),
+                                (DECLINING, CHURNED, "inactivity")]
 
 
 def test_own_rhythm_replaces_the_population_once_there_are_enough_orders(
@@ -161,12 +170,12 @@ def test_never_buyers_use_the_new_user_thresholds(harness: HarnessFactory) -> No
 # --- coming back ------------------------------------------------------------------------
 
 
-def test_declining_buyer_recovers_on_activity(harness: HarnessFactory) -> None:
-    h = harness().send(make_event("u", "purchase", 0, amount=10.0)).advance_days(46)
-    assert h.state("u").stage == DECLINING
-    h.send(make_event("u", "product_view", 47))
-    assert h.state("u").stage == GROWING
-    last = h.transitions[-1]
+def test_declining_buyer_recovers_on_activity(driver: DriverFactory) -> None:
+    d = driver().send(buy("u", 0)).advance_days(46)
+    assert d.stage("u") == DECLINING
+    d.send(make_event("u", "product_view", 47))
+    assert d.stage("u") == GROWING
+    last = d.transitions[-1]
     assert (last["from_stage"], last["to_stage"], last["reason"]) == (DECLINING, GROWING,
                                                                       "recovered")
     assert last["reactivation"] is False and last["after_alert_id"] is None

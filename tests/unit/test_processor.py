@@ -16,10 +16,12 @@ from streams.core.context import PartitionContext
 from streams.core.deadletter import PAYLOAD_CAP, dead_letter
 from streams.core.event import Event
 from streams.core.outputs import Outputs
+from streams.core.partitioning import partition_for
 from streams.core.processor import PartitionProcessor
 from streams.core.state import UserState
 from streams.settings import Settings
 from streams.testing import BASE, DAY, Harness, HarnessFactory, at, make_event
+from tests.support.drivers import DriverFactory
 
 
 def frozen(h: Harness, user: str) -> list[Any]:
@@ -38,6 +40,17 @@ def test_the_same_event_twice_is_a_duplicate(harness: HarnessFactory) -> None:
     assert frozen(h, "u") == before
     assert (len(h.alerts), len(h.transitions)) == outputs
     assert h.state("u").orders == 1
+
+
+def test_a_resent_event_changes_nothing_under_every_driver(driver: DriverFactory) -> None:
+    """A producer retry: the same event again, later, in a record of its own."""
+    e = make_event("u", "purchase", 1, amount=10.0, currency="EUR", order_id="o1")
+    d = driver().send(e, make_event("u", "page_view", 2))
+    before, outputs = d.snapshot("u", at(3)), (len(d.alerts), len(d.transitions))
+    d.send(e)
+    assert d.snapshot("u", at(3)) == before and before is not None
+    assert before["orders"] == 1 and before["monetary"] == 10.0
+    assert (len(d.alerts), len(d.transitions)) == outputs
 
 
 def test_a_redelivered_position_is_a_duplicate(harness: HarnessFactory) -> None:
@@ -187,6 +200,24 @@ def test_opinion_leader_after_enough_converted_referrals(harness: HarnessFactory
     assert h.state("r").referred_converted == 2
     assert h.snapshot("r")["role"] == "opinion_leader"
     assert h.snapshot("r")["funnel_stage"] == "advocate"
+
+
+@pytest.mark.parametrize("partitions", [1, 2])
+def test_referral_credits_reach_the_referrer_under_every_driver(
+        driver: DriverFactory, partitions: int) -> None:
+    """With two partitions the friends (ann, bob) are on the other partition than the
+    referrer (r): each credit crosses it (live, through the repartition topic), and is
+    held until the referrer's partition reaches its time."""
+    assert partition_for("r", 2) != partition_for("ann", 2) == partition_for("bob", 2)
+    d = driver(opinion_leader_min_converted=2, partitions=partitions)
+    d.send(make_event("r", "purchase", 0, amount=5.0, currency="EUR", order_id="r-o"))
+    for i, friend in enumerate(("ann", "bob")):
+        d.send(refer(friend, "r", 1 + i), make_event(friend, "purchase", 1.5 + i, amount=1.0,
+                                                     currency="EUR", order_id=f"{friend}-o"))
+    d.advance_days(5)
+    assert d.snapshot("r")["role"] == "opinion_leader"
+    assert d.snapshot("r")["funnel_stage"] == "advocate"
+    assert [d.snapshot(f)["role"] for f in ("ann", "bob")] == ["regular"] * 2
 
 
 def test_the_credit_does_not_depend_on_the_order_of_signup_and_purchase(
