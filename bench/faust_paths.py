@@ -41,7 +41,6 @@ from faust_child import BY_NAME, PARTITIONS, VARIANTS, Variant, child_main
 
 from agents.broker import EmbeddedBroker, wait_for_broker
 
-
 # ---------------------------------------------------------------- data
 
 def murmur2_partition(key: bytes, partitions: int) -> int:

@@ -15,6 +15,7 @@ Exit status:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from collections import Counter
@@ -135,10 +136,8 @@ def _send_file(path: Path, fh: Any, producer: JourneyProducer) -> int:
         producer.flush(FLUSH_TIMEOUT)
     except (OSError, EOFError) as exc:  # a truncated .gz, a disk error mid-file
         progress.close()
-        try:
+        with contextlib.suppress(KafkaError):  # reported as unacknowledged just below
             producer.flush(FLUSH_TIMEOUT)
-        except KafkaError:
-            pass  # reported as unacknowledged just below
         _err(f"{path}: cannot read: {exc}; of the valid lines before it, "
              f"{delivery.acked:,} of {sent:,} were sent")
         return 2

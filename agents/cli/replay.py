@@ -25,8 +25,10 @@ def _writer(stack: ExitStack, path: Path | None) -> Writer:
     if path is None:
         return lambda _record: None
     path.parent.mkdir(parents=True, exist_ok=True)
+    # entered into the caller's ExitStack, which closes it
     fh: IO[bytes] = stack.enter_context(
-        gzip.open(path, "wb") if path.suffix == ".gz" else open(path, "wb"))  # type: ignore[arg-type]
+        gzip.open(path, "wb") if path.suffix == ".gz"  # type: ignore[arg-type]  # noqa: SIM115
+        else open(path, "wb"))  # noqa: SIM115
     write = fh.write
     dumps = orjson.dumps
 

@@ -38,7 +38,8 @@ class Metrics:
             buckets=LATENCY_BUCKETS, registry=r)
         self.alert_latency = Histogram(
             "journey_alert_latency_seconds", "Broker timestamp of the record that triggered "
-            "an alert (an event or a tick) to the alert's publication.", buckets=LATENCY_BUCKETS, registry=r)
+            "an alert (an event or a tick) to the alert's publication.",
+            buckets=LATENCY_BUCKETS, registry=r)
         self.consumer_lag = Gauge(
             "journey_consumer_lag", "Records behind the end of the input partition.",
             ["partition"], registry=r)

@@ -159,7 +159,7 @@ def _wire(rt: Runtime) -> None:
                 sends = rt.pipeline.handle(records)
                 rt.pipeline.commit_state()
                 await _publish(rt, sends)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - any failure of a batch is fatal
                 # faust would restart a crashed agent on a stream whose buffered records
                 # and offsets it no longer tracks; a restart of the process is sound
                 await fatal(rt, f"the state agent failed: {exception_summary(exc)}")

@@ -80,9 +80,10 @@ def test_kill_9_mid_stream_loses_and_double_counts_nothing(
     live = {uid: second.user(uid) for uid in replay.states}
     lost, double = lost_and_double(live, replay.states)
     m2 = second.metrics()
+    skipped = second.metric("journey_events_duplicate_total", m2)
     print(f"kill -9: M={total} events, killed after {applied:.0f} applied, lost={lost}, "
           f"double-counted={double}, recovery {recovery:.1f}s (kill to caught up), "
-          f"redelivered duplicates skipped={second.metric('journey_events_duplicate_total', m2):.0f}, "
+          f"redelivered duplicates skipped={skipped:.0f}, "
           f"healed={second.metric('journey_healed_records_total', m2):.0f}")
     live_alerts = [a for t in (topics.churn_warnings, topics.recall_triggers)
                    for a in values(consume(s.broker, t, timeout=30, idle=2.0))]

@@ -420,7 +420,7 @@ KEYS = st.sampled_from(["event_id", "user_id", "type", "occurred_at", "source", 
                         "amount", "currency", "order_id", "rating", "channel", "timezone",
                         "referred_user_id", "consent", "revenue", "total", "products"])
 VALUES = st.one_of(
-    st.sampled_from(list(EVENT_TYPES) + ["track", "page", "identify", "Order Completed",
+    st.sampled_from([*EVENT_TYPES, "track", "page", "identify", "Order Completed",
                                          "2024-05-03T18:21:07+02:00", "2024-05-03T18:21:07",
                                          "EUR", "eur", "email", "fax", "Europe/Berlin", "", "5"]),
     st.integers(-3, 7), st.floats(allow_nan=True, allow_infinity=True), st.none(),

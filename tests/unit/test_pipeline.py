@@ -49,7 +49,8 @@ def _history(n: int) -> list[Record]:
 
 def _pipeline(table: dict[str, Any]) -> tuple[Pipeline, Metrics]:
     metrics = Metrics()
-    return Pipeline(SETTINGS, TOPICS, metrics, table, wall_clock=lambda: START + 90 * 86400.0), metrics
+    wall = START + 90 * 86400.0
+    return Pipeline(SETTINGS, TOPICS, metrics, table, wall_clock=lambda: wall), metrics
 
 
 def _apply(pipeline: Pipeline, records: list[Record]) -> None:
@@ -143,7 +144,7 @@ def test_in_offset_order_keeps_one_copy_per_offset_in_order() -> None:
 
 def test_a_record_the_core_fails_on_is_dead_lettered_and_the_rest_applied(
         monkeypatch: Any) -> None:
-    pipeline, metrics = _pipeline({})
+    pipeline, _ = _pipeline({})
     history = _history(4)
     proc = pipeline.processor(0)
     real = proc.process

@@ -84,7 +84,8 @@ def test_schema_is_valid_draft_2020_12_with_id_and_docs(name: str) -> None:
 def test_every_property_is_described(name: str) -> None:
     nodes = property_nodes(schemas.load(name))
     assert nodes
-    undocumented = [p for p, sub in nodes if not isinstance(sub, dict) or not sub.get("description")]
+    undocumented = [p for p, sub in nodes
+                    if not isinstance(sub, dict) or not sub.get("description")]
     assert undocumented == []
 
 
@@ -199,7 +200,8 @@ def test_parse_date_time_reads_rfc3339(text: str, epoch: float, offset: int) -> 
     "2024-02-30T10:00:00Z", "2023-02-29T10:00:00Z", "2024-13-01T10:00:00Z",
     "2024-05-03T24:00:00Z", "2024-05-03T18:60:00Z", "2024-05-03T18:21:61Z",
     "2024-05-03T18:21:07+24:00", "2024-05-03T18:21:07+01:60", "0000-01-01T00:00:00Z",
-    "２０２４-05-03T18:21:07Z", "2024-05-03T18:21:07Z\n", " 2024-05-03T18:21:07Z", "",
+    "２０２４-05-03T18:21:07Z",  # noqa: RUF001 - full-width digits are not RFC 3339's
+    "2024-05-03T18:21:07Z\n", " 2024-05-03T18:21:07Z", "",
 ])
 def test_parse_date_time_refuses_anything_else(text: str) -> None:
     assert schemas.parse_date_time(text) is None
