@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -195,18 +195,23 @@ def test_producer_api_produce_tail_and_heal_over_tls(
 
 # --- what must be refused ---------------------------------------------------------------------
 
-def _consumer_is_refused(s: Settings) -> None:
-    """An aiokafka consumer with the settings' security cannot connect."""
+def _is_refused(client: Callable[[], Any]) -> None:
+    """The aiokafka client that ``client()`` makes (in the event loop) cannot connect."""
 
     async def connect() -> None:
-        consumer = AIOKafkaConsumer(**kafka_kwargs(s, "aiokafka"), group_id=None)
+        made = client()
         try:
-            await consumer.start()
+            await made.start()
         finally:
-            await consumer.stop()
+            await made.stop()
 
     with pytest.raises(KafkaConnectionError):
         asyncio.run(connect())
+
+
+def _consumer_is_refused(s: Settings) -> None:
+    """An aiokafka consumer with the settings' security cannot connect."""
+    _is_refused(lambda: AIOKafkaConsumer(**kafka_kwargs(s, "aiokafka"), group_id=None))
 
 
 def test_plaintext_clients_are_refused(tls: TlsCluster) -> None:
@@ -214,17 +219,8 @@ def test_plaintext_clients_are_refused(tls: TlsCluster) -> None:
     with pytest.raises((OSError, ConnectionError)):
         probe_metadata("127.0.0.1", tls.front.port, timeout=5.0)  # journey's own probe
     plain = tls.settings(security_protocol="PLAINTEXT", ssl_cafile="")
-
-    async def connect() -> None:
-        producer = AIOKafkaProducer(**kafka_kwargs(plain, "aiokafka"),
-                                    request_timeout_ms=FAIL_FAST_MS)
-        try:
-            await producer.start()
-        finally:
-            await producer.stop()
-
-    with pytest.raises(KafkaConnectionError):
-        asyncio.run(connect())
+    _is_refused(lambda: AIOKafkaProducer(**kafka_kwargs(plain, "aiokafka"),
+                                         request_timeout_ms=FAIL_FAST_MS))
     assert tls.front.handshakes == before
 
 
