@@ -4,8 +4,8 @@
   ``runtime.Runtime``; ``watchdog`` checks the broker and ``progress``;
 - ``pipeline``: records in, records out, without faust or a broker (tests drive it),
   with ``records`` (what a record holds, ticks, credits, holes), ``table`` (the users
-  table as the processors see it), ``sink`` (the core's outputs as records to publish)
-  and ``gauges`` (the population and lag gauges);
+  table as the processors see it), ``offsets`` (how far the table has got through the
+  input), ``sink`` (the core's outputs as records to publish) and ``gauges``;
 - ``heal``: re-reading what a short table recovery left out;
 - ``fastpath``: leaner faust consumer and monitor classes;
 - ``codec``: the users table's value format; ``topics``: topic names and headers;

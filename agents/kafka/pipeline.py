@@ -17,6 +17,7 @@ from typing import Any
 from agents.kafka.gauges import Gauges
 from agents.kafka.logsafe import exception_summary
 from agents.kafka.metrics import Metrics
+from agents.kafka.offsets import InputOffsets
 from agents.kafka.records import FEEDBACK, TICK, Gap, Record, Send, decode_feedback, find_gaps
 from agents.kafka.sink import RecordSink
 from agents.kafka.table import WriteBack, ctx_key, table_value
@@ -48,10 +49,7 @@ class Pipeline:
         self._ctx_keys: dict[int, str] = {}
         self._touched: set[int] = set()
         self._unchecked: set[int] = set()  # restored, no batch since: look for holes
-        self.consumed: dict[int, int] = {}  # newest input offset seen, ticks included
-        self.consumed_repartition: dict[int, int] = {}
-        # per partition, the input offsets its last checkpoint's successor will claim
-        self._base_consumed: dict[int, tuple[int, int]] = {}
+        self.offsets = InputOffsets(topics.events)
         self.out = Outputs()
         self.sink = RecordSink(topics, metrics, settings.partitions, wall_clock)
         self.gauges = Gauges(metrics)
@@ -76,11 +74,7 @@ class Pipeline:
         states = (v for k, v in self.store.items() if partition_for(k, n) == partition)
         proc.restore(PartitionContext.from_dict(ctx) if isinstance(ctx, dict) and ctx else None,
                      states)
-        if isinstance(ctx, dict):
-            self.consumed[partition] = int(ctx.get("consumed", -1))
-            self.consumed_repartition[partition] = int(ctx.get("consumed_repartition", -1))
-        self._base_consumed[partition] = (self.consumed.get(partition, -1),
-                                          self.consumed_repartition.get(partition, -1))
+        self.offsets.restored(partition, ctx)
         self.processors[partition] = proc
         return proc
 
@@ -88,16 +82,13 @@ class Pipeline:
         for p in partitions:
             self.processors.pop(p, None)
             self._unchecked.discard(p)
-            self.consumed.pop(p, None)
-            self.consumed_repartition.pop(p, None)
-            self._base_consumed.pop(p, None)
+            self.offsets.forget(p)
             self._touched.discard(p)
             self.gauges.forget(p)
 
     def held(self, topic: str, partition: int) -> int:
         """The newest offset of ``topic[partition]`` whose effects the table holds."""
-        consumed = self.consumed if topic == self.topics.events else self.consumed_repartition
-        return consumed.get(partition, -1)
+        return self.offsets.held(topic, partition)
 
     def restore_for(self, records: Iterable[Record]) -> list[int]:
         """Restore the partitions these records belong to; returns those that had no
@@ -135,17 +126,14 @@ class Pipeline:
     def handle(self, records: Iterable[Record]) -> list[Send]:
         """Apply a batch; returns the records to publish. State writes are staged on the
         table by :meth:`commit_state`, which the caller runs before publishing."""
-        m, sink = self.metrics, self.sink
-        events_topic = self.topics.events
+        m, sink, offsets = self.metrics, self.sink, self.offsets
         consumed: dict[str, int] = {}
         redelivered = 0
         for rec in records:
             proc = self.processor(rec.partition)
-            held = self.consumed if rec.topic == events_topic else self.consumed_repartition
-            if rec.offset <= held.get(rec.partition, -1):
+            if not offsets.take(rec):
                 redelivered += 1  # fetched again after a rebalance or a heal: applied
                 continue
-            held[rec.partition] = rec.offset
             self._touched.add(rec.partition)
             sink.record = rec
             try:
@@ -228,10 +216,7 @@ class Pipeline:
             if proc is not None:
                 key = self._ctx_keys.setdefault(p, ctx_key(p, self.settings.partitions))
                 ctx = proc.checkpoint().to_dict()
-                ctx["consumed"], ctx["consumed_repartition"] = self._base_consumed.get(
-                    p, (-1, -1))
-                self._base_consumed[p] = (self.consumed.get(p, -1),
-                                          self.consumed_repartition.get(p, -1))
+                ctx["consumed"], ctx["consumed_repartition"] = self.offsets.claim(p)
                 self.store.write(key, ctx)
         self._touched.clear()
         written = len(self.store.dirty)
@@ -254,7 +239,7 @@ class Pipeline:
         return partition_for(user_id, self.settings.partitions) in self.processors
 
     def set_lag(self, partition: int, highwater: int) -> None:
-        self.gauges.set_lag(partition, highwater, self.consumed.get(partition, -1))
+        self.gauges.set_lag(partition, highwater, self.offsets.held(self.topics.events, partition))
 
     def refresh_gauges(self, now: float | None = None) -> None:
         self.gauges.refresh(self.processors.values(),
