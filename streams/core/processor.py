@@ -96,10 +96,11 @@ class PartitionProcessor:
     def restore(self, ctx: PartitionContext | None, states: Iterable[UserState]) -> None:
         """Rebuild the in-memory index, sample and census from the table (after a restart
         or a rebalance): O(users in the partition), once."""
+        self.refits.log = {}
         if ctx is not None:
             self.time.restore(ctx.clock, ctx.applied_position)
             self.model = ctx.model
-        self.refits.restore(ctx)
+            self.refits.restore(ctx.next_refit_at, ctx.refits)
         self.credits = HeldCredits(ctx.held_credits if ctx is not None else None)
         self.index = DeadlineIndex()
         self.sample = Sample(self.settings.population_sample_size)

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
 
 from streams.core import lifecycle, population
-from streams.core.context import PartitionContext
 from streams.core.population import Model
 from streams.core.state import CHURNED, UserState
 from streams.settings import Settings
@@ -52,12 +51,10 @@ class RefitSchedule:
         self.next_at = self.next_epoch(at)
         return fitted
 
-    def restore(self, ctx: PartitionContext | None) -> None:
+    def restore(self, next_at: float | None, refits: dict[float, list[object]] | None) -> None:
         """As a restarted partition: the checkpoint's re-fits are read back, not redone."""
-        self.log = {}
-        if ctx is not None:
-            self.next_at = ctx.next_refit_at
-            self.log = dict(ctx.refits or {})
+        self.next_at = next_at
+        self.log = dict(refits or {})
 
     def claim(self) -> dict[float, list[object]]:
         """The re-fits a checkpoint claims: all logged. The log then keeps only those
