@@ -1,7 +1,7 @@
 """Every Prometheus series the worker exports, in one place.
 
 The Grafana dashboard and the alert rules in ``deploy/`` must only name series defined
-here; ``tests/test_deploy_metrics.py`` checks that mechanically.
+here; ``tests/deploy/test_deploy_metrics.py`` checks that mechanically.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Chaos runs: SIGKILL workers at random points of a stream with a known answer.
 
-Used by ``tests/test_chaos.py`` (short runs in ``make test``) and ``bench/chaos.py`` (a
+Used by ``tests/kafka/test_chaos.py`` (short runs in ``make test``) and ``bench/chaos.py`` (a
 longer soak). A history is produced up front; workers are killed and replaced while they
 work through it; at the end every user's state and the set of alerts are compared with
 ``journey replay`` of the same history.

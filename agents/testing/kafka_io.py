@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
 import schemas
+from agents.kafka.records import TICK, tick_value
 from agents.kafka.topics import KIND_HEADER, SCHEMA_HEADER, Topics
 from agents.testing.workers import PARTITIONS
 from schemas import parse_date_time
@@ -91,9 +92,8 @@ def event_record(event: dict[str, Any] | str | bytes, stamp: str | float | None 
 
 
 def tick_record(instant: float, partition: int) -> Out:
-    """A clock tick as the worker's own ticker writes it (see ``pipeline.tick_value``)."""
-    return Out(repr(float(instant)).encode(), None, int(instant * 1000),
-               [(KIND_HEADER, b"tick")], partition)
+    """A clock tick as the worker's own ticker writes it."""
+    return Out(tick_value(instant), None, int(instant * 1000), [(KIND_HEADER, TICK)], partition)
 
 
 async def _produce(bootstrap: str, topic: str, records: Iterable[Out]) -> int:
