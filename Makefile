@@ -16,12 +16,14 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/journey demo
 
+# lint first: it takes well under a second, and a finding fails the run before the tests
 test: $(STAMP)
+	$(BIN)/ruff check streams agents schemas tests bench tools
 	tools/ensure-promtool
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check streams agents schemas tests bench
+	$(BIN)/ruff check streams agents schemas tests bench tools
 
 bench: $(STAMP)
 	$(BIN)/python bench/replay_throughput.py

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from streams.settings import Settings, settings_markdown
+from streams.settings import Settings
+from streams.settings_doc import settings_markdown
 
 
 def load_settings(args: argparse.Namespace) -> Settings:

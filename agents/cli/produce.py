@@ -15,6 +15,7 @@ Exit status:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from collections import Counter
@@ -23,6 +24,7 @@ from typing import Any
 
 from kafka.errors import KafkaError
 
+from agents.cli.progress import ProgressBar
 from agents.client.producer import InvalidEvent, JourneyProducer
 from streams.replay.sources import GIVE_UP_AFTER, NOT_JSON, InputError, open_lines
 from streams.settings import Settings
@@ -34,34 +36,8 @@ FLUSH_TIMEOUT = 300.0
 BOOTSTRAP_TIMEOUT_MS = 10_000  # a live broker answers in milliseconds, even over TLS/SASL
 
 
-class _Progress:
-    """One self-rewriting stderr line on a terminal; silent when stderr is not a TTY."""
-
-    def __init__(self, total_bytes: int, enabled: bool) -> None:
-        self.total = max(total_bytes, 1)
-        self.enabled = enabled
-        self.started = time.monotonic()
-        self._last = 0.0
-
-    def show(self, done_bytes: int, sent: int, rejected: int, force: bool = False) -> None:
-        now = time.monotonic()
-        if not self.enabled or (not force and now - self._last < 0.25):
-            return
-        self._last = now
-        frac = min(done_bytes / self.total, 1.0)
-        rate = sent / max(now - self.started, 1e-9)
-        sys.stderr.write(f"\rsending [{'#' * int(frac * 30):<30}] {frac:6.1%} "
-                         f"{sent:>10,} sent {rejected:>8,} rejected {rate:>9,.0f}/s")
-        sys.stderr.flush()
-
-    def clear(self) -> None:
-        """Erase the bar so another message can take the line; the next show() redraws it."""
-        if self.enabled:
-            sys.stderr.write("\r\x1b[K")
-
-    def close(self) -> None:
-        if self.enabled:
-            sys.stderr.write("\n")
+def _counts(sent: int, rejected: int) -> str:
+    return f"{sent:>10,} sent {rejected:>8,} rejected"
 
 
 class _Delivery:
@@ -117,7 +93,7 @@ def run_produce(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _send_file(path: Path, fh: Any, producer: JourneyProducer) -> int:
-    progress = _Progress(path.stat().st_size, enabled=sys.stderr.isatty())
+    progress = ProgressBar("sending", path.stat().st_size, enabled=sys.stderr.isatty())
     # Progress in bytes of the file on disk: the compressed position for a .gz.
     compressed = getattr(fh, "fileobj", None)
     delivery = _Delivery()
@@ -148,22 +124,20 @@ def _send_file(path: Path, fh: Any, producer: JourneyProducer) -> int:
                 if shown:
                     progress.clear()
                     print(f"{path}:{number}: {bad.reason}: {bad.message}", file=sys.stderr)
-                progress.show(read, sent, reasons.total(), force=shown)
+                progress.draw(read, sent, _counts(sent, reasons.total()), force=shown)
                 continue
             json_seen = True
             future.add_callback(delivery.ok)
             future.add_errback(delivery.error)
             sent += 1
             if sent % 1024 == 0:
-                progress.show(read, sent, reasons.total())
-        progress.show(read, sent, reasons.total(), force=True)
+                progress.draw(read, sent, _counts(sent, reasons.total()))
+        progress.draw(read, sent, _counts(sent, reasons.total()), force=True)
         producer.flush(FLUSH_TIMEOUT)
     except (OSError, EOFError) as exc:  # a truncated .gz, a disk error mid-file
         progress.close()
-        try:
+        with contextlib.suppress(KafkaError):  # reported as unacknowledged just below
             producer.flush(FLUSH_TIMEOUT)
-        except KafkaError:
-            pass  # reported as unacknowledged just below
         _err(f"{path}: cannot read: {exc}; of the valid lines before it, "
              f"{delivery.acked:,} of {sent:,} were sent")
         return 2

@@ -14,18 +14,21 @@ from typing import IO, Any
 
 import orjson
 
+from agents.cli.progress import ProgressBar
 from streams.core.event import Event
-from streams.replay.engine import Replay, Sink, Summary
+from streams.replay.engine import Replay, Summary, Writer
 from streams.replay.sources import BadLine, InputError, read_events, time_ordered
 from streams.settings import Settings
 
 
-def _writer(stack: ExitStack, path: Path | None) -> Sink:
+def _writer(stack: ExitStack, path: Path | None) -> Writer:
     if path is None:
         return lambda _record: None
     path.parent.mkdir(parents=True, exist_ok=True)
+    # entered into the caller's ExitStack, which closes it
     fh: IO[bytes] = stack.enter_context(
-        gzip.open(path, "wb") if path.suffix == ".gz" else open(path, "wb"))  # type: ignore[arg-type]
+        gzip.open(path, "wb") if path.suffix == ".gz"  # type: ignore[arg-type]  # noqa: SIM115
+        else open(path, "wb"))  # noqa: SIM115
     write = fh.write
     dumps = orjson.dumps
 
@@ -37,33 +40,21 @@ def _writer(stack: ExitStack, path: Path | None) -> Sink:
 
 
 class Progress:
-    """A one-line progress display on a terminal; silent otherwise."""
+    """Events read, on a progress line (see :mod:`agents.cli.progress`)."""
 
     def __init__(self, total_bytes: int, enabled: bool) -> None:
-        self.total = max(total_bytes, 1)
-        self.enabled = enabled
+        self.bar = ProgressBar("reading", total_bytes, enabled)
         self.done = 0
         self.count = 0
-        self.started = time.monotonic()
-        self._last = 0.0
 
     def step(self, nbytes: int) -> None:
         self.done += nbytes
         self.count += 1
-        if self.enabled and self.count % 4096 == 0:
-            now = time.monotonic()
-            if now - self._last >= 0.25:
-                self._last = now
-                rate = self.count / max(now - self.started, 1e-9)
-                frac = min(self.done / self.total, 1.0)
-                bar = "#" * int(frac * 30)
-                sys.stderr.write(f"\rreading [{bar:<30}] {frac:6.1%} {self.count:>10,} events "
-                                 f"{rate:>9,.0f}/s")
-                sys.stderr.flush()
+        if self.bar.enabled and self.count % 4096 == 0:
+            self.bar.draw(self.done, self.count, f"{self.count:>10,} events")
 
     def close(self) -> None:
-        if self.enabled:
-            sys.stderr.write("\n")
+        self.bar.close()
 
 
 def run_replay(args: argparse.Namespace, settings: Settings) -> int:

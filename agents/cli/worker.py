@@ -54,7 +54,7 @@ def serve(settings: Settings, bootstrap: str) -> int:
             print(f"journey worker: stopped on a fatal fault: {rt.fatal[0]}", file=sys.stderr)
             return EXIT_FATAL
         return code
-    except Exception as exc:  # a crash faust re-raised at shutdown
+    except Exception as exc:  # noqa: BLE001 - a crash faust re-raised at shutdown
         if rt.fatal:
             print(f"journey worker: stopped on a fatal fault: {rt.fatal[0]}", file=sys.stderr)
             return EXIT_FATAL

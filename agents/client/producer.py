@@ -7,6 +7,7 @@ it later in the dead-letter topic.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -163,10 +164,9 @@ class JourneyProducer:
                 report.rejected.append(Rejected(i, exc.reason, exc.message))
             except KafkaError as exc:  # no metadata or buffer space within max_block_ms
                 report.failed.append(Rejected(i, "delivery_failed", repr(exc)))
-        try:
+        # whatever is still unacknowledged is reported as failed below
+        with contextlib.suppress(KafkaTimeoutError):
             self.flush(timeout)
-        except KafkaTimeoutError:
-            pass  # whatever is still unacknowledged is reported as failed below
         for i, future in pending:
             if future.succeeded():
                 report.sent += 1

@@ -25,7 +25,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
 
 from agents.kafka.config import kafka_kwargs
-from agents.kafka.pipeline import Gap, Record, in_offset_order
+from agents.kafka.records import Gap, Record, in_offset_order
 from streams.settings import Settings
 
 log = logging.getLogger("journey.heal")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from streams.core import contracts
 from streams.core.lifecycle import Rhythm
 from streams.core.population import Model
 from streams.core.reach import SendWindow
@@ -15,7 +16,7 @@ from streams.settings import Settings
 DAY = 86400.0
 CHURN_WARNING = "churn_warning"
 RECALL_TRIGGER = "recall_trigger"
-SCHEMA = {CHURN_WARNING: "journey.churn-warning/1", RECALL_TRIGGER: "journey.recall-trigger/1"}
+SCHEMA = {CHURN_WARNING: contracts.CHURN_WARNING.id, RECALL_TRIGGER: contracts.RECALL_TRIGGER.id}
 PREFIX = {CHURN_WARNING: "cw", RECALL_TRIGGER: "rt"}
 PRIORITY = {"top": "high", "middle": "medium", "base": "low", "none": "low"}
 
@@ -27,7 +28,7 @@ def stable_id(prefix: str, *parts: object) -> str:
 
 
 def episode_key(t: float) -> int:
-    return int(round(t * 1000))
+    return int(round(t * 1000))  # noqa: RUF046 - t may be a numpy 1.x float: not an int
 
 
 def is_control(user_id: str, settings: Settings) -> bool:

@@ -63,7 +63,7 @@ class _Rule(NamedTuple):
 
 def _type_rules(doc: Mapping[str, Any]) -> dict[str, _Rule | None]:
     """Per event type its fast checks, or None where the schema says more than they cover."""
-    types = list(doc["properties"]["type"]["enum"]) + [ev.OTHER]
+    types = [*doc["properties"]["type"]["enum"], ev.OTHER]
     needs = dict.fromkeys(types, False)
     required: dict[str, list[str]] = {t: [] for t in types}
     checks: dict[str, list[tuple[str, Callable[[Any], bool]]]] = {t: [] for t in types}

@@ -192,7 +192,7 @@ def to_object(event: Event) -> dict[str, Any]:
     """The user-event object of an Event (time to the millisecond), e.g. to re-emit it."""
     lifted = zip(("amount", "currency", "order_id", "rating", "channel", "referred_user_id"),
                  (event.amount, event.currency, event.order_id, event.rating, event.channel,
-                  event.referred_user_id))
+                  event.referred_user_id), strict=True)
     props = {**event.properties, **{k: v for k, v in lifted if v is not None}}
     out: dict[str, Any] = {
         "event_id": event.event_id, "user_id": event.user_id, "type": event.type,

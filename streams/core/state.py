@@ -8,6 +8,7 @@ out-of-order delivery, replay and the live worker agree.
 from __future__ import annotations
 
 import bisect
+import itertools
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -111,7 +112,7 @@ class UserState:
         times = [t for t, _ in self.purchase_log]
         if len(times) < 3:
             return None
-        gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+        gaps = [b - a for a, b in itertools.pairwise(times)]
         mean = sum(gaps) / len(gaps)
         if mean <= 0:
             return None

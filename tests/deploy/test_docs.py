@@ -16,7 +16,7 @@ import yaml
 
 import schemas
 from agents.kafka.metrics import Metrics
-from streams.settings import settings_markdown
+from streams.settings_doc import settings_markdown
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS = REPO / "docs"

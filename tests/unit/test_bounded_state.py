@@ -19,7 +19,8 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 from agents.kafka import codec
 from streams.core import event as ev
 from streams.core.event import Event
-from streams.core.processor import Outputs, PartitionProcessor
+from streams.core.outputs import Outputs
+from streams.core.processor import PartitionProcessor
 from streams.core.state import ALERT_LOG_CAP, CHANNELS, UserState
 from streams.settings import Settings
 from streams.testing import CAPS, MAX_EVENT_ID, MAX_ID, state_ceiling

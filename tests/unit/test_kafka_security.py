@@ -229,7 +229,7 @@ def test_heal_reads_back_and_committed_offsets(secure: Settings, clients: Client
 
 
 def test_worker_watchdog_probe(secure: Settings, clients: Clients, pki: Pki) -> None:
-    from agents.kafka import worker
+    from agents.kafka import watchdog
 
     topics = Topics.from_settings(secure)
     assignment = {TopicPartition(topics.events, 0)}
@@ -237,7 +237,7 @@ def test_worker_watchdog_probe(secure: Settings, clients: Clients, pki: Pki) -> 
         settings=secure, topics=topics, bootstrap=secure.broker, probe=None, fatal=[],
         ready=True, broker_lost_since=0.0,
         app=SimpleNamespace(consumer=SimpleNamespace(assignment=lambda: assignment)))
-    asyncio.run(worker._check_broker(rt))  # type: ignore[arg-type]
+    asyncio.run(watchdog.check_broker(rt))  # type: ignore[arg-type]
     (kw,) = clients.of("AIOKafkaClient")
     assert_aiokafka_security(kw, secure, pki)
     assert rt.broker_lost_since > 0  # the probe could not connect, and said so

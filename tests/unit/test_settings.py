@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from streams.settings import ENV_PREFIX, Settings, settings_markdown
+from streams.settings import Settings
+from streams.settings_doc import settings_markdown
+from streams.settings_load import ENV_PREFIX
 from streams.testing import Harness, make_event
 
 TomlFactory = Callable[[str], Path]
