@@ -30,13 +30,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from real_data import cdnow_transactions, purchase_events  # noqa: E402
+from real_data import cdnow_transactions, purchase_events
 
-from agents.broker import EmbeddedBroker  # noqa: E402
-from agents.kafka.topics import create_topics  # noqa: E402
-from agents.testing.restarts import FloodReport, run_history_flood  # noqa: E402
-from agents.testing.workers import PARTITIONS, Workers, topic_suffixes  # noqa: E402
-from streams.settings import Settings  # noqa: E402
+from agents.broker import EmbeddedBroker
+from agents.kafka.topics import create_topics
+from agents.testing.restarts import FloodReport, run_history_flood
+from agents.testing.workers import PARTITIONS, Workers, topic_suffixes
+from streams.settings import Settings
 
 
 def one_run(events: list[dict], seed: int, create: bool, keep: Path | None,

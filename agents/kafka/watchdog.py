@@ -88,7 +88,9 @@ async def check_progress(rt: Runtime) -> None:
     limit = rt.settings.stall_seconds
     recovery = rt.app.tables.recovery
     if recovery.in_recovery:
-        read = sum(recovery.active_offsets.values()) + sum(recovery.standby_offsets.values())
+        # a partition recovery has not started reading yet has no offset (None)
+        read = sum(o for o in (*recovery.active_offsets.values(),
+                               *recovery.standby_offsets.values()) if o is not None)
         quiet = rt.progress.recovery_stalled_for(int(read))
         if quiet > limit:
             await fatal(rt, f"table recovery read nothing for {quiet:.0f}s")

@@ -198,8 +198,11 @@ def _wire(rt: Runtime) -> None:
 
     @app.timer(interval=3.0, on_leader=False)
     async def watchdog() -> None:
-        await check_broker(rt)
-        await check_progress(rt)
+        try:
+            await check_broker(rt)
+            await check_progress(rt)
+        except Exception as exc:  # noqa: BLE001 - a worker that cannot watch itself says so
+            await fatal(rt, f"the watchdog failed: {exception_summary(exc)}")
 
     @app.task
     async def mark_ready() -> None:
