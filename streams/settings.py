@@ -81,8 +81,9 @@ class Settings:
 
     # --- population model ---
     population_sample_size: int = _f(
-        1000, "Users per partition in the deterministic (bottom-k by hash) sample that the "
-        "buy-till-you-die model and value tiers are fitted on.", "population")
+        5000, "Users per partition in the deterministic (bottom-k by hash) sample that the "
+        "buy-till-you-die model, the value tiers and the churn model are fitted on.",
+        "population")
     refit_interval_days: float = _f(
         7.0, "How often, in stream time, the population model is re-fitted from the past.",
         "population")
@@ -92,6 +93,27 @@ class Settings:
         0.2, "Share of buyers, by monetary value, in the top value tier.", "population")
     middle_tier_share: float = _f(
         0.3, "Share of buyers in the middle value tier (below the top tier).", "population")
+
+    # --- churn model: learned from the stream (docs/lifecycle.md#the-churn-score) ---
+    churn_snapshot_days: float = _f(
+        28.0, "Days between snapshots of the sampled buyers that the churn model learns from, "
+        "on an epoch-aligned grid; a multiple of `refit_interval_days`.", "churn")
+    churn_horizon_days: float = _f(
+        84.0, "The churn score is the probability of no purchase within this many days; a "
+        "snapshot is labelled this long after it was taken. A multiple of "
+        "`churn_snapshot_days`.", "churn")
+    churn_min_rows: int = _f(
+        500, "Labelled snapshot rows a partition needs before the learned score replaces the "
+        "buy-till-you-die score.", "churn")
+    churn_min_class: int = _f(
+        65, "Of those rows, at least this many users who bought and as many who did not.",
+        "churn")
+    churn_declining_threshold: float = _f(
+        0.0, "Pin the churn score at which a buyer becomes `declining`. 0: set at each fit "
+        "from the model's own probabilities (95% of the expected lapsers).", "churn")
+    churn_churned_threshold: float = _f(
+        0.0, "Pin the churn score at which a buyer becomes `churned`. 0: set at each fit "
+        "from the model's own probabilities (80% of the expected lapsers).", "churn")
 
     # --- time and input hygiene ---
     allowed_lateness_seconds: float = _f(
@@ -112,6 +134,9 @@ class Settings:
     control_salt: str = _f(
         "journey", "Salt of the control-group hash; change it to draw a new control group.",
         "alerts")
+    uplift_window_days: float = _f(
+        30.0, "A recalled user who comes back within this many days of the recall counts as "
+        "returned when uplift is measured against the control group.", "alerts")
     recall_cooldown_days: float = _f(
         30.0, "At most one recall trigger per user within this many days.", "alerts")
     contact_cap: int = _f(
@@ -291,8 +316,10 @@ def problems(s: Settings) -> list[str]:
         found.append("tier shares must be in (0, 1)")
     if s.partitions < 1:
         found.append("partitions must be at least 1")
+    found += _churn_problems(s)
     found += _security_problems(s)
     positive = ("refit_interval_days", "new_user_decline_days", "decline_after_gaps",
+                "churn_snapshot_days", "churn_horizon_days", "uplift_window_days",
                 "min_decline_days", "min_churn_days", "contact_cap_days",
                 "session_timeout_seconds", "broker_outage_seconds",
                 "broker_request_timeout_seconds", "stall_seconds",
@@ -305,6 +332,26 @@ def problems(s: Settings) -> list[str]:
                     "activity_grace_days", "recall_cooldown_days", "standby_replicas",
                     "tick_interval_seconds", "fetch_max_wait_seconds")
     found += [f"{n} must not be negative" for n in non_negative if getattr(s, n) < 0]
+    return found
+
+
+def _multiple(value: float, step: float) -> bool:
+    return step > 0 and value > 0 and abs(value / step - round(value / step)) < 1e-9
+
+
+def _churn_problems(s: Settings) -> list[str]:
+    found: list[str] = []
+    if not _multiple(s.churn_snapshot_days, s.refit_interval_days):
+        found.append("churn_snapshot_days must be a multiple of refit_interval_days")
+    if not _multiple(s.churn_horizon_days, s.churn_snapshot_days):
+        found.append("churn_horizon_days must be a multiple of churn_snapshot_days")
+    pinned = (s.churn_declining_threshold, s.churn_churned_threshold)
+    if any(not 0.0 <= t < 1.0 for t in pinned):
+        found.append("churn thresholds must be in [0, 1)")
+    elif all(pinned) and pinned[0] >= pinned[1]:
+        found.append("churn_declining_threshold must be below churn_churned_threshold")
+    if s.churn_min_rows < 2 or s.churn_min_class < 1:
+        found.append("churn_min_rows must be at least 2 and churn_min_class at least 1")
     return found
 
 

@@ -20,8 +20,10 @@ from agents.kafka.metrics import Metrics
 from agents.kafka.offsets import InputOffsets
 from agents.kafka.records import FEEDBACK, TICK, Gap, Record, Send, decode_feedback, find_gaps
 from agents.kafka.sink import RecordSink
-from agents.kafka.table import WriteBack, ctx_key, table_value
+from agents.kafka.table import WriteBack, ctx_key, snapshot_key, table_value
 from agents.kafka.topics import KIND_HEADER, Topics
+from streams.core.churn.learner import is_snapshot_instant
+from streams.core.churn.memory import BASE, LABELS
 from streams.core.context import PartitionContext
 from streams.core.decode import Rejection, decode
 from streams.core.outputs import Outputs, drain
@@ -67,16 +69,34 @@ class Pipeline:
         n = self.settings.partitions
         key = self._ctx_keys.setdefault(partition, ctx_key(partition, n))
         proc = PartitionProcessor(self.settings, self.store, partition,
-                                  owns=lambda user_id: partition_for(user_id, n) == partition)
+                                  owns=lambda user_id: partition_for(user_id, n) == partition,
+                                  persist=True)
         if self.prepare is not None:
             self.prepare()
         ctx = table_value(self.table.get(key))
+        context = PartitionContext.from_dict(ctx) if isinstance(ctx, dict) and ctx else None
         states = (v for k, v in self.store.items() if partition_for(k, n) == partition)
-        proc.restore(PartitionContext.from_dict(ctx) if isinstance(ctx, dict) and ctx else None,
-                     states)
+        proc.restore(context, states, self._snapshots(partition, context))
         self.offsets.restored(partition, ctx)
         self.processors[partition] = proc
         return proc
+
+    def _snapshots(self, partition: int, ctx: PartitionContext | None
+                   ) -> dict[tuple[float, str], Any]:
+        """The churn model's snapshot records a restored context may need: those it lists,
+        and those its logged refits took (see ``streams.core.churn.memory``)."""
+        if ctx is None:
+            return {}
+        wanted = {t for t, _ in ctx.snapshots}
+        wanted |= {t for t in ctx.refits or () if is_snapshot_instant(t, self.settings)}
+        out = {}
+        for t in wanted:
+            for kind in (BASE, LABELS):
+                rec = table_value(self.table.get(
+                    snapshot_key(partition, self.settings.partitions, t, kind)))
+                if isinstance(rec, dict):
+                    out[(t, kind)] = rec
+        return out
 
     def revoke(self, partitions: Iterable[int]) -> None:
         for p in partitions:
@@ -203,21 +223,34 @@ class Pipeline:
         return instant
 
     def commit_state(self) -> int:
-        """Stage each touched partition's checkpoint, then each touched user once.
+        """Stage each touched partition's snapshot records and checkpoint, then each
+        touched user once.
 
-        The checkpoint goes first and claims only what the table held *before* this
-        batch (with the batch's re-fits), so whichever of the user writes that follow a
-        crash lets through, a restart goes over the batch again and ends as if nothing
-        happened (see :meth:`PartitionProcessor.checkpoint`). The worker publishes the
-        two groups in this order, each acknowledged before the next.
+        The checkpoint claims only what the table held *before* this batch (with the
+        batch's re-fits), so whichever of the user writes that follow a crash lets
+        through, a restart goes over the batch again and ends as if nothing happened
+        (see :meth:`PartitionProcessor.checkpoint`). The snapshots the batch's re-fits
+        took or labelled go before it, so a checkpoint that claims a refit finds its
+        snapshot; a snapshot is deleted after the checkpoint that stops listing it. The
+        worker publishes the groups in this order, each acknowledged before the next
+        (``agents.kafka.table.changelog_groups``).
         """
+        n = self.settings.partitions
+        deletes: list[str] = []
         for p in self._touched:
             proc = self.processors.get(p)
             if proc is not None:
-                key = self._ctx_keys.setdefault(p, ctx_key(p, self.settings.partitions))
+                churn = proc.refits.churn
+                for t, kind, rec in churn.take_writes():
+                    self.store.write(snapshot_key(p, n, t, kind), rec)
+                deletes += [snapshot_key(p, n, t, kind) for t in churn.take_deletes()
+                            for kind in (BASE, LABELS)]
+                key = self._ctx_keys.setdefault(p, ctx_key(p, n))
                 ctx = proc.checkpoint().to_dict()
                 ctx["consumed"], ctx["consumed_repartition"] = self.offsets.claim(p)
                 self.store.write(key, ctx)
+        for key in deletes:
+            self.store.write(key, None)
         self._touched.clear()
         written = len(self.store.dirty)
         self.store.flush()

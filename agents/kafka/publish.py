@@ -27,7 +27,7 @@ class PublishTimeout(RuntimeError):
 class Outgoing(Protocol):
     topic: str
     key: bytes | None
-    value: bytes
+    value: bytes | None
     headers: list[tuple[str, bytes]]
     partition: int | None
 

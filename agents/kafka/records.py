@@ -31,7 +31,7 @@ class Record:
 class Send:
     topic: str
     key: bytes | None
-    value: bytes
+    value: bytes | None  # None: a tombstone (a table delete)
     headers: list[tuple[str, bytes]]
     partition: int | None = None
     source_time: float | None = None  # deadline or event receipt, for the latency metric

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from agents.kafka.metrics import Metrics
 from agents.kafka.pipeline import Pipeline
 from agents.kafka.progress import Progress
+from agents.kafka.table import Staged
 from agents.kafka.topics import Topics
 from streams.settings import Settings
 
@@ -43,7 +44,7 @@ class Runtime:
     fatal: list[str] = field(default_factory=list)
     seen_topics: set[str] = field(default_factory=set)
     acked: dict[tuple[str, int], int] = field(default_factory=dict)
-    pending_changelog: list[tuple[str, int, bytes, bytes]] = field(default_factory=list)
+    pending_changelog: list[Staged] = field(default_factory=list)
     started_at: float = field(default_factory=time.time)
     progress: Progress = field(default_factory=Progress)
     ready: bool = False  # started (the process is sound while not fatal)

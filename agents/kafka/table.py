@@ -1,7 +1,8 @@
 """The users table as the worker's processors see it.
 
 One table holds every user's state and, under keys of their own, each partition's
-context (its checkpoint), which the worker publishes in that order (``changelog_groups``).
+context (its checkpoint) and the churn model's snapshots. The worker publishes a batch's
+writes in three groups (``changelog_groups``): snapshots, checkpoints, then users.
 """
 
 from __future__ import annotations
@@ -13,27 +14,43 @@ from streams.core.partitioning import partition_for
 from streams.core.state import UserState
 
 CTX_PREFIX = "\x00partition:"
+SNAPSHOT_PREFIX = "\x00snapshot:"
+Staged = tuple[str, int, bytes, bytes | None]  # key, partition, key bytes, value (None: delete)
 
 
-def ctx_key(partition: int, partitions: int) -> str:
-    """A table key that the default partitioner puts on ``partition`` itself, so the
-    partition's context is restored with, and only with, that partition's users."""
+def _placed(stem: str, partition: int, partitions: int) -> str:
+    """``stem`` with the first suffix that the default partitioner puts on ``partition``
+    itself, so the record is restored with, and only with, that partition's users."""
     i = 0
     while True:
-        key = f"{CTX_PREFIX}{partition}:{i}"
+        key = f"{stem}:{i}"
         if partition_for(key, partitions) == partition:
             return key
         i += 1
 
 
-def changelog_groups(pending: list[tuple[str, int, bytes, bytes]]
-                     ) -> list[list[tuple[str, int, bytes, bytes]]]:
-    """A batch's staged changelog writes (key, partition, key bytes, value bytes) in the
-    groups the worker publishes, each acknowledged before the next is sent: the
-    partitions' checkpoints, then the users (see :meth:`Pipeline.commit_state`)."""
+def ctx_key(partition: int, partitions: int) -> str:
+    """The key of ``partition``'s context."""
+    return _placed(f"{CTX_PREFIX}{partition}", partition, partitions)
+
+
+def snapshot_key(partition: int, partitions: int, at: float, kind: str) -> str:
+    """The key of one record (``kind``: base or labels) of ``partition``'s churn-model
+    snapshot taken at ``at``."""
+    return _placed(f"{SNAPSHOT_PREFIX}{partition}:{at!r}:{kind}", partition, partitions)
+
+
+def changelog_groups(pending: list[Staged]) -> list[list[Staged]]:
+    """A batch's staged changelog writes in the groups the worker publishes, each
+    acknowledged before the next is sent: the churn model's new snapshot records, the
+    partitions' checkpoints (which claim the refits that made them), then the users and
+    the deletes of snapshots no checkpoint lists any more (see
+    :meth:`Pipeline.commit_state`)."""
+    snapshots = [w for w in pending if w[0].startswith(SNAPSHOT_PREFIX) and w[3] is not None]
     contexts = [w for w in pending if w[0].startswith(CTX_PREFIX)]
-    users = [w for w in pending if not w[0].startswith(CTX_PREFIX)]
-    return [g for g in (contexts, users) if g]
+    rest = [w for w in pending if not w[0].startswith(CTX_PREFIX)
+            and not (w[0].startswith(SNAPSHOT_PREFIX) and w[3] is not None)]
+    return [g for g in (snapshots, contexts, rest) if g]
 
 
 def table_value(value: Any) -> Any:
@@ -52,8 +69,15 @@ class WriteBack(MutableMapping[str, UserState]):
     def __init__(self, table: MutableMapping[str, Any],
                  write: Callable[[str, Any], None] | None = None) -> None:
         self.table = table
-        self.write = write or table.__setitem__
+        # write(key, None) deletes; a plain mapping pops the key
+        self.write = write or self._set
         self.dirty: dict[str, UserState] = {}
+
+    def _set(self, key: str, value: Any) -> None:
+        if value is None:
+            self.table.pop(key, None)
+        else:
+            self.table[key] = value
 
     def __getitem__(self, key: str) -> UserState:
         got = self.dirty.get(key)

@@ -31,7 +31,7 @@ from agents.kafka.pipeline import Pipeline
 from agents.kafka.publish import send_acknowledged
 from agents.kafka.records import TICK, Record, Send, tick_value
 from agents.kafka.runtime import Runtime, fatal, owned
-from agents.kafka.table import changelog_groups
+from agents.kafka.table import Staged, changelog_groups
 from agents.kafka.topics import KIND_HEADER, Topics
 from agents.kafka.watchdog import check_broker, check_progress
 from agents.kafka.web import install_views
@@ -106,12 +106,16 @@ def build(settings: Settings, bootstrap: str, metrics: Metrics | None = None) ->
                       value_type=bytes, use_partitioner=True)
     n = settings.partitions
     in_memory = settings.store.startswith("memory")
-    pending_changelog: list[tuple[str, int, bytes, bytes]] = []
+    pending_changelog: list[Staged] = []
 
     def write(key: str, value: Any) -> None:
         # Held for a direct producer send after the batch (faster than faust's send_soon
         # buffer, measured), on our own partition choice: faust's partitioner needs
         # producer metadata for the changelog topic, which it may not have yet.
+        if value is None:  # a delete: a tombstone in the changelog
+            table.data.pop(key, None)
+            pending_changelog.append((key, partition_for(key, n), key.encode(), None))
+            return
         raw = codec.dumps(value)
         table.data[key] = value if in_memory else raw
         pending_changelog.append((key, partition_for(key, n), key.encode(), raw))

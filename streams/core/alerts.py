@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Any, NamedTuple
 
 from streams.core import contracts
 from streams.core.lifecycle import Rhythm
@@ -19,6 +19,15 @@ RECALL_TRIGGER = "recall_trigger"
 SCHEMA = {CHURN_WARNING: contracts.CHURN_WARNING.id, RECALL_TRIGGER: contracts.RECALL_TRIGGER.id}
 PREFIX = {CHURN_WARNING: "cw", RECALL_TRIGGER: "rt"}
 PRIORITY = {"top": "high", "middle": "medium", "base": "low", "none": "low"}
+
+
+class Risk(NamedTuple):
+    """The churn score an alert reports, who made it, and (learned score) the threshold
+    the alert's stage stands for."""
+
+    score: float
+    scorer: str  # logit | btyd
+    threshold: float | None = None
 
 
 def stable_id(prefix: str, *parts: object) -> str:
@@ -77,7 +86,7 @@ def strategy(state: UserState, kind: str, tier: str, user_role: str) -> dict[str
 
 
 def build_alert(kind: str, state: UserState, now: float, r: Rhythm, model: Model,
-                p_alive: float, risk: float, stage_from: str, channels: list[str],
+                p_alive: float, risk: Risk, stage_from: str, channels: list[str],
                 window: SendWindow, settings: Settings) -> dict[str, Any]:
     tier = model.value_tier(state)
     user_role = role(state, settings)
@@ -92,14 +101,16 @@ def build_alert(kind: str, state: UserState, now: float, r: Rhythm, model: Model
         "gap_source": r.gap_source,
         "threshold_days": round(threshold, 3),
         "p_alive": round(p_alive, 4),
-        "churn_risk": round(risk, 4),
+        "churn_risk": round(risk.score, 4),
+        "churn_scorer": risk.scorer,
+        "risk_threshold": None if risk.threshold is None else round(risk.threshold, 4),
         "orders": state.orders,
         "repeat_purchases": state.repeat_purchases,
         "monetary": round(state.monetary, 2),
         "monetary_90d": round(state.spend_since(now - 90 * DAY), 2),
         "avg_order_value": None if aov is None else round(aov, 2),
         "refunds": state.refunds,
-        "summary": _summary(kind, state, idle_days, since_buy, r, p_alive, tier),
+        "summary": _summary(kind, state, idle_days, since_buy, r, p_alive, risk, tier),
     }
     episode = r.anchor if state.orders == 0 else max(r.anchor, state.last_active_at)
     alert: dict[str, Any] = {
@@ -112,7 +123,7 @@ def build_alert(kind: str, state: UserState, now: float, r: Rhythm, model: Model
         "stage_from": stage_from,
         "churn_type": churn_type(state),
         "priority": PRIORITY[tier],
-        "priority_score": round(max(0.0, state.monetary) * risk, 2),
+        "priority_score": round(max(0.0, state.monetary) * risk.score, 2),
         "value_tier": tier,
         "role": user_role,
         "funnel_stage": state.funnel_stage(),
@@ -128,12 +139,15 @@ def build_alert(kind: str, state: UserState, now: float, r: Rhythm, model: Model
 
 
 def _summary(kind: str, state: UserState, idle_days: float, since_buy: float | None,
-             r: Rhythm, p_alive: float, tier: str) -> str:
+             r: Rhythm, p_alive: float, risk: Risk, tier: str) -> str:
     if state.orders == 0:
         head = f"Never bought; no activity for {idle_days:.0f} days"
     else:
         head = (f"No purchase for {since_buy:.0f} days against a usual gap of "
                 f"{r.gap_days:.0f} days ({r.gap_source} rhythm)")
+    if risk.threshold is not None:
+        head += (f"; learned churn risk {risk.score:.2f} reached the {risk.threshold:.2f} "
+                 "threshold")
     verdict = "churned" if kind == RECALL_TRIGGER else "declining"
     return (f"{head}; P(alive) {p_alive:.2f}; {state.orders} orders, "
             f"{state.monetary:.2f} spent; value tier {tier}; now {verdict}.")

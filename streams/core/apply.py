@@ -14,6 +14,7 @@ from streams.core.state import CHANNEL_BIT, UserState, channel_mask
 from streams.settings import Settings
 
 REFERRAL_CONVERTED = "referral_converted"  # internal: a user this user referred bought
+DAY = 86400.0
 
 
 def new_state(event: Event) -> UserState:
@@ -75,6 +76,7 @@ def apply_event(state: UserState, event: Event, settings: Settings) -> None:
                     _replace_purchase(state, seen, t, amount)
                 return
             state.log_order(event.order_id, t, amount)
+        state.fold_purchase_day(t, amount)
         state.orders += 1
         state.gross_spend += amount
         if state.first_purchase_at is None or t < state.first_purchase_at:
@@ -141,3 +143,9 @@ def _replace_purchase(state: UserState, seen: list[Any], t: float, amount: float
         state.first_purchase_at = t
     if state.last_purchase_at == old_t and state.purchase_log:
         state.last_purchase_at = state.purchase_log[-1][0]
+    if len(state.purchase_log) == state.orders:
+        state.refold_purchase_days()  # the log holds every order: as if in order
+    elif int(t // DAY) == int(old_t // DAY) == int((state.last_purchase_at or t) // DAY):
+        state.last_day_spend += amount - old_amount
+    # otherwise an older copy moved a day among orders the capped log no longer holds:
+    # the aggregates keep the first copy's day (docs/lifecycle.md#the-churn-score)

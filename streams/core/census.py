@@ -1,6 +1,7 @@
 """How many of a partition's users stand where: by stage, funnel step, and whether they
-bought, bought again and referred. Kept up to date as states change, so the worker's
-gauges never scan the users."""
+bought, bought again, referred and were satisfied; and the outcomes of their recalls
+(``uplift``). Kept up to date as states change, so the worker's gauges never scan the
+users."""
 
 from __future__ import annotations
 
@@ -8,35 +9,61 @@ from collections import Counter
 from collections.abc import ItemsView
 
 from streams.core.state import UserState
+from streams.core.uplift import Outcomes, UpliftKey, UpliftTally, uplift_key
 
-CensusKey = tuple[str, int, bool, bool, bool]  # stage, funnel index, buyer, repeat, referrer
+# stage, funnel index, buyer, repeat buyer, referrer, satisfied buyer
+CensusKey = tuple[str, int, bool, bool, bool, bool]
+Entry = tuple[CensusKey, UpliftKey | None]  # what a user counts for
+
+
+def satisfied(s: UserState) -> bool:
+    """A buyer with no refund and no low average review (2.5 or below): the rule that
+    also picks the service strategy for an alert."""
+    if s.orders == 0 or s.refunds:
+        return False
+    return not s.reviews or s.rating_sum / s.reviews > 2.5
 
 
 def census_key(s: UserState) -> CensusKey:
     return (s.stage, s.funnel_index(), s.orders >= 1, s.orders >= 2,
-            bool(s.referrals_sent or s.referred_converted))
+            bool(s.referrals_sent or s.referred_converted), satisfied(s))
 
 
 class Census:
-    def __init__(self) -> None:
+    def __init__(self, uplift_window: float = 30 * 86400.0) -> None:
         self.counts: Counter[CensusKey] = Counter()
+        self.recalls = UpliftTally()
+        self.window = uplift_window
+
+    def entry(self, s: UserState) -> Entry:
+        """What ``s`` counts for now (take it before a change, for :meth:`moved`)."""
+        return census_key(s), uplift_key(s, self.window)
 
     def items(self) -> ItemsView[CensusKey, int]:
         return self.counts.items()
 
     def clear(self) -> None:
         self.counts.clear()
+        self.recalls.clear()
 
     def add(self, state: UserState) -> None:
-        self.counts[census_key(state)] += 1
+        key, recalls = self.entry(state)
+        self.counts[key] += 1
+        self.recalls.count(recalls, 1)
 
-    def moved(self, before: CensusKey | None, state: UserState) -> None:
+    def moved(self, before: Entry | None, state: UserState) -> None:
         """``state`` changed from ``before`` (None: a new user)."""
-        after = census_key(state)
-        if before != after:
-            if before is not None:
-                self.counts[before] -= 1
-            self.counts[after] += 1
+        after = self.entry(state)
+        if before == after:
+            return
+        if before is not None:
+            self.counts[before[0]] -= 1
+            self.recalls.count(before[1], -1)
+        self.counts[after[0]] += 1
+        self.recalls.count(after[1], 1)
+
+    def recall_outcomes(self, now: float) -> dict[bool, Outcomes]:
+        return self.recalls.outcomes(now)
 
     def stage_counts(self) -> Counter[str]:
         counts: Counter[str] = Counter()

@@ -9,7 +9,7 @@ checkpoints stay readable.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from streams.core.credits import credit_from_list, credit_to_list
@@ -26,6 +26,10 @@ class PartitionContext:
     held_credits: list[Event]  # earliest first
     # a checkpoint's re-fits, by instant (model as Model.to_list): None outside one
     refits: dict[float, list[object]] | None = None
+    # the churn model's live snapshots, [instant, labelled], and dropped ones whose
+    # records may still be in the table (see churn.memory)
+    snapshots: list[list[Any]] = field(default_factory=list)
+    dropped: list[float] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -34,6 +38,8 @@ class PartitionContext:
             "held_credits": [credit_to_list(e) for e in self.held_credits]}
         if self.refits is not None:
             d["refits"] = [[t, m] for t, m in sorted(self.refits.items())]
+        if self.snapshots or self.dropped:
+            d["snapshots"], d["dropped"] = self.snapshots, self.dropped
         return d
 
     @classmethod
@@ -46,4 +52,6 @@ class PartitionContext:
                    next_refit_at=d.get("next_refit_at"),
                    applied_position=int(d.get("applied_position", -1)),
                    held_credits=[credit_from_list(c) for c in d.get("held_credits") or ()],
-                   refits=None if refits is None else {float(t): m for t, m in refits})
+                   refits=None if refits is None else {float(t): m for t, m in refits},
+                   snapshots=[[float(t), bool(done)] for t, done in d.get("snapshots") or ()],
+                   dropped=[float(t) for t in d.get("dropped") or ()])

@@ -7,6 +7,7 @@ from typing import Any
 
 from streams.core import alerts, lifecycle, reach
 from streams.core import event as ev
+from streams.core.churn import stages
 from streams.core.contracts import LIFECYCLE_TRANSITION
 from streams.core.event import Event
 from streams.core.outputs import Outputs
@@ -23,7 +24,9 @@ def after_event(state: UserState, event: Event, known: bool, now: float, model: 
     """Re-derive the stage of a user ``event`` was applied to (``known``: the user was
     seen before), record a change; returns the user's next deadline."""
     r = lifecycle.rhythm(state, model, settings)
-    stage = lifecycle.stage_at(r, now)
+    learned = lifecycle.learned_for(state, model)
+    stage = lifecycle.stage_at(r, now) if learned is None \
+        else stages.stage_at(learned, state, r.active_stage, now, settings)
     old = state.stage if known else None
     if old == CHURNED and stage in ACTIVE_STAGES \
             and settings.reactivation_requires == "purchase" \
@@ -32,7 +35,10 @@ def after_event(state: UserState, event: Event, known: bool, now: float, model: 
     if stage != old:
         enter(state, old, stage, now, r, change_reason(old, stage, event, state), model,
               settings, out)
-    return lifecycle.next_deadline(r, now) if stage != CHURNED else None
+    if stage == CHURNED:
+        return None
+    return lifecycle.next_deadline(r, now) if learned is None \
+        else stages.next_wake(state, stage, now, settings)
 
 
 def at_deadline(state: UserState, now: float, model: Model, settings: Settings,
@@ -40,10 +46,22 @@ def at_deadline(state: UserState, now: float, model: Model, settings: Settings,
     """Re-derive the stage of a user whose deadline came, record a change; returns the
     user's next deadline."""
     r = lifecycle.rhythm(state, model, settings)
-    stage = lifecycle.stage_at(r, now)
+    learned = lifecycle.learned_for(state, model)
+    stage = lifecycle.stage_at(r, now) if learned is None \
+        else stages.stage_at(learned, state, r.active_stage, now, settings)
     if stage != state.stage:
         enter(state, state.stage, stage, now, r, "inactivity", model, settings, out)
-    return lifecycle.next_deadline(r, now)
+    return lifecycle.next_deadline(r, now) if learned is None \
+        else stages.next_wake(state, stage, now, settings)
+
+
+def due(state: UserState, woken_at: float, model: Model, settings: Settings) -> float | None:
+    """When a user whose wake came at ``woken_at`` leaves their stage (re-derived, not
+    read back: activity and re-fits move it); None: never without activity."""
+    learned = lifecycle.learned_for(state, model)
+    if learned is None:
+        return lifecycle.deadline_for(state.stage, lifecycle.rhythm(state, model, settings))
+    return stages.due(learned, state, woken_at, settings)
 
 
 def change_reason(old: str | None, new: str, event: Event, state: UserState) -> str:
@@ -64,7 +82,8 @@ def enter(state: UserState, old: str | None, new: str, now: float, r: lifecycle.
     """Record a stage change and, on entering decline or churn, decide the alert."""
     inactive = new in (DECLINING, CHURNED)
     days = (now - state.last_active_at) / DAY if inactive else None
-    transition(state, old, new, now, "inactivity" if inactive else reason, out, days)
+    transition(state, old, new, now, "inactivity" if inactive else reason, out, days,
+               settings.uplift_window_days * DAY)
     if new == DECLINING:
         alert(alerts.CHURN_WARNING, state, now, r, old or NEW, model, settings, out)
     elif new == CHURNED:
@@ -72,8 +91,9 @@ def enter(state: UserState, old: str | None, new: str, now: float, r: lifecycle.
 
 
 def transition(state: UserState, old: str | None, new: str, now: float, reason: str,
-               out: Outputs, days_inactive: float | None) -> None:
-    """The lifecycle-transition record; the user enters ``new`` at ``now``."""
+               out: Outputs, days_inactive: float | None, return_window: float) -> None:
+    """The lifecycle-transition record; the user enters ``new`` at ``now``. A return
+    within ``return_window`` of the recall it follows counts for uplift."""
     reactivation = reason == "reactivation"
     after_id: str | None = None
     after_control: bool | None = None
@@ -82,6 +102,8 @@ def transition(state: UserState, old: str | None, new: str, now: float, reason: 
                 and state.last_recall_at >= state.stage_since:
             after_id, after_control = state.last_recall_id, state.last_recall_control
             out.reactivations.append("control" if after_control else "treated")
+            if now - state.last_recall_at <= return_window:
+                state.recall_returns += 1
         else:
             out.reactivations.append("none")
     record: dict[str, Any] = {
@@ -121,7 +143,8 @@ def alert(kind: str, state: UserState, now: float, r: lifecycle.Rhythm, stage_fr
         else reach.zone_offset(settings.default_timezone, now)
     window = reach.send_window(state, now, offset, settings)
     p_alive = lifecycle.p_alive(state, model, now, settings)
-    risk = lifecycle.churn_risk(state, model, now, settings, r)
+    risk = alerts.Risk(*lifecycle.churn_score(state, model, now, settings, r),
+                       _risk_threshold(kind, state, model))
     record = alerts.build_alert(kind, state, now, r, model, p_alive, risk, stage_from,
                                 channels, window, settings)
     if window.deferred:
@@ -135,3 +158,12 @@ def alert(kind: str, state: UserState, now: float, r: lifecycle.Rhythm, stage_fr
         state.last_recall_id = record["alert_id"]
         state.last_recall_at = now
         state.last_recall_control = record["control"]
+
+
+def _risk_threshold(kind: str, state: UserState, model: Model) -> float | None:
+    """The learned score's threshold the alert's stage stands for (None: the rhythm's)."""
+    learned = lifecycle.learned_for(state, model)
+    if learned is None:
+        return None
+    return learned.churned_threshold if kind == alerts.RECALL_TRIGGER \
+        else learned.declining_threshold

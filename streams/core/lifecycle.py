@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 
 from streams.core import btyd
+from streams.core.churn.model import BTYD, LOGIT, ChurnModel, score
 from streams.core.population import Model
 from streams.core.state import CHURNED, DECLINING, GROWING, MATURE, NEW, UserState
 from streams.settings import Settings
@@ -118,3 +119,22 @@ def churn_risk(state: UserState, model: Model, now: float, settings: Settings,
     big_t = max(now - state.first_purchase_at, state.last_purchase_at - state.first_purchase_at)
     risk = btyd.p_no_purchase(model.params, r.churn_days, x, t_x, big_t / DAY)
     return min(1.0, max(0.0, risk))
+
+
+def learned_for(state: UserState, model: Model) -> ChurnModel | None:
+    """The learned churn model, if it scores this user: a buyer, once the partition has
+    one (until then, and for users who never bought, the rules above apply)."""
+    learned = model.learned
+    if learned is None or state.orders == 0 or state.last_purchase_at is None:
+        return None
+    return learned
+
+
+def churn_score(state: UserState, model: Model, now: float, settings: Settings,
+                r: Rhythm | None = None) -> tuple[float, str]:
+    """The user's ``churn_risk`` and the scorer that made it: the learned p(no purchase
+    within the horizon), or ``churn_risk`` above."""
+    learned = learned_for(state, model)
+    if learned is not None:
+        return score(learned, state, now), LOGIT
+    return churn_risk(state, model, now, settings, r), BTYD

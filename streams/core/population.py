@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from streams.core import btyd
+from streams.core.churn.model import ChurnModel
 from streams.core.state import UserState
 from streams.settings import Settings
 
@@ -36,16 +37,30 @@ class Model:
     gap_days: float = 30.0  # population purchase gap, for users without a rhythm yet
     fitted_at: float | None = None
     buyers: int = 0  # buyers in the sample at the last fit
+    # the churn score's model, from the last snapshot refit; None before the first
+    churn: ChurnModel | None = None
 
     def to_list(self) -> list[object]:
         p = self.params
-        return [[p.r, p.alpha, p.a, p.b], self.top_min, self.middle_min, self.gap_days,
-                self.fitted_at, self.buyers]
+        out: list[object] = [[p.r, p.alpha, p.a, p.b], self.top_min, self.middle_min,
+                             self.gap_days, self.fitted_at, self.buyers]
+        if self.churn is not None:  # models before the first snapshot refit read as before
+            out.append(self.churn.to_list())
+        return out
 
     @classmethod
     def from_list(cls, v: list[object]) -> Model:
+        """A stored model; one stored before the churn model existed has none."""
         r, alpha, a, b = v[0]  # type: ignore[misc]
-        return cls(btyd.MBGParams(r, alpha, a, b), *v[1:])  # type: ignore[arg-type]
+        churn = v[6] if len(v) > 6 else None
+        return cls(btyd.MBGParams(r, alpha, a, b), *v[1:6],  # type: ignore[arg-type]
+                   churn=None if churn is None else ChurnModel.from_list(churn))  # type: ignore[arg-type]
+
+    @property
+    def learned(self) -> ChurnModel | None:
+        """The churn model when it is the learned one (else the MBG/NBD score rules)."""
+        churn = self.churn
+        return churn if churn is not None and churn.learned else None
 
     @classmethod
     def prior(cls, settings: Settings) -> Model:
@@ -85,6 +100,10 @@ class Sample:
     def __iter__(self) -> Iterable[str]:  # type: ignore[override]
         return iter(sorted(self._members))
 
+    def hashed(self) -> list[tuple[int, str]]:
+        """The members with their hashes, smallest hash first."""
+        return sorted((-h, user_id) for h, user_id in self._heap)
+
     def __len__(self) -> int:
         return len(self._members)
 
@@ -93,7 +112,7 @@ def refit(model: Model, states: Iterable[UserState], now: float, settings: Setti
     """A new model from the sampled users' states as they are at ``now`` (never later)."""
     buyers = [s for s in states if s.orders >= 1 and s.first_purchase_at is not None]
     new = Model(params=model.params, top_min=model.top_min, middle_min=model.middle_min,
-                gap_days=model.gap_days, fitted_at=now, buyers=len(buyers))
+                gap_days=model.gap_days, fitted_at=now, buyers=len(buyers), churn=model.churn)
     if len(buyers) < settings.refit_min_buyers:
         return new
     xs = [s.orders - 1 for s in buyers]

@@ -17,19 +17,19 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from collections.abc import Callable, Iterable, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from typing import Any
 
-from streams.core import decisions, lifecycle
+from streams.core import decisions
 from streams.core.apply import apply_event, new_state
-from streams.core.census import Census, CensusKey, census_key
+from streams.core.census import Census, Entry
 from streams.core.clock import PartitionClock
 from streams.core.context import PartitionContext
 from streams.core.credits import HeldCredits, credit_for
 from streams.core.event import Event
 from streams.core.outputs import Outputs
 from streams.core.population import Model, Sample
-from streams.core.refits import RefitSchedule, population_wakeups
+from streams.core.refits import RefitSchedule, model_wakeups
 from streams.core.snapshot import snapshot
 from streams.core.state import UserState
 from streams.core.timers import DeadlineIndex
@@ -40,7 +40,8 @@ class PartitionProcessor:
     """State machine of one partition over a mutable mapping of user id to state."""
 
     def __init__(self, settings: Settings, store: MutableMapping[str, UserState],
-                 partition: int = 0, owns: Callable[[str], bool] | None = None) -> None:
+                 partition: int = 0, owns: Callable[[str], bool] | None = None,
+                 persist: bool = False) -> None:
         self.settings = settings
         self.store = store
         self.partition = partition
@@ -49,11 +50,12 @@ class PartitionProcessor:
         self.owns = owns
         self.time = PartitionClock(settings)
         self.model = Model.prior(settings)
-        self.refits = RefitSchedule(settings)
+        # persist: the driver writes the churn model's snapshots (see churn.memory)
+        self.refits = RefitSchedule(settings, persist)
         self.index = DeadlineIndex()
         self.credits = HeldCredits()
         self.sample = Sample(settings.population_sample_size)
-        self.census = Census()
+        self.census = Census(settings.uplift_window_days * 86400.0)
         self._base = self.context()
 
     @property
@@ -76,8 +78,10 @@ class PartitionProcessor:
     # --- persistence of the partition's own context ---------------------------------
 
     def context(self) -> PartitionContext:
+        churn = self.refits.churn
         return PartitionContext(self.time.stamp(), self.model, self.refits.next_at,
-                                self.time.applied_position, self.credits.events())
+                                self.time.applied_position, self.credits.events(),
+                                snapshots=churn.listing(), dropped=churn.undeleted())
 
     def checkpoint(self) -> PartitionContext:
         """The context to persist *before* a batch's user writes: as it was at the
@@ -91,16 +95,21 @@ class PartitionProcessor:
         """
         claimed = dataclasses.replace(self._base, refits=self.refits.claim())
         self._base = self.context()
+        self.refits.churn.checkpointed()
         return claimed
 
-    def restore(self, ctx: PartitionContext | None, states: Iterable[UserState]) -> None:
+    def restore(self, ctx: PartitionContext | None, states: Iterable[UserState],
+                snapshots: Mapping[tuple[float, str], Mapping[str, Any]] | None = None,
+                ) -> None:
         """Rebuild the in-memory index, sample and census from the table (after a restart
-        or a rebalance): O(users in the partition), once."""
+        or a rebalance): O(users in the partition), once. ``snapshots``: the churn
+        model's snapshot records the context names (see ``churn.memory``)."""
         self.refits.log = {}
         if ctx is not None:
             self.time.restore(ctx.clock, ctx.applied_position)
             self.model = ctx.model
             self.refits.restore(ctx.next_refit_at, ctx.refits)
+            self.refits.churn.restore(ctx.snapshots, ctx.dropped, snapshots or {})
         self.credits = HeldCredits(ctx.held_credits if ctx is not None else None)
         self.index = DeadlineIndex()
         self.sample = Sample(self.settings.population_sample_size)
@@ -170,7 +179,7 @@ class PartitionProcessor:
             self.sample.offer(event.user_id)
             self.refits.start(t)
         else:
-            before = census_key(state)
+            before = self.census.entry(state)
         if position is not None:
             state.max_position = max(state.max_position, position)
         state.remember_id(event.event_id, self.settings.dedupe_window)
@@ -217,9 +226,7 @@ class PartitionProcessor:
             state = self.store.get(user_id)
             if state is None:
                 continue
-            # the deadline is re-derived, not read back: activity and re-fits move it
-            due = lifecycle.deadline_for(state.stage,
-                                         lifecycle.rhythm(state, self.model, self.settings))
+            due = decisions.due(state, woken_at, self.model, self.settings)
             if due is None or due > woken_at or state.stage_since > woken_at:
                 # (nor is a user judged before its own last change: see _settle)
                 self._schedule(state, None if due is None else max(due, state.stage_since))
@@ -228,24 +235,24 @@ class PartitionProcessor:
             self._fire(state, woken_at, out)
 
     def _refit(self, at: float, out: Outputs) -> None:
-        sample = (s for u in self.sample if (s := self.store.get(u)) is not None)
-        old_gap = self.model.gap_days
-        self.model = self.refits.refit(self.model, sample, at)
+        sample = ((h, s) for h, u in self.sample.hashed() if (s := self.store.get(u)) is not None)
+        old = self.model
+        self.model = self.refits.refit(old, sample, at)
         out.refits += 1
-        if self.model.gap_days < old_gap:  # deadlines on the population rhythm come forward
-            for user_id, state, wake in population_wakeups(self.store, self.model, at,
-                                                           self.settings, self.owns):
-                self._schedule(state, wake)
-                self.store[user_id] = state
+        # deadlines that come forward (a shorter population gap, a new churn model)
+        for user_id, state, wake in model_wakeups(self.store, old, self.model, at,
+                                                  self.settings, self.owns):
+            self._schedule(state, wake)
+            self.store[user_id] = state
 
     # --- a user's stage -------------------------------------------------------------
 
     def _fire(self, state: UserState, now: float, out: Outputs) -> None:
-        before = census_key(state)
+        before = self.census.entry(state)
         self._schedule(state, decisions.at_deadline(state, now, self.model, self.settings, out))
         self._store(state, before, out)
 
-    def _settle(self, state: UserState, event: Event, before: CensusKey | None,
+    def _settle(self, state: UserState, event: Event, before: Entry | None,
                 out: Outputs, now: float) -> None:
         """Re-derive the stage after an event and schedule the next deadline."""
         if before is not None and state.stage_since > now:
@@ -262,7 +269,7 @@ class PartitionProcessor:
             self.index.register(state.user_id, deadline)
         state.wake_at = self.index.wake_at(state.user_id)
 
-    def _store(self, state: UserState, before: CensusKey | None, out: Outputs) -> None:
+    def _store(self, state: UserState, before: Entry | None, out: Outputs) -> None:
         self.census.moved(before, state)
         self.store[state.user_id] = state
         out.touched.add(state.user_id)

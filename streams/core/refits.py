@@ -1,10 +1,12 @@
 """When a partition re-fits its population model, and the re-fits it has made.
 
 Re-fits fall on an epoch-aligned grid, ``refit_interval_days`` apart, from the first
-instant after the partition's first user. A re-fit reads other users' states, so a
-restarted worker going over an instant again must not recompute it from states that
-may already be ahead: the re-fits made since the last checkpoint are logged, claimed by
-the next checkpoint, and read back from the log when their instant comes round again.
+instant after the partition's first user; every ``churn_snapshot_days`` one of them is
+also a snapshot refit of the churn model (``churn.learner``). A re-fit reads other
+users' states, so a restarted worker going over an instant again must not recompute it
+from states that may already be ahead: the re-fits made since the last checkpoint are
+logged, claimed by the next checkpoint, and read back from the log when their instant
+comes round again.
 """
 
 from __future__ import annotations
@@ -12,19 +14,23 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
 
 from streams.core import lifecycle, population
+from streams.core.churn import learner, stages
+from streams.core.churn.memory import ChurnMemory
 from streams.core.population import Model
 from streams.core.state import CHURNED, UserState
 from streams.settings import Settings
 
 DAY = 86400.0
+Sampled = Iterable[tuple[int, UserState]]  # the sample's users by hash, smallest first
 
 
 class RefitSchedule:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, persist: bool = False) -> None:
         self.settings = settings
         self.next_at: float | None = None  # None until the partition has a user
         # re-fits by instant since the last checkpoint (and logged ones not reached yet)
         self.log: dict[float, list[object]] = {}
+        self.churn = ChurnMemory(persist)  # the churn model's snapshots
 
     def next_epoch(self, t: float) -> float:
         """The first refit instant strictly after ``t`` on the epoch-aligned grid."""
@@ -39,14 +45,25 @@ class RefitSchedule:
         if self.next_at is None:
             self.next_at = self.next_epoch(t)
 
-    def refit(self, model: Model, sample: Iterable[UserState], at: float) -> Model:
+    def refit(self, model: Model, sample: Sampled, at: float) -> Model:
         """The model re-fitted at ``at`` (from the log, if this instant was fitted
         before); the next re-fit is one step on."""
         logged = self.log.get(at)
+        settings = self.settings
+        snapshot = learner.is_snapshot_instant(at, settings)
         if logged is not None:
             fitted = Model.from_list(logged)
+            if snapshot and fitted.churn is not None:
+                learner.refit(self.churn, at, (), _no_fallback, settings, fitted.churn)
         else:
-            fitted = population.refit(model, sample, at, self.settings)
+            users = list(sample)
+            fitted = population.refit(model, (s for _, s in users), at, settings)
+            if snapshot:
+                buyers = [(h, s) for h, s in users
+                          if s.orders >= 1 and s.last_purchase_at is not None]
+                fitted.churn = learner.refit(
+                    self.churn, at, buyers,
+                    lambda s: lifecycle.churn_risk(s, fitted, at, settings), settings)
             self.log[at] = fitted.to_list()
         self.next_at = self.next_epoch(at)
         return fitted
@@ -65,16 +82,35 @@ class RefitSchedule:
         return claimed
 
 
-def population_wakeups(store: MutableMapping[str, UserState], model: Model, at: float,
-                       settings: Settings, owns: Callable[[str], bool] | None = None,
-                       ) -> Iterator[tuple[str, UserState, float]]:
-    """After a re-fit shortened the population gap: the users on the population rhythm
-    whose deadline came forward, with when to wake them (later ones re-register lazily)."""
+def _no_fallback(_: UserState) -> float:
+    raise AssertionError("a logged refit scores nobody")
+
+
+def model_wakeups(store: MutableMapping[str, UserState], old: Model, new: Model, at: float,
+                  settings: Settings, owns: Callable[[str], bool] | None = None,
+                  ) -> Iterator[tuple[str, UserState, float]]:
+    """After a re-fit that can bring buyers' deadlines forward, the buyers to wake
+    earlier than their wake, with when (later deadlines re-register lazily).
+
+    On the rhythm rules that is a shorter population gap, or a change of churn model.
+    Under a new learned model, each active buyer is scored once at ``at``: those past
+    their next threshold are woken now; the others keep their wake and are judged by the
+    new model when it comes (a crossing the new model puts before that wake is late).
+    """
+    shorter = new.gap_days < old.gap_days
+    changed = new.churn != old.churn
+    if not (shorter or changed):
+        return
+    learned = new.learned
     for user_id, state in list(store.items()):
         if not isinstance(state, UserState) or state.orders == 0 \
                 or state.stage == CHURNED or (owns is not None and not owns(user_id)):
             continue
-        due = lifecycle.deadline_for(state.stage, lifecycle.rhythm(state, model, settings))
+        if learned is not None and state.last_purchase_at is not None:
+            if changed and stages.past_threshold(learned, state, at, settings):
+                yield user_id, state, at
+            continue
+        due = lifecycle.deadline_for(state.stage, lifecycle.rhythm(state, new, settings))
         if due is None:
             continue
         wake = max(due, at)

@@ -18,7 +18,7 @@ DAY = 86400.0
 def snapshot(state: UserState, model: Model, now: float, settings: Settings) -> dict[str, Any]:
     """The user-state record of ``state`` as of ``now``."""
     p = lifecycle.p_alive(state, model, now, settings)
-    risk = lifecycle.churn_risk(state, model, now, settings)
+    risk, scorer = lifecycle.churn_score(state, model, now, settings)
     last_buy = state.last_purchase_at
     gap = state.avg_gap_days()
     return {
@@ -26,6 +26,7 @@ def snapshot(state: UserState, model: Model, now: float, settings: Settings) -> 
         "user_id": state.user_id,
         "lifecycle_stage": state.stage,
         "churn_risk": round(risk, 6),
+        "churn_scorer": scorer,
         "p_alive": round(p, 6),
         "recency_days": None if last_buy is None else round((now - last_buy) / DAY, 4),
         "frequency": state.repeat_purchases,
@@ -44,4 +45,18 @@ def snapshot(state: UserState, model: Model, now: float, settings: Settings) -> 
         "refunds": state.refunds,
         "alerts_sent": state.alerts_sent,
         "last_alert_id": state.last_alert_id,
+        **user_value(state),
     }
+
+
+def user_value(state: UserState) -> dict[str, float | None]:
+    """The user's value as the domain writes it: average order value x repeat rate x
+    share rate, each over the user's own orders (null for a user who never bought)."""
+    if not state.orders:
+        return {"avg_order_value": None, "repeat_rate": None, "share_rate": None,
+                "user_value": None}
+    aov = state.monetary / state.orders
+    repeat = state.repeat_purchases / state.orders
+    share = (state.shares + state.referrals_sent) / state.orders
+    return {"avg_order_value": round(aov, 2), "repeat_rate": round(repeat, 4),
+            "share_rate": round(share, 4), "user_value": round(aov * repeat * share, 4)}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -24,6 +25,10 @@ FUNNEL: tuple[str, ...] = ("aware", "interested", "cart", "purchased", "repeat",
 
 PURCHASE_LOG_CAP = 8  # recent purchases kept for rhythm and 90-day spend
 ALERT_LOG_CAP = 8  # recent alert times kept for the contact cap
+DAY = 86400.0
+# half-lives (days) of the decayed purchase-day counts the churn model reads
+HALF_LIVES: tuple[float, float, float] = (30.0, 90.0, 180.0)
+_DECAY = tuple(-math.log(2.0) / h for h in HALF_LIVES)
 
 
 def channel_mask(channels: list[str] | tuple[str, ...]) -> int:
@@ -90,6 +95,19 @@ class UserState:
     last_recall_id: str | None = None
     last_recall_at: float | None = None
     last_recall_control: bool | None = None
+
+    # What the learned churn score reads (streams.core.churn), folded per purchase day:
+    # several purchases on one UTC day are one purchase day. Appended last, so records
+    # written before they existed still load (see from_list).
+    purchase_days: int = 0
+    last_day_spend: float = 0.0  # spend on the last purchase day
+    last_gap_days: int = 0  # days between the last two purchase days; 0 with one
+    # purchase days decayed with HALF_LIVES, as of the last purchase day (decayed
+    # further when read)
+    decay_30: float = 0.0
+    decay_90: float = 0.0
+    decay_180: float = 0.0
+    recall_returns: int = 0  # recalls followed by a return within uplift_window_days
 
     # --- derived values -------------------------------------------------------------
 
@@ -164,6 +182,49 @@ class UserState:
         if len(self.order_log) > PURCHASE_LOG_CAP * 2:
             del self.order_log[0]
 
+    def fold_purchase_day(self, at: float, amount: float) -> None:
+        """Fold a purchase into the purchase-day aggregates. Call it before the purchase
+        enters ``purchase_log`` and ``last_purchase_at``. In time order only the first
+        branch runs; a late purchase (an earlier day, within the allowed lateness) folds
+        in too, equal to in-order folding up to float rounding."""
+        last = self.last_purchase_at
+        if last is None or self.purchase_days == 0:
+            self.purchase_days, self.last_day_spend, self.last_gap_days = 1, amount, 0
+            self.decay_30 = self.decay_90 = self.decay_180 = 1.0
+            return
+        day, last_day = int(at // DAY), int(last // DAY)
+        if day > last_day:  # a new, later purchase day: the usual case
+            gap = day - last_day
+            self.decay_30 = self.decay_30 * math.exp(_DECAY[0] * gap) + 1.0
+            self.decay_90 = self.decay_90 * math.exp(_DECAY[1] * gap) + 1.0
+            self.decay_180 = self.decay_180 * math.exp(_DECAY[2] * gap) + 1.0
+            self.purchase_days += 1
+            self.last_gap_days = gap
+            self.last_day_spend = amount
+        elif day == last_day:
+            self.last_day_spend += amount
+        elif all(int(t // DAY) != day for t, _ in self.purchase_log):  # a late, new day
+            age = last_day - day
+            self.decay_30 += math.exp(_DECAY[0] * age)
+            self.decay_90 += math.exp(_DECAY[1] * age)
+            self.decay_180 += math.exp(_DECAY[2] * age)
+            if self.purchase_days == 1 or age < self.last_gap_days:
+                self.last_gap_days = age  # it falls between the last two purchase days
+            self.purchase_days += 1
+
+    def refold_purchase_days(self) -> None:
+        """Rebuild the purchase-day aggregates from ``purchase_log``: exact while it holds
+        every order; otherwise older orders count as one purchase day each and add
+        nothing to the decays (records written before the aggregates existed)."""
+        log, last = self.purchase_log, self.last_purchase_at
+        self.purchase_days = 0
+        self.last_purchase_at = None
+        for t, amount in log:
+            self.fold_purchase_day(t, amount)
+            self.last_purchase_at = t
+        self.last_purchase_at = last
+        self.purchase_days += max(0, self.orders - len(log))
+
     def log_alert(self, at: float) -> None:
         bisect.insort(self.alert_log, at)
         if len(self.alert_log) > ALERT_LOG_CAP:
@@ -178,6 +239,8 @@ class UserState:
     def from_list(cls, values: list[Any]) -> UserState:
         state = cls(*values[: len(_FIELD_NAMES)])
         state.purchase_log = [(float(t), float(a)) for t, a in state.purchase_log]
+        if state.orders and not state.purchase_days:  # written before the aggregates
+            state.refold_purchase_days()
         return state
 
 

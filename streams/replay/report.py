@@ -25,7 +25,7 @@ from streams.settings import Settings
 STAGE_COLORS = {"new": PALETTE[0], "growing": PALETTE[2], "mature": PALETTE[4],
                 "declining": PALETTE[1], "churned": PALETTE[3]}
 TIERS = ("top", "middle", "base", "none")
-SETTING_SECTIONS = ("lifecycle", "population", "alerts")  # the ones that shape the result
+SETTING_SECTIONS = ("lifecycle", "population", "churn", "alerts")  # the ones that shape the result
 RISKIEST_SHOWN = 20
 
 _STYLE = """

@@ -266,7 +266,9 @@ class LoopGuardStore(dict[str, UserState]):
 
 @pytest.mark.parametrize("interval", [7.0, 2.5, 1.1, 0.7, 1 / 24])
 def test_refits_step_forward_for_any_interval(interval: float) -> None:
-    settings = Settings().with_overrides(refit_interval_days=interval)
+    settings = Settings().with_overrides(refit_interval_days=interval,
+                                         churn_snapshot_days=4 * interval,
+                                         churn_horizon_days=12 * interval)
     settings.validate()
     p = PartitionProcessor(settings, LoopGuardStore(limit=50_000))
     refits, fitted = 0, []

@@ -250,6 +250,7 @@ def validate(record: dict[str, Any]) -> None:
 def lively_settings(draw: st.DrawFn) -> Settings:
     """Settings that make stages move fast, so short streams produce every output kind."""
     decline = draw(st.floats(0.5, 10))
+    refit = float(draw(st.integers(1, 14)))
     return Settings().with_overrides(
         new_user_decline_days=decline, new_user_churn_days=decline * draw(st.floats(1.5, 5)),
         min_decline_days=draw(st.floats(0.1, 5)), min_churn_days=draw(st.floats(5, 20)),
@@ -259,7 +260,8 @@ def lively_settings(draw: st.DrawFn) -> Settings:
         refit_min_buyers=draw(st.integers(2, 10)),
         # whole days: fractional intervals hang the processor today (see test_processor's
         # test_refits_step_forward_for_any_interval)
-        refit_interval_days=float(draw(st.integers(1, 14))),
+        refit_interval_days=refit, churn_snapshot_days=2 * refit,
+        churn_horizon_days=2 * refit, churn_min_rows=2, churn_min_class=1,
         reactivation_requires=draw(st.sampled_from(["activity", "purchase"])),
         control_share=draw(st.sampled_from([0.0, 0.5])), recall_cooldown_days=1.0)
 

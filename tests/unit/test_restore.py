@@ -74,8 +74,9 @@ def clone(p: PartitionProcessor) -> PartitionProcessor:
     ctx = PartitionContext.from_dict(json.loads(json.dumps(p.context().to_dict())))
     store = {u: UserState.from_list(json.loads(json.dumps(s.to_list())))
              for u, s in p.store.items()}
+    snapshots = {key: json.loads(json.dumps(rec)) for key, rec in p.refits.churn.records().items()}
     twin = PartitionProcessor(p.settings, store, p.partition)
-    twin.restore(ctx, list(store.values()))
+    twin.restore(ctx, list(store.values()), snapshots)
     return twin
 
 

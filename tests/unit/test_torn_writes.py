@@ -22,7 +22,7 @@ from agents.kafka import codec
 from agents.kafka.metrics import Metrics
 from agents.kafka.pipeline import Pipeline
 from agents.kafka.records import TICK, Record, Send, in_offset_order, tick_value
-from agents.kafka.table import changelog_groups
+from agents.kafka.table import Staged, changelog_groups
 from agents.kafka.topics import KIND_HEADER, Topics
 from agents.testing.chaos import CORE_FIELDS, alert_differences
 from agents.testing.replay_check import field_diffs
@@ -50,7 +50,7 @@ class Broker:
     """Topic-partitions as lists; the changelog as one ordered list of (key, value)."""
 
     logs: dict[tuple[str, int], list[Record]] = field(default_factory=dict)
-    changelog: list[tuple[str, bytes]] = field(default_factory=list)
+    changelog: list[tuple[str, bytes | None]] = field(default_factory=list)
     committed: dict[tuple[str, int], int] = field(default_factory=dict)
 
     def append(self, topic: str, partition: int, key: bytes | None, value: bytes,
@@ -98,10 +98,19 @@ class Run:
         # with ``fetch``, each batch takes a random share of each topic-partition, in a
         # random order: a consumer fetches its topics independently of each other
         self.fetch = fetch
-        self.table: dict[str, Any] = {k: codec.loads(v) for k, v in broker.changelog}
-        self.pending: list[tuple[str, int, bytes, bytes]] = []
+        self.table: dict[str, Any] = {}
+        for k, v in broker.changelog:  # recovery: the last write of each key wins
+            if v is None:
+                self.table.pop(k, None)
+            else:
+                self.table[k] = codec.loads(v)
+        self.pending: list[Staged] = []
 
         def write(key: str, value: Any) -> None:
+            if value is None:
+                self.table.pop(key, None)
+                self.pending.append((key, 0, b"", None))
+                return
             self.table[key] = value
             self.pending.append((key, 0, b"", codec.dumps(value)))
 
