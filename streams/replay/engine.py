@@ -13,12 +13,15 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from streams.core.churn.model import ChurnModel
 from streams.core.deadletter import dead_letter
 from streams.core.event import Event
 from streams.core.outputs import Outputs, Rejected, drain
 from streams.core.partitioning import partition_for
 from streams.core.processor import PartitionProcessor
 from streams.core.state import UserState
+from streams.core.timefmt import rfc3339
+from streams.core.uplift import Outcomes, Uplift, uplift
 from streams.settings import Settings
 
 if TYPE_CHECKING:
@@ -50,6 +53,9 @@ class Summary:
     stage_series: list[tuple[float, dict[str, int]]] = field(default_factory=list)
     alerts_per_day: dict[float, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     came_back: set[str] = field(default_factory=set)  # users active after `until`
+    # each partition's churn model as each snapshot refit left it, in stream order
+    churn_models: list[tuple[int, ChurnModel]] = field(default_factory=list)
+    uplift: Uplift | None = None  # of recalls against the control group, at the end
 
     def as_dict(self) -> dict[str, Any]:
         return {"events_read": self.read, "applied": self.applied,
@@ -57,7 +63,19 @@ class Summary:
                 "dead_letters": dict(self.dead_letters), "alerts": dict(self.alerts),
                 "suppressed": dict(self.suppressed), "transitions": self.transitions,
                 "reactivations": dict(self.reactivations), "users_by_stage": dict(self.stages),
-                "users": self.users, "model_refits": self.refits}
+                "users": self.users, "model_refits": self.refits,
+                "churn_models": [_churn_dict(p, m) for p, m in self.churn_models],
+                "uplift": None if self.uplift is None else self.uplift.as_dict()}
+
+
+def _churn_dict(partition: int, m: ChurnModel) -> dict[str, Any]:
+    q = m.quality
+    return {"partition": partition, "fitted_at": rfc3339(m.fitted_at), "kind": m.kind,
+            "rows": m.rows, "positives": m.positives,
+            "declining_threshold": m.declining_threshold,
+            "churned_threshold": m.churned_threshold,
+            "quality": None if q is None else {"n": q.n, "auc": q.auc, "brier": q.brier,
+                                               "base_rate": q.base_rate, "scorer": q.scorer}}
 
 
 class Replay:
@@ -78,6 +96,7 @@ class Replay:
         self.track_series = track_series
         self._next_day: float | None = None
         self._credits: list[Event] = []  # referral credits on their way to a partition
+        self._churn: list[ChurnModel | None] = [None] * settings.partitions
 
     def bad_line(self, bad: BadLine) -> None:
         r = bad.rejection
@@ -120,9 +139,13 @@ class Replay:
             self._sample_series(end)
         self.advance(end)
         s = self.summary
+        treated, control = Outcomes(), Outcomes()
         for p in self.processors:
             s.stages.update(p.stage_counts())
             s.users += len(p.store)
+            outcomes = p.census.recall_outcomes(end)
+            treated, control = treated + outcomes[False], control + outcomes[True]
+        s.uplift = uplift(treated, control)
         return end
 
     def advance(self, until: float) -> None:
@@ -185,6 +208,12 @@ class Replay:
 
     def on_refits(self, count: int) -> None:
         self.summary.refits += count
+        seen = self.summary.churn_models
+        for p, proc in enumerate(self.processors):  # a snapshot refit's new churn model
+            churn = proc.model.churn
+            if churn is not None and churn is not self._churn[p]:
+                self._churn[p] = churn
+                seen.append((p, churn))
 
     def _sample_series(self, t: float) -> None:
         if self._next_day is None:

@@ -1,0 +1,142 @@
+"""A purchase log cut in two for ``churn_eval.py``: the customers at the cut with their
+calibration summaries and holdout label, journey's replay of the calibration part, and
+the measures the evaluation prints."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from streams.core.timefmt import rfc3339
+
+DAY = 86400.0
+
+
+@dataclass(frozen=True, slots=True)
+class Purchase:
+    customer: str
+    at: float  # epoch seconds
+    order_id: str
+    amount: float
+
+
+@dataclass(frozen=True, slots=True)
+class Cohort:
+    """Calibration summaries in days and the holdout label, one row per customer."""
+
+    ids: list[str]
+    x: np.ndarray  # repeat purchase days
+    t_x: np.ndarray  # days from the first to the last purchase day
+    T: np.ndarray  # days from the first purchase day to the cut
+    recency: np.ndarray  # days from the last purchase to the cut
+    lost: np.ndarray  # True: bought nothing in the holdout
+    holdout_days: float
+
+
+def build_cohort(purchases: Iterable[Purchase], cut: float) -> Cohort:
+    days: dict[str, set[int]] = {}
+    last: dict[str, float] = {}
+    returned: set[str] = set()
+    end = cut
+    for p in purchases:
+        end = max(end, p.at)
+        if p.at < cut:
+            days.setdefault(p.customer, set()).add(int(p.at // DAY))
+            last[p.customer] = max(last.get(p.customer, p.at), p.at)
+        else:
+            returned.add(p.customer)
+    ids = sorted(days)
+    first = np.array([min(days[u]) for u in ids], dtype=float)
+    final = np.array([max(days[u]) for u in ids], dtype=float)
+    # a purchase day counts from its middle, as the cut falls at a midnight
+    return Cohort(ids, np.array([len(days[u]) - 1 for u in ids], dtype=float),
+                  final - first, cut / DAY - (first + 0.5),
+                  np.array([(cut - last[u]) / DAY for u in ids]),
+                  np.array([u not in returned for u in ids]),
+                  float(math.ceil((end - cut) / DAY)))
+
+
+def write_events(purchases: Iterable[Purchase], path: Path, source: str) -> int:
+    """Purchases as canonical journey events, in time order."""
+    count = 0
+    with open(path, "wb") as fh:
+        for p in sorted(purchases, key=lambda p: (p.at, p.customer, p.order_id)):
+            fh.write(orjson.dumps({
+                "event_id": f"{source}-{p.order_id}", "user_id": p.customer, "type": "purchase",
+                "occurred_at": rfc3339(p.at), "source": source,
+                "properties": {"amount": p.amount, "currency": "USD", "order_id": p.order_id}}))
+            fh.write(b"\n")
+            count += 1
+    return count
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    seconds: float
+    state: dict[str, dict[str, Any]]
+    summary: dict[str, Any]
+
+
+def run_replay(journey: str, events: Path, until: str, state_out: Path,
+               summary_out: Path | None, settings: Mapping[str, str]) -> Run:
+    """``journey replay`` on its defaults, but for ``settings`` (JOURNEY_* variables)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JOURNEY_")}
+    env.update(settings)
+    cmd = [journey, "replay", str(events), "--until", until, "--state-out", str(state_out),
+           "--no-progress"]
+    if summary_out is not None:
+        cmd += ["--summary-json", str(summary_out)]
+    started = time.perf_counter()
+    subprocess.run(cmd, check=True, env=env, stderr=subprocess.DEVNULL)
+    seconds = time.perf_counter() - started
+    summary = orjson.loads(summary_out.read_bytes()) if summary_out is not None else {}
+    return Run(seconds, read_state(state_out), summary)
+
+
+def read_state(path: Path) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    with open(path, "rb") as fh:
+        for line in fh:
+            if line.strip():
+                row = orjson.loads(line)
+                out[str(row["user_id"])] = row
+    return out
+
+
+def state_column(state: Mapping[str, Mapping[str, Any]], ids: list[str], key: str) -> np.ndarray:
+    return np.array([_number(state.get(u, {}).get(key)) for u in ids])
+
+
+def _number(value: object) -> float:
+    return float(value) if isinstance(value, (int, float)) else math.nan
+
+
+def auc(score: np.ndarray, positive: np.ndarray) -> float:
+    """P(a random positive scores above a random negative), ties counting half."""
+    score = np.asarray(score, dtype=float)
+    n_pos = int(positive.sum())
+    n_neg = positive.size - n_pos
+    if n_pos == 0 or n_neg == 0 or not np.isfinite(score).all():
+        return math.nan
+    order = np.argsort(score, kind="mergesort")
+    ordered = score[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    ends = np.r_[starts[1:], ordered.size]
+    ranks = np.empty(score.size)
+    ranks[order] = np.repeat((starts + 1 + ends) / 2.0, ends - starts)
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+def precision_recall(flagged: np.ndarray, lost: np.ndarray) -> tuple[int, float, float]:
+    n = int(flagged.sum())
+    hits = int((flagged & lost).sum())
+    return n, hits / n if n else math.nan, hits / max(int(lost.sum()), 1)
