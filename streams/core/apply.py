@@ -96,9 +96,11 @@ def apply_event(state: UserState, event: Event, settings: Settings) -> None:
         if state.last_purchase_at is None or t > state.last_purchase_at:
             state.last_purchase_at = t
         state.log_purchase(t, amount)
+        state.add_spend(t, amount)
     elif kind == ev.REFUND:
         state.refunds += 1
         state.refunded += event.amount or 0.0
+        state.add_spend(t, -(event.amount or 0.0))
     elif kind in (ev.PRODUCT_VIEW, ev.SEARCH, ev.WISHLIST_ADD):
         state.interested = True
     elif kind in (ev.ADD_TO_CART, ev.CHECKOUT_STARTED):
@@ -148,6 +150,8 @@ def _replace_purchase(state: UserState, seen: list[Any], t: float, amount: float
     old_t, old_amount = seen[1], seen[2]
     seen[1], seen[2] = t, amount
     state.gross_spend += amount - old_amount
+    state.add_spend(old_t, -old_amount)  # the copy kept replaces the one counted
+    state.add_spend(t, amount)
     if (old_t, old_amount) in state.purchase_log:
         state.purchase_log.remove((old_t, old_amount))
         state.log_purchase(t, amount)
