@@ -83,7 +83,8 @@ def _add_kafka_commands(sub: argparse._SubParsersAction) -> None:  # type: ignor
     w.set_defaults(func=_run)
 
     b = sub.add_parser("broker", help="run the embedded Kafka-compatible broker")
-    b.add_argument("--port", type=int, default=0)
+    b.add_argument("--port", type=int, default=9092,
+                   help="port on 127.0.0.1 (default 9092, Kafka's own; 0: any free port)")
     b.add_argument("--config", type=Path)
     b.set_defaults(func=_run)
 
