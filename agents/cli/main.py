@@ -128,6 +128,8 @@ def _add_kafka_commands(sub: argparse._SubParsersAction) -> None:  # type: ignor
     pr = sub.add_parser("produce", help="validate and send a JSONL file of events")
     pr.add_argument("file", type=Path)
     pr.add_argument("--topic", default=None)
+    pr.add_argument("--allow-old", action="store_true",
+                    help="also send events older than allowed_lateness behind now")
     pr.add_argument("--config", type=Path)
     pr.set_defaults(func=_run)
 
