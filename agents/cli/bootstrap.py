@@ -11,8 +11,8 @@ Exit status:
   1  the broker failed mid-way: run the same command again (workers refuse a
      half-loaded table meanwhile);
   2  unusable input or configuration;
-  3  refused: workers are running, or already processed input (``--force`` replaces
-     their table all the same, but never while they run).
+  3  refused: workers already processed input since the last bootstrap (``--force``
+     replaces their table all the same), or wrote to the table while this ran.
 """
 
 from __future__ import annotations
@@ -105,7 +105,8 @@ def _bootstrap(args: argparse.Namespace, settings: Settings, digest: str) -> int
                         on_dead_letter=writer(stack, args.dead_letter_out),
                         track_series=args.report is not None, live_from=math.inf)
         total = sum(p.stat().st_size for p in args.inputs)
-        progress = Progress(total, enabled=sys.stderr.isatty() and not args.no_progress)
+        progress = Progress(total, enabled=not args.no_progress,
+                            lines=not sys.stderr.isatty())
         feed_files(replay, args.inputs, settings, progress, args.until)
         progress.close()
         until = replay.finish(args.until)

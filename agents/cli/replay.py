@@ -41,18 +41,31 @@ def writer(stack: ExitStack, path: Path | None) -> Writer:
 
 
 class Progress:
-    """Events read, on a progress line (see :mod:`agents.cli.progress`)."""
+    """Events read and events replayed, on a progress line (see
+    :mod:`agents.cli.progress`); ``lines``: plain lines, for a log without a terminal."""
 
-    def __init__(self, total_bytes: int, enabled: bool) -> None:
-        self.bar = ProgressBar("reading", total_bytes, enabled)
+    def __init__(self, total_bytes: int, enabled: bool, lines: bool = False) -> None:
+        self.bar = ProgressBar("reading", total_bytes, enabled, lines)
         self.done = 0
         self.count = 0
+        self.replayed = 0
 
     def step(self, nbytes: int) -> None:
         self.done += nbytes
         self.count += 1
         if self.bar.enabled and self.count % 4096 == 0:
-            self.bar.draw(self.done, self.count, f"{self.count:>10,} events")
+            self._draw()
+
+    def fed(self) -> None:
+        """One event handed to the core (the sort holds events back until it has read
+        enough, so this can trail reading by a lot)."""
+        self.replayed += 1
+        if self.bar.enabled and self.replayed % 4096 == 0:
+            self._draw()
+
+    def _draw(self) -> None:
+        self.bar.draw(self.done, self.replayed,
+                      f"{self.count:>10,} events, {self.replayed:>10,} replayed")
 
     def close(self) -> None:
         self.bar.close()
@@ -72,7 +85,13 @@ def feed_files(replay: Replay, paths: list[Path], settings: Settings, progress: 
             else:
                 yield item
 
-    replay.feed(time_ordered(good_events()) if ordered else good_events(), until=until)
+    def counted(events: Iterator[Event]) -> Iterator[Event]:
+        for e in events:
+            progress.fed()
+            yield e
+
+    replay.feed(counted(time_ordered(good_events()) if ordered else good_events()),
+                until=until)
 
 
 def missing(prog: str, paths: list[Path]) -> bool:
