@@ -62,7 +62,8 @@ def _log(*records: tuple[str, object]) -> PartitionLog:
     log = PartitionLog()
     for key, value in records:
         raw = None if value is None else codec.dumps(value)
-        _note(log, SimpleNamespace(key=key.encode(), value=raw, partition=0))  # type: ignore[arg-type]
+        record = SimpleNamespace(key=key.encode(), value=raw, partition=0)
+        _note(log, record)  # type: ignore[arg-type]
     return log
 
 
