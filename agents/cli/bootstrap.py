@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import hashlib
 import math
 import sys
@@ -184,8 +185,10 @@ async def _load(settings: Settings, args: argparse.Namespace, found: Any, replay
     stale: dict[int, set[bytes]] = {}
     replay.cut_over(until, live_from)
     for p, proc in enumerate(replay.processors):
-        ctx = proc.context()
-        ctx.update(refits=[], consumed=offsets[p] - 1, consumed_repartition=repartition[p] - 1,
+        # a checkpoint as a worker writes one (no re-fits left to read back), plus the
+        # input offsets it resumes after and the mark of a bootstrap
+        ctx = dataclasses.replace(proc.context(), refits={}).to_dict()
+        ctx.update(consumed=offsets[p] - 1, consumed_repartition=repartition[p] - 1,
                    bootstrap=digest)
         contexts[p] = ctx
         keep = {k.encode() for k in replay.stores[p]}
