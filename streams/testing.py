@@ -42,6 +42,7 @@ class Harness:
     settings: Settings = field(default_factory=Settings)
     store: dict[str, UserState] = field(default_factory=dict)
     alerts: list[dict[str, Any]] = field(default_factory=list)
+    historical: list[dict[str, Any]] = field(default_factory=list)  # see live_from
     transitions: list[dict[str, Any]] = field(default_factory=list)
     rejected: list[tuple[str, str]] = field(default_factory=list)
     suppressed: list[tuple[str, str]] = field(default_factory=list)
@@ -98,6 +99,9 @@ class Harness:
 
     def on_alert(self, alert: dict[str, Any]) -> None:
         self.alerts.append(alert)
+
+    def on_historical(self, alert: dict[str, Any]) -> None:
+        self.historical.append(alert)
 
     def on_transition(self, transition: dict[str, Any]) -> None:
         self.transitions.append(transition)

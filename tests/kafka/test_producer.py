@@ -163,7 +163,7 @@ def test_produce_cli_sends_good_lines_verbatim_and_reports_bad_ones(
              orjson.dumps(canonical("u-5", 1, occurred_at="yesterday"))]   # 7: bad timestamp
     path = tmp_path / "events.jsonl"
     path.write_bytes(b"\r\n".join(lines) + b"\r\n")
-    done = cli(["produce", str(path)], kafka_settings)
+    done = cli(["produce", str(path), "--allow-old"], kafka_settings)  # 2024: history
     assert done.returncode == 0, done.stderr
     assert f"{path}:2: not_json" in done.stderr
     assert f"{path}:5: unknown_type" in done.stderr
@@ -180,10 +180,33 @@ def test_produce_cli_sends_good_lines_verbatim_and_reports_bad_ones(
     (other,) = make_topics("other", partitions=1)
     gz = tmp_path / "events.jsonl.gz"
     gz.write_bytes(gzip.compress(b"\n".join(good) + b"\n"))
-    done = cli(["produce", str(gz), "--topic", other], kafka_settings)
+    done = cli(["produce", str(gz), "--topic", other, "--allow-old"], kafka_settings)
     assert done.returncode == 0, done.stderr
     assert "warning" not in done.stderr
     assert sorted(r.value for r in read_topic(kafka_settings.broker, other, 3)) == sorted(good)
+
+
+def test_produce_cli_sends_history_to_bootstrap_instead(kafka_settings: Settings,
+                                                        make_topics: Any,
+                                                        tmp_path: Path) -> None:
+    """Events older than allowed_lateness behind now would all be dead-lettered as
+    too_late by a running worker: not sent, and the way to load history is named."""
+    (topic,) = make_topics("events", partitions=3)
+    old = [orjson.dumps(canonical(f"u-{i}", i)) for i in range(1200)]  # 2024
+    path = tmp_path / "history.jsonl"
+    path.write_bytes(b"\n".join(old) + b"\n")
+    history = cli(["produce", str(path)], kafka_settings)
+    assert history.returncode == 2
+    assert "are history; nothing was sent" in history.stderr
+    assert "journey bootstrap" in history.stderr and "--allow-old" in history.stderr
+
+    now = datetime.now(UTC).isoformat()
+    fresh = [orjson.dumps(canonical("u-1", n, occurred_at=now)) for n in (1, 2)]
+    path.write_bytes(b"\n".join([old[0], *fresh]) + b"\n")
+    mixed = cli(["produce", str(path)], kafka_settings)
+    assert mixed.returncode == 0, mixed.stderr
+    assert "warning: 1 events" in mixed.stderr and "journey bootstrap" in mixed.stderr
+    assert sorted(r.value for r in read_topic(kafka_settings.broker, topic, 2)) == sorted(fresh)
 
 
 def test_produce_cli_refuses_a_file_that_is_not_json_lines(kafka_settings: Settings,
