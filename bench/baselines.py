@@ -19,7 +19,6 @@ import math
 import numpy as np
 from scipy import optimize, special
 
-
 # --- BG/NBD ---------------------------------------------------------------------------------
 
 def bgnbd_log_likelihood(theta: np.ndarray, x: np.ndarray, t_x: np.ndarray,

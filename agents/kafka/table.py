@@ -29,9 +29,10 @@ def _placed(stem: str, partition: int, partitions: int) -> str:
         i += 1
 
 
-def ctx_key(partition: int, partitions: int) -> str:
-    """The key of ``partition``'s context."""
-    return _placed(f"{CTX_PREFIX}{partition}", partition, partitions)
+def ctx_key(partition: int, partitions: int, prefix: str = CTX_PREFIX) -> str:
+    """The key of ``partition``'s context (or, with another ``prefix``, of another
+    per-partition record such as the bootstrap marker)."""
+    return _placed(f"{prefix}{partition}", partition, partitions)
 
 
 def snapshot_key(partition: int, partitions: int, at: float, kind: str) -> str:

@@ -19,13 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from agents.testing.chaos import ChaosReport, compare_with_replay, old_history
-from agents.testing.workers import (
-    Worker,
-    Workers,
-    all_topics,
-    produce_events,
-    sentinels,
-)
+from agents.testing.kafka_io import all_topics, produce_events, sentinels
+from agents.testing.workers import Worker, Workers
 from streams.settings import Settings
 from streams.synth import write_jsonl
 

@@ -30,6 +30,7 @@ class PartitionContext:
     # records may still be in the table (see churn.memory)
     snapshots: list[list[Any]] = field(default_factory=list)
     dropped: list[float] = field(default_factory=list)
+    live_from: float | None = None  # alerts before it are historical; None: none are
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -40,6 +41,8 @@ class PartitionContext:
             d["refits"] = [[t, m] for t, m in sorted(self.refits.items())]
         if self.snapshots or self.dropped:
             d["snapshots"], d["dropped"] = self.snapshots, self.dropped
+        if self.live_from is not None:  # only after a bootstrap
+            d["live_from"] = self.live_from
         return d
 
     @classmethod
@@ -47,6 +50,7 @@ class PartitionContext:
         """A stored context (other keys, such as the worker's offsets, are left out)."""
         clock = d.get("clock")
         refits = d.get("refits")
+        live_from = d.get("live_from")
         return cls(clock=None if clock is None else float(clock),
                    model=Model.from_list(d["model"]),
                    next_refit_at=d.get("next_refit_at"),
@@ -54,4 +58,5 @@ class PartitionContext:
                    held_credits=[credit_from_list(c) for c in d.get("held_credits") or ()],
                    refits=None if refits is None else {float(t): m for t, m in refits},
                    snapshots=[[float(t), bool(done)] for t, done in d.get("snapshots") or ()],
-                   dropped=[float(t) for t in d.get("dropped") or ()])
+                   dropped=[float(t) for t in d.get("dropped") or ()],
+                   live_from=None if live_from is None else float(live_from))

@@ -26,6 +26,7 @@ from streams.core.census import Census, Entry
 from streams.core.clock import PartitionClock
 from streams.core.context import PartitionContext
 from streams.core.credits import HeldCredits, credit_for
+from streams.core.decisions import NEVER
 from streams.core.event import Event
 from streams.core.outputs import Outputs
 from streams.core.population import Model, Sample
@@ -56,6 +57,8 @@ class PartitionProcessor:
         self.credits = HeldCredits()
         self.sample = Sample(settings.population_sample_size)
         self.census = Census(settings.uplift_window_days * 86400.0)
+        # alerts dated before this instant are historical (set by journey bootstrap)
+        self.live_from = NEVER
         self._base = self.context()
 
     @property
@@ -79,9 +82,11 @@ class PartitionProcessor:
 
     def context(self) -> PartitionContext:
         churn = self.refits.churn
+        live_from = None if self.live_from == NEVER else self.live_from
         return PartitionContext(self.time.stamp(), self.model, self.refits.next_at,
                                 self.time.applied_position, self.credits.events(),
-                                snapshots=churn.listing(), dropped=churn.undeleted())
+                                snapshots=churn.listing(), dropped=churn.undeleted(),
+                                live_from=live_from)
 
     def checkpoint(self) -> PartitionContext:
         """The context to persist *before* a batch's user writes: as it was at the
@@ -110,6 +115,7 @@ class PartitionProcessor:
             self.model = ctx.model
             self.refits.restore(ctx.next_refit_at, ctx.refits)
             self.refits.churn.restore(ctx.snapshots, ctx.dropped, snapshots or {})
+            self.live_from = NEVER if ctx.live_from is None else ctx.live_from
         self.credits = HeldCredits(ctx.held_credits if ctx is not None else None)
         self.index = DeadlineIndex()
         self.sample = Sample(self.settings.population_sample_size)
@@ -249,7 +255,8 @@ class PartitionProcessor:
 
     def _fire(self, state: UserState, now: float, out: Outputs) -> None:
         before = self.census.entry(state)
-        self._schedule(state, decisions.at_deadline(state, now, self.model, self.settings, out))
+        self._schedule(state, decisions.at_deadline(state, now, self.model, self.settings, out,
+                                                    self.live_from))
         self._store(state, before, out)
 
     def _settle(self, state: UserState, event: Event, before: Entry | None,
@@ -261,7 +268,8 @@ class PartitionProcessor:
             # batch, while users the batch changed are already past it (see checkpoint).
             now = state.stage_since
         self._schedule(state, decisions.after_event(state, event, before is not None, now,
-                                                    self.model, self.settings, out))
+                                                    self.model, self.settings, out,
+                                                    self.live_from))
         self._store(state, before, out)
 
     def _schedule(self, state: UserState, deadline: float | None) -> None:
