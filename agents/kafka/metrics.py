@@ -64,7 +64,37 @@ class Metrics:
             "preceded it (treated, control or none).", ["after_recall"], registry=r)
         self.operating_rate = Gauge(
             "journey_operating_rate", "Operating rates over tracked users: retention, "
-            "conversion, repeat, referral.", ["rate"], registry=r)
+            "conversion, repeat, referral, satisfaction.", ["rate"], registry=r)
+        self.churn_model_learned = Gauge(
+            "journey_churn_model_learned", "1 while the partition's churn_risk comes from the "
+            "learned model, 0 while it falls back to buy-till-you-die.", ["partition"],
+            registry=r)
+        self.churn_model_quality = Gauge(
+            "journey_churn_model_quality", "How the partition's churn scores of one horizon "
+            "before its last snapshot refit fared: brier (Brier score), base_rate (share that "
+            "did not buy); the AUC is journey_churn_model_auc.", ["partition", "measure"],
+            registry=r)
+        self.churn_model_scored = Gauge(
+            "journey_churn_model_scored", "Users whose scores the partition's last churn model "
+            "quality measure covers.", ["partition"], registry=r)
+        self.churn_model_auc = Gauge(
+            "journey_churn_model_auc", "AUC of the partition's churn scores of one horizon "
+            "before its last snapshot refit, against what then happened.", ["partition"],
+            registry=r)
+        self.churn_threshold = Gauge(
+            "journey_churn_threshold", "The churn score at which a buyer becomes declining or "
+            "churned, per partition (learned model only).", ["partition", "stage"], registry=r)
+        self.churn_training_rows = Gauge(
+            "journey_churn_training_rows", "Labelled snapshot rows the partition's churn model "
+            "was last fitted on.", ["partition"], registry=r)
+        self.recall_outcomes = Gauge(
+            "journey_recall_outcomes", "Recalls whose return window has closed (settled) and "
+            "those followed by a return within it (returned), by group.",
+            ["group", "outcome"], registry=r)
+        self.recall_uplift = Gauge(
+            "journey_recall_uplift", "Return rate after a recall, treated minus control, with "
+            "its 95% interval (bound: estimate, low, high); absent until both groups have "
+            "settled recalls.", ["bound"], registry=r)
         self.timers_pending = Gauge(
             "journey_timers_pending", "Users with a pending inactivity deadline.", registry=r)
         self.timer_backlog = Gauge(

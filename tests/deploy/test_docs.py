@@ -24,7 +24,7 @@ TOOLS = REPO / "tools"
 RULES = REPO / "deploy" / "prometheus" / "journey-rules.yml"
 RUNBOOK_HEADINGS = ("Consumer lag growing", "No events consumed", "Dead-letter rate high",
                     "Timer backlog growing", "Worker down", "Worker unhealthy",
-                    "Alert volume spike", "Alert volume collapse")
+                    "Alert volume spike", "Alert volume collapse", "Churn model weak")
 REGENERATE = "run .venv/bin/python tools/gen_docs.py"
 
 
