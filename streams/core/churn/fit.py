@@ -93,7 +93,10 @@ def recall_threshold(p: np.ndarray, recall: float) -> float:
         return 1.0
     cum = np.cumsum(s)
     i = int(np.searchsorted(cum, recall * cum[-1], side="left"))
-    return sig(float(s[min(i, s.size - 1)]))
+    value = float(s[min(i, s.size - 1)])
+    t = sig(value)
+    # rounded up, the threshold would leave out the very user who reaches the share
+    return t if t <= value else sig(value - abs(value) * 1e-11)
 
 
 def auc(scores: np.ndarray, positive: np.ndarray) -> float | None:
