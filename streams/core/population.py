@@ -52,9 +52,11 @@ class Model:
     def from_list(cls, v: list[object]) -> Model:
         """A stored model; one stored before the churn model existed has none."""
         r, alpha, a, b = v[0]  # type: ignore[misc]
+        model = cls(btyd.MBGParams(r, alpha, a, b), *v[1:6])  # type: ignore[arg-type]
         churn = v[6] if len(v) > 6 else None
-        return cls(btyd.MBGParams(r, alpha, a, b), *v[1:6],  # type: ignore[arg-type]
-                   churn=None if churn is None else ChurnModel.from_list(churn))  # type: ignore[arg-type]
+        if churn is not None:
+            model.churn = ChurnModel.from_list(churn)  # type: ignore[arg-type]
+        return model
 
     @property
     def learned(self) -> ChurnModel | None:

@@ -71,13 +71,13 @@ def refit(memory: ChurnMemory, at: float, buyers: Buyers,
             and min(positives, y.size - positives) >= settings.churn_min_class:
         model = fit.logit_model(fit.fit(x, y), at, settings.churn_horizon_days, int(y.size),
                                 positives, live)
-        scores = [score(model, s, at) for _, s in buyers]
-        model = with_thresholds(model, np.array(scores), settings)
+        now_scores = [score(model, s, at) for _, s in buyers]
+        model = with_thresholds(model, np.array(now_scores), settings)
     else:
         model = ChurnModel(BTYD, at, settings.churn_horizon_days, rows=int(y.size),
                            positives=positives, quality=live)
-        scores = [fallback(s) for _, s in buyers]
-    memory.take(at, model.kind, buyers, scores)
+        now_scores = [fallback(s) for _, s in buyers]
+    memory.take(at, model.kind, buyers, now_scores)
     return model
 
 
