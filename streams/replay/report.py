@@ -1,9 +1,10 @@
 """``journey replay --report FILE.html``: one self-contained HTML page about a backtest.
 
 What went in and came out of the replay, how the stage populations and alert volumes
-moved day by day, and, when the log runs past ``--until``, how well ``churn_risk`` at the
-cut foresaw who never came back. No scripts, styles or fonts from elsewhere: the charts
-are inline SVG, so the file opens offline and can be mailed around.
+moved day by day, how the learned churn model fared at each refit and what recalls did
+against the control group, and, when the log runs past ``--until``, how well
+``churn_risk`` at the cut foresaw who never came back. No scripts, styles or fonts from
+elsewhere: the charts are inline SVG, so the file opens offline and can be mailed around.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from streams.core.state import FUNNEL, STAGES
 from streams.core.timefmt import rfc3339
 from streams.replay.calibration import auc, reliability
 from streams.replay.engine import DAY, Replay, Summary
+from streams.replay.report_churn import churn_section
 from streams.replay.svg import PALETTE, Series, day_axis, line_chart, stacked_bar_chart, value_axis
 from streams.settings import Settings
 
@@ -50,7 +52,8 @@ def render_report(replay: Replay, as_of: float) -> str:
              f" ({len(users):,} users).</p>")
     body = [title,
             _inputs(s), _settings(replay.settings), _stages_over_time(s), _alerts_per_day(s),
-            _calibration(s, users), _distributions(users), _riskiest(s, users)]
+            _calibration(s, users), churn_section(s), _distributions(users),
+            _riskiest(s, users)]
     return ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             "<title>journey backtest report</title>"
             f"<style>{_STYLE}</style></head><body>{''.join(body)}</body></html>\n")

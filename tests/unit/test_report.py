@@ -183,7 +183,8 @@ def test_no_events_after_the_cut_explains_instead_of_charting(tmp_path: Path) ->
     html = path.read_text(encoding="utf-8")
     tree = parse(html)
     assert "Nothing in the log came after the cut" in "".join(tree.text)
-    assert tree.svgs == 2  # the two time series, no reliability diagram
+    # the two time series and the churn model's live quality, no reliability diagram
+    assert tree.svgs == 3
     assert not [r for r in tree.rows if r and r[0] == "all"]  # no AUC table
     assert "came back" not in [c for r in tree.rows for c in r]
 
@@ -229,3 +230,26 @@ def test_axes_have_round_ticks_covering_the_data() -> None:
     x = day_axis(BASE, BASE + 100 * DAY)
     assert 2 <= len(x.ticks) <= 8
     assert x.ticks[0] == (BASE, "2026-01-01")
+
+
+def test_churn_section_shows_each_refits_live_quality_and_the_uplift(tmp_path: Path) -> None:
+    from tests.unit.test_churn_learned import END_DAY, lapse_stream
+
+    events, _ = lapse_stream(5)
+    replay = Replay(Settings().with_overrides(partitions=2), received_at=BASE + 1000 * DAY)
+    replay.feed(events, until=BASE + END_DAY * DAY)
+    as_of = replay.finish(BASE + END_DAY * DAY)
+    path = tmp_path / "report.html"
+    write_report(path, replay, as_of)
+    tree = parse(path.read_text(encoding="utf-8"))
+    checked = [(p, m) for p, m in replay.summary.churn_models if m.quality is not None]
+    assert len(checked) >= 6 and "logit" in {m.kind for _, m in checked}
+    shown = [r for r in tree.rows if len(r) == 11 and r[2] in ("logit", "btyd")]
+    assert len(shown) == len(checked)
+    for row, (p, m) in zip(shown, checked, strict=True):
+        assert m.quality is not None and m.quality.auc is not None
+        assert (row[1], row[8]) == (str(p), f"{m.quality.auc:.3f}")
+    u = replay.summary.uplift
+    assert u is not None and u.treated.settled > 0 and u.control.settled > 0
+    assert _row(tree, "treated")[1:3] == [f"{u.treated.settled:,}", f"{u.treated.returned:,}"]
+    assert _row(tree, "control")[1:3] == [f"{u.control.settled:,}", f"{u.control.returned:,}"]
