@@ -131,8 +131,10 @@ class Worker:
 
     def wait_users(self, events: list[dict[str, Any]], timeout: float, what: str) -> None:
         """Until /users knows the user of every one of ``events`` (sentinels: then the
-        worker has handled everything produced before them)."""
-        self.wait_for(lambda: all(self.user(e["user_id"]) for e in events), timeout, what)
+        worker has handled everything produced before them). A worker that rebalances
+        meanwhile (another one joined late) answers 503 for a while: not yet, not an error."""
+        self.wait_for(lambda: all(self.user_when_up(e["user_id"]) for e in events), timeout,
+                      what)
 
     def wait_ready(self, timeout: float = 90.0, partitions: int = PARTITIONS) -> dict[str, Any]:
         """Until /health is 200 and ``partitions`` input partitions have a restored
