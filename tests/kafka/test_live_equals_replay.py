@@ -40,11 +40,15 @@ DAY = 86400.0
 # arrival, so an alert in between can differ in role. With opinion leaders in the mix,
 # 21 alerts of this history differ in role, and only in role. Everything else is here.
 MIX = {k: v for k, v in DEFAULT_MIX.items() if k != "opinion_leader"}
-OVERRIDES: dict[str, Any] = {"tick_interval_seconds": 0}
-STATE_FIELDS = ("lifecycle_stage", "orders", "frequency", "monetary", "value_tier", "role",
-                "funnel_stage", "alerts_sent", "last_alert_id", "refunds", "first_seen_at",
-                "last_event_at", "last_purchase_at", "avg_gap_days", "usual_active_hour",
-                "consent", "recency_days", "monetary_90d")
+# The churn model on a short grid and a small training set, so that within this 80-day
+# history it learns, switches on and drives stages: its refits must agree too.
+OVERRIDES: dict[str, Any] = {"tick_interval_seconds": 0, "churn_snapshot_days": 7,
+                             "churn_horizon_days": 14, "churn_min_rows": 30,
+                             "churn_min_class": 5}
+STATE_FIELDS = ("churn_scorer", "lifecycle_stage", "orders", "frequency", "monetary",
+                "value_tier", "role", "funnel_stage", "alerts_sent", "last_alert_id", "refunds",
+                "first_seen_at", "last_event_at", "last_purchase_at", "avg_gap_days",
+                "usual_active_hour", "consent", "recency_days", "monetary_90d")
 AT_SAME_INSTANT = {"churn_risk": 1e-6, "p_alive": 1e-6}
 
 
@@ -115,6 +119,8 @@ def test_live_worker_equals_replay(broker: Any, kafka_settings: Settings, make_t
     diffs = field_diffs(live_states, replay.states, [*STATE_FIELDS, *AT_SAME_INSTANT],
                         tolerance=AT_SAME_INSTANT)
     assert not diffs, f"{len(diffs)} differences, first: {diffs[:10]}"
+    scorers = [st.get("churn_scorer") for st in replay.states.values()]
+    assert scorers.count("logit") > len(scorers) // 4, "the learned model never switched on"
     stages = {st["lifecycle_stage"] for st in replay.states.values()}
     assert {"declining", "churned"} <= stages and stages & {"new", "growing", "mature"}
     print(f"live == replay over {len(events)} events, {len(replay.states)} users, "

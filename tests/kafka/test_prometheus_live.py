@@ -27,7 +27,7 @@ from agents.testing.kafka_io import (
 )
 from agents.testing.workers import PARTITIONS, Workers
 from streams.core.apply import REFERRAL_CONVERTED
-from streams.core.event import PURCHASE
+from streams.core.event import PURCHASE, REFUND, REVIEW
 from streams.core.state import FUNNEL, STAGES
 from streams.settings import Settings
 from streams.synth import SynthConfig, generate
@@ -130,11 +130,20 @@ def test_prometheus_scrapes_a_live_worker_while_events_flow(
                                        if e["type"] == PURCHASE)
         buyers = sum(1 for c in orders.values() if c >= 1)
         rates = {dict(k)["rate"]: v for k, v in prom.samples("journey_operating_rate").items()}
-        assert set(rates) == {"retention", "conversion", "repeat", "referral"}
+        assert set(rates) == {"retention", "conversion", "repeat", "referral", "satisfaction"}
         assert all(0.0 <= v <= 1.0 for v in rates.values()), rates
         assert rates["conversion"] == pytest.approx(buyers / len(users))
         assert rates["repeat"] == pytest.approx(
             sum(1 for c in orders.values() if c >= 2) / buyers)
+        # satisfied: a buyer with no refund and no average rating of 2.5 or below
+        refunded = {e["user_id"] for wave in waves for e in wave if e["type"] == REFUND}
+        ratings: dict[str, list[float]] = {}
+        for e in (e for wave in waves for e in wave if e["type"] == REVIEW):
+            ratings.setdefault(e["user_id"], []).append(float(e["properties"]["rating"]))
+        satisfied = [u for u in orders if u not in refunded
+                     and (u not in ratings or sum(ratings[u]) / len(ratings[u]) > 2.5)]
+        assert 0 < len(satisfied) < buyers  # the history has unhappy buyers to count
+        assert rates["satisfaction"] == pytest.approx(len(satisfied) / buyers)
 
         # Consumer lag: one non-negative series per owned partition, back to 0 once quiet.
         lag = prom.samples("journey_consumer_lag")
