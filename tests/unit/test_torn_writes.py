@@ -22,7 +22,7 @@ from agents.kafka import codec
 from agents.kafka.metrics import Metrics
 from agents.kafka.pipeline import Pipeline
 from agents.kafka.records import TICK, Record, Send, in_offset_order, tick_value
-from agents.kafka.table import Staged, changelog_groups
+from agents.kafka.table import CTX_PREFIX, SNAPSHOT_PREFIX, Staged, changelog_groups
 from agents.kafka.topics import KIND_HEADER, Topics
 from agents.testing.chaos import CORE_FIELDS, alert_differences
 from agents.testing.replay_check import field_diffs
@@ -34,10 +34,14 @@ DAY = 86400.0
 START = 1_767_225_600.0  # 2026-01-01T00:00Z
 PARTITIONS = 2
 BATCH = 150  # records per topic-partition per batch
-# frequent re-fits on a small sample, so a re-fit that read the wrong states shows
+# frequent re-fits on a small sample, so a re-fit that read the wrong states shows; the
+# churn model on a short grid, so its snapshot records are written, relabelled and
+# deleted, and it switches on, within the history
 SETTINGS = Settings().with_overrides(partitions=PARTITIONS, tick_interval_seconds=0.0,
                                      refit_interval_days=3.0, refit_min_buyers=5,
-                                     population_sample_size=40)
+                                     population_sample_size=40, churn_snapshot_days=6.0,
+                                     churn_horizon_days=12.0, churn_min_rows=20,
+                                     churn_min_class=3)
 TOPICS = Topics.from_settings(SETTINGS)
 
 
@@ -191,6 +195,25 @@ class Reference:
     committed: list[dict[tuple[str, int], int]]  # committed offsets before each batch
 
 
+def _comparable(ctx: dict[str, Any]) -> dict[str, Any]:
+    """A context without the snapshots still to delete: which batch dropped a snapshot
+    depends on where batches begin, which a restart moves; that they are deleted, not
+    when, is what matters (see ``_no_orphan_snapshots``)."""
+    return {k: v for k, v in ctx.items() if k != "dropped"}
+
+
+def _no_orphan_snapshots(run: Run) -> None:
+    """Every snapshot record left in the table is live, or listed for deletion."""
+    named: set[tuple[int, float]] = set()
+    for p, proc in run.pipeline.processors.items():
+        ctx = proc.context()
+        named |= {(p, float(t)) for t, _ in ctx.snapshots} | {(p, t) for t in ctx.dropped}
+    for key in run.table:
+        if key.startswith(SNAPSHOT_PREFIX):
+            partition, at, _kind, _suffix = key[len(SNAPSHOT_PREFIX):].split(":")
+            assert (int(partition), float(at)) in named, key
+
+
 @pytest.fixture(scope="module")
 def reference() -> Reference:
     history = _history()
@@ -212,6 +235,15 @@ def test_the_reference_run_has_re_fits_alerts_and_credits(reference: Reference) 
     assert all(p.model.fitted_at is not None for p in whole.pipeline.processors.values())
     assert any(whole.broker.logs.get((TOPICS.repartition, p)) for p in range(PARTITIONS))
     assert len(reference.writes) >= 8
+    # the churn model learned in every partition (while the history lasted: long after
+    # it, every label says "no purchase" and the fallback returns), from snapshots that
+    # were written, labelled and deleted
+    learned = {k for k, v in whole.broker.changelog if k.startswith(CTX_PREFIX)
+               and v is not None and (m := codec.loads(v)["model"])[6:] and m[6][0] == "logit"}
+    assert len(learned) == PARTITIONS
+    snapshots = [(k, v) for k, v in whole.broker.changelog if k.startswith(SNAPSHOT_PREFIX)]
+    assert any(":labels:" in k for k, _ in snapshots)
+    assert any(v is None for _, v in snapshots)
 
 
 @pytest.mark.parametrize("batch", [2, 6, 10, 14, 18, 20])
@@ -241,8 +273,9 @@ def test_a_kill_between_writes_changes_nothing(reference: Reference, batch: int,
     # the partitions' clocks, re-fitted models and held credits too: a re-fit reads other
     # users' states, which a restart finds ahead of the batch it goes over again
     for p, proc in second.pipeline.processors.items():
-        assert proc.context().to_dict() == \
-            reference.run.pipeline.processors[p].context().to_dict()
+        assert _comparable(proc.context().to_dict()) == \
+            _comparable(reference.run.pipeline.processors[p].context().to_dict())
+    _no_orphan_snapshots(second)
     truth = {u: s for u, s in reference.run.states().items() if s is not None}
     diffs = field_diffs(second.states(), truth, CORE_FIELDS)
     assert not diffs, diffs[:5]
@@ -276,6 +309,9 @@ def test_three_kills_anywhere_with_topics_fetched_unevenly(reference: Reference,
 
     for p, proc in last.pipeline.processors.items():
         assert proc.model.to_list() == reference.run.pipeline.processors[p].model.to_list()
+        assert proc.context().snapshots == \
+            reference.run.pipeline.processors[p].context().snapshots
+    _no_orphan_snapshots(last)
     truth = {u: s for u, s in reference.run.states().items() if s is not None}
     assert not field_diffs(last.states(), truth, CORE_FIELDS)
     counts, examples = alert_differences(alerts, reference.run.alerts)
