@@ -22,6 +22,14 @@ ACTIVE_STAGES = frozenset({NEW, GROWING, MATURE})
 
 FUNNEL: tuple[str, ...] = ("aware", "interested", "cart", "purchased", "repeat", "advocate")
 
+# What identify calls told of the user's contact details (UserState.contact_bits): whether
+# an email address, and a phone number, are known to be there or known to be absent.
+EMAIL_KNOWN, HAS_EMAIL, PHONE_KNOWN, HAS_PHONE = 1, 2, 4, 8
+CONTACTS = ((EMAIL_KNOWN, HAS_EMAIL), (PHONE_KNOWN, HAS_PHONE))  # (told, there) per detail
+ALL_CHANNELS = (1 << len(CHANNELS)) - 1
+NEEDS_EMAIL = 1 << CHANNELS.index("email")
+NEEDS_PHONE = (1 << CHANNELS.index("sms")) | (1 << CHANNELS.index("phone"))
+
 PURCHASE_LOG_CAP = 8  # recent purchases kept for rhythm and 90-day spend
 ALERT_LOG_CAP = 8  # recent alert times kept for the contact cap
 
@@ -90,6 +98,9 @@ class UserState:
     last_recall_id: str | None = None
     last_recall_at: float | None = None
     last_recall_control: bool | None = None
+    # EMAIL_KNOWN | HAS_EMAIL | PHONE_KNOWN | HAS_PHONE from identify traits; 0: never told
+    # (last, so states stored before it read back with the default)
+    contact_bits: int = 0
 
     # --- derived values -------------------------------------------------------------
 
@@ -140,6 +151,16 @@ class UserState:
 
     def consented(self, default_mask: int) -> int:
         return default_mask if self.consent_mask is None else self.consent_mask
+
+    def reachable(self) -> int:
+        """The channels the user has the details for: all, less email when identify said
+        there is no address, less sms and phone when it said there is no number."""
+        mask, bits = ALL_CHANNELS, self.contact_bits
+        if bits & EMAIL_KNOWN and not bits & HAS_EMAIL:
+            mask &= ~NEEDS_EMAIL
+        if bits & PHONE_KNOWN and not bits & HAS_PHONE:
+            mask &= ~NEEDS_PHONE
+        return mask
 
     # --- bounded logs -----------------------------------------------------------------
 
