@@ -81,8 +81,9 @@ class Metrics:
         self.identity = Counter(
             "journey_identity_total", "Identity stitching steps, by outcome: merged (an "
             "anonymous profile folded into its user), linked (an id with no profile yet now "
-            "leads to one), redirected (an event for a merged id sent on), conflict (an id "
-            "already merged into another user), revived (a merge come full circle).",
+            "leads to one), redirected (an event for a merged id sent on), already_merged (a "
+            "stitch for an id merged into another user before: the first stands), revived "
+            "(merges that went round a loop of redirects ended at this id).",
             ["outcome"], registry=r)
         self.model_refits = Counter(
             "journey_model_refits_total", "Population model re-fits.", registry=r)

@@ -77,12 +77,14 @@ class Out:
 
 def event_record(event: dict[str, Any] | str | bytes, stamp: str | float | None = "occurred_at",
                  key: str | None = None) -> Out:
-    """A record of one event keyed by its user. ``stamp``: "occurred_at" (the record time is
+    """A record of one event keyed by its user (a Segment call's userId, else its
+    anonymousId, as Segment's forwarders key them). ``stamp``: "occurred_at" (the record time is
     the event's own time, as when history was produced live), an epoch instant, or None
     (the producer's clock)."""
     if isinstance(event, dict):
         value = orjson.dumps(event)
-        key = key if key is not None else event.get("user_id") or event.get("userId")
+        key = key if key is not None else (event.get("user_id") or event.get("userId")
+                                           or event.get("anonymousId"))
         ts = event_time(event) if stamp == "occurred_at" else stamp
     else:
         value = event.encode() if isinstance(event, str) else event

@@ -20,8 +20,8 @@ it, a held event released) is forwarded to the target, as journey's own news. Me
 chain (A -> B, then B -> C: A's events go on through B to C). Two stitches racing the
 other way round (A -> B and B -> A, each closing its source before the other's merge
 arrives) leave a loop of redirects: the merges go round it to its smallest id, which
-becomes a user again with everything. The first stitch of an id wins: a second one to
-another target is counted as a conflict and ignored.
+becomes a user again with everything. The first stitch of an id stands: a later one to
+another target (a shared device, or the user's id changed since) is counted and ignored.
 
 Every step is idempotent (stable ids, the redirect's target, dedupe windows), and the
 merge folds aggregates that do not depend on order (sums, minima, maxima, "ever"

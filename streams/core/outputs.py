@@ -91,8 +91,8 @@ class Sink(Protocol):
     def on_stitch(self, outcome: str) -> None:
         """An identity step: ``merged`` (a profile folded into its user), ``linked`` (an id
         with no profile yet now leads to one), ``redirected`` (an event for a merged id
-        sent on), ``conflict`` (an id already merged elsewhere), ``revived`` (a merge come
-        full circle)."""
+        sent on), ``already_merged`` (a stitch for an id merged elsewhere before: the
+        first stands), ``revived`` (merges that went round a loop ended at this id)."""
 
 
 def drain(out: Outputs, sink: Sink) -> None:

@@ -318,7 +318,7 @@ class PartitionProcessor:
                     or event.event_id in redirect.recent_ids:
                 out.duplicates += 1
             else:
-                out.stitches.append("conflict")  # the first stitch of an id wins
+                out.stitches.append("already_merged")  # an id's first stitch stands
             return True
         hop = identity.merge_hop(redirect, event)
         if hop is None:

@@ -22,10 +22,13 @@ from streams.core.outputs import Outputs
 from streams.core.partitioning import partition_for
 from streams.core.processor import PartitionProcessor
 from streams.core.state import UserState
+from streams.replay.engine import Replay
 from streams.settings import Settings
+from streams.synth import SynthConfig, generate
 from streams.testing import HarnessFactory, at, make_event
 from tests.support.drivers import Driver, DriverFactory
 from tests.support.segment_calls import delivered_call, python_call
+from tests.support.segment_stream import segment_stream
 
 ANON, USER, OTHER = "a-9c1", "u-42", "u-7"  # partitions 0, 1 and 3 of 4
 PARTITIONS = [1, 4]
@@ -300,3 +303,36 @@ def test_a_redirect_keeps_the_closed_profiles_dedupe() -> None:
     assert Redirect.from_list(r.to_list()) == Redirect("u", 9, ["e1", "e2"])
     r.remember("e3", None, cap=2)
     assert r.recent_ids == ["e2", "e3"]
+
+
+# --- a whole storefront, as a Segment source sends it --------------------------------------
+
+def _replayed(stream: list[dict[str, Any] | str], until: float) -> dict[str, dict[str, Any]]:
+    events = sorted((e for e in (decode(orjson.dumps(x)) for x in stream if isinstance(x, dict))
+                     if isinstance(e, Event)), key=lambda e: e.occurred_at)
+    replay = Replay(Settings().with_overrides(partitions=4), until)
+    replay.feed(events)
+    assert replay.summary.dead_letters == {}
+    end = replay.finish(until)
+    return {s["user_id"]: s for s in replay.snapshots(end)}
+
+
+def test_a_segment_source_gives_every_user_the_state_its_canonical_history_gives() -> None:
+    """The same storefront history, once as canonical events under each user's id, once
+    as a Segment source sends it: half the users browse anonymously until they buy, log in
+    (identify with both ids, or alias), and now and then send under the anonymous id
+    after that. Every user who logged in ends as the user its canonical history makes;
+    one who never did is that user under the anonymous id. (Its contact channels, and so
+    its alerts, are the identify traits' business.)"""
+    history, _ = generate(SynthConfig(users=300, days=60, start=at(0), seed=23,
+                                      duplicate_share=0.01))
+    segment = list(segment_stream(history, seed=23))
+    assert {c["type"] for c in segment if isinstance(c, dict)} >= {"identify", "alias", "group"}
+    canonical, stitched = (_replayed(s, at(80)) for s in (history, segment))
+    reach = ("user_id", "consent", "alerts_sent", "last_alert_id")
+    fields_ = [f for f in canonical[next(iter(canonical))] if f not in reach]
+    logged_in = {u for u in canonical if u in stitched}
+    assert 200 < len(logged_in) < 300 and len(stitched) == len(canonical)
+    for user, want in canonical.items():
+        got = stitched[user if user in logged_in else f"anon-{user}"]
+        assert {f: got[f] for f in fields_} == {f: want[f] for f in fields_}, user
