@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
 import schemas
+from agents.kafka.heal import committed_offsets
 from agents.kafka.records import TICK, tick_value
 from agents.kafka.topics import KIND_HEADER, SCHEMA_HEADER, Topics
 from agents.testing.workers import PARTITIONS
@@ -186,6 +187,27 @@ def consume(bootstrap: str, topic: str,
     """Every record of ``topic`` from the beginning (no group), read until ``until(records)``
     holds or ``timeout`` passes; without ``until``, until nothing new came for ``idle``."""
     return asyncio.run(_consume(bootstrap, topic, until, timeout, idle))
+
+
+async def _ends(bootstrap: str, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
+                                enable_auto_commit=False)
+    await consumer.start()
+    try:
+        return dict(await consumer.end_offsets(tps))
+    finally:
+        await consumer.stop()
+
+
+def caught_up(settings: Settings, topics: Sequence[str]) -> bool:
+    """Whether the worker group has committed every record of ``topics``. The committed
+    offsets are read before the ends: a worker publishes what a record causes (news on
+    the repartition topic among it) before it commits the record, so anything caused by
+    a committed record is already counted in the ends."""
+    tps = [(t, p) for t in topics for p in range(PARTITIONS)]
+    committed = asyncio.run(committed_offsets(settings, settings.broker, settings.app_id, tps))
+    ends = asyncio.run(_ends(settings.broker, [TopicPartition(t, p) for t, p in tps]))
+    return all(committed.get((tp.topic, tp.partition), 0) >= end for tp, end in ends.items())
 
 
 def dead_letters(bootstrap: str, topics: Topics, count: int,
