@@ -34,8 +34,9 @@ from real_data import cdnow_transactions, purchase_events
 
 from agents.broker import EmbeddedBroker
 from agents.kafka.topics import create_topics
+from agents.testing.kafka_io import topic_suffixes
 from agents.testing.restarts import FloodReport, run_history_flood
-from agents.testing.workers import PARTITIONS, Workers, topic_suffixes
+from agents.testing.workers import PARTITIONS, Workers
 from streams.settings import Settings
 
 

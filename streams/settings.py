@@ -121,10 +121,13 @@ class Settings:
     quiet_hours_end: int = _f(8, "Local hour when quiet hours end.", "alerts")
     send_window_hours: int = _f(2, "Length of the suggested send window.", "alerts")
     default_timezone: str = _f(
-        "UTC", "IANA zone for users whose events carry no usable UTC offset.", "alerts")
+        "UTC", "IANA zone of users whose own zone is unknown: their events are stamped in "
+        "UTC (`Z`) and name no `timezone` (Segment: `context.timezone`). It sets their "
+        "quiet hours, send windows and usual active hour. A numeric offset in a stamp "
+        "(`+02:00`) or a named zone is the user's own and wins.", "alerts")
     channels: list[str] = _f(
         ["app_push", "email", "sms", "phone"], "Channels in order of preference (cheapest in "
-        "attention first).", "alerts")
+        "attention first). Known channels: `app_push`, `email`, `sms`, `phone`.", "alerts")
     default_consent: list[str] = _f(
         ["app_push", "email"], "Channels a user is reachable on until they say otherwise "
         "(signup `consent` or `unsubscribe`/`resubscribe` events).", "alerts")
@@ -283,6 +286,19 @@ def problems(s: Settings) -> list[str]:
     for h in (s.quiet_hours_start, s.quiet_hours_end):
         if not 0 <= h <= 23:
             found.append("quiet hours must be hours 0-23")
+    from streams.core.state import CHANNELS  # the core owns the channel names
+
+    for name in ("channels", "default_consent", "high_value_channels"):
+        unknown = [c for c in getattr(s, name) if c not in CHANNELS]
+        if unknown:
+            found.append(f"{name}: unknown channel {', '.join(map(repr, unknown))} (known: "
+                         f"{', '.join(CHANNELS)})")
+    try:
+        from zoneinfo import ZoneInfo
+
+        ZoneInfo(s.default_timezone)
+    except (ValueError, KeyError, OSError):
+        found.append(f"default_timezone {s.default_timezone!r} is not an IANA zone name")
     if s.reactivation_requires not in ("activity", "purchase"):
         found.append("reactivation_requires must be 'activity' or 'purchase'")
     if s.purchase_cycle_days <= 0:

@@ -12,6 +12,7 @@ Written against any dataclass whose fields carry that metadata, so it does not i
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -21,6 +22,11 @@ from typing import Any, ClassVar, Protocol, TypeVar, get_type_hints
 
 ENV_PREFIX = "JOURNEY_"
 SECRET_FILE_SUFFIX = "_file"  # sasl_password_file / JOURNEY_SASL_PASSWORD_FILE
+# JOURNEY_* variables that are not settings: the config file's path, and the test suite's
+# own switches (tests/conftest.py, tests/support/deploy.py). Any other unknown name is an
+# error, so a typo such as JOURNEY_PARTITION does not silently leave the default in force.
+NOT_SETTINGS = frozenset({"JOURNEY_CONFIG", "JOURNEY_TEST_BOOTSTRAP",
+                          "JOURNEY_REQUIRE_PROMTOOL"})
 
 
 class Loadable(Protocol):
@@ -55,6 +61,7 @@ def load(cls: type[S], path: str | Path | None = None,
         values.update(flat)
     names = {f.name for f in fields(cls)}
     secrets = secret_fields(cls)
+    _refuse_unknown_variables(env, names, secrets)
     inline = secrets & set(values)
     if inline:
         raise ValueError(
@@ -87,6 +94,20 @@ def load(cls: type[S], path: str | Path | None = None,
     settings = cls(**coerced)
     settings.validate()
     return settings
+
+
+def _refuse_unknown_variables(env: Mapping[str, str], names: set[str],
+                              secrets: frozenset[str]) -> None:
+    known = {ENV_PREFIX + n.upper() for n in names} | NOT_SETTINGS | {
+        ENV_PREFIX + (n + SECRET_FILE_SUFFIX).upper() for n in secrets}
+    unknown = sorted(k for k in env if k.startswith(ENV_PREFIX) and k not in known)
+    if unknown:
+        hints = []
+        for key in unknown:
+            near = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
+            hints.append(f"{key}" + (f" (did you mean {near[0]}?)" if near else ""))
+        raise ValueError(f"unknown environment variables: {', '.join(hints)}; journey reads "
+                         f"{ENV_PREFIX}<SETTING> for the settings listed by `journey config`")
 
 
 def to_env(settings: Loadable, base: Mapping[str, str] | None = None,

@@ -15,7 +15,7 @@ import schemas
 from streams.core.event import Event
 from streams.core.outputs import Outputs, Rejected, drain
 from streams.core.processor import PartitionProcessor
-from streams.core.state import ALERT_LOG_CAP, PURCHASE_LOG_CAP, UserState
+from streams.core.state import ALERT_LOG_CAP, PURCHASE_LOG_CAP, SPEND_DAYS_CAP, UserState
 from streams.settings import Settings
 
 DAY = 86400.0
@@ -42,6 +42,7 @@ class Harness:
     settings: Settings = field(default_factory=Settings)
     store: dict[str, UserState] = field(default_factory=dict)
     alerts: list[dict[str, Any]] = field(default_factory=list)
+    historical: list[dict[str, Any]] = field(default_factory=list)  # see live_from
     transitions: list[dict[str, Any]] = field(default_factory=list)
     rejected: list[tuple[str, str]] = field(default_factory=list)
     suppressed: list[tuple[str, str]] = field(default_factory=list)
@@ -102,6 +103,9 @@ class Harness:
     def on_alert(self, alert: dict[str, Any]) -> None:
         self.alerts.append(alert)
 
+    def on_historical(self, alert: dict[str, Any]) -> None:
+        self.historical.append(alert)
+
     def on_transition(self, transition: dict[str, Any]) -> None:
         self.transitions.append(transition)
 
@@ -153,6 +157,7 @@ CAPS: dict[str, Callable[[Settings], int]] = {
     "purchase_log": lambda s: PURCHASE_LOG_CAP,
     "order_log": lambda s: 2 * PURCHASE_LOG_CAP,  # UserState.log_order
     "alert_log": lambda s: ALERT_LOG_CAP,
+    "spend_days": lambda s: SPEND_DAYS_CAP,
 }
 
 
@@ -164,5 +169,6 @@ def state_ceiling(settings: Settings) -> int:
     orders = 2 * PURCHASE_LOG_CAP * (text + 2 * number + 3)
     purchases = PURCHASE_LOG_CAP * (2 * number + 3)
     alert_times = ALERT_LOG_CAP * number
+    spend_days = SPEND_DAYS_CAP * (2 * number + 3)
     scalars = len(fields(UserState)) * (text + 1)  # generous: as if each were an id
-    return ids + orders + purchases + alert_times + scalars + 16
+    return ids + orders + purchases + alert_times + spend_days + scalars + 16

@@ -4,12 +4,18 @@ Each non-blank line is checked by the worker's decoder. Bad lines are reported o
 ``FILE:LINE: reason: message`` and not sent; good lines are sent byte for byte as they are
 in the file (never re-encoded), keyed by user id.
 
+Events older than ``allowed_lateness_seconds`` behind now are not sent either: a running
+worker would dead-letter them as ``too_late``. History goes in with ``journey bootstrap``;
+``--allow-old`` sends them anyway, and so does a deployment whose producer keeps the clock
+(``tick_interval_seconds = 0``), whose lateness the wall clock does not judge.
+
 Exit status:
   0  every valid line was sent and acknowledged (rejected lines only warn, so one typo
      does not make a pipeline retry a file whose good lines are already in);
   1  sending failed: the broker was unreachable or did not acknowledge some lines. Running
      the same file again is safe, since journey drops repeats by event id;
-  2  unusable input or configuration: no such file, not JSON lines, no broker configured.
+  2  unusable input or configuration: no such file, not JSON lines, no broker configured,
+     or history: none of the first 1000 valid lines is recent enough to send.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from streams.settings import Settings
 
 PROG = "journey produce"
 _BOM = b"\xef\xbb\xbf"
+TOO_LATE = "too_late"
 SHOWN_BAD_LINES = 100  # the rest are only counted, by reason, in the summary
 FLUSH_TIMEOUT = 300.0
 BOOTSTRAP_TIMEOUT_MS = 10_000  # a live broker answers in milliseconds, even over TLS/SASL
@@ -84,15 +91,18 @@ def run_produce(args: argparse.Namespace, settings: Settings) -> int:
         fh.close()
         _err(f"cannot connect to {settings.broker}: {exc!r}")
         return 1
+    old = bool(getattr(args, "allow_old", False))  # programmatic callers may omit it
+    not_before = None if old or settings.tick_interval_seconds == 0 else (
+        time.time() - settings.allowed_lateness_seconds)
     try:
         with fh:
-            return _send_file(path, fh, producer)
+            return _send_file(path, fh, producer, not_before)
     finally:
         # Bounded: after a failed flush, waiting forever for a dead broker helps nobody.
         producer.close(timeout=10.0)
 
 
-def _send_file(path: Path, fh: Any, producer: JourneyProducer) -> int:
+def _send_file(path: Path, fh: Any, producer: JourneyProducer, not_before: float | None) -> int:
     progress = ProgressBar("sending", path.stat().st_size, enabled=sys.stderr.isatty())
     # Progress in bytes of the file on disk: the compressed position for a .gz.
     compressed = getattr(fh, "fileobj", None)
@@ -110,9 +120,16 @@ def _send_file(path: Path, fh: Any, producer: JourneyProducer) -> int:
             if not line.strip():
                 continue
             try:
-                future = producer.send_raw(line)
+                future = producer.send_raw(line, not_before=not_before)
             except InvalidEvent as bad:
                 reasons[bad.reason] += 1
+                if bad.reason == TOO_LATE:  # old, not bad: counted, and told about once
+                    if not sent and reasons[TOO_LATE] >= GIVE_UP_AFTER:
+                        progress.close()
+                        _err(f"{path}: the first {GIVE_UP_AFTER} valid events are history; "
+                             f"nothing was sent. {_old_advice()}")
+                        return 2
+                    continue
                 if bad.reason not in NOT_JSON:
                     json_seen = True
                 elif not json_seen and reasons.total() >= GIVE_UP_AFTER:
@@ -165,6 +182,15 @@ def _summary(path: Path, topic: str, delivery: _Delivery, sent: int, reasons: Co
         _err(f"{unacked:,} lines were not acknowledged by the broker (first error: "
              f"{delivery.first_error!r}); sending the file again is safe")
         return 1
-    if rejected:
-        _err(f"warning: {rejected:,} invalid lines in {path} were not sent")
-    return 0
+    old = reasons[TOO_LATE]
+    if old:
+        _err(f"warning: {old:,} events in {path} were not sent: {_old_advice()}")
+    if rejected > old:
+        _err(f"warning: {rejected - old:,} invalid lines in {path} were not sent")
+    return 2 if old and not sent else 0
+
+
+def _old_advice() -> str:
+    return ("events older than allowed_lateness_seconds behind now would be dead-lettered "
+            "by a running worker as too_late. To go live with history, load it with "
+            "`journey bootstrap` (docs/going-live.md); --allow-old sends them anyway")

@@ -13,6 +13,7 @@ EXIT_FATAL = 3
 
 
 def run_worker(args: argparse.Namespace, settings: Settings) -> int:
+    import agents.kafka.worker  # noqa: F401 - first, so a light install says so at once
     from agents.broker import BrokerUnavailable, wait_for_broker
     from agents.kafka.config import kafka_kwargs
 

@@ -133,16 +133,21 @@ class JourneyProducer:
             raise InvalidEvent(NOT_JSON, f"event cannot be written as JSON: {exc}") from exc
         return self.send_raw(value)
 
-    def send_raw(self, value: bytes) -> FutureRecordMetadata:
+    def send_raw(self, value: bytes, *, not_before: float | None = None) -> FutureRecordMetadata:
         """Send already-serialized JSON bytes exactly as given, after the same validation.
 
         With ``validate=False`` the bytes must still carry a readable ``user_id`` (or
-        Segment ``userId``/``anonymousId``) for the key.
+        Segment ``userId``/``anonymousId``) for the key. ``not_before`` (validated events
+        only): an event that occurred earlier is not sent (InvalidEvent ``too_late``).
         """
         if self.validate:
             got = decode(value, max_bytes=self.max_bytes)
             if isinstance(got, Rejection):
                 raise InvalidEvent.of(got)
+            if not_before is not None and got.occurred_at < not_before:
+                behind = not_before - got.occurred_at
+                raise InvalidEvent("too_late", f"occurred_at is {behind:.0f}s before the oldest "
+                                   "time allowed", got.event_id, got.user_id)
             user_id = got.user_id
         else:
             user_id = _user_id_of(value)

@@ -7,6 +7,8 @@
   table as the processors see it), ``offsets`` (how far the table has got through the
   input), ``sink`` (the core's outputs as records to publish) and ``gauges``;
 - ``heal``: re-reading what a short table recovery left out;
+- ``bootstrap``: writing a replayed history into the table's changelog (``journey
+  bootstrap``), and the marker check a worker runs on restore;
 - ``fastpath``: leaner faust consumer and monitor classes;
 - ``codec``: the users table's value format; ``topics``: topic names and headers;
 - ``metrics``: every Prometheus series; ``web``: the HTTP endpoints, which read a worker

@@ -87,6 +87,9 @@ class RecordSink:
                                [(SCHEMA_HEADER, alert["schema"].encode())],
                                source_time=self.record.timestamp))
 
+    def on_historical(self, alert: dict[str, Any]) -> None:
+        pass  # never published: counted by on_suppressed (reason historical)
+
     def on_transition(self, transition: dict[str, Any]) -> None:
         self.metrics.transitions.labels(transition["from_stage"] or "none",
                                         transition["to_stage"]).inc()

@@ -17,12 +17,12 @@ from streams.core.state import UserState
 CTX_PREFIX = "\x00partition:"
 
 
-def ctx_key(partition: int, partitions: int) -> str:
+def ctx_key(partition: int, partitions: int, prefix: str = CTX_PREFIX) -> str:
     """A table key that the default partitioner puts on ``partition`` itself, so the
     partition's context is restored with, and only with, that partition's users."""
     i = 0
     while True:
-        key = f"{CTX_PREFIX}{partition}:{i}"
+        key = f"{prefix}{partition}:{i}"
         if partition_for(key, partitions) == partition:
             return key
         i += 1

@@ -23,6 +23,7 @@ from typing import Any
 import faust
 
 from agents.kafka import codec
+from agents.kafka.bootstrap import unfinished
 from agents.kafka.config import kafka_kwargs
 from agents.kafka.heal import committed_offsets, fill, retrying
 from agents.kafka.logsafe import exception_summary
@@ -215,8 +216,16 @@ def _wire(rt: Runtime) -> None:
     @rt.table.on_recover
     async def restored() -> None:
         """The table holds this worker's partitions again: rebuild their processors now,
-        not at their first record, so /users answers and readiness means it."""
-        for tp in owned(app, topics.events):
+        not at their first record, so /users answers and readiness means it. A partition
+        that a bootstrap left half-loaded is fatal; streams resume only after this."""
+        mine = owned(app, topics.events)
+        if rt.pipeline.prepare is not None:
+            rt.pipeline.prepare()
+        problem = unfinished(rt.table, [tp.partition for tp in mine], settings.partitions)
+        if problem:
+            await fatal(rt, problem)
+            await asyncio.Event().wait()
+        for tp in mine:
             rt.pipeline.processor(tp.partition)
         rt.serving = True
     _ = out_topics  # declared so faust creates them at start-up

@@ -24,16 +24,16 @@ class ReplayResult:
 
 
 def run_replay(history: Path, until: float, env: dict[str, str], out_dir: Path,
-               timeout: float = 300.0) -> ReplayResult:
-    """``journey replay HISTORY --until T`` in a subprocess; its state, alerts and
-    transitions."""
+               timeout: float = 300.0, extra: Sequence[str] = ()) -> ReplayResult:
+    """``journey replay HISTORY --until T [EXTRA...]`` in a subprocess; its state, alerts
+    and transitions."""
     out_dir.mkdir(parents=True, exist_ok=True)
     state, alerts, transitions = (out_dir / n for n in ("state.jsonl", "alerts.jsonl",
                                                         "transitions.jsonl"))
     proc = subprocess.run(
         [sys.executable, "-m", "agents.cli", "replay", str(history), "--until", rfc3339(until),
          "--state-out", str(state), "--alerts-out", str(alerts),
-         "--transitions-out", str(transitions), "--no-progress"],
+         "--transitions-out", str(transitions), "--no-progress", *extra],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False)
     assert proc.returncode == 0, f"journey replay failed ({proc.returncode}):\n{proc.stderr}"
 

@@ -96,7 +96,7 @@ def build_alert(kind: str, state: UserState, now: float, r: Rhythm, model: Model
         "orders": state.orders,
         "repeat_purchases": state.repeat_purchases,
         "monetary": round(state.monetary, 2),
-        "monetary_90d": round(state.spend_since(now - 90 * DAY), 2),
+        "monetary_90d": round(state.net_spend_90d(now), 2),
         "avg_order_value": None if aov is None else round(aov, 2),
         "refunds": state.refunds,
         "summary": _summary(kind, state, idle_days, since_buy, r, p_alive, tier),

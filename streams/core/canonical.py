@@ -254,7 +254,11 @@ def build(o: dict[str, Any], allow_other: bool, time_field: str = "occurred_at",
             channel = props.get("channel")
         else:
             referred = props["referred_user_id"]
-    return Event(eid, uid, t, when[0], when[1], amount, currency, order_id,  # type: ignore[arg-type,index]
+    # "Z" (UTC) and "-00:00" (RFC 3339: offset unknown) say nothing of the user's local
+    # time: most trackers stamp in UTC. Only a numeric offset is taken as the user's.
+    stamp: str = o["occurred_at"]
+    offset = None if stamp[-1] in "Zz" or stamp.endswith("-00:00") else when[1]  # type: ignore[index]
+    return Event(eid, uid, t, when[0], offset, amount, currency, order_id,  # type: ignore[arg-type,index]
                  rating, channel, referred, o.get("source"), props)
 
 

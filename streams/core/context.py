@@ -26,6 +26,7 @@ class PartitionContext:
     held_credits: list[Event]  # news from other partitions, earliest first
     # a checkpoint's re-fits, by instant (model as Model.to_list): None outside one
     refits: dict[float, list[object]] | None = None
+    live_from: float | None = None  # alerts before it are historical; None: none are
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -34,6 +35,8 @@ class PartitionContext:
             "held_credits": [held_to_entry(e) for e in self.held_credits]}
         if self.refits is not None:
             d["refits"] = [[t, m] for t, m in sorted(self.refits.items())]
+        if self.live_from is not None:  # only after a bootstrap
+            d["live_from"] = self.live_from
         return d
 
     @classmethod
@@ -41,9 +44,11 @@ class PartitionContext:
         """A stored context (other keys, such as the worker's offsets, are left out)."""
         clock = d.get("clock")
         refits = d.get("refits")
+        live_from = d.get("live_from")
         return cls(clock=None if clock is None else float(clock),
                    model=Model.from_list(d["model"]),
                    next_refit_at=d.get("next_refit_at"),
                    applied_position=int(d.get("applied_position", -1)),
                    held_credits=[held_from_entry(c) for c in d.get("held_credits") or ()],
-                   refits=None if refits is None else {float(t): m for t, m in refits})
+                   refits=None if refits is None else {float(t): m for t, m in refits},
+                   live_from=None if live_from is None else float(live_from))

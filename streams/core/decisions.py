@@ -16,12 +16,14 @@ from streams.core.timefmt import rfc3339
 from streams.settings import Settings
 
 DAY = 86400.0
+NEVER = float("-inf")  # a live_from before everything: no alert is historical
 
 
 def after_event(state: UserState, event: Event, known: bool, now: float, model: Model,
-                settings: Settings, out: Outputs) -> float | None:
+                settings: Settings, out: Outputs, live_from: float = NEVER) -> float | None:
     """Re-derive the stage of a user ``event`` was applied to (``known``: the user was
-    seen before), record a change; returns the user's next deadline."""
+    seen before), record a change; returns the user's next deadline. Alerts dated before
+    ``live_from`` are historical (see :func:`alert`)."""
     r = lifecycle.rhythm(state, model, settings)
     stage = lifecycle.stage_at(r, now)
     old = state.stage if known else None
@@ -32,18 +34,18 @@ def after_event(state: UserState, event: Event, known: bool, now: float, model: 
         stage = CHURNED  # browsing is not a comeback here; late activity still counts
     if stage != old:
         enter(state, old, stage, now, r, change_reason(old, stage, event, state), model,
-              settings, out)
+              settings, out, live_from)
     return lifecycle.next_deadline(r, now) if stage != CHURNED else None
 
 
 def at_deadline(state: UserState, now: float, model: Model, settings: Settings,
-                out: Outputs) -> float | None:
+                out: Outputs, live_from: float = NEVER) -> float | None:
     """Re-derive the stage of a user whose deadline came, record a change; returns the
     user's next deadline."""
     r = lifecycle.rhythm(state, model, settings)
     stage = lifecycle.stage_at(r, now)
     if stage != state.stage:
-        enter(state, state.stage, stage, now, r, "inactivity", model, settings, out)
+        enter(state, state.stage, stage, now, r, "inactivity", model, settings, out, live_from)
     return lifecycle.next_deadline(r, now)
 
 
@@ -61,15 +63,16 @@ def change_reason(old: str | None, new: str, event: Event, state: UserState) -> 
 
 
 def enter(state: UserState, old: str | None, new: str, now: float, r: lifecycle.Rhythm,
-          reason: str, model: Model, settings: Settings, out: Outputs) -> None:
+          reason: str, model: Model, settings: Settings, out: Outputs,
+          live_from: float = NEVER) -> None:
     """Record a stage change and, on entering decline or churn, decide the alert."""
     inactive = new in (DECLINING, CHURNED)
     days = (now - state.last_active_at) / DAY if inactive else None
     transition(state, old, new, now, "inactivity" if inactive else reason, out, days)
     if new == DECLINING:
-        alert(alerts.CHURN_WARNING, state, now, r, old or NEW, model, settings, out)
+        alert(alerts.CHURN_WARNING, state, now, r, old or NEW, model, settings, out, live_from)
     elif new == CHURNED:
-        alert(alerts.RECALL_TRIGGER, state, now, r, old or NEW, model, settings, out)
+        alert(alerts.RECALL_TRIGGER, state, now, r, old or NEW, model, settings, out, live_from)
 
 
 def transition(state: UserState, old: str | None, new: str, now: float, reason: str,
@@ -106,9 +109,10 @@ def transition(state: UserState, old: str | None, new: str, now: float, reason: 
 
 
 def alert(kind: str, state: UserState, now: float, r: lifecycle.Rhythm, stage_from: str,
-          model: Model, settings: Settings, out: Outputs) -> None:
+          model: Model, settings: Settings, out: Outputs, live_from: float = NEVER) -> None:
     """A churn warning or recall trigger, unless the user cannot be reached or was
-    contacted too recently (then the reason is counted as suppressed)."""
+    contacted too recently (then the reason is counted as suppressed). Dated before
+    ``live_from`` (set by ``journey bootstrap``), it is historical."""
     tier = model.value_tier(state)
     channels = reach.ranked_channels(state, tier == "top", settings)
     if not channels:
@@ -125,6 +129,12 @@ def alert(kind: str, state: UserState, now: float, r: lifecycle.Rhythm, stage_fr
     risk = lifecycle.churn_risk(state, model, now, settings, r)
     record = alerts.build_alert(kind, state, now, r, model, p_alive, risk, stage_from,
                                 channels, window, settings)
+    if now < live_from:
+        # about a lapse from before going live: reported, not sent, so not recorded as
+        # sent (caps, cooldown and reactivation attribution ignore it)
+        out.historical.append(record)
+        out.suppressed.append((kind, "historical"))
+        return
     if window.deferred:
         out.deferred.append(kind)
     out.alerts.append(record)

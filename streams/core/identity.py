@@ -54,7 +54,7 @@ MERGED: Final = (
     "referred_converted", "referred_by", "referred_at", "referral_reported", "coupons",
     "reviews", "rating_sum", "consent_mask", "contact_bits", "utc_offset_min", "hour_x",
     "hour_y", "alerts_sent", "recalls", "alert_log", "last_alert_id", "last_recall_id",
-    "last_recall_at", "last_recall_control")
+    "last_recall_at", "last_recall_control", "spend_days")
 
 
 @dataclass(slots=True)
@@ -200,6 +200,8 @@ def _merge_orders(t: UserState, s: UserState) -> None:
     """Orders of both, an order sent under both ids counted once (its earliest copy),
     as apply_event counts a re-sent order."""
     orders, gross, log = s.orders, s.gross_spend, list(s.purchase_log)
+    for day, net in s.spend_days:  # refunds in it too; a copy t counted is taken out below
+        t.add_spend(day * 86400.0, net)
     for order_id, at, amount in s.order_log:
         seen = t.find_order(order_id)
         if seen is None:
@@ -207,6 +209,7 @@ def _merge_orders(t: UserState, s: UserState) -> None:
             continue
         orders -= 1
         gross -= amount
+        t.add_spend(at, -amount)
         if (at, amount) in log:
             log.remove((at, amount))
         if (at, amount) < (seen[1], seen[2]):

@@ -27,6 +27,8 @@ class Outputs:
     """What one or more steps produced; the shell publishes and counts them, then clears."""
 
     alerts: list[dict[str, Any]] = field(default_factory=list)
+    # alerts dated before the partition's ``live_from``: reported, never published
+    historical: list[dict[str, Any]] = field(default_factory=list)
     transitions: list[dict[str, Any]] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
     feedback: list[Event] = field(default_factory=list)  # events for other users
@@ -41,7 +43,7 @@ class Outputs:
     touched: set[str] = field(default_factory=set)  # users whose state changed (not drained)
 
     def clear(self) -> None:
-        for items in (self.alerts, self.transitions, self.rejected, self.feedback,
+        for items in (self.alerts, self.historical, self.transitions, self.rejected, self.feedback,
                       self.applied, self.suppressed, self.deferred, self.reactivations,
                       self.ignored, self.stitches, self.touched):
             if items:
@@ -65,6 +67,10 @@ class Sink(Protocol):
 
     def on_alert(self, alert: dict[str, Any]) -> None:
         """A churn warning or a recall trigger."""
+
+    def on_historical(self, alert: dict[str, Any]) -> None:
+        """An alert about a lapse before going live (see ``live_from``): for a file or a
+        report, never published; also counted by ``on_suppressed``."""
 
     def on_transition(self, transition: dict[str, Any]) -> None:
         """A lifecycle transition."""
@@ -105,6 +111,8 @@ def drain(out: Outputs, sink: Sink) -> None:
         sink.on_rejected(rejected)
     for alert in out.alerts:
         sink.on_alert(alert)
+    for alert in out.historical:
+        sink.on_historical(alert)
     for transition in out.transitions:
         sink.on_transition(transition)
     for event in out.feedback:

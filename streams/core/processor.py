@@ -26,6 +26,7 @@ from streams.core.census import Census, CensusKey, census_key
 from streams.core.clock import PartitionClock
 from streams.core.context import PartitionContext
 from streams.core.credits import HeldCredits, credit_for
+from streams.core.decisions import NEVER
 from streams.core.event import GROUP, Event
 from streams.core.identity import MERGE, STITCH, Redirect
 from streams.core.outputs import Outputs, Rejected
@@ -59,6 +60,8 @@ class PartitionProcessor:
         self.credits = HeldCredits()
         self.sample = Sample(settings.population_sample_size)
         self.census = Census()
+        # alerts dated before this instant are historical (set by journey bootstrap)
+        self.live_from = NEVER
         self._base = self.context()
 
     @property
@@ -81,8 +84,10 @@ class PartitionProcessor:
     # --- persistence of the partition's own context ---------------------------------
 
     def context(self) -> PartitionContext:
+        live_from = None if self.live_from == NEVER else self.live_from
         return PartitionContext(self.time.stamp(), self.model, self.refits.next_at,
-                                self.time.applied_position, self.credits.events())
+                                self.time.applied_position, self.credits.events(),
+                                live_from=live_from)
 
     def checkpoint(self) -> PartitionContext:
         """The context to persist *before* a batch's user writes: as it was at the
@@ -108,6 +113,7 @@ class PartitionProcessor:
             self.time.restore(ctx.clock, ctx.applied_position)
             self.model = ctx.model
             self.refits.restore(ctx.next_refit_at, ctx.refits)
+            self.live_from = NEVER if ctx.live_from is None else ctx.live_from
         self.credits = HeldCredits(ctx.held_credits if ctx is not None else None)
         self.index = DeadlineIndex()
         self.sample = Sample(self.settings.population_sample_size)
@@ -283,7 +289,8 @@ class PartitionProcessor:
 
     def _fire(self, state: UserState, now: float, out: Outputs) -> None:
         before = census_key(state)
-        self._schedule(state, decisions.at_deadline(state, now, self.model, self.settings, out))
+        self._schedule(state, decisions.at_deadline(state, now, self.model, self.settings, out,
+                                                    self.live_from))
         self._store(state, before, out)
 
     def _settle(self, state: UserState, event: Event, before: CensusKey | None,
@@ -295,7 +302,8 @@ class PartitionProcessor:
             # batch, while users the batch changed are already past it (see checkpoint).
             now = state.stage_since
         self._schedule(state, decisions.after_event(state, event, before is not None, now,
-                                                    self.model, self.settings, out))
+                                                    self.model, self.settings, out,
+                                                    self.live_from))
         self._store(state, before, out)
 
     def _schedule(self, state: UserState, deadline: float | None) -> None:

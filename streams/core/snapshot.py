@@ -31,7 +31,7 @@ def snapshot(state: UserState, model: Model, now: float, settings: Settings) -> 
         "frequency": state.repeat_purchases,
         "monetary": round(state.monetary, 2),
         "orders": state.orders,
-        "monetary_90d": round(state.spend_since(now - 90 * DAY), 2),
+        "monetary_90d": round(state.net_spend_90d(now), 2),
         "value_tier": model.value_tier(state),
         "role": alerts.role(state, settings),
         "funnel_stage": state.funnel_stage(),

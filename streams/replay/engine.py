@@ -68,14 +68,21 @@ class Replay:
 
     def __init__(self, settings: Settings, received_at: float, *,
                  on_alert: Writer = _drop, on_transition: Writer = _drop,
-                 on_dead_letter: Writer = _drop, track_series: bool = False) -> None:
+                 on_dead_letter: Writer = _drop, track_series: bool = False,
+                 live_from: float | None = None, on_historical: Writer = _drop) -> None:
+        """``live_from``: alerts dated before it are historical (``on_historical``, not
+        ``on_alert``), as a worker after ``journey bootstrap`` treats them."""
         self.settings = settings
         self.received_at = received_at
         self.stores: list[dict[str, UserState]] = [{} for _ in range(settings.partitions)]
         self.processors = [PartitionProcessor(settings, store, p)
                            for p, store in enumerate(self.stores)]
+        if live_from is not None:
+            for proc in self.processors:
+                proc.live_from = live_from
         self.alerts_to, self.transitions_to, self.dead_letters_to = (
             on_alert, on_transition, on_dead_letter)
+        self.historical_to = on_historical
         self.summary = Summary()
         self.out = Outputs()
         self.track_series = track_series
@@ -135,6 +142,14 @@ class Replay:
             p.advance(until, self.out)
         self._drain()
 
+    def cut_over(self, at: float, live_from: float) -> None:
+        """Go live as ``journey bootstrap --until at`` leaves the workers: every clock at
+        ``at``, and from now on alerts dated before ``live_from`` are historical (replay
+        the history with ``live_from=math.inf``, so that all of its alerts are)."""
+        self.advance(at)
+        for p in self.processors:
+            p.live_from = live_from
+
     def snapshots(self, at: float) -> Iterator[dict[str, Any]]:
         for p in self.processors:
             for user_id in sorted(p.store):
@@ -174,6 +189,11 @@ class Replay:
         if self.track_series:
             self.summary.alerts_per_day[_day(alert["detected_at"])][alert["type"]] += 1
         self.alerts_to(alert)
+
+    def on_historical(self, alert: dict[str, Any]) -> None:  # counted under suppressed
+        if self.track_series:
+            self.summary.alerts_per_day[_day(alert["detected_at"])][alert["type"]] += 1
+        self.historical_to(alert)
 
     def on_transition(self, transition: dict[str, Any]) -> None:
         self.summary.transitions += 1

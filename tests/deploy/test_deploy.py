@@ -198,7 +198,7 @@ def test_dockerfile_shape() -> None:
     assert re.fullmatch(r"python:3\.11\.\d+-slim(-\w+)?", args["PYTHON_IMAGE"])
     users = [rest for word, rest in instructions if word == "USER"]
     assert users and users[-1].split(":")[0] not in {"root", "0"}
-    assert any(word == "RUN" and "pip install ." in rest for word, rest in instructions)
+    assert any(word == "RUN" and "pip install '.[worker]'" in rest for word, rest in instructions)
     entry = [rest for word, rest in instructions if word == "ENTRYPOINT"]
     assert entry and json.loads(entry[-1]) == ["journey", "worker"]
     assert 'journey = "agents.cli:main"' in (REPO / "pyproject.toml").read_text()

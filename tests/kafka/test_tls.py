@@ -181,7 +181,7 @@ def test_producer_api_produce_tail_and_heal_over_tls(
            "JOURNEY_TOPIC_PREFIX": s.topic_prefix}
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    assert main(["produce", str(lines)]) == 0
+    assert main(["produce", str(lines), "--allow-old"]) == 0
     capsys.readouterr()
 
     assert main(["tail", topic, "--from-beginning", "--max", "3"]) == 0

@@ -355,3 +355,37 @@ def test_snapshot_fields(harness: HarnessFactory) -> None:
     assert snap["refunds"] == 1
     assert snap["last_purchase_at"] == stamp(10)
     assert snap["first_seen_at"] == stamp(0) and snap["last_event_at"] == stamp(11)
+
+
+def test_monetary_90d_is_net_spend_over_90_days_with_refunds(driver: DriverFactory) -> None:
+    """The contract: net spend over the 90 days up to the instant. Ten orders of 10 and a
+    refund of 50 within 90 days net 50 (the purchase log keeps only 8 orders, and no
+    refunds, so it cannot be the source); older spend drops out as days pass."""
+    orders = [make_event("u", "purchase", day, amount=10.0, currency="EUR", order_id=f"o{day}")
+              for day in range(10)]
+    d = driver().send(*orders, make_event("u", "refund", 10, amount=50.0, currency="EUR",
+                                          order_id="o3"))
+    d.advance_days(11)
+    snap = d.snapshot("u")
+    assert snap is not None
+    assert (snap["monetary"], snap["monetary_90d"], snap["orders"]) == (50.0, 50.0, 10)
+    # day 95: orders of days 0-5 are older than 90 days; days 6-9 (40) and the refund
+    # (day 10, -50) remain: net spend cannot go below zero
+    assert d.advance_days(95).snapshot("u")["monetary_90d"] == 0.0
+    # a new order of 30 on day 96, whose 90 days are days 7-96: 30 + 30 - 50 = 10
+    d.send(make_event("u", "purchase", 96, amount=30.0, currency="EUR", order_id="late"))
+    assert d.snapshot("u")["monetary_90d"] == 10.0
+    assert d.advance_days(200).snapshot("u")["monetary_90d"] == 0.0
+
+
+def test_a_state_record_written_before_spend_days_still_loads(harness: HarnessFactory) -> None:
+    """Records are positional lists: one written by an older version ends before the newer
+    fields, which then start from what the record holds (its purchase log)."""
+    from streams.core.state import UserState
+
+    h = harness().send(make_event("u", "purchase", 0, amount=10.0, currency="EUR"),
+                       make_event("u", "purchase", 1, amount=5.0, currency="EUR"))
+    old = h.state("u").to_list()[:-1]  # as written before spend_days existed
+    loaded = UserState.from_list(old)
+    assert loaded.net_spend_90d(at(2)) == 15.0
+    assert UserState.from_list(h.state("u").to_list()) == h.state("u")

@@ -18,13 +18,15 @@ SEGMENT = schemas.load("segment-track")["examples"]
 def test_segment_examples_decode_to_the_expected_events() -> None:
     got = [decode(line(e)) for e in SEGMENT]
     assert got[0] == Event(
-        "ajs-3f1c0d2e8b", "u-42", "purchase", at(2024, 5, 3, 16, 21, 7) + 0.118, 0, amount=59.9,
+        "ajs-3f1c0d2e8b", "u-42", "purchase", at(2024, 5, 3, 16, 21, 7) + 0.118, None,
+        amount=59.9,
         currency="EUR", order_id="o-981", source="segment",
         properties={**SEGMENT[0]["properties"], "amount": 59.9, "timezone": "Europe/Berlin",
                     "segment_event": "Order Completed"})
     assert got[1] == Event("ajs-77aa01", "a-9c1", "page_view", at(2024, 5, 3, 16, 2, 11), 120,
                            source="segment", properties={"path": "/shoes", "title": "Shoes"})
-    assert got[2] == Event("ios-1b2c3d", "u-42", "review", at(2024, 5, 6, 18, 15), 0, rating=2,
+    assert got[2] == Event("ios-1b2c3d", "u-42", "review", at(2024, 5, 6, 18, 15), None,
+                           rating=2,
                            source="segment", properties={
                                "product_id": "p-17", "review_id": "r-5", "rating": 2,
                                "segment_event": "Product Reviewed"})
