@@ -16,7 +16,7 @@ from streams.settings import Settings
 REFERRAL_CONVERTED = "referral_converted"  # internal: a user this user referred bought
 
 # What an identify event carries, digested from its traits by the decoder
-# (streams/core/segment_identity.py): never the address or number themselves.
+# (streams/core/segment.py): never the address or number themselves.
 CONSENT = "consent"  # channel names: the whole consent set, as a signup's `consent`
 CHANNELS_ON = "channels_on"  # channel names subscribed to
 CHANNELS_OFF = "channels_off"  # channel names unsubscribed from

@@ -9,6 +9,7 @@ so the stitch and the merge cross the repartition topic in the pipeline.
 from __future__ import annotations
 
 from dataclasses import fields
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -22,6 +23,7 @@ from streams.core.outputs import Outputs
 from streams.core.partitioning import partition_for
 from streams.core.processor import PartitionProcessor
 from streams.core.state import UserState
+from streams.core.timefmt import rfc3339
 from streams.replay.engine import Replay
 from streams.settings import Settings
 from streams.synth import SynthConfig, generate
@@ -263,6 +265,28 @@ def test_an_order_sent_under_both_ids_counts_once_at_its_earliest() -> None:
     assert t.purchase_log == [(5.0, 10.0), (9.0, 3.0)]
 
 
+def test_the_90_day_spend_of_both_profiles_counts_an_order_under_both_once() -> None:
+    """The user's copy of o-1 on day 3, the anonymous profile's on day 1 (kept: the
+    earliest), its own o-2 on day 2 and a refund of 1 that day."""
+    day = 86400.0
+    t = UserState("u", 0.0, 0.0, 0.0)
+    s = UserState("a", 0.0, 0.0, 0.0)
+    for state, at_ in ((t, 3 * day), (s, 1 * day)):
+        state.orders, state.gross_spend = 1, 10.0
+        state.first_purchase_at = state.last_purchase_at = at_
+        state.log_order("o-1", at_, 10.0)
+        state.log_purchase(at_, 10.0)
+        state.add_spend(at_, 10.0)
+    s.orders, s.gross_spend, s.last_purchase_at = 2, 13.0, 2 * day
+    s.log_order("o-2", 2 * day, 3.0)
+    s.log_purchase(2 * day, 3.0)
+    s.add_spend(2 * day, 3.0)
+    s.add_spend(2 * day, -1.0)
+    identity.merge_into(t, s)
+    assert [(d, a) for d, a in t.spend_days if a] == [(1, 10.0), (2, 2.0)]
+    assert t.net_spend_90d(3 * day) == 12.0
+
+
 def test_an_opt_out_on_either_profile_holds_and_the_users_own_details_come_first() -> None:
     t = UserState("u", 0.0, 0.0, 0.0, consent_mask=0b0011, contact_bits=0b0011)
     s = UserState("a", 0.0, 0.0, 0.0, consent_mask=0b0110, contact_bits=0b0101)
@@ -336,3 +360,33 @@ def test_a_segment_source_gives_every_user_the_state_its_canonical_history_gives
     for user, want in canonical.items():
         got = stitched[user if user in logged_in else f"anon-{user}"]
         assert {f: got[f] for f in fields_} == {f: want[f] for f in fields_}, user
+
+
+RECORDED = Path(__file__).parents[1] / "support" / "recorded" / "analytics-python-2.4.0.jsonl"
+
+
+def test_calls_recorded_from_analytics_python_are_taken_and_stitched() -> None:
+    """What analytics-python 2.4.0 posted (``Client(host=<a local endpoint>,
+    sync_mode=True)``, each message of its batches kept) for three users of
+    tests/support/segment_stream: u000000 logs in by an identify with both ids, u000035
+    by an alias, u000001 never browses anonymously; group calls too."""
+    lines = RECORDED.read_bytes().splitlines()
+    calls = [orjson.loads(line) for line in lines]
+    assert {c["context"]["library"]["version"] for c in calls} == {"2.4.0"}
+    assert any(c["anonymousId"] is None for c in calls)
+    events = [decode(line) for line in lines]
+    assert all(isinstance(e, Event) for e in events), [e for e in events
+                                                      if not isinstance(e, Event)][:3]
+    replay = Replay(Settings().with_overrides(partitions=4), None)
+    replay.feed(sorted((e for e in events if isinstance(e, Event)),
+                       key=lambda e: e.occurred_at))
+    end = replay.finish(None)
+    users = {s["user_id"]: s for s in replay.snapshots(end)}
+    assert replay.summary.dead_letters == {}
+    assert replay.summary.ignored == {"group": 3}
+    assert set(users) == {"u000000", "u000035", "u000001"}  # no anonymous profile left
+    assert replay.summary.stitches["merged"] == 2
+    for user in ("u000000", "u000035"):  # the anonymous browsing came first
+        first = min(e.occurred_at for e, c in zip(events, calls, strict=True)
+                    if isinstance(e, Event) and c["anonymousId"] == f"anon-{user}")
+        assert users[user]["first_seen_at"] == rfc3339(first), user
