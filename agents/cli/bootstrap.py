@@ -24,7 +24,7 @@ import hashlib
 import math
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import fields
 from pathlib import Path
@@ -196,28 +196,28 @@ async def _load(settings: Settings, args: argparse.Namespace, found: Any, replay
         # the churn model's snapshots the checkpoint lists, as a worker holds them
         snapshots[p] = {snapshot_key(p, n, t, kind): rec
                         for (t, kind), rec in proc.refits.churn.records().items()}
-        keep = {k.encode() for k in replay.stores[p]} | {k.encode() for k in snapshots[p]}
+        keep = {k.encode() for k in (*replay.stores[p], *proc.redirects, *snapshots[p])}
         keep |= {ctx_key(p, n).encode(), kb.marker_key(p, n).encode()}
         stale[p] = found.logs[p].keys - keep
     marker = {"digest": digest, "until": until, "live_from": live_from,
               "input_from": args.input_from, "input_offsets": offsets,
               "repartition_offsets": repartition, "written_at": time.time()}
 
-    def records(p: int) -> Iterable[tuple[bytes, bytes]]:
-        for k, rec in snapshots[p].items():
-            yield k.encode(), codec.dumps(rec)
-        for k, v in replay.stores[p].items():
-            yield k.encode(), codec.dumps(v)
+    def entries(p: int) -> Iterator[tuple[bytes, bytes]]:
+        """The partition's churn snapshots, users, and the merged ids that lead to them
+        (identity)."""
+        for table in (snapshots[p], replay.stores[p], replay.processors[p].redirects):
+            yield from ((k.encode(), codec.dumps(v)) for k, v in table.items())
 
-    plan = kb.Plan(found.changelog, n, marker, records,
-                   {p: len(store) + len(snapshots[p]) for p, store in enumerate(replay.stores)},
-                   contexts, stale)
+    plan = kb.Plan(found.changelog, n, marker, entries,
+                   {p: len(proc.store) + len(proc.redirects) + len(snapshots[p])
+                    for p, proc in enumerate(replay.processors)}, contexts, stale)
     mixed = await kb.write(settings, settings.broker, plan, _Shown(args.no_progress).phase)
     if mixed:
         raise kb.BootstrapError(f"{found.changelog} partitions {mixed} received records from "
                                 "elsewhere while bootstrap wrote (a worker running?): stop "
                                 "every worker, then run bootstrap again with --force", 3)
-    return sum(len(store) for store in replay.stores)
+    return sum(plan.sizes.values()) - sum(len(s) for s in snapshots.values())
 
 
 async def _input_offsets(settings: Settings, args: argparse.Namespace, found: Any,

@@ -65,6 +65,12 @@ class Census:
     def recall_outcomes(self, now: float) -> dict[bool, Outcomes]:
         return self.recalls.outcomes(now)
 
+    def remove(self, state: UserState) -> None:
+        """``state``'s user left the partition (its profile merged into another user)."""
+        key, recalls = self.entry(state)
+        self.counts[key] -= 1
+        self.recalls.count(recalls, -1)
+
     def stage_counts(self) -> Counter[str]:
         counts: Counter[str] = Counter()
         for key, n in self.counts.items():

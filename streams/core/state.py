@@ -23,6 +23,14 @@ ACTIVE_STAGES = frozenset({NEW, GROWING, MATURE})
 
 FUNNEL: tuple[str, ...] = ("aware", "interested", "cart", "purchased", "repeat", "advocate")
 
+# What identify calls told of the user's contact details (UserState.contact_bits): whether
+# an email address, and a phone number, are known to be there or known to be absent.
+EMAIL_KNOWN, HAS_EMAIL, PHONE_KNOWN, HAS_PHONE = 1, 2, 4, 8
+CONTACTS = ((EMAIL_KNOWN, HAS_EMAIL), (PHONE_KNOWN, HAS_PHONE))  # (told, there) per detail
+ALL_CHANNELS = (1 << len(CHANNELS)) - 1
+NEEDS_EMAIL = 1 << CHANNELS.index("email")
+NEEDS_PHONE = (1 << CHANNELS.index("sms")) | (1 << CHANNELS.index("phone"))
+
 PURCHASE_LOG_CAP = 8  # recent purchases kept for the rhythm
 SPEND_WINDOW_DAYS = 90  # monetary_90d: net spend (purchases minus refunds) over 90 days
 # daily net spend is kept for the days since the newest one's window began: at most this many
@@ -102,6 +110,8 @@ class UserState:
     # (UTC day number, net spend that day), sorted; only days that can still fall in a
     # 90-day window ending at or after the newest day, so the same whatever the order
     spend_days: list[tuple[int, float]] = field(default_factory=list)
+    # EMAIL_KNOWN | HAS_EMAIL | PHONE_KNOWN | HAS_PHONE from identify traits; 0: never told
+    contact_bits: int = 0
 
     # What the learned churn score reads (streams.core.churn), folded per purchase day:
     # several purchases on one UTC day are one purchase day. Appended last, so records
@@ -186,6 +196,16 @@ class UserState:
     def consented(self, default_mask: int) -> int:
         return default_mask if self.consent_mask is None else self.consent_mask
 
+    def reachable(self) -> int:
+        """The channels the user has the details for: all, less email when identify said
+        there is no address, less sms and phone when it said there is no number."""
+        mask, bits = ALL_CHANNELS, self.contact_bits
+        if bits & EMAIL_KNOWN and not bits & HAS_EMAIL:
+            mask &= ~NEEDS_EMAIL
+        if bits & PHONE_KNOWN and not bits & HAS_PHONE:
+            mask &= ~NEEDS_PHONE
+        return mask
+
     # --- bounded logs -----------------------------------------------------------------
 
     def remember_id(self, event_id: str, cap: int) -> None:
@@ -238,6 +258,37 @@ class UserState:
             if self.purchase_days == 1 or age < self.last_gap_days:
                 self.last_gap_days = age  # it falls between the last two purchase days
             self.purchase_days += 1
+
+    def absorb_purchase_days(self, other: UserState) -> None:
+        """Add ``other``'s purchase-day aggregates (a profile merged into this one; call
+        it before the orders merge moves ``last_purchase_at``). Both decay to the later
+        last purchase day and add; a day both bought on counts twice (two ids buying on
+        the same day is rare, and the counts are features, not totals anyone reads)."""
+        if other.purchase_days == 0 or other.last_purchase_at is None:
+            return
+        if self.purchase_days == 0 or self.last_purchase_at is None:
+            self.purchase_days, self.last_day_spend = other.purchase_days, other.last_day_spend
+            self.last_gap_days = other.last_gap_days
+            self.decay_30, self.decay_90, self.decay_180 = \
+                other.decay_30, other.decay_90, other.decay_180
+            return
+        mine, theirs = int(self.last_purchase_at // DAY), int(other.last_purchase_at // DAY)
+        last = max(mine, theirs)
+        a, b = last - mine, last - theirs
+        self.decay_30 = self.decay_30 * math.exp(_DECAY[0] * a) \
+            + other.decay_30 * math.exp(_DECAY[0] * b)
+        self.decay_90 = self.decay_90 * math.exp(_DECAY[1] * a) \
+            + other.decay_90 * math.exp(_DECAY[1] * b)
+        self.decay_180 = self.decay_180 * math.exp(_DECAY[2] * a) \
+            + other.decay_180 * math.exp(_DECAY[2] * b)
+        self.purchase_days += other.purchase_days
+        if theirs == mine:
+            self.last_day_spend += other.last_day_spend
+        elif theirs > mine:
+            self.last_day_spend = other.last_day_spend
+            self.last_gap_days = min(theirs - mine, other.last_gap_days or theirs - mine)
+        else:
+            self.last_gap_days = min(mine - theirs, self.last_gap_days or mine - theirs)
 
     def refold_purchase_days(self) -> None:
         """Rebuild the purchase-day aggregates from ``purchase_log``: exact while it holds

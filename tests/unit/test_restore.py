@@ -76,7 +76,7 @@ def clone(p: PartitionProcessor) -> PartitionProcessor:
              for u, s in p.store.items()}
     snapshots = {key: json.loads(json.dumps(rec)) for key, rec in p.refits.churn.records().items()}
     twin = PartitionProcessor(p.settings, store, p.partition)
-    twin.restore(ctx, list(store.values()), snapshots)
+    twin.restore(ctx, list(store.values()), snapshots=snapshots)
     return twin
 
 
