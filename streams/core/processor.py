@@ -20,9 +20,10 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from typing import Any
 
-from streams.core import decisions, identity
+from streams.core import decisions, identity, lifecycle
 from streams.core.apply import apply_event, new_state
 from streams.core.census import Census, Entry
+from streams.core.churn import stages
 from streams.core.clock import PartitionClock
 from streams.core.context import PartitionContext
 from streams.core.credits import HeldCredits, credit_for
@@ -220,6 +221,7 @@ class PartitionProcessor:
                 identity.revive(state, revived)
         else:
             before = self.census.entry(state)
+        inputs = None if before is None else stages.schedule_inputs(state)
         if position is not None:
             state.max_position = max(state.max_position, position)
         state.remember_id(event.event_id, self.settings.dedupe_window)
@@ -233,7 +235,7 @@ class PartitionProcessor:
         source = identity.stitch_source(event)
         if source is not None and identity.merge_id(source, uid) not in state.recent_ids:
             out.feedback.append(identity.stitch(source, uid, t))
-        self._settle(state, event, before, out, at if feedback else clock.now)
+        self._settle(state, event, before, out, at if feedback else clock.now, inputs)
         if revived is not None and self.redirects.get(uid) is not None:
             del self.redirects[uid]  # (the worker's table: the state replaced it)
         out.applied.append(event)
@@ -302,16 +304,27 @@ class PartitionProcessor:
         self._store(state, before, out)
 
     def _settle(self, state: UserState, event: Event, before: Entry | None,
-                out: Outputs, now: float) -> None:
-        """Re-derive the stage after an event and schedule the next deadline."""
+                out: Outputs, now: float, inputs: tuple[object, ...] | None = None) -> None:
+        """Re-derive the stage after an event and schedule the next deadline. ``inputs``:
+        the user's ``stages.schedule_inputs`` before the event (None: a new user)."""
         if before is not None and state.stage_since > now:
             # Never judge a user before its own last stage change. Only a restarted
             # partition gets here: its clock resumes at the checkpoint before its last
             # batch, while users the batch changed are already past it (see checkpoint).
             now = state.stage_since
-        self._schedule(state, decisions.after_event(state, event, before is not None, now,
-                                                    self.model, self.settings, out,
-                                                    self.live_from))
+        deadline = decisions.after_event(state, event, before is not None, now, self.model,
+                                         self.settings, out, self.live_from)
+        if inputs is not None and self.index.wake_at(state.user_id) is not None \
+                and lifecycle.learned_for(state, self.model) is not None \
+                and stages.schedule_inputs(state) == inputs:
+            # Under the learned score a wake is a lower bound or a crossing solved when it
+            # last fired; pulling it back to the floor re-solves under whatever model is
+            # in force now. An event that changed nothing the schedule reads (a referral
+            # credit, often news arriving late) must not do that, or the alert's instant
+            # would depend on when the news arrived: a restart or a lagging repartition
+            # topic would move it, or skip the warning for a recall, against replay.
+            deadline = None
+        self._schedule(state, deadline)
         self._store(state, before, out)
 
     def _schedule(self, state: UserState, deadline: float | None) -> None:

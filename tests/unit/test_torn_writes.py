@@ -332,9 +332,12 @@ def test_a_kill_between_writes_changes_nothing(reference: Reference, batch: int,
     same_end(second, first.alerts + second.alerts, reference)
 
 
-@pytest.mark.parametrize("seed", range(6))
+# (130, 6): a referral credit reaches a buyer late, after the partition re-fitted its
+# learned model; it used to pull the buyer's wake back to the floor and re-solve it under
+# the new model, so the warning's instant depended on when the credit arrived
+@pytest.mark.parametrize(("seed", "kills"), [(s, 3) for s in range(6)] + [(130, 6)])
 def test_three_kills_anywhere_with_topics_fetched_unevenly(reference: Reference,
-                                                          seed: int) -> None:
+                                                          seed: int, kills: int) -> None:
     """Kills at random writes, and after each restart batches that take the two input
     topics in random shares and orders (a referral credit may come before the input it
     trails): the end is still the uninterrupted run's."""
@@ -342,7 +345,7 @@ def test_three_kills_anywhere_with_topics_fetched_unevenly(reference: Reference,
     broker = reference.history.copy()
     total = sum(reference.writes)
     alerts: list[dict[str, Any]] = []
-    for at_write in sorted(rng.sample(range(1, total), 3)):
+    for at_write in sorted(rng.sample(range(1, total), kills)):
         run = Run(broker, kill_after_writes=max(0, at_write - len(broker.changelog)),
                   fetch=random.Random(rng.random()))
         with pytest.raises(Killed):

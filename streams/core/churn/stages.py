@@ -68,6 +68,15 @@ def due(model: ChurnModel, s: UserState, woken_at: float, settings: Settings) ->
     return crossing(model, s, threshold, woken_at)
 
 
+def schedule_inputs(s: UserState) -> tuple[object, ...]:
+    """Everything a buyer's learned stage and wake are derived from: the stage, the
+    floors' inputs and the score's (``features.row``). An event that leaves these as they
+    were leaves the wake as it was (see ``PartitionProcessor._settle``)."""
+    return (s.stage, s.stage_since, s.last_active_at, s.last_purchase_at, s.first_purchase_at,
+            s.purchase_days, s.gross_spend, s.last_day_spend, s.last_gap_days, s.decay_30,
+            s.decay_90, s.decay_180)
+
+
 def past_threshold(model: ChurnModel, s: UserState, at: float, settings: Settings) -> bool:
     """Whether a new model puts buyer ``s`` past the threshold of their next stage at
     ``at`` (a refit wakes those at once; the others keep their wake)."""
