@@ -42,8 +42,8 @@ SETTINGS = Settings().with_overrides(partitions=PARTITIONS, tick_interval_second
                                      population_sample_size=40)
 # the canonical history also runs the churn model on a short grid, so its snapshot records
 # are written, relabelled and deleted, and it switches on, within the history. (Not yet
-# with the Segment source: there, one kill pattern lost an order of a stitched user with
-# this grid, which is still being looked into.)
+# with the Segment source: with this grid one kill pattern loses an order of a stitched
+# user, see test_a_re_closed_id_keeps_what_it_took_after_the_restart.)
 CHURN_SETTINGS = SETTINGS.with_overrides(churn_snapshot_days=6.0, churn_horizon_days=12.0,
                                          churn_min_rows=20, churn_min_class=3)
 TOPICS = Topics.from_settings(SETTINGS)
@@ -77,13 +77,15 @@ class Broker:
                       dict(self.committed), self.settings)
 
 
-def _history(source: str) -> Broker:
+def _history(source: str, settings: Settings | None = None) -> Broker:
     """The synthetic history, as canonical events or as a Segment source sends it
     (anonymous browsing stitched into users at login: see tests/support/segment_stream)."""
     events, _ = generate(SynthConfig(users=160, days=45, start=START, seed=7))
     if source == "segment":
         events = list(segment_stream(events, seed=7))
-    broker = Broker(settings=SETTINGS if source == "segment" else CHURN_SETTINGS)
+    if settings is None:
+        settings = SETTINGS if source == "segment" else CHURN_SETTINGS
+    broker = Broker(settings=settings)
     items: list[tuple[float, int, dict[str, Any] | None]] = [
         (event_time(e), 1, e) for e in events if isinstance(e, dict)]
     items += [(START + d * DAY, 0, None) for d in range(46)]
@@ -359,3 +361,33 @@ def test_three_kills_anywhere_with_topics_fetched_unevenly(reference: Reference,
     alerts += last.alerts
 
     same_end(last, alerts, reference, fields=("model", "snapshots"))
+
+
+@pytest.mark.xfail(strict=True, reason="known loss, not fixed yet: a stitch re-read after "
+                   "a restart closes the anonymous id with events the first close did not "
+                   "carry, and the merge (same id) is dropped as a duplicate")
+def test_a_re_closed_id_keeps_what_it_took_after_the_restart() -> None:
+    """Segment source, short churn grid, kills of seed 1. The first pass closes
+    anon-u000051 (its stitch came back on the repartition topic) and publishes the merge;
+    the kill loses the redirect write. After the restart the events topic is fetched
+    ahead of the repartition topic: the anonymous id's purchase is applied to its state,
+    then the stitch closes it again and sends a merge with the same id, which u000051
+    drops as a duplicate of the first: the purchase is lost (3 orders, replay 4). The
+    grid only moves the kill onto that write; the loss is identity stitching's."""
+    history = _history("segment", CHURN_SETTINGS)
+    whole = Run(history.copy())
+    whole.run()
+    rng = random.Random(1)
+    broker = history.copy()
+    for at_write in sorted(rng.sample(range(1, len(whole.broker.changelog)), 3)):
+        run = Run(broker, kill_after_writes=max(0, at_write - len(broker.changelog)),
+                  fetch=random.Random(rng.random()))
+        with pytest.raises(Killed):
+            run.run()
+    end = START + 200 * DAY
+    for p in range(PARTITIONS):
+        broker.append(TOPICS.events, p, None, tick_value(end), {KIND_HEADER: TICK}, end)
+    last = Run(broker, fetch=random.Random(rng.random()))
+    last.run()
+    truth = {u: s for u, s in whole.states().items() if s is not None}
+    assert not field_diffs(last.states(), truth, AGGREGATES)
