@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any
 
 from streams.core import decisions, identity, lifecycle
-from streams.core.apply import apply_event, new_state
+from streams.core.apply import REFERRAL_CONVERTED, apply_event, new_state
 from streams.core.census import Census, CensusKey, census_key
 from streams.core.clock import PartitionClock
 from streams.core.context import PartitionContext
@@ -296,6 +296,13 @@ class PartitionProcessor:
     def _settle(self, state: UserState, event: Event, before: CensusKey | None,
                 out: Outputs, now: float) -> None:
         """Re-derive the stage after an event and schedule the next deadline."""
+        if before is not None and event.type == REFERRAL_CONVERTED:
+            # A credit is not the user's activity, so it cannot move a known user's stage.
+            # Judged anyway, it could undo one: at a restarted partition the model is from
+            # before its last batch, whose re-fit may have set this stage (and the timer
+            # would send the alert again).
+            self._store(state, before, out)
+            return
         if before is not None and state.stage_since > now:
             # Never judge a user before its own last stage change. Only a restarted
             # partition gets here: its clock resumes at the checkpoint before its last
