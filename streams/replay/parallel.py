@@ -1,0 +1,152 @@
+"""Replay with partitions spread over worker processes, same outputs as the serial feed.
+
+Partitions share nothing but referral credits: a credit is processed by the referrer's
+partition at the moment the referred user's event is, so its effect depends on where the
+referrer's partition stands then. When no event names a referrer, no credit can arise,
+and each partition's events, in their global order, give the same state and the same
+outputs whichever process runs them. Otherwise the serial feed runs (and a worker that
+meets a credit anyway aborts the parallel attempt before anything is written).
+
+Each output is tagged with the index of the event that produced it. The parent drains
+them in index order through the replay's own sink, so files, counts and their order are
+those of the serial feed. Workers are forked: they read the decoded events and the fresh
+processors from the parent's memory and send back outputs and the processors they ran.
+"""
+
+from __future__ import annotations
+
+import heapq
+import multiprocessing
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from itertools import chain
+
+from streams.core.event import Event
+from streams.core.outputs import Outputs, drain
+from streams.core.partitioning import partition_for
+from streams.core.processor import PartitionProcessor
+from streams.replay.engine import Replay
+
+# Below this many events process start-up costs more than it saves.
+MIN_EVENTS = 20_000
+# Events held in memory for the workers; a bigger input takes the serial path, which
+# spills sorted runs to disk (see sources.time_ordered).
+MAX_EVENTS = 2_000_000
+
+
+class _CreditMet(Exception):
+    """A worker produced a referral credit: partitions are not independent here."""
+
+
+@dataclass(slots=True)
+class _Result:
+    tagged: list[tuple[int, int, Outputs]]  # (event index, events applied, outputs)
+    quiet_applied: int  # events applied with nothing else to report
+    processors: dict[int, PartitionProcessor]
+
+
+# Set in the parent just before the fork; the workers read it from inherited memory.
+_job: tuple[Replay, list[Event], int] | None = None
+
+
+def default_jobs(partitions: int) -> int:
+    return max(1, min(os.cpu_count() or 1, partitions))
+
+
+def names_referrer(event: Event) -> bool:
+    referred_by = event.properties.get("referred_by")
+    return isinstance(referred_by, str) and bool(referred_by)
+
+
+def feed(replay: Replay, events: Iterable[Event], until: float | None = None,
+         jobs: int | None = None, min_events: int = MIN_EVENTS) -> bool:
+    """``replay.feed(events, until)``, with partitions in ``jobs`` processes when that is
+    safe and worth it. Must be the replay's first feed. Returns whether it ran parallel."""
+    n_parts = replay.settings.partitions
+    jobs = min(jobs or default_jobs(n_parts), n_parts)
+    it = iter(events)
+    taken: list[Event] = []
+    referrals = False
+    for e in it:
+        taken.append(e)
+        referrals = referrals or names_referrer(e)
+        if len(taken) >= MAX_EVENTS:
+            break
+    big = len(taken) >= MAX_EVENTS
+    if jobs < 2 or big or referrals or len(taken) < min_events or replay.track_series \
+            or replay.summary.read or "fork" not in multiprocessing.get_all_start_methods():
+        replay.feed(chain(taken, it) if big else taken, until)
+        return False
+    summary = replay.summary
+    kept: list[Event] = []
+    for e in taken:
+        summary.read += 1
+        if until is not None and e.occurred_at > until:
+            summary.after_until += 1
+            summary.came_back.add(e.user_id)
+        else:
+            kept.append(e)
+    try:
+        results = _run(replay, kept, jobs)
+    except _CreditMet:
+        summary.read = summary.after_until = 0
+        summary.came_back.clear()
+        replay.feed(taken, until)
+        return False
+    for result in results:
+        for p, proc in result.processors.items():
+            replay.processors[p] = proc
+            replay.stores[p] = proc.store  # type: ignore[assignment]
+        summary.applied += result.quiet_applied
+    for _, applied, out in heapq.merge(*(r.tagged for r in results), key=_index):
+        summary.applied += applied
+        drain(out, replay)
+    return True
+
+
+def _index(item: tuple[int, int, Outputs]) -> int:
+    return item[0]
+
+
+def _run(replay: Replay, events: list[Event], jobs: int) -> list[_Result]:
+    global _job
+    _job = (replay, events, jobs)
+    try:
+        with multiprocessing.get_context("fork").Pool(jobs) as pool:
+            return pool.map(_work, range(jobs))
+    finally:
+        _job = None
+
+
+def _work(job: int) -> _Result:
+    """One worker: the partitions ``p`` with ``p % jobs == job``, over all events."""
+    assert _job is not None
+    replay, events, jobs = _job
+    n_parts = replay.settings.partitions
+    processors = replay.processors
+    received_at = replay.received_at
+    out = Outputs()
+    tagged: list[tuple[int, int, Outputs]] = []
+    quiet = 0
+    for i, event in enumerate(events):
+        p = partition_for(event.user_id, n_parts)
+        if p % jobs != job:
+            continue
+        processors[p].process(event, out, received_at=received_at)
+        if out.feedback:
+            raise _CreditMet
+        applied = len(out.applied)
+        if out.transitions or out.alerts or out.rejected or out.suppressed \
+                or out.duplicates or out.refits or out.historical or out.deferred \
+                or out.reactivations:
+            out.applied.clear()
+            out.touched.clear()
+            tagged.append((i, applied, out))
+            out = Outputs()
+        else:
+            quiet += applied
+            out.applied.clear()
+            out.touched.clear()
+    return _Result(tagged, quiet, {p: processors[p] for p in range(n_parts)
+                                   if p % jobs == job})
