@@ -10,7 +10,8 @@ meets a credit anyway aborts the parallel attempt before anything is written).
 Each output is tagged with the index of the event that produced it. The parent drains
 them in index order through the replay's own sink, so files, counts and their order are
 those of the serial feed. Workers are forked: they read the decoded events and the fresh
-processors from the parent's memory and send back outputs and the processors they ran.
+processors from the parent's memory, spill their tagged outputs to a temporary file as
+they go (alerts outweigh state many times over), and send back the processors they ran.
 """
 
 from __future__ import annotations
@@ -18,9 +19,14 @@ from __future__ import annotations
 import heapq
 import multiprocessing
 import os
-from collections.abc import Iterable
+import pickle
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import chain
+from pathlib import Path
+from typing import BinaryIO
 
 from streams.core.event import Event
 from streams.core.outputs import Outputs, drain
@@ -33,21 +39,25 @@ MIN_EVENTS = 20_000
 # Events held in memory for the workers; a bigger input takes the serial path, which
 # spills sorted runs to disk (see sources.time_ordered).
 MAX_EVENTS = 2_000_000
+SPILL_EVERY = 5_000  # tagged outputs per pickled block
 
 
 class _CreditMet(Exception):
     """A worker produced a referral credit: partitions are not independent here."""
 
 
+Tagged = tuple[int, int, Outputs]  # (event index, events applied, what else came out)
+
+
 @dataclass(slots=True)
 class _Result:
-    tagged: list[tuple[int, int, Outputs]]  # (event index, events applied, outputs)
+    spilled: Path  # the worker's Tagged outputs, in event order, in pickled blocks
     quiet_applied: int  # events applied with nothing else to report
     processors: dict[int, PartitionProcessor]
 
 
 # Set in the parent just before the fork; the workers read it from inherited memory.
-_job: tuple[Replay, list[Event], int] | None = None
+_job: tuple[Replay, list[Event], int, Path] | None = None
 
 
 def default_jobs(partitions: int) -> int:
@@ -87,31 +97,45 @@ def feed(replay: Replay, events: Iterable[Event], until: float | None = None,
             summary.came_back.add(e.user_id)
         else:
             kept.append(e)
+    spill = Path(tempfile.mkdtemp(prefix="journey-parallel-"))
     try:
-        results = _run(replay, kept, jobs)
-    except _CreditMet:
-        summary.read = summary.after_until = 0
-        summary.came_back.clear()
-        replay.feed(taken, until)
-        return False
-    for result in results:
-        for p, proc in result.processors.items():
-            replay.processors[p] = proc
-            replay.stores[p] = proc.store  # type: ignore[assignment]
-        summary.applied += result.quiet_applied
-    for _, applied, out in heapq.merge(*(r.tagged for r in results), key=_index):
-        summary.applied += applied
-        drain(out, replay)
+        try:
+            results = _run(replay, kept, jobs, spill)
+        except _CreditMet:
+            summary.read = summary.after_until = 0
+            summary.came_back.clear()
+            replay.feed(taken, until)
+            return False
+        for result in results:
+            for p, proc in result.processors.items():
+                replay.processors[p] = proc
+                replay.stores[p] = proc.store  # type: ignore[assignment]
+            summary.applied += result.quiet_applied
+        for _, applied, out in heapq.merge(*(_read(r.spilled) for r in results), key=_index):
+            summary.applied += applied
+            drain(out, replay)
+    finally:
+        shutil.rmtree(spill, ignore_errors=True)
     return True
 
 
-def _index(item: tuple[int, int, Outputs]) -> int:
+def _index(item: Tagged) -> int:
     return item[0]
 
 
-def _run(replay: Replay, events: list[Event], jobs: int) -> list[_Result]:
+def _read(path: Path) -> Iterator[Tagged]:
+    with open(path, "rb") as fh:
+        while True:
+            try:
+                block: list[Tagged] = pickle.load(fh)
+            except EOFError:
+                return
+            yield from block
+
+
+def _run(replay: Replay, events: list[Event], jobs: int, spill: Path) -> list[_Result]:
     global _job
-    _job = (replay, events, jobs)
+    _job = (replay, events, jobs, spill)
     try:
         with multiprocessing.get_context("fork").Pool(jobs) as pool:
             return pool.map(_work, range(jobs))
@@ -122,12 +146,20 @@ def _run(replay: Replay, events: list[Event], jobs: int) -> list[_Result]:
 def _work(job: int) -> _Result:
     """One worker: the partitions ``p`` with ``p % jobs == job``, over all events."""
     assert _job is not None
-    replay, events, jobs = _job
+    replay, events, jobs, spill = _job
+    path = spill / f"job-{job}.pkl"
+    with open(path, "wb") as fh:
+        quiet, processors = _replay_share(replay, events, jobs, job, fh)
+    return _Result(path, quiet, processors)
+
+
+def _replay_share(replay: Replay, events: list[Event], jobs: int, job: int,
+                  fh: BinaryIO) -> tuple[int, dict[int, PartitionProcessor]]:
     n_parts = replay.settings.partitions
     processors = replay.processors
     received_at = replay.received_at
     out = Outputs()
-    tagged: list[tuple[int, int, Outputs]] = []
+    tagged: list[Tagged] = []
     quiet = 0
     for i, event in enumerate(events):
         p = partition_for(event.user_id, n_parts)
@@ -144,9 +176,12 @@ def _work(job: int) -> _Result:
             out.touched.clear()
             tagged.append((i, applied, out))
             out = Outputs()
+            if len(tagged) >= SPILL_EVERY:
+                pickle.dump(tagged, fh, protocol=pickle.HIGHEST_PROTOCOL)
+                tagged = []
         else:
             quiet += applied
             out.applied.clear()
             out.touched.clear()
-    return _Result(tagged, quiet, {p: processors[p] for p in range(n_parts)
-                                   if p % jobs == job})
+    pickle.dump(tagged, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    return quiet, {p: processors[p] for p in range(n_parts) if p % jobs == job}
