@@ -162,14 +162,18 @@ def write_jsonl(events: Iterable[dict[str, Any]], path: Path) -> int:
     return count
 
 
+def main() -> None:
+    # argparse, so that ``--help`` prints help instead of naming the output file
+    import argparse
+
+    ap = argparse.ArgumentParser(description="Write CDNOW as journey purchase events.")
+    ap.add_argument("out", nargs="?", type=Path, default=DEFAULT_CACHE / "cdnow_events.jsonl")
+    ap.add_argument("--copies", type=int, default=1, help="the log N times over (see copies)")
+    args = ap.parse_args()
+    n = write_jsonl(purchase_events(copies(cdnow_transactions(), args.copies)), args.out)
+    print(f"wrote {n} purchase events of {CDNOW_CUSTOMERS * args.copies} customers to "
+          f"{args.out}")
+
+
 if __name__ == "__main__":
-    args = sys.argv[1:]
-    n_copies = 1
-    if "--copies" in args:
-        at = args.index("--copies")
-        n_copies = int(args[at + 1])
-        del args[at:at + 2]
-    transactions = copies(cdnow_transactions(), n_copies)
-    out = Path(args[0]) if args else DEFAULT_CACHE / "cdnow_events.jsonl"
-    n = write_jsonl(purchase_events(transactions), out)
-    print(f"wrote {n} purchase events of {CDNOW_CUSTOMERS * n_copies} customers to {out}")
+    main()
