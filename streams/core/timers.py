@@ -30,6 +30,10 @@ class DeadlineIndex:
         if len(self._heap) > 2 * len(self._registered) + 64:
             self._compact()
 
+    def cancel(self, user_id: str) -> None:
+        """Never wake the user (its heap entry is left to be dropped as superseded)."""
+        self._registered.pop(user_id, None)
+
     def wake_at(self, user_id: str) -> float | None:
         """When the user will be woken (None: not registered)."""
         return self._registered.get(user_id)
