@@ -1,11 +1,12 @@
 """Replay with partitions spread over worker processes, same outputs as the serial feed.
 
-Partitions share nothing but referral credits: a credit is processed by the referrer's
-partition at the moment the referred user's event is, so its effect depends on where the
-referrer's partition stands then. When no event names a referrer, no credit can arise,
-and each partition's events, in their global order, give the same state and the same
-outputs whichever process runs them. Otherwise the serial feed runs (and a worker that
-meets a credit anyway aborts the parallel attempt before anything is written).
+Partitions share nothing but journey's own news: referral credits and identity stitches
+and merges, each processed by another partition at the moment the event behind it is,
+so their effect depends on where that partition stands then. When no event names a
+referrer or stitches two ids, no news can arise, and each partition's events, in their
+global order, give the same state and the same outputs whichever process runs them.
+Otherwise the serial feed runs (and a worker that meets news anyway aborts the parallel
+attempt before anything is written).
 
 Each output is tagged with the index of the event that produced it. The parent drains
 them in index order through the replay's own sink, so files, counts and their order are
@@ -23,11 +24,12 @@ import pickle
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from itertools import chain
 from pathlib import Path
 from typing import BinaryIO
 
+from streams.core import identity
 from streams.core.event import Event
 from streams.core.outputs import Outputs, drain
 from streams.core.partitioning import partition_for
@@ -42,8 +44,8 @@ MAX_EVENTS = 2_000_000
 SPILL_EVERY = 5_000  # tagged outputs per pickled block
 
 
-class _CreditMet(Exception):
-    """A worker produced a referral credit: partitions are not independent here."""
+class _NewsMet(Exception):
+    """A worker produced news for another partition: partitions are not independent."""
 
 
 Tagged = tuple[int, int, Outputs]  # (event index, events applied, what else came out)
@@ -60,13 +62,21 @@ class _Result:
 _job: tuple[Replay, list[Event], int, Path] | None = None
 
 
+# Every kind of output the sink is told about besides the applied events (every field,
+# so that a new kind is never dropped as "nothing to report").
+_REPORTED = tuple(f.name for f in fields(Outputs) if f.name not in ("applied", "touched"))
+
+
 def default_jobs(partitions: int) -> int:
     return max(1, min(os.cpu_count() or 1, partitions))
 
 
-def names_referrer(event: Event) -> bool:
+def crosses_partitions(event: Event) -> bool:
+    """Whether the event can send news to another partition: it names a referrer (a
+    credit when the user buys) or says two ids are one person (a stitch)."""
     referred_by = event.properties.get("referred_by")
-    return isinstance(referred_by, str) and bool(referred_by)
+    return (isinstance(referred_by, str) and bool(referred_by)) \
+        or identity.stitch_source(event) is not None
 
 
 def feed(replay: Replay, events: Iterable[Event], until: float | None = None,
@@ -77,14 +87,14 @@ def feed(replay: Replay, events: Iterable[Event], until: float | None = None,
     jobs = min(jobs or default_jobs(n_parts), n_parts)
     it = iter(events)
     taken: list[Event] = []
-    referrals = False
+    news = False
     for e in it:
         taken.append(e)
-        referrals = referrals or names_referrer(e)
+        news = news or crosses_partitions(e)
         if len(taken) >= MAX_EVENTS:
             break
     big = len(taken) >= MAX_EVENTS
-    if jobs < 2 or big or referrals or len(taken) < min_events or replay.track_series \
+    if jobs < 2 or big or news or len(taken) < min_events or replay.track_series \
             or replay.summary.read or "fork" not in multiprocessing.get_all_start_methods():
         replay.feed(chain(taken, it) if big else taken, until)
         return False
@@ -101,7 +111,7 @@ def feed(replay: Replay, events: Iterable[Event], until: float | None = None,
     try:
         try:
             results = _run(replay, kept, jobs, spill)
-        except _CreditMet:
+        except _NewsMet:
             summary.read = summary.after_until = 0
             summary.came_back.clear()
             replay.feed(taken, until)
@@ -167,11 +177,9 @@ def _replay_share(replay: Replay, events: list[Event], jobs: int, job: int,
             continue
         processors[p].process(event, out, received_at=received_at)
         if out.feedback:
-            raise _CreditMet
+            raise _NewsMet
         applied = len(out.applied)
-        if out.transitions or out.alerts or out.rejected or out.suppressed \
-                or out.duplicates or out.refits or out.historical or out.deferred \
-                or out.reactivations:
+        if any(getattr(out, name) for name in _REPORTED):
             out.applied.clear()
             out.touched.clear()
             tagged.append((i, applied, out))

@@ -83,7 +83,18 @@ def test_a_history_with_referrals_is_replayed_serially(with_referrals: list[Even
 def test_a_credit_met_by_a_worker_aborts_the_parallel_feed_before_any_output(
         with_referrals: list[Event], monkeypatch: pytest.MonkeyPatch) -> None:
     serial, _ = _run(with_referrals, None)
-    monkeypatch.setattr(parallel, "names_referrer", lambda _e: False)
+    monkeypatch.setattr(parallel, "crosses_partitions", lambda _e: False)
     par, ran = _run(with_referrals, 2)
     assert not ran
     assert par == serial
+
+
+def test_referrals_and_identity_stitches_keep_the_replay_serial() -> None:
+    def event(type_: str, **props: object) -> Event:
+        return Event("e1", "u1", type_, BASE, properties=dict(props))
+
+    assert parallel.crosses_partitions(event("signup", referred_by="u2"))
+    assert parallel.crosses_partitions(event("alias", previous_id="anon-1"))
+    assert parallel.crosses_partitions(event("identify", previous_id="anon-1"))
+    assert not parallel.crosses_partitions(event("identify"))
+    assert not parallel.crosses_partitions(event("purchase", amount=3.0))
