@@ -1,0 +1,62 @@
+"""Restoring a partition from compact rows instead of whole user states.
+
+``PartitionProcessor.restore`` rebuilds the deadline index, the population sample and the
+census from every user state of the partition. Of a state it needs three things: the
+user id, when the user is to be woken, and the census key. A store that keeps states
+encoded (the live worker's table holds ``UserState.to_list()`` lists, encoded) can hand
+over just those, read straight from the encoded list, without building a ``UserState``
+for each of a million users; :func:`restore` then builds the same index, sample and
+census in bulk (``DeadlineIndex.load``, ``Sample.load``).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, namedtuple
+from collections.abc import Iterable
+from typing import Any
+
+from streams.core.processor import PartitionProcessor, _census_key
+from streams.core.state import _FIELD_NAMES, UserState
+
+CensusKey = tuple[str, int, bool, bool, bool]
+Row = tuple[str, float | None, CensusKey]  # user id, wake-up instant, census key
+
+
+class _Fields(namedtuple("_Fields", _FIELD_NAMES)):  # type: ignore[misc]
+    """A state's list as read-only attributes, enough for the census key."""
+
+    __slots__ = ()
+    funnel_index = UserState.funnel_index
+
+
+_make = _Fields._make
+_N_FIELDS = len(_FIELD_NAMES)
+
+
+def row_of_list(values: list[Any]) -> Row:
+    """The row of a state given as ``UserState.to_list()`` (decoded, not yet a state)."""
+    if len(values) != _N_FIELDS:  # an older or newer layout: take the long way
+        return row_of_state(UserState.from_list(values))
+    view: Any = _make(values)
+    return view.user_id, view.wake_at, _census_key(view)
+
+
+def row_of_state(state: UserState) -> Row:
+    return state.user_id, state.wake_at, _census_key(state)
+
+
+def restore(proc: PartitionProcessor, ctx: dict[str, Any] | None, rows: Iterable[Row]) -> None:
+    """``proc.restore(ctx, states)`` given the states' rows: the same index, sample and
+    census (each is a function of the set of users, not of their order)."""
+    proc.restore(ctx, ())
+    users: list[str] = []
+    wakes: list[tuple[str, float]] = []
+    census: Counter[CensusKey] = Counter()
+    for user_id, wake_at, key in rows:
+        users.append(user_id)
+        census[key] += 1
+        if wake_at is not None:
+            wakes.append((user_id, wake_at))
+    proc.sample.load(users)
+    proc.census.update(census)
+    proc.index.load(wakes)
