@@ -179,8 +179,11 @@ class Pipeline:
                  table: MutableMapping[str, Any],
                  wall_clock: Callable[[], float] = time.time,
                  write: Callable[[str, Any], None] | None = None,
-                 prepare: Callable[[], None] | None = None) -> None:
-        self.prepare = prepare  # run before a partition is restored from the table
+                 rebuild: Callable[[PartitionProcessor, int, dict[str, Any] | None], None]
+                 | None = None) -> None:
+        # restores a partition's processor from the table's own index of its users
+        # (agents.kafka.tablestore); without it, from a scan of the whole table
+        self.rebuild = rebuild
         self.settings = settings
         self.topics = topics
         self.metrics = metrics
@@ -213,11 +216,12 @@ class Pipeline:
         key = self._ctx_keys.setdefault(partition, ctx_key(partition, n))
         proc = PartitionProcessor(self.settings, self.store, partition,
                                   owns=lambda user_id: partition_for(user_id, n) == partition)
-        if self.prepare is not None:
-            self.prepare()
         ctx = _decoded(self.table.get(key))
-        states = (v for k, v in self.store.items() if partition_for(k, n) == partition)
-        proc.restore(ctx if isinstance(ctx, dict) else None, states)
+        if self.rebuild is not None:
+            self.rebuild(proc, partition, ctx if isinstance(ctx, dict) else None)
+        else:
+            states = (v for k, v in self.store.items() if partition_for(k, n) == partition)
+            proc.restore(ctx if isinstance(ctx, dict) else None, states)
         if isinstance(ctx, dict):
             self.consumed[partition] = int(ctx.get("consumed", -1))
             self.consumed_repartition[partition] = int(ctx.get("consumed_repartition", -1))
