@@ -16,10 +16,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaConnectionError, NodeNotReadyError
 from aiokafka.structs import TopicPartition
 
 from agents.kafka.config import kafka_kwargs
@@ -27,12 +29,14 @@ from agents.kafka.pipeline import Gap, Record, in_offset_order
 from streams.settings import Settings
 
 log = logging.getLogger("journey.heal")
+T = TypeVar("T")
+RETRY_PAUSE_SECONDS = 0.5
+# what a broker that is down (or restarting) raises when a client connects
+UNREACHABLE = (KafkaConnectionError, NodeNotReadyError, ConnectionError)
 
 
-async def read_ranges(settings: Settings, bootstrap: str, gaps: list[Gap]) -> list[Record]:
-    """The records of each ``(topic, partition, start, stop)`` range, with one consumer:
-    a restart reads each partition's last batch back, so this runs on every start.
-    Raises ``TimeoutError`` if they cannot all be read within ``broker_outage_seconds``."""
+async def _read_ranges(settings: Settings, bootstrap: str, gaps: list[Gap]) -> list[Record]:
+    """One attempt of :func:`read_ranges`."""
     wanted = {TopicPartition(t, p): (start, stop) for t, p, start, stop in gaps if stop > start}
     if not wanted:
         return []
@@ -71,6 +75,14 @@ async def read_ranges(settings: Settings, bootstrap: str, gaps: list[Gap]) -> li
     return out
 
 
+async def read_ranges(settings: Settings, bootstrap: str, gaps: list[Gap]) -> list[Record]:
+    """The records of each ``(topic, partition, start, stop)`` range, with one consumer:
+    a restart reads each partition's last batch back, so this runs on every start.
+    Raises ``TimeoutError`` if they cannot all be read within ``broker_outage_seconds``."""
+    return await _riding_out(settings, "re-reading input",
+                             lambda: _read_ranges(settings, bootstrap, gaps))
+
+
 async def committed_offsets(settings: Settings, bootstrap: str, group: str,
                             tps: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int]:
     """The group's committed offsets (the next offset to consume) for ``tps``; a
@@ -79,6 +91,35 @@ async def committed_offsets(settings: Settings, bootstrap: str, group: str,
     wanted = [TopicPartition(t, p) for t, p in tps]
     if not wanted:
         return {}
+    return await _riding_out(settings, "reading committed offsets",
+                             lambda: _committed_offsets(settings, bootstrap, group, wanted))
+
+
+async def _riding_out(settings: Settings, what: str,
+                      attempt: Callable[[], Awaitable[T]]) -> T:
+    """``attempt()``, again while the broker cannot be reached, for up to
+    ``broker_outage_seconds``: a short outage while a partition is first restored is
+    ridden out like any other, and a long one ends in a fault that says so."""
+    deadline = time.monotonic() + settings.broker_outage_seconds
+    tries = 0
+    while True:
+        try:
+            return await attempt()
+        except UNREACHABLE as exc:
+            if time.monotonic() + RETRY_PAUSE_SECONDS > deadline:
+                log.error("broker unreachable for %.0fs while %s (%s)",
+                          settings.broker_outage_seconds, what, type(exc).__name__)
+                raise
+            tries += 1
+            if tries == 1:
+                log.warning("broker unreachable while %s (%s); trying again for up to %.0fs",
+                            what, type(exc).__name__, settings.broker_outage_seconds)
+            await asyncio.sleep(RETRY_PAUSE_SECONDS)
+
+
+async def _committed_offsets(settings: Settings, bootstrap: str, group: str,
+                             wanted: list[TopicPartition]) -> dict[tuple[str, int], int]:
+    """One attempt of :func:`committed_offsets`."""
     timeout = settings.broker_outage_seconds
     admin = AIOKafkaAdminClient(**kafka_kwargs(settings, "aiokafka", bootstrap=bootstrap),
                                 request_timeout_ms=int(
