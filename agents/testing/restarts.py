@@ -71,7 +71,8 @@ def run_history_flood(settings: Settings, workers: Workers, events: list[dict[st
     topics = all_topics(settings)
     report = FloodReport(events=len(events))
     worker = workers.start(settings)
-    worker.wait_ready()  # ticking: the partition clocks are now
+    worker.wait_ready()
+    worker.wait_ticked(time.time())  # the partition clocks are now
     sending = time.monotonic()
     produce_events(settings.broker, topics.events, events)
     if kill_after is not None:

@@ -102,10 +102,20 @@ class Worker:
         return sum(v for (n, lbl), v in samples.items()
                    if n == name and all(dict(lbl).get(k) == want for k, want in labels.items()))
 
-    def user(self, user_id: str) -> dict[str, Any] | None:
-        status, body = self.get(f"/users/{user_id}")
-        if status == 200:
-            return dict(orjson.loads(body))
+    def user(self, user_id: str, wait: float = 60.0) -> dict[str, Any] | None:
+        """The user's state, None if unknown (404). A worker that is starting does not
+        answer yet, and one that is not ready, or cannot reach the user's owner, answers
+        503 for a while (a start, a rebalance, a failover): asked again for up to
+        ``wait`` s."""
+        deadline = time.monotonic() + wait
+        while True:
+            status, body = self.get(f"/users/{user_id}")
+            if status == 200:
+                return dict(orjson.loads(body))
+            if status not in (None, 503) or time.monotonic() > deadline \
+                    or self.returncode is not None:
+                break
+            time.sleep(0.2)
         assert status == 404, f"/users/{user_id} answered {status}: {body[:300]!r}"
         return None
 
@@ -145,9 +155,9 @@ class Worker:
 
     def wait_ready(self, timeout: float = 90.0, partitions: int = PARTITIONS) -> dict[str, Any]:
         """Until /health is 200 and ``partitions`` input partitions have a restored
-        processor (their first record was handled: a tick, with the ticker on, so /users
-        answers for every user). ``partitions=0``: until the worker owns partitions
-        (journey_assigned_partitions > 0), records handled or not."""
+        processor (restored when the table was, so /users answers for every user; no
+        record need have been handled yet: see :meth:`wait_ticked`). ``partitions=0``:
+        until the worker owns partitions (journey_assigned_partitions > 0)."""
 
         def ready() -> dict[str, Any] | None:
             status, report = self.health()
@@ -160,6 +170,20 @@ class Worker:
         what = (f"/health 200 with {partitions} partitions" if partitions
                 else "/health 200 and assigned partitions")
         return dict(self.wait_for(ready, timeout, what))
+
+    def wait_ticked(self, since: float, timeout: float = 60.0,
+                    partitions: int = PARTITIONS) -> None:
+        """Until ``partitions`` partitions' clocks (``/health``) have reached ``since``
+        (epoch): the worker's own ticks have been applied there, so events older than
+        ``allowed_lateness_seconds`` before ``since`` are now too late."""
+
+        def ticked() -> bool:
+            _, report = self.health()
+            clocks = report.get("clocks") or {}
+            return sum(1 for c in clocks.values() if c is not None and c >= since) \
+                >= partitions
+
+        self.wait_for(ticked, timeout, f"{partitions} partition clocks at the wall clock")
 
     def wait_quiet(self, quiet: float = 3.0, timeout: float = 60.0) -> None:
         """Until the output counters stay put for ``quiet`` s: sentinels on the input topic
