@@ -51,8 +51,10 @@ from yarl import URL
 
 from agents.kafka import codec
 from agents.kafka.config import kafka_kwargs
+from agents.kafka.logsafe import exception_summary
 from streams.core import rebuild
 from streams.core.processor import PartitionProcessor
+from streams.core.rebuild import Rows
 from streams.core.state import UserState
 from streams.settings import Settings
 
@@ -60,6 +62,7 @@ log = logging.getLogger("journey.tablestore")
 
 FETCH_BYTES = 16 * 1024 * 1024  # per partition and fetch, while loading
 FETCH_WAIT_MS = 100
+SCAN_CHUNK = 2000  # rows read between two turns of the event loop
 TAIL_ROUNDS = 5  # extra fetches past the reported end before a partition still written
 # to (a standby's) is left to faust's own reading
 
@@ -145,7 +148,8 @@ async def read_changelog(settings: Settings, bootstrap: str, topic: str,
 # --- the stores --------------------------------------------------------------------------------------
 
 class _Loading:
-    """What both stores share: bulk loading on assignment, offsets held, the clamp."""
+    """What both stores share: bulk loading on assignment, offsets held, the clamp, and
+    the rows of the partitions no processor here serves (``streams.core.rebuild.Rows``)."""
 
     settings: Settings
     bootstrap: str
@@ -154,6 +158,11 @@ class _Loading:
     def _setup(self) -> None:
         self.reported: dict[int, int] = {}  # the broker's end - 1 when last loaded
         self.loaded_records = 0  # read in bulk since start (a figure for the logs)
+        # each held partition's rows, following every write and changelog record, so that
+        # a processor is rebuilt from them after any rebalance or a failover
+        self.rows: dict[int, Rows] = {}
+        self._scans: dict[int, asyncio.Task[None]] = {}
+        self._dirty: dict[int, set[str]] = {}  # keys changed while a scan runs
 
     def changelog(self) -> str:
         return str(self.table.changelog_topic.get_topic_name())
@@ -162,6 +171,16 @@ class _Loading:
         raise NotImplementedError
 
     def apply_records(self, partition: int, records: list[Any]) -> None:
+        raise NotImplementedError
+
+    def items_of(self, partition: int) -> Iterator[tuple[str, Any]]:
+        """The partition's (key, value) pairs, values as held (encoded or not)."""
+        raise NotImplementedError
+
+    def current(self, partition: int, key: str) -> Any:
+        raise NotImplementedError
+
+    def has_data(self, partition: int) -> bool:
         raise NotImplementedError
 
     def _clamped(self, partition: int, held: int | None) -> int | None:
@@ -178,6 +197,9 @@ class _Loading:
         wanted = {p: self.held_offset(p) + 1 for p in partitions}
         if not wanted:
             return
+        for p in wanted:  # a partition read from nothing: its rows are complete from here
+            if p not in self.rows and p not in self._scans and not self.has_data(p):
+                self.rows[p] = Rows(self.settings.population_sample_size)
         began, before = time.monotonic(), self.loaded_records
         try:
             reported = await read_changelog(self.settings, self.bootstrap, self.changelog(),
@@ -189,6 +211,81 @@ class _Loading:
         self.reported.update(reported)
         log.info("changelog partitions %s: %d records read in %.1fs", sorted(wanted),
                  self.loaded_records - before, time.monotonic() - began)
+
+    # --- rows -------------------------------------------------------------------------------
+
+    def changed(self, partition: int, key: str, value: Any) -> None:
+        """A key of ``partition`` now holds ``value`` (None: deleted)."""
+        rows = self.rows.get(partition)
+        if rows is None:
+            return
+        dirty = self._dirty.get(partition)
+        if dirty is not None:
+            dirty.add(key)
+        _follow(rows, key, value)
+
+    def rows_for(self, partition: int) -> Rows | None:
+        """The partition's rows, for a processor taking it over (None: not complete yet,
+        read its users instead)."""
+        if partition in self._scans:
+            return None
+        return self.rows.get(partition)
+
+    def forget_rows(self, partitions: Iterable[int]) -> None:
+        for p in partitions:
+            scan = self._scans.pop(p, None)
+            if scan is not None:
+                scan.cancel()
+            self._dirty.pop(p, None)
+            self.rows.pop(p, None)
+
+    def scan_later(self, partitions: Iterable[int]) -> None:
+        """Build the rows of these partitions in the background, from what is held."""
+        for p in partitions:
+            if p not in self.rows and p not in self._scans:
+                self._scans[p] = asyncio.ensure_future(self._scan(p))
+
+    async def _scan(self, partition: int) -> None:
+        rows = Rows(self.settings.population_sample_size)
+        self.rows[partition] = rows
+        dirty = self._dirty[partition] = set()
+        began = time.monotonic()
+        try:
+            for n, (key, value) in enumerate(self.items_of(partition), 1):
+                _follow(rows, key, value)
+                if n % SCAN_CHUNK == 0:
+                    await asyncio.sleep(0)
+            while dirty:  # changed while being read
+                key = dirty.pop()
+                _follow(rows, key, self.current(partition, key))
+        except Exception as exc:  # the restore reads the users instead
+            log.warning("rows of partition %d: %s", partition, exception_summary(exc))
+            if self.rows.get(partition) is rows:
+                del self.rows[partition]
+        else:
+            log.info("rows of partition %d: %d users read in %.1fs", partition, len(rows),
+                     time.monotonic() - began)
+        finally:
+            if self._dirty.get(partition) is dirty:
+                del self._dirty[partition]
+            if self._scans.get(partition) is asyncio.current_task():
+                del self._scans[partition]
+
+    async def scans_done(self, partitions: Iterable[int]) -> None:
+        pending = [t for p in partitions if (t := self._scans.get(p)) is not None]
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+
+
+def _follow(rows: Rows, key: str, value: Any) -> None:
+    if value is None:
+        rows.remove(key)
+    elif value.__class__ is bytes:
+        tag, body = orjson.loads(value)
+        if tag == "u":
+            rows.set(rebuild.row_of_list(body))
+    elif isinstance(value, UserState):
+        rows.set(rebuild.row_of_state(value))
 
 
 class MemoryStore(_Loading, faust_memory.Store):
@@ -212,10 +309,11 @@ class MemoryStore(_Loading, faust_memory.Store):
     def get(self, key: Any, default: Any = None) -> Any:
         return self[key] if key in self.data else default
 
-    # writes
+    # writes, by the processor serving the partition
     def put(self, key: str, value: Any, raw: bytes, partition: int) -> None:
         self.data[key] = value
         self.parts[partition].add(key)
+        self.changed(partition, key, value)
 
     def acked(self, partition_offsets: dict[int, int]) -> None:
         """The changelog acknowledged this process's writes up to these offsets."""
@@ -230,6 +328,7 @@ class MemoryStore(_Loading, faust_memory.Store):
     def apply_records(self, partition: int, records: list[Any]) -> None:
         held = self.held.get(partition, -1)
         data, keys = self.data, self.parts[partition]
+        follow = self.changed if partition in self.rows else None
         n = 0
         for r in records:
             if r.offset <= held:
@@ -241,10 +340,25 @@ class MemoryStore(_Loading, faust_memory.Store):
             else:
                 data[key] = r.value
                 keys.add(key)
+            if follow is not None:
+                follow(partition, key, r.value)
             held = r.offset
             n += 1
         self.held[partition] = held
         self.loaded_records += n
+
+    def items_of(self, partition: int) -> Iterator[tuple[str, Any]]:
+        data = self.data
+        for key in list(self.parts.get(partition, ())):
+            value = data.get(key)
+            if value is not None:
+                yield key, value
+
+    def current(self, partition: int, key: str) -> Any:
+        return self.data.get(key)
+
+    def has_data(self, partition: int) -> bool:
+        return bool(self.parts.get(partition)) or self.held.get(partition, -1) >= 0
 
     def apply_changelog_batch(self, batch: Iterable[Any], to_key: Callable[[Any], Any],
                               to_value: Callable[[Any], Any]) -> None:
@@ -262,6 +376,8 @@ class MemoryStore(_Loading, faust_memory.Store):
 
     def drop(self, partitions: Iterable[int]) -> None:
         data = self.data
+        partitions = list(partitions)
+        self.forget_rows(partitions)
         for p in partitions:
             for key in self.parts.pop(p, ()):
                 data.pop(key, None)
@@ -274,17 +390,14 @@ class MemoryStore(_Loading, faust_memory.Store):
         mine = {tp.partition for tp in assigned if tp.topic == topic}
         self.drop([p for p in list(self.parts) + list(self.held) if p not in mine])
         await self.load(sorted(mine))
+        # partitions held from before without rows (none, normally): read them now
+        self.scan_later(p for p in mine if p not in self.rows)
+        await self.scans_done(mine)
 
     async def on_recovery_completed(self, active_tps: set[Any], standby_tps: set[Any]) -> None:
         keep = {tp.partition for tp in (*active_tps, *standby_tps)}
         self.drop([p for p in list(self.parts) + list(self.held) if p not in keep])
-
-    def values_of(self, partition: int) -> Iterator[Any]:
-        data = self.data
-        for key in self.parts.get(partition, ()):
-            value = data.get(key)
-            if value is not None:
-                yield value
+        self.scan_later(keep)  # any held without rows (they follow from then on)
 
 
 class RocksStore(_Loading, faust_rocksdb.Store):
@@ -297,6 +410,7 @@ class RocksStore(_Loading, faust_rocksdb.Store):
 
     def put(self, key: str, value: Any, raw: bytes, partition: int) -> None:
         self.staged[key.encode()] = (partition, raw)
+        self.changed(partition, key, value)
 
     def _get(self, key: bytes) -> bytes | None:
         staged = self.staged.get(key)
@@ -333,6 +447,7 @@ class RocksStore(_Loading, faust_rocksdb.Store):
     def apply_records(self, partition: int, records: list[Any]) -> None:
         held = self.held_offset(partition)
         batch = faust_rocksdb.rocksdict.WriteBatch(raw_mode=True)
+        follow = self.changed if partition in self.rows else None
         n = 0
         for r in records:
             if r.offset <= held:
@@ -341,6 +456,8 @@ class RocksStore(_Loading, faust_rocksdb.Store):
                 batch.delete(r.key)
             else:
                 batch.put(r.key, r.value)
+            if follow is not None:
+                follow(partition, r.key.decode(), r.value)
             held = r.offset
             n += 1
         if n:
@@ -361,19 +478,47 @@ class RocksStore(_Loading, faust_rocksdb.Store):
     def persisted_offset(self, tp: Any) -> int | None:
         return self._clamped(tp.partition, self.held_offset(tp.partition))
 
+    async def on_start(self) -> None:
+        await super().on_start()
+        # The partitions on this disk are most likely this worker's again: read their
+        # rows while the group forms (seconds on the embedded broker), not after it.
+        self.scan_later(p for p in range(self.settings.partitions)
+                        if self.partition_path(p).exists())
+
     async def on_rebalance(self, assigned: set[Any], revoked: set[Any],
                            newly_assigned: set[Any], generation_id: int = 0) -> None:
         await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)
         topic = self.changelog()
-        await self.load(sorted(tp.partition for tp in assigned if tp.topic == topic))
+        mine = {tp.partition for tp in assigned if tp.topic == topic}
+        self.forget_rows([p for p in list(self.rows) + list(self._scans) if p not in mine])
+        # rows of partitions on disk read while the tail is: each follows what arrives
+        self.scan_later(p for p in mine if p not in self.rows and self.has_data(p))
+        await self.load(sorted(mine))
+        await self.scans_done(mine)
 
-    def values_of(self, partition: int) -> Iterator[Any]:
+    async def on_recovery_completed(self, active_tps: set[Any], standby_tps: set[Any]) -> None:
+        await super().on_recovery_completed(active_tps, standby_tps)
+        self.scan_later(tp.partition for tp in (*active_tps, *standby_tps))
+
+    def items_of(self, partition: int) -> Iterator[tuple[str, Any]]:
         staged = {k: raw for k, (p, raw) in self.staged.items() if p == partition}
         for key, value in self._db_for_partition(partition).items():
             if key == self.offset_key or key in staged:
                 continue
-            yield value
-        yield from staged.values()
+            yield key.decode(), value
+        for key, value in staged.items():
+            yield key.decode(), value
+
+    def current(self, partition: int, key: str) -> Any:
+        return self._get(key.encode())
+
+    def has_data(self, partition: int) -> bool:
+        if self.held_offset(partition) >= 0:
+            return True
+        for key in self._db_for_partition(partition).keys():
+            if key != self.offset_key:
+                return True
+        return False
 
 
 # --- the table ---------------------------------------------------------------------------------------
@@ -427,6 +572,12 @@ def rows(values: Iterable[Any]) -> Iterator[rebuild.Row]:
 
 def restore_from_table(table: Any, proc: PartitionProcessor, partition: int,
                        ctx: dict[str, Any] | None) -> None:
-    """``proc.restore`` from the users of ``partition`` that the table's store holds."""
+    """``proc.restore`` from the users of ``partition`` that the table's store holds: from
+    the rows it kept, or else by reading each user's row."""
+    store = table.data
     with gc_paused():
-        rebuild.restore(proc, ctx, rows(table.data.values_of(partition)))
+        kept = store.rows_for(partition)
+        if kept is not None:
+            kept.restore(proc, ctx)
+        else:
+            rebuild.restore(proc, ctx, rows(v for _, v in store.items_of(partition)))

@@ -6,7 +6,8 @@ user id, when the user is to be woken, and the census key. A store that keeps st
 encoded (the live worker's table holds ``UserState.to_list()`` lists, encoded) can hand
 over just those, read straight from the encoded list, without building a ``UserState``
 for each of a million users; :func:`restore` then builds the same index, sample and
-census in bulk (``DeadlineIndex.load``, ``Sample.load``).
+census in bulk (``DeadlineIndex.load``, ``Sample.load``). :class:`Rows` keeps a
+partition's rows up to date while its states change, so that even that read is saved.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections import Counter, namedtuple
 from collections.abc import Iterable
 from typing import Any
 
+from streams.core.population import Sample
 from streams.core.processor import PartitionProcessor, _census_key
 from streams.core.state import _FIELD_NAMES, UserState
 
@@ -60,3 +62,64 @@ def restore(proc: PartitionProcessor, ctx: dict[str, Any] | None, rows: Iterable
     proc.sample.load(users)
     proc.census.update(census)
     proc.index.load(wakes)
+
+
+class Rows:
+    """A partition's rows, kept up to date while its users change outside a processor (a
+    standby copy, or a table read from disk before its partition is assigned), so that a
+    processor taking the partition over is restored without reading every user again.
+
+    Every change of a user's state must reach :meth:`set` (or :meth:`remove`); then
+    :meth:`restore` gives the processor that ``restore`` from the states would.
+    """
+
+    __slots__ = ("census", "key_of", "sample", "sample_exact", "wake", "_keys")
+
+    def __init__(self, sample_size: int) -> None:
+        self.wake: dict[str, float] = {}
+        self.key_of: dict[str, CensusKey] = {}
+        self.census: Counter[CensusKey] = Counter()
+        self.sample = Sample(sample_size)
+        self.sample_exact = True  # until a user is removed (the sample cannot forget)
+        self._keys: dict[CensusKey, CensusKey] = {}  # one tuple per distinct key
+
+    def __len__(self) -> int:
+        return len(self.key_of)
+
+    def set(self, row: Row) -> None:
+        user_id, wake_at, key = row
+        key = self._keys.setdefault(key, key)
+        old = self.key_of.get(user_id)
+        if old is None:
+            self.sample.offer(user_id)
+        elif old is not key:
+            self._uncount(old)
+        if old is not key:
+            self.key_of[user_id] = key
+            self.census[key] += 1
+        if wake_at is None:
+            self.wake.pop(user_id, None)
+        else:
+            self.wake[user_id] = wake_at
+
+    def remove(self, user_id: str) -> None:
+        old = self.key_of.pop(user_id, None)
+        if old is not None:
+            self._uncount(old)
+            self.wake.pop(user_id, None)
+            self.sample_exact = False
+
+    def _uncount(self, key: CensusKey) -> None:
+        left = self.census[key] - 1
+        if left:
+            self.census[key] = left
+        else:
+            del self.census[key]
+
+    def restore(self, proc: PartitionProcessor, ctx: dict[str, Any] | None) -> None:
+        """``proc.restore(ctx, states)`` for the states these rows follow."""
+        proc.restore(ctx, ())
+        # the sample of all users is the sample of their sample
+        proc.sample.load(self.sample if self.sample_exact else self.key_of)
+        proc.census.update(self.census)
+        proc.index.load(self.wake.items())

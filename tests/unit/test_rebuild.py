@@ -11,13 +11,13 @@ import orjson
 import pytest
 
 from streams.core import rebuild
+from streams.core.decode import Rejection, decode
 from streams.core.population import Sample
 from streams.core.processor import Outputs, PartitionProcessor
 from streams.core.state import UserState
 from streams.core.timers import DeadlineIndex
 from streams.settings import Settings
 from streams.synth import SynthConfig, generate
-from streams.core.decode import Rejection, decode
 
 DAY = 86400.0
 START = 1_767_225_600.0  # 2026-01-01T00:00Z
@@ -131,3 +131,36 @@ def test_a_list_of_another_layout_takes_the_long_way() -> None:
     assert rebuild.row_of_list(values) == rebuild.row_of_state(state)
     shorter = values[:-1]  # an older layout: from_list fills the missing field's default
     assert rebuild.row_of_list(shorter)[0] == state.user_id
+
+
+def test_rows_kept_up_to_date_restore_as_the_final_states_do() -> None:
+    """A standby's rows follow every change of its users; a processor restored from them
+    equals one restored from the users' final states."""
+    settings = Settings().with_overrides(population_sample_size=20)
+    states = _states()
+    rng = random.Random(9)
+    kept = rebuild.Rows(settings.population_sample_size)
+    final: dict[str, UserState] = {}
+    # the same users written several times, in shuffled order, some versions stale
+    versions = [copy.deepcopy(s) for s in states for _ in range(2)]
+    rng.shuffle(versions)
+    for s in versions:
+        s.wake_at = rng.choice([None, START + rng.random() * 200 * DAY])
+        s.orders = rng.choice([0, 1, 2, 5])
+        s.stage = rng.choice(["new", "growing", "mature", "declining", "churned"])
+        kept.set(rebuild.row_of_list(s.to_list()))
+        final[s.user_id] = copy.deepcopy(s)
+    gone = sorted(final)[:3]
+    for uid in gone:
+        kept.remove(uid)
+        del final[uid]
+    assert len(kept) == len(final)
+
+    by_states = PartitionProcessor(settings, dict(final))
+    by_states.restore(None, list(final.values()))
+    by_rows = PartitionProcessor(settings, dict(final))
+    kept.restore(by_rows, None)
+    assert by_rows.census == by_states.census
+    assert list(by_rows.sample) == list(by_states.sample)
+    assert by_rows.index._registered == by_states.index._registered
+    assert _drain(by_rows.index, START + 300 * DAY) == _drain(by_states.index, START + 300 * DAY)

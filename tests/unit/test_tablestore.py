@@ -9,6 +9,7 @@ must change nothing, or a re-read older value would overwrite a newer one.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from aiokafka.structs import TopicPartition
 
 from agents.kafka import codec
 from agents.kafka.tablestore import MemoryStore, RocksStore, changelog_offsets, rows, users_table
+from streams.core.rebuild import Rows
 from streams.core.state import UserState
 from streams.settings import Settings
 
@@ -104,8 +106,8 @@ def test_own_writes_are_readable_at_once_and_held_once_acknowledged(store: Any) 
     store.acked(changelog_offsets([Ack(topic, 1, 41), Ack(topic, 1, 42), Ack("other", 1, 99)],
                                   topic))
     assert store.held_offset(1) == 42
-    assert [r[0] for r in rows(store.values_of(1))] == ["c"]
-    assert list(rows(store.values_of(0))) == []
+    assert [r[0] for r in rows(v for _, v in store.items_of(1))] == ["c"]
+    assert list(rows(v for _, v in store.items_of(0))) == []
 
 
 def test_rocksdb_writes_reach_the_disk_only_once_acknowledged(tmp_path: Path) -> None:
@@ -129,7 +131,7 @@ def test_memory_values_stay_encoded_until_read(memory: Any) -> None:
     assert isinstance(first, UserState) and store["e"] is first  # decoded once, then kept
     assert store.get("ctx") == {"x": 1}
     assert store.get("nobody") is None
-    assert [r[0] for r in rows(store.values_of(0))] == ["e"]  # contexts are no users
+    assert [r[0] for r in rows(v for _, v in store.items_of(0))] == ["e"]  # contexts are no users
 
 
 def test_memory_drops_the_partitions_neither_active_nor_standby(memory: Any) -> None:
@@ -141,3 +143,40 @@ def test_memory_drops_the_partitions_neither_active_nor_standby(memory: Any) -> 
                                             {TopicPartition(topic, 2)}))
     assert "u0" in store.data and "u2" in store.data and "u1" not in store.data
     assert store.held_offset(1) == -1 and store.held_offset(2) == 0
+
+
+def test_rows_follow_what_a_partition_receives_and_a_scan_finds_the_same(store: Any) -> None:
+    """A partition read from nothing keeps its rows as records arrive; a processor taking
+    it over gets them. A partition held without rows gets them from a background scan,
+    which also follows records arriving while it reads."""
+    assert not store.has_data(3)
+    store.rows[3] = Rows(50)  # as load() sets it up for a partition read from nothing
+    store.apply_records(3, [Msg(0, b"a", _raw("a", 1)), Msg(1, b"b", _raw("b", 2)),
+                            Msg(2, b"a", _raw("a", 4)), Msg(3, b"ctx", codec.dumps({"c": 1}))])
+    followed = store.rows_for(3)
+    assert followed is not None
+    assert sorted(followed.key_of) == ["a", "b"] and followed.wake["a"] == 104.0
+    store.forget_rows([3])
+
+    async def scan() -> Any:
+        store.scan_later([3])
+        # a record arrives while the scan reads
+        store.apply_records(3, [Msg(4, b"b", _raw("b", 7))])
+        assert store.rows_for(3) is None  # not complete yet
+        await store.scans_done([3])
+        return store.rows_for(3)
+
+    scanned = asyncio.run(scan())
+    assert scanned is not None
+    assert dict(scanned.wake) == {"a": 104.0, "b": 107.0}
+    assert scanned.census == Counter(scanned.key_of.values())
+
+
+def test_rows_follow_the_serving_processors_writes(store: Any) -> None:
+    store.rows[2] = Rows(50)
+    for orders in (1, 3):
+        state = _state("w", orders)
+        store.put("w", state, codec.dumps(state), 2)
+    store.put("\x00partition:2:0", {"clock": 1.0}, codec.dumps({"clock": 1.0}), 2)
+    kept = store.rows_for(2)
+    assert kept is not None and dict(kept.wake) == {"w": 103.0} and len(kept) == 1
