@@ -1,11 +1,12 @@
 """Child processes that die with journey: the embedded broker, the demo's worker, and the
-workers a test or a benchmark starts."""
+workers a test or a benchmark starts; and the tail of such a child's log."""
 
 from __future__ import annotations
 
 import signal
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 
 def parent_death_signal() -> Callable[[], None] | None:
@@ -27,3 +28,12 @@ def parent_death_signal() -> Callable[[], None] | None:
         prctl(pr_set_pdeathsig, kill)
 
     return hook
+
+
+def log_tail(path: Path, lines: int, missing: str = "") -> str:
+    """The last ``lines`` lines of a child's log file (``missing`` when it cannot be read)."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return missing
+    return "\n".join(text.splitlines()[-lines:])

@@ -21,11 +21,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from agents.broker import EmbeddedBroker  # noqa: E402
-from agents.kafka.topics import create_topics  # noqa: E402
-from agents.testing.chaos import run_chaos  # noqa: E402
-from agents.testing.workers import PARTITIONS, Workers, topic_suffixes  # noqa: E402
-from streams.settings import Settings  # noqa: E402
+from agents.broker import EmbeddedBroker
+from agents.kafka.topics import create_topics
+from agents.testing.chaos import run_chaos
+from agents.testing.kafka_io import topic_suffixes
+from agents.testing.workers import PARTITIONS, Workers
+from streams.settings import Settings
 
 
 def main() -> int:

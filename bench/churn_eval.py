@@ -272,7 +272,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def mbg_lost(params: btyd.MBGParams) -> np.ndarray:
         return np.array([1.0 - btyd.p_alive(params, int(a), b, c)
-                         for a, b, c in zip(x, t_x, T)])
+                         for a, b, c in zip(x, t_x, T, strict=True)])
 
     horizon = float((max(t.day for t in transactions) - cut_day).days + 1)
     churn_risk = state_column(state, ids, "churn_risk")
@@ -286,10 +286,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("MBG/NBD 1 - P(alive) at journey's prior (no fit)", mbg_lost(prior)),
         ("MBG/NBD P(no purchase in the holdout), fitted on all customers",
          np.array([btyd.p_no_purchase(mbg, horizon, int(a), b, c)
-                   for a, b, c in zip(x, t_x, T)])),
+                   for a, b, c in zip(x, t_x, T, strict=True)])),
         (f"MBG/NBD P(no purchase in the next {cycle:g} days) at journey's prior (no fit)",
          np.array([btyd.p_no_purchase(prior, cycle, int(a), b, c)
-                   for a, b, c in zip(x, t_x, T)])),
+                   for a, b, c in zip(x, t_x, T, strict=True)])),
     ]
     aucs = []
     for name, score in scores:

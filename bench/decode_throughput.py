@@ -27,7 +27,7 @@ TYPES = [  # rough storefront mix: mostly browsing, some buying
 
 
 def canonical_lines(n: int, rng: random.Random) -> list[bytes]:
-    names, weights = zip(*TYPES)
+    names, weights = zip(*TYPES, strict=True)
     lines = []
     for i in range(n):
         t = rng.choices(names, weights)[0]

@@ -36,6 +36,7 @@ sys.path.insert(0, str(REPO))
 from agents.broker import EmbeddedBroker, wait_for_broker
 from agents.kafka import codec
 from agents.kafka.topics import create_topics
+from agents.testing.kafka_io import all_topics, produce
 from agents.testing.overload import (
     Burst,
     progress,
@@ -45,7 +46,7 @@ from agents.testing.overload import (
     state_record,
     tag,
 )
-from agents.testing.workers import PARTITIONS, all_topics, produce
+from agents.testing.workers import PARTITIONS
 from streams.settings import Settings
 from streams.testing import state_ceiling
 

@@ -57,10 +57,10 @@ import orjson
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from agents.broker import EmbeddedBroker, wait_for_broker  # noqa: E402
-from agents.kafka.topics import create_topics  # noqa: E402
-from agents.testing.chaos import CORE_FIELDS  # noqa: E402
-from agents.testing.workers import (  # noqa: E402
+from agents.broker import EmbeddedBroker, wait_for_broker
+from agents.kafka.topics import create_topics
+from agents.testing.chaos import CORE_FIELDS
+from agents.testing.workers import (
     PARTITIONS,
     Out,
     Worker,
@@ -68,8 +68,8 @@ from agents.testing.workers import (  # noqa: E402
     produce,
     topic_suffixes,
 )
-from streams.core.partitioning import partition_for  # noqa: E402
-from streams.settings import Settings  # noqa: E402
+from streams.core.partitioning import partition_for
+from streams.settings import Settings
 
 POLL = 0.2  # seconds between two looks at a recovering worker
 BOUND = 1800.0  # longest any one phase may take
@@ -344,7 +344,8 @@ def restart(run: Run, old: Worker, name: str, **overrides: Any) -> tuple[Worker,
     if run.args.py_spy and name == "memory":
         out = Path(run.args.py_spy) / f"{name}-restart.txt"
         out.parent.mkdir(parents=True, exist_ok=True)
-        spy = subprocess.Popen([shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(worker.proc.pid),
+        py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+        spy = subprocess.Popen([py_spy, "record", "--pid", str(worker.proc.pid),
                                 "--rate", "100", "--format", "raw", "--nonblocking",
                                 "--output", str(out)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

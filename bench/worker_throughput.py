@@ -38,11 +38,11 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-import faust_paths  # noqa: E402
+import faust_paths
 
-from agents.broker import EmbeddedBroker, free_port, wait_for_broker  # noqa: E402
-from streams.core.partitioning import partition_for  # noqa: E402
-from streams.core.timefmt import rfc3339  # noqa: E402
+from agents.broker import EmbeddedBroker, free_port, wait_for_broker
+from streams.core.partitioning import partition_for
+from streams.core.timefmt import rfc3339
 
 PARTITIONS = 4
 TYPES = ("session_start", "page_view", "product_view", "search", "add_to_cart", "page_view")
@@ -82,7 +82,8 @@ def run_worker(bootstrap: str, prefix: str, n: int, log: Path) -> tuple[subproce
                JOURNEY_PARTITIONS=str(PARTITIONS), JOURNEY_LOG_LEVEL="WARNING",
                JOURNEY_DATA_DIR=str(log.parent / "data"))
     proc = subprocess.Popen([sys.executable, "-m", "agents.cli", "worker"], env=env,
-                            stdout=open(log, "wb"), stderr=subprocess.STDOUT,
+                            stdout=open(log, "wb"),
+                            stderr=subprocess.STDOUT,
                             start_new_session=True)
     first = None
     deadline = time.monotonic() + 900
@@ -165,7 +166,7 @@ def main() -> None:
         for name in ("a", "b"):
             results[name] = faust_paths.run_child(faust_paths.BY_NAME[name], child_args,
                                                   broker.bootstrap, f"{prefix}events")["rate"]
-        proc, port, w_rate = run_worker(broker.bootstrap, prefix, args.events, tmp / "w.log")
+        proc, _port, w_rate = run_worker(broker.bootstrap, prefix, args.events, tmp / "w.log")
         try:
             lat, sent = asyncio.run(latency(broker.bootstrap, prefix, args.rate,
                                             args.seconds))

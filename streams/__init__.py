@@ -4,9 +4,11 @@ Where things live, and what kind of change goes where:
 
 - ``core/``: the lifecycle rules, pure: no clock, no I/O, no Kafka. The live worker and
   replay run the same core, so a change to what journey computes goes here, with a test
-  on ``testing.Harness``.
-- ``settings``: the one typed ``Settings`` object; a new knob is a field here (the
-  configuration reference in docs/ is generated from it).
+  on ``testing.Harness`` (or on the ``driver`` fixture, which runs it under Replay and
+  the worker's pipeline too). ``core/__init__`` maps its modules.
+- ``settings``: the one typed ``Settings`` object; a new knob is a field here.
+  ``settings_load`` reads it (TOML, environment, secret files) and ``settings_doc``
+  renders the configuration reference in docs/.
 - ``replay/``: ``journey replay`` offline: the engine, history sources, the HTML report.
 - ``synth/``: the synthetic storefront with its ground truth.
 - ``testing``: the deterministic harness for the core, and the bounds on a user's state.

@@ -2,8 +2,9 @@
 
 Every knob journey has lives here, with its default and meaning. Values come from,
 in increasing precedence: the defaults below, an optional TOML file, and environment
-variables named ``JOURNEY_<FIELD>`` in upper case (``JOURNEY_PURCHASE_CYCLE_DAYS=90``).
-``docs/configuration.md`` is generated from this module (``journey config --markdown``).
+variables named ``JOURNEY_<FIELD>`` in upper case (``JOURNEY_PURCHASE_CYCLE_DAYS=90``):
+:mod:`streams.settings_load` reads them. ``docs/configuration.md`` is generated from this
+module's field metadata by :mod:`streams.settings_doc` (``journey config --markdown``).
 
 Secrets (fields marked ``secret``) are the exception: they come from the environment
 (``JOURNEY_SASL_PASSWORD``) or from a file named by ``JOURNEY_SASL_PASSWORD_FILE`` or by
@@ -15,14 +16,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any
 
-ENV_PREFIX = "JOURNEY_"
-SECRET_FILE_SUFFIX = "_file"  # sasl_password_file / JOURNEY_SASL_PASSWORD_FILE
+from streams import settings_load
+
 MASK = "***"
 KAFKA_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
@@ -121,10 +121,13 @@ class Settings:
     quiet_hours_end: int = _f(8, "Local hour when quiet hours end.", "alerts")
     send_window_hours: int = _f(2, "Length of the suggested send window.", "alerts")
     default_timezone: str = _f(
-        "UTC", "IANA zone for users whose events carry no usable UTC offset.", "alerts")
+        "UTC", "IANA zone of users whose own zone is unknown: their events are stamped in "
+        "UTC (`Z`) and name no `timezone` (Segment: `context.timezone`). It sets their "
+        "quiet hours, send windows and usual active hour. A numeric offset in a stamp "
+        "(`+02:00`) or a named zone is the user's own and wins.", "alerts")
     channels: list[str] = _f(
         ["app_push", "email", "sms", "phone"], "Channels in order of preference (cheapest in "
-        "attention first).", "alerts")
+        "attention first). Known channels: `app_push`, `email`, `sms`, `phone`.", "alerts")
     default_consent: list[str] = _f(
         ["app_push", "email"], "Channels a user is reachable on until they say otherwise "
         "(signup `consent` or `unsubscribe`/`resubscribe` events).", "alerts")
@@ -185,7 +188,7 @@ class Settings:
     log_level: str = _f("INFO", "Log level.", "kafka")
 
     # --- security (docs/security.md). Secrets come from the environment or a file, never
-    # from a command-line flag or the config file: see SECRET_FILE_SUFFIX. ---
+    # from a command-line flag or the config file: see streams.settings_load. ---
     security_protocol: str = _f(
         "PLAINTEXT", "How every Kafka client journey makes connects: PLAINTEXT, SSL, "
         "SASL_PLAINTEXT or SASL_SSL.", "security")
@@ -225,103 +228,15 @@ class Settings:
     @classmethod
     def load(cls, path: str | Path | None = None,
              environ: Mapping[str, str] | None = None) -> Settings:
-        """Defaults, then the TOML file (if any), then ``JOURNEY_*`` variables."""
-        env = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
-        path = path or env.get(ENV_PREFIX + "CONFIG") or None
-        if path:
-            with open(path, "rb") as fh:
-                raw = tomllib.load(fh)
-            flat: dict[str, Any] = {}
-            for k, v in raw.items():
-                if isinstance(v, dict):  # sections are only for the reader
-                    flat.update(v)
-                else:
-                    flat[k] = v
-            values.update(flat)
-        names = {f.name for f in fields(cls)}
-        secrets = secret_names()
-        inline = secrets & set(values)
-        if inline:
-            raise ValueError(
-                f"{', '.join(sorted(inline))} in {path}: secrets are not read from the config "
-                f"file; set {ENV_PREFIX}<NAME> or {ENV_PREFIX}<NAME>_FILE, or name a file with "
-                f"<name>{SECRET_FILE_SUFFIX} in the config file")
-        unknown = set(values) - names - {n + SECRET_FILE_SUFFIX for n in secrets}
-        if unknown:
-            raise ValueError(f"unknown settings in {path}: {', '.join(sorted(unknown))}")
-        # Where each secret is read from: a file named in the TOML file (relative to it),
-        # unless the environment names a value or a file of its own.
-        secret_files = {n: _beside(path, values.pop(n + SECRET_FILE_SUFFIX)) for n in secrets
-                        if n + SECRET_FILE_SUFFIX in values}
-        for name in names:
-            key = ENV_PREFIX + name.upper()
-            if key in env:
-                values[name] = env[key]
-                secret_files.pop(name, None)
-        for name in secrets:
-            key = ENV_PREFIX + name.upper()
-            file_key = key + SECRET_FILE_SUFFIX.upper()
-            if file_key in env:
-                if key in env:
-                    raise ValueError(f"both {key} and {file_key} are set; keep one")
-                secret_files[name] = env[file_key]
-        for name, secret_path in secret_files.items():
-            values[name] = read_secret_file(name, secret_path)
-        hints = get_type_hints(cls)
-        coerced = {k: _coerce(k, v, hints[k]) for k, v in values.items()}
-        settings = cls(**coerced)
-        settings.validate()
-        return settings
+        """Defaults, then the TOML file (if any), then ``JOURNEY_*`` variables (see
+        :mod:`streams.settings_load`)."""
+        return settings_load.load(cls, path, environ)
 
     def validate(self) -> None:
-        problems = []
-        if not 0.0 <= self.control_share < 1.0:
-            problems.append("control_share must be in [0, 1)")
-        if self.churn_after_gaps <= self.decline_after_gaps:
-            problems.append("churn_after_gaps must exceed decline_after_gaps")
-        if self.new_user_churn_days <= self.new_user_decline_days:
-            problems.append("new_user_churn_days must exceed new_user_decline_days")
-        for h in (self.quiet_hours_start, self.quiet_hours_end):
-            if not 0 <= h <= 23:
-                problems.append("quiet hours must be hours 0-23")
-        if self.reactivation_requires not in ("activity", "purchase"):
-            problems.append("reactivation_requires must be 'activity' or 'purchase'")
-        if self.purchase_cycle_days <= 0:
-            problems.append("purchase_cycle_days must be positive")
-        if not 0 < self.top_tier_share < 1 or not 0 <= self.middle_tier_share < 1:
-            problems.append("tier shares must be in (0, 1)")
-        if self.partitions < 1:
-            problems.append("partitions must be at least 1")
-        problems += self._security_problems()
-        positive = ("refit_interval_days", "new_user_decline_days", "decline_after_gaps",
-                    "min_decline_days", "min_churn_days", "contact_cap_days",
-                    "session_timeout_seconds", "broker_outage_seconds",
-                    "broker_request_timeout_seconds", "stall_seconds",
-                    "heartbeat_interval_seconds", "send_window_hours")
-        problems += [f"{n} must be positive" for n in positive if getattr(self, n) <= 0]
-        at_least_one = ("population_sample_size", "refit_min_buyers", "dedupe_window",
-                        "own_rhythm_min_orders", "max_event_bytes", "contact_cap")
-        problems += [f"{n} must be at least 1" for n in at_least_one if getattr(self, n) < 1]
-        non_negative = ("allowed_lateness_seconds", "max_future_skew_seconds",
-                        "activity_grace_days", "recall_cooldown_days", "standby_replicas",
-                        "tick_interval_seconds", "fetch_max_wait_seconds")
-        problems += [f"{n} must not be negative" for n in non_negative if getattr(self, n) < 0]
-        if problems:
-            raise ValueError("invalid settings: " + "; ".join(problems))
-
-    def _security_problems(self) -> list[str]:
-        problems = []
-        protocol = self.security_protocol.upper()
-        if protocol not in KAFKA_PROTOCOLS:
-            problems.append(f"security_protocol must be one of {', '.join(KAFKA_PROTOCOLS)}")
-        if self.sasl_mechanism and self.sasl_mechanism.upper() not in SASL_MECHANISMS:
-            problems.append(f"sasl_mechanism must be one of {', '.join(SASL_MECHANISMS)}")
-        if protocol.startswith("SASL_") and not (self.sasl_username and self.sasl_password):
-            problems.append(f"{protocol} needs sasl_username and sasl_password")
-        if (self.ssl_keyfile or self.ssl_key_password) and not self.ssl_certfile:
-            problems.append("ssl_keyfile and ssl_key_password need ssl_certfile")
-        return problems
+        """Raise ValueError naming every value that journey cannot run with."""
+        found = problems(self)
+        if found:
+            raise ValueError("invalid settings: " + "; ".join(found))
 
     def data_path(self) -> Path:
         """The worker's folder for local table files (see ``data_dir``)."""
@@ -345,15 +260,7 @@ class Settings:
         """The environment of a child process that must :meth:`load` these settings:
         ``base`` (e.g. ``os.environ``) without its ``JOURNEY_*`` variables, then
         ``JOURNEY_<NAME>`` for every setting, or for ``names`` only."""
-        env = {k: v for k, v in (base or {}).items() if not k.startswith(ENV_PREFIX)}
-        for name in [f.name for f in fields(self)] if names is None else names:
-            v = getattr(self, name)
-            if isinstance(v, bool):
-                v = "true" if v else "false"
-            elif isinstance(v, (list, tuple)):
-                v = ",".join(map(str, v))
-            env[ENV_PREFIX + name.upper()] = str(v)
-        return env
+        return settings_load.to_env(self, base, names)
 
     def __repr__(self) -> str:
         # The generated repr would print passwords into any log or traceback that shows
@@ -364,78 +271,68 @@ class Settings:
 
 def secret_names() -> frozenset[str]:
     """Fields that are read only from the environment or a file, and masked when shown."""
-    return frozenset(f.name for f in fields(Settings) if f.metadata.get("secret"))
+    return settings_load.secret_fields(Settings)
 
 
-def read_secret_file(name: str, path: str | Path) -> str:
-    """The secret stored in a file (one trailing newline dropped, as editors add one).
+def problems(s: Settings) -> list[str]:
+    """What is wrong with ``s`` (empty: nothing)."""
+    found: list[str] = []
+    if not 0.0 <= s.control_share < 1.0:
+        found.append("control_share must be in [0, 1)")
+    if s.churn_after_gaps <= s.decline_after_gaps:
+        found.append("churn_after_gaps must exceed decline_after_gaps")
+    if s.new_user_churn_days <= s.new_user_decline_days:
+        found.append("new_user_churn_days must exceed new_user_decline_days")
+    for h in (s.quiet_hours_start, s.quiet_hours_end):
+        if not 0 <= h <= 23:
+            found.append("quiet hours must be hours 0-23")
+    from streams.core.state import CHANNELS  # the core owns the channel names
 
-    An empty file is refused: for ``web_token`` an empty value would mean no
-    authentication at all, which must not happen because a secret was mounted wrong.
-    """
+    for name in ("channels", "default_consent", "high_value_channels"):
+        unknown = [c for c in getattr(s, name) if c not in CHANNELS]
+        if unknown:
+            found.append(f"{name}: unknown channel {', '.join(map(repr, unknown))} (known: "
+                         f"{', '.join(CHANNELS)})")
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise ValueError(f"setting {name}: cannot read the file {path}: {reason}") from None
-    value = text.removesuffix("\n").removesuffix("\r")
-    if not value:
-        raise ValueError(f"setting {name}: the file {path} is empty")
-    return value
+        from zoneinfo import ZoneInfo
+
+        ZoneInfo(s.default_timezone)
+    except (ValueError, KeyError, OSError):
+        found.append(f"default_timezone {s.default_timezone!r} is not an IANA zone name")
+    if s.reactivation_requires not in ("activity", "purchase"):
+        found.append("reactivation_requires must be 'activity' or 'purchase'")
+    if s.purchase_cycle_days <= 0:
+        found.append("purchase_cycle_days must be positive")
+    if not 0 < s.top_tier_share < 1 or not 0 <= s.middle_tier_share < 1:
+        found.append("tier shares must be in (0, 1)")
+    if s.partitions < 1:
+        found.append("partitions must be at least 1")
+    found += _security_problems(s)
+    positive = ("refit_interval_days", "new_user_decline_days", "decline_after_gaps",
+                "min_decline_days", "min_churn_days", "contact_cap_days",
+                "session_timeout_seconds", "broker_outage_seconds",
+                "broker_request_timeout_seconds", "stall_seconds",
+                "heartbeat_interval_seconds", "send_window_hours")
+    found += [f"{n} must be positive" for n in positive if getattr(s, n) <= 0]
+    at_least_one = ("population_sample_size", "refit_min_buyers", "dedupe_window",
+                    "own_rhythm_min_orders", "max_event_bytes", "contact_cap")
+    found += [f"{n} must be at least 1" for n in at_least_one if getattr(s, n) < 1]
+    non_negative = ("allowed_lateness_seconds", "max_future_skew_seconds",
+                    "activity_grace_days", "recall_cooldown_days", "standby_replicas",
+                    "tick_interval_seconds", "fetch_max_wait_seconds")
+    found += [f"{n} must not be negative" for n in non_negative if getattr(s, n) < 0]
+    return found
 
 
-def _beside(config: str | Path | None, target: Any) -> str:
-    """A path from the config file, relative to that file's directory."""
-    p = Path(str(target))
-    return str(p if p.is_absolute() or config is None else Path(config).parent / p)
-
-
-def _coerce(name: str, value: Any, hint: Any) -> Any:
-    text = hint if isinstance(hint, str) else getattr(hint, "__name__", str(hint))
-    try:
-        if hint is bool:
-            if isinstance(value, bool):
-                return value
-            word = str(value).strip().lower()
-            if word in ("1", "true", "yes", "on"):
-                return True
-            if word in ("0", "false", "no", "off", ""):
-                return False
-            raise ValueError(word)
-        if hint is int:
-            return int(value)
-        if hint is float:
-            return float(value)
-        if hint is str:
-            return str(value)
-        if str(hint).startswith("list"):
-            if isinstance(value, str):
-                return [p.strip() for p in value.split(",") if p.strip()]
-            return list(value)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"setting {name}: cannot read {value!r} as {text}") from exc
-    return value
-
-
-def settings_markdown() -> str:
-    """The configuration reference, generated from the field metadata."""
-    lines = ["# Configuration reference", "",
-             "Generated from `streams/settings.py` by `journey config --markdown`. Set a value "
-             "with the environment variable shown, or in a TOML file passed with `--config` "
-             "(or `JOURNEY_CONFIG`); the environment wins.", ""]
-    section = None
-    for f in fields(Settings):
-        sec = f.metadata["section"]
-        if sec != section:
-            section = sec
-            lines += ["", f"## {sec}", "", "| setting | environment | default | meaning |",
-                      "|---|---|---|---|"]
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-        env = f"`{ENV_PREFIX}{f.name.upper()}`"
-        doc = f.metadata["doc"]
-        if f.metadata.get("secret"):
-            env += f" or `{ENV_PREFIX}{f.name.upper()}{SECRET_FILE_SUFFIX.upper()}`"
-            doc += (f" Secret: from the environment, or a file named by the `_FILE` variable "
-                    f"or by `{f.name}{SECRET_FILE_SUFFIX}` in the config file.")
-        lines.append(f"| `{f.name}` | {env} | `{default!r}` | {doc} |")
-    return "\n".join(lines) + "\n"
+def _security_problems(s: Settings) -> list[str]:
+    found: list[str] = []
+    protocol = s.security_protocol.upper()
+    if protocol not in KAFKA_PROTOCOLS:
+        found.append(f"security_protocol must be one of {', '.join(KAFKA_PROTOCOLS)}")
+    if s.sasl_mechanism and s.sasl_mechanism.upper() not in SASL_MECHANISMS:
+        found.append(f"sasl_mechanism must be one of {', '.join(SASL_MECHANISMS)}")
+    if protocol.startswith("SASL_") and not (s.sasl_username and s.sasl_password):
+        found.append(f"{protocol} needs sasl_username and sasl_password")
+    if (s.ssl_keyfile or s.ssl_key_password) and not s.ssl_certfile:
+        found.append("ssl_keyfile and ssl_key_password need ssl_certfile")
+    return found

@@ -13,8 +13,9 @@ from typing import Any
 
 import schemas
 from streams.core.event import Event
-from streams.core.processor import Outputs, PartitionProcessor
-from streams.core.state import ALERT_LOG_CAP, PURCHASE_LOG_CAP, UserState
+from streams.core.outputs import Outputs, Rejected, drain
+from streams.core.processor import PartitionProcessor
+from streams.core.state import ALERT_LOG_CAP, PURCHASE_LOG_CAP, SPEND_DAYS_CAP, UserState
 from streams.settings import Settings
 
 DAY = 86400.0
@@ -41,6 +42,7 @@ class Harness:
     settings: Settings = field(default_factory=Settings)
     store: dict[str, UserState] = field(default_factory=dict)
     alerts: list[dict[str, Any]] = field(default_factory=list)
+    historical: list[dict[str, Any]] = field(default_factory=list)  # see live_from
     transitions: list[dict[str, Any]] = field(default_factory=list)
     rejected: list[tuple[str, str]] = field(default_factory=list)
     suppressed: list[tuple[str, str]] = field(default_factory=list)
@@ -50,19 +52,18 @@ class Harness:
     def __post_init__(self) -> None:
         self.processor = PartitionProcessor(self.settings, self.store)
         self.out = Outputs()
+        self._credits: list[Event] = []  # referral credits on their way back in
 
     def send(self, *events: Event, position: int | None = None,
              received_at: float | None = None) -> Harness:
         for e in events:
             self.processor.process(e, self.out, position=position, received_at=received_at)
-            while self.out.feedback:
-                self.processor.process(self.out.feedback.pop(), self.out, feedback=True)
-            self._collect()
+            self._drain()
         return self
 
     def advance_to(self, t: float) -> Harness:
         self.processor.advance(t, self.out)
-        self._collect()
+        self._drain()
         return self
 
     def advance_days(self, day: float, base: float = 1_767_225_600.0) -> Harness:
@@ -77,15 +78,48 @@ class Harness:
     def alert_types(self, user_id: str | None = None) -> list[str]:
         return [a["type"] for a in self.alerts if user_id is None or a["user_id"] == user_id]
 
-    def _collect(self) -> None:
-        o = self.out
-        self.alerts += o.alerts
-        self.transitions += o.transitions
-        self.rejected += [(r.reason, r.event.event_id) for r in o.rejected]
-        self.suppressed += o.suppressed
-        self.reactivations += o.reactivations
-        self.duplicates += o.duplicates
-        o.clear()
+    def _drain(self) -> None:
+        """Collect what came out; referral credits go back in, as the worker's
+        repartition hop brings them to their partition (here: the same one)."""
+        drain(self.out, self)
+        while self._credits:
+            self.processor.process(self._credits.pop(), self.out, feedback=True)
+            drain(self.out, self)
+
+    # --- the Sink ----------------------------------------------------------------------
+
+    def on_applied(self, events: list[Event]) -> None:
+        pass
+
+    def on_duplicates(self, count: int) -> None:
+        self.duplicates += count
+
+    def on_rejected(self, rejected: Rejected) -> None:
+        self.rejected.append((rejected.reason, rejected.event.event_id))
+
+    def on_alert(self, alert: dict[str, Any]) -> None:
+        self.alerts.append(alert)
+
+    def on_historical(self, alert: dict[str, Any]) -> None:
+        self.historical.append(alert)
+
+    def on_transition(self, transition: dict[str, Any]) -> None:
+        self.transitions.append(transition)
+
+    def on_feedback(self, event: Event) -> None:
+        self._credits.append(event)
+
+    def on_suppressed(self, kind: str, reason: str) -> None:
+        self.suppressed.append((kind, reason))
+
+    def on_deferred(self, kind: str) -> None:
+        pass
+
+    def on_reactivation(self, label: str) -> None:
+        self.reactivations.append(label)
+
+    def on_refits(self, count: int) -> None:
+        pass
 
 
 HarnessFactory = Callable[..., Harness]
@@ -114,6 +148,7 @@ CAPS: dict[str, Callable[[Settings], int]] = {
     "purchase_log": lambda s: PURCHASE_LOG_CAP,
     "order_log": lambda s: 2 * PURCHASE_LOG_CAP,  # UserState.log_order
     "alert_log": lambda s: ALERT_LOG_CAP,
+    "spend_days": lambda s: SPEND_DAYS_CAP,
 }
 
 
@@ -125,5 +160,6 @@ def state_ceiling(settings: Settings) -> int:
     orders = 2 * PURCHASE_LOG_CAP * (text + 2 * number + 3)
     purchases = PURCHASE_LOG_CAP * (2 * number + 3)
     alert_times = ALERT_LOG_CAP * number
+    spend_days = SPEND_DAYS_CAP * (2 * number + 3)
     scalars = len(fields(UserState)) * (text + 1)  # generous: as if each were an id
-    return ids + orders + purchases + alert_times + scalars + 16
+    return ids + orders + purchases + alert_times + spend_days + scalars + 16

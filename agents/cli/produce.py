@@ -4,17 +4,24 @@ Each non-blank line is checked by the worker's decoder. Bad lines are reported o
 ``FILE:LINE: reason: message`` and not sent; good lines are sent byte for byte as they are
 in the file (never re-encoded), keyed by user id.
 
+Events older than ``allowed_lateness_seconds`` behind now are not sent either: a running
+worker would dead-letter them as ``too_late``. History goes in with ``journey bootstrap``;
+``--allow-old`` sends them anyway, and so does a deployment whose producer keeps the clock
+(``tick_interval_seconds = 0``), whose lateness the wall clock does not judge.
+
 Exit status:
   0  every valid line was sent and acknowledged (rejected lines only warn, so one typo
      does not make a pipeline retry a file whose good lines are already in);
   1  sending failed: the broker was unreachable or did not acknowledge some lines. Running
      the same file again is safe, since journey drops repeats by event id;
-  2  unusable input or configuration: no such file, not JSON lines, no broker configured.
+  2  unusable input or configuration: no such file, not JSON lines, no broker configured,
+     or history: none of the first 1000 valid lines is recent enough to send.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from collections import Counter
@@ -23,45 +30,21 @@ from typing import Any
 
 from kafka.errors import KafkaError
 
+from agents.cli.progress import ProgressBar
 from agents.client.producer import InvalidEvent, JourneyProducer
 from streams.replay.sources import GIVE_UP_AFTER, NOT_JSON, InputError, open_lines
 from streams.settings import Settings
 
 PROG = "journey produce"
 _BOM = b"\xef\xbb\xbf"
+TOO_LATE = "too_late"
 SHOWN_BAD_LINES = 100  # the rest are only counted, by reason, in the summary
 FLUSH_TIMEOUT = 300.0
 BOOTSTRAP_TIMEOUT_MS = 10_000  # a live broker answers in milliseconds, even over TLS/SASL
 
 
-class _Progress:
-    """One self-rewriting stderr line on a terminal; silent when stderr is not a TTY."""
-
-    def __init__(self, total_bytes: int, enabled: bool) -> None:
-        self.total = max(total_bytes, 1)
-        self.enabled = enabled
-        self.started = time.monotonic()
-        self._last = 0.0
-
-    def show(self, done_bytes: int, sent: int, rejected: int, force: bool = False) -> None:
-        now = time.monotonic()
-        if not self.enabled or (not force and now - self._last < 0.25):
-            return
-        self._last = now
-        frac = min(done_bytes / self.total, 1.0)
-        rate = sent / max(now - self.started, 1e-9)
-        sys.stderr.write(f"\rsending [{'#' * int(frac * 30):<30}] {frac:6.1%} "
-                         f"{sent:>10,} sent {rejected:>8,} rejected {rate:>9,.0f}/s")
-        sys.stderr.flush()
-
-    def clear(self) -> None:
-        """Erase the bar so another message can take the line; the next show() redraws it."""
-        if self.enabled:
-            sys.stderr.write("\r\x1b[K")
-
-    def close(self) -> None:
-        if self.enabled:
-            sys.stderr.write("\n")
+def _counts(sent: int, rejected: int) -> str:
+    return f"{sent:>10,} sent {rejected:>8,} rejected"
 
 
 class _Delivery:
@@ -108,16 +91,19 @@ def run_produce(args: argparse.Namespace, settings: Settings) -> int:
         fh.close()
         _err(f"cannot connect to {settings.broker}: {exc!r}")
         return 1
+    old = bool(getattr(args, "allow_old", False))  # programmatic callers may omit it
+    not_before = None if old or settings.tick_interval_seconds == 0 else (
+        time.time() - settings.allowed_lateness_seconds)
     try:
         with fh:
-            return _send_file(path, fh, producer)
+            return _send_file(path, fh, producer, not_before)
     finally:
         # Bounded: after a failed flush, waiting forever for a dead broker helps nobody.
         producer.close(timeout=10.0)
 
 
-def _send_file(path: Path, fh: Any, producer: JourneyProducer) -> int:
-    progress = _Progress(path.stat().st_size, enabled=sys.stderr.isatty())
+def _send_file(path: Path, fh: Any, producer: JourneyProducer, not_before: float | None) -> int:
+    progress = ProgressBar("sending", path.stat().st_size, enabled=sys.stderr.isatty())
     # Progress in bytes of the file on disk: the compressed position for a .gz.
     compressed = getattr(fh, "fileobj", None)
     delivery = _Delivery()
@@ -134,9 +120,16 @@ def _send_file(path: Path, fh: Any, producer: JourneyProducer) -> int:
             if not line.strip():
                 continue
             try:
-                future = producer.send_raw(line)
+                future = producer.send_raw(line, not_before=not_before)
             except InvalidEvent as bad:
                 reasons[bad.reason] += 1
+                if bad.reason == TOO_LATE:  # old, not bad: counted, and told about once
+                    if not sent and reasons[TOO_LATE] >= GIVE_UP_AFTER:
+                        progress.close()
+                        _err(f"{path}: the first {GIVE_UP_AFTER} valid events are history; "
+                             f"nothing was sent. {_old_advice()}")
+                        return 2
+                    continue
                 if bad.reason not in NOT_JSON:
                     json_seen = True
                 elif not json_seen and reasons.total() >= GIVE_UP_AFTER:
@@ -148,22 +141,20 @@ def _send_file(path: Path, fh: Any, producer: JourneyProducer) -> int:
                 if shown:
                     progress.clear()
                     print(f"{path}:{number}: {bad.reason}: {bad.message}", file=sys.stderr)
-                progress.show(read, sent, reasons.total(), force=shown)
+                progress.draw(read, sent, _counts(sent, reasons.total()), force=shown)
                 continue
             json_seen = True
             future.add_callback(delivery.ok)
             future.add_errback(delivery.error)
             sent += 1
             if sent % 1024 == 0:
-                progress.show(read, sent, reasons.total())
-        progress.show(read, sent, reasons.total(), force=True)
+                progress.draw(read, sent, _counts(sent, reasons.total()))
+        progress.draw(read, sent, _counts(sent, reasons.total()), force=True)
         producer.flush(FLUSH_TIMEOUT)
     except (OSError, EOFError) as exc:  # a truncated .gz, a disk error mid-file
         progress.close()
-        try:
+        with contextlib.suppress(KafkaError):  # reported as unacknowledged just below
             producer.flush(FLUSH_TIMEOUT)
-        except KafkaError:
-            pass  # reported as unacknowledged just below
         _err(f"{path}: cannot read: {exc}; of the valid lines before it, "
              f"{delivery.acked:,} of {sent:,} were sent")
         return 2
@@ -191,6 +182,15 @@ def _summary(path: Path, topic: str, delivery: _Delivery, sent: int, reasons: Co
         _err(f"{unacked:,} lines were not acknowledged by the broker (first error: "
              f"{delivery.first_error!r}); sending the file again is safe")
         return 1
-    if rejected:
-        _err(f"warning: {rejected:,} invalid lines in {path} were not sent")
-    return 0
+    old = reasons[TOO_LATE]
+    if old:
+        _err(f"warning: {old:,} events in {path} were not sent: {_old_advice()}")
+    if rejected > old:
+        _err(f"warning: {rejected - old:,} invalid lines in {path} were not sent")
+    return 2 if old and not sent else 0
+
+
+def _old_advice() -> str:
+    return ("events older than allowed_lateness_seconds behind now would be dead-lettered "
+            "by a running worker as too_late. To go live with history, load it with "
+            "`journey bootstrap` (docs/going-live.md); --allow-old sends them anyway")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import math
 import sys
 import time
 from collections.abc import Iterator
@@ -14,18 +15,21 @@ from typing import IO, Any
 
 import orjson
 
+from agents.cli.progress import ProgressBar
 from streams.core.event import Event
-from streams.replay.engine import Replay, Sink, Summary
+from streams.replay.engine import Replay, Summary, Writer
 from streams.replay.sources import BadLine, InputError, read_events, time_ordered
 from streams.settings import Settings
 
 
-def _writer(stack: ExitStack, path: Path | None) -> Sink:
+def writer(stack: ExitStack, path: Path | None) -> Writer:
     if path is None:
         return lambda _record: None
     path.parent.mkdir(parents=True, exist_ok=True)
+    # entered into the caller's ExitStack, which closes it
     fh: IO[bytes] = stack.enter_context(
-        gzip.open(path, "wb") if path.suffix == ".gz" else open(path, "wb"))  # type: ignore[arg-type]
+        gzip.open(path, "wb") if path.suffix == ".gz"  # type: ignore[arg-type]  # noqa: SIM115
+        else open(path, "wb"))  # noqa: SIM115
     write = fh.write
     dumps = orjson.dumps
 
@@ -37,62 +41,97 @@ def _writer(stack: ExitStack, path: Path | None) -> Sink:
 
 
 class Progress:
-    """A one-line progress display on a terminal; silent otherwise."""
+    """Events read and events replayed, on a progress line (see
+    :mod:`agents.cli.progress`); ``lines``: plain lines, for a log without a terminal."""
 
-    def __init__(self, total_bytes: int, enabled: bool) -> None:
-        self.total = max(total_bytes, 1)
-        self.enabled = enabled
+    def __init__(self, total_bytes: int, enabled: bool, lines: bool = False) -> None:
+        self.bar = ProgressBar("reading", total_bytes, enabled, lines)
         self.done = 0
         self.count = 0
-        self.started = time.monotonic()
-        self._last = 0.0
+        self.replayed = 0
 
     def step(self, nbytes: int) -> None:
         self.done += nbytes
         self.count += 1
-        if self.enabled and self.count % 4096 == 0:
-            now = time.monotonic()
-            if now - self._last >= 0.25:
-                self._last = now
-                rate = self.count / max(now - self.started, 1e-9)
-                frac = min(self.done / self.total, 1.0)
-                bar = "#" * int(frac * 30)
-                sys.stderr.write(f"\rreading [{bar:<30}] {frac:6.1%} {self.count:>10,} events "
-                                 f"{rate:>9,.0f}/s")
-                sys.stderr.flush()
+        if self.bar.enabled and self.count % 4096 == 0:
+            self._draw()
+
+    def fed(self) -> None:
+        """One event handed to the core (the sort holds events back until it has read
+        enough, so this can trail reading by a lot)."""
+        self.replayed += 1
+        if self.bar.enabled and self.replayed % 4096 == 0:
+            self._draw()
+
+    def _draw(self) -> None:
+        self.bar.draw(self.done, self.replayed,
+                      f"{self.count:>10,} events, {self.replayed:>10,} replayed")
 
     def close(self) -> None:
-        if self.enabled:
-            sys.stderr.write("\n")
+        self.bar.close()
+
+
+def feed_files(replay: Replay, paths: list[Path], settings: Settings, progress: Progress,
+               until: float | None, ordered: bool = True) -> None:
+    """Decode the files into ``replay`` (bad lines to its dead letters): in event-time
+    order, or with ``ordered=False`` in file order, as a live worker receives them.
+    Raises InputError for an unusable file."""
+
+    def good_events() -> Iterator[Event]:
+        for item, size in read_events(paths, settings.max_event_bytes):
+            progress.step(size)
+            if isinstance(item, BadLine):
+                replay.bad_line(item)
+            else:
+                yield item
+
+    def counted(events: Iterator[Event]) -> Iterator[Event]:
+        for e in events:
+            progress.fed()
+            yield e
+
+    replay.feed(counted(time_ordered(good_events()) if ordered else good_events()),
+                until=until)
+
+
+def missing(prog: str, paths: list[Path]) -> bool:
+    for path in paths:
+        if not path.exists():
+            print(f"{prog}: {path}: no such file", file=sys.stderr)
+            return True
+    return False
 
 
 def run_replay(args: argparse.Namespace, settings: Settings) -> int:
     inputs: list[Path] = args.inputs
-    for path in inputs:
-        if not path.exists():
-            print(f"journey replay: {path}: no such file", file=sys.stderr)
-            return 2
+    live: list[Path] = args.live or []
+    if missing("journey replay", [*inputs, *live]):
+        return 2
+    if (live and args.cut_over is None) or (args.cut_over is not None and args.until
+                                            is not None and args.until < args.cut_over):
+        print("journey replay: --live needs --cut-over (where the history ends), and "
+              "--until must not be before it", file=sys.stderr)
+        return 2
     received_at = time.time()  # the shell's one clock read: bounds future timestamps
-    total = sum(p.stat().st_size for p in inputs)
+    total = sum(p.stat().st_size for p in [*inputs, *live])
     progress = Progress(total, enabled=sys.stderr.isatty() and not args.no_progress)
     started = time.monotonic()
     with ExitStack() as stack:
         replay = Replay(settings, received_at,
-                        on_alert=_writer(stack, args.alerts_out),
-                        on_transition=_writer(stack, args.transitions_out),
-                        on_dead_letter=_writer(stack, args.dead_letter_out),
-                        track_series=args.report is not None)
-
-        def good_events() -> Iterator[Event]:
-            for item, size in read_events(inputs, settings.max_event_bytes):
-                progress.step(size)
-                if isinstance(item, BadLine):
-                    replay.bad_line(item)
-                else:
-                    yield item
-
+                        on_alert=writer(stack, args.alerts_out),
+                        on_transition=writer(stack, args.transitions_out),
+                        on_dead_letter=writer(stack, args.dead_letter_out),
+                        track_series=args.report is not None,
+                        live_from=math.inf if args.cut_over is not None else args.live_from,
+                        on_historical=writer(stack, args.historical_alerts_out))
         try:
-            replay.feed(time_ordered(good_events()), until=args.until)
+            if args.cut_over is None:
+                feed_files(replay, inputs, settings, progress, args.until)
+            else:  # as `journey bootstrap --until CUT` and then workers on the live input
+                feed_files(replay, inputs, settings, progress, args.cut_over)
+                replay.cut_over(args.cut_over, args.cut_over if args.live_from is None
+                                else args.live_from)
+                feed_files(replay, live, settings, progress, args.until, ordered=False)
         except InputError as exc:
             progress.close()
             print(f"journey replay: {exc}", file=sys.stderr)
@@ -100,7 +139,7 @@ def run_replay(args: argparse.Namespace, settings: Settings) -> int:
         progress.close()
         as_of = replay.finish(args.until)
         if args.state_out is not None:
-            write_state = _writer(stack, args.state_out)
+            write_state = writer(stack, args.state_out)
             for record in replay.snapshots(as_of):
                 write_state(record)
     elapsed = time.monotonic() - started

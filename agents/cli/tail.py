@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -231,8 +232,6 @@ async def _tail(settings: Settings, names: list[str], from_beginning: bool,
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
-        try:
+        with contextlib.suppress(asyncio.CancelledError):
             await consumer.stop()
-        except asyncio.CancelledError:
-            pass
     return 0

@@ -13,6 +13,7 @@ EXIT_FATAL = 3
 
 
 def run_worker(args: argparse.Namespace, settings: Settings) -> int:
+    import agents.kafka.worker  # noqa: F401 - first, so a light install says so at once
     from agents.broker import BrokerUnavailable, wait_for_broker
     from agents.kafka.config import kafka_kwargs
 
@@ -54,7 +55,7 @@ def serve(settings: Settings, bootstrap: str) -> int:
             print(f"journey worker: stopped on a fatal fault: {rt.fatal[0]}", file=sys.stderr)
             return EXIT_FATAL
         return code
-    except Exception as exc:  # a crash faust re-raised at shutdown
+    except Exception as exc:  # noqa: BLE001 - a crash faust re-raised at shutdown
         if rt.fatal:
             print(f"journey worker: stopped on a fatal fault: {rt.fatal[0]}", file=sys.stderr)
             return EXIT_FATAL

@@ -7,6 +7,7 @@ it later in the dead-letter topic.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -132,16 +133,21 @@ class JourneyProducer:
             raise InvalidEvent(NOT_JSON, f"event cannot be written as JSON: {exc}") from exc
         return self.send_raw(value)
 
-    def send_raw(self, value: bytes) -> FutureRecordMetadata:
+    def send_raw(self, value: bytes, *, not_before: float | None = None) -> FutureRecordMetadata:
         """Send already-serialized JSON bytes exactly as given, after the same validation.
 
         With ``validate=False`` the bytes must still carry a readable ``user_id`` (or
-        Segment ``userId``/``anonymousId``) for the key.
+        Segment ``userId``/``anonymousId``) for the key. ``not_before`` (validated events
+        only): an event that occurred earlier is not sent (InvalidEvent ``too_late``).
         """
         if self.validate:
             got = decode(value, max_bytes=self.max_bytes)
             if isinstance(got, Rejection):
                 raise InvalidEvent.of(got)
+            if not_before is not None and got.occurred_at < not_before:
+                behind = not_before - got.occurred_at
+                raise InvalidEvent("too_late", f"occurred_at is {behind:.0f}s before the oldest "
+                                   "time allowed", got.event_id, got.user_id)
             user_id = got.user_id
         else:
             user_id = _user_id_of(value)
@@ -163,10 +169,9 @@ class JourneyProducer:
                 report.rejected.append(Rejected(i, exc.reason, exc.message))
             except KafkaError as exc:  # no metadata or buffer space within max_block_ms
                 report.failed.append(Rejected(i, "delivery_failed", repr(exc)))
-        try:
+        # whatever is still unacknowledged is reported as failed below
+        with contextlib.suppress(KafkaTimeoutError):
             self.flush(timeout)
-        except KafkaTimeoutError:
-            pass  # whatever is still unacknowledged is reported as failed below
         for i, future in pending:
             if future.succeeded():
                 report.sent += 1

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from agents.kafka.pipeline import TICK, tick_value
+from agents.kafka.records import TICK, tick_value
 from agents.kafka.topics import KIND_HEADER
 from streams.core.partitioning import partition_for
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import shutil
 import signal
@@ -252,10 +253,8 @@ async def _run_storefront(demo: Demo, producer: Any, topic: str, stop: asyncio.E
             demo.phase = "storefront closed"
             demo.notes.append("The simulated storefront's window has ended; the clock keeps "
                               "ticking, so the last shoppers still lapse.")
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), max(0.0, STEP_SECONDS - (time.monotonic() - began)))
-        except TimeoutError:
-            pass
     demo.clock_stopped = time.monotonic()
 
 
@@ -277,10 +276,8 @@ async def _watch_metrics(demo: Demo, done: asyncio.Event) -> None:
         if m is not None:
             demo.metrics = m
             demo.applied_meter.add(time.monotonic(), m.applied)
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(done.wait(), FRAME_SECONDS)
-        except TimeoutError:
-            pass
 
 
 async def _show(demo: Demo, done: asyncio.Event) -> None:
@@ -303,10 +300,8 @@ async def _show(demo: Demo, done: asyncio.Event) -> None:
                 last_status = snap.elapsed
                 print(render_status(snap))
         sys.stdout.flush()
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(done.wait(), FRAME_SECONDS)
-        except TimeoutError:
-            pass
 
 
 def _verdict(demo: Demo, ready: bool, interrupted: bool, died: bool,

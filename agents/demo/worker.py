@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import IO, Any
 
-from agents.process import parent_death_signal
+from agents.process import log_tail, parent_death_signal
 from streams.settings import Settings
 
 STOP_GRACE = 15.0  # seconds between SIGTERM and SIGKILL
@@ -100,8 +100,4 @@ class WorkerProcess:
             return []
 
     def log_tail(self, lines: int = 25) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
+        return log_tail(self.log_path, lines)

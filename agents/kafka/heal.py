@@ -21,22 +21,21 @@ from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaConnectionError, NodeNotReadyError
+from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
 
 from agents.kafka.config import kafka_kwargs
-from agents.kafka.pipeline import Gap, Record, in_offset_order
+from agents.kafka.records import Gap, Record, in_offset_order
 from streams.settings import Settings
 
 log = logging.getLogger("journey.heal")
 T = TypeVar("T")
-RETRY_PAUSE_SECONDS = 0.5
-# what a broker that is down (or restarting) raises when a client connects
-UNREACHABLE = (KafkaConnectionError, NodeNotReadyError, ConnectionError)
 
 
-async def _read_ranges(settings: Settings, bootstrap: str, gaps: list[Gap]) -> list[Record]:
-    """One attempt of :func:`read_ranges`."""
+async def read_ranges(settings: Settings, bootstrap: str, gaps: list[Gap]) -> list[Record]:
+    """The records of each ``(topic, partition, start, stop)`` range, with one consumer:
+    a restart reads each partition's last batch back, so this runs on every start.
+    Raises ``TimeoutError`` if they cannot all be read within ``broker_outage_seconds``."""
     wanted = {TopicPartition(t, p): (start, stop) for t, p, start, stop in gaps if stop > start}
     if not wanted:
         return []
@@ -75,14 +74,6 @@ async def _read_ranges(settings: Settings, bootstrap: str, gaps: list[Gap]) -> l
     return out
 
 
-async def read_ranges(settings: Settings, bootstrap: str, gaps: list[Gap]) -> list[Record]:
-    """The records of each ``(topic, partition, start, stop)`` range, with one consumer:
-    a restart reads each partition's last batch back, so this runs on every start.
-    Raises ``TimeoutError`` if they cannot all be read within ``broker_outage_seconds``."""
-    return await _riding_out(settings, "re-reading input",
-                             lambda: _read_ranges(settings, bootstrap, gaps))
-
-
 async def committed_offsets(settings: Settings, bootstrap: str, group: str,
                             tps: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int]:
     """The group's committed offsets (the next offset to consume) for ``tps``; a
@@ -91,35 +82,6 @@ async def committed_offsets(settings: Settings, bootstrap: str, group: str,
     wanted = [TopicPartition(t, p) for t, p in tps]
     if not wanted:
         return {}
-    return await _riding_out(settings, "reading committed offsets",
-                             lambda: _committed_offsets(settings, bootstrap, group, wanted))
-
-
-async def _riding_out(settings: Settings, what: str,
-                      attempt: Callable[[], Awaitable[T]]) -> T:
-    """``attempt()``, again while the broker cannot be reached, for up to
-    ``broker_outage_seconds``: a short outage while a partition is first restored is
-    ridden out like any other, and a long one ends in a fault that says so."""
-    deadline = time.monotonic() + settings.broker_outage_seconds
-    tries = 0
-    while True:
-        try:
-            return await attempt()
-        except UNREACHABLE as exc:
-            if time.monotonic() + RETRY_PAUSE_SECONDS > deadline:
-                log.error("broker unreachable for %.0fs while %s (%s)",
-                          settings.broker_outage_seconds, what, type(exc).__name__)
-                raise
-            tries += 1
-            if tries == 1:
-                log.warning("broker unreachable while %s (%s); trying again for up to %.0fs",
-                            what, type(exc).__name__, settings.broker_outage_seconds)
-            await asyncio.sleep(RETRY_PAUSE_SECONDS)
-
-
-async def _committed_offsets(settings: Settings, bootstrap: str, group: str,
-                             wanted: list[TopicPartition]) -> dict[tuple[str, int], int]:
-    """One attempt of :func:`committed_offsets`."""
     timeout = settings.broker_outage_seconds
     admin = AIOKafkaAdminClient(**kafka_kwargs(settings, "aiokafka", bootstrap=bootstrap),
                                 request_timeout_ms=int(
@@ -154,3 +116,28 @@ async def _bounded(closing: Awaitable[None], timeout: float) -> None:
         await asyncio.wait_for(asyncio.shield(closing), timeout)
     except TimeoutError:
         log.warning("a Kafka client did not close within %.0fs; left behind", timeout)
+
+
+class BrokerUnreachable(RuntimeError):
+    """A call to the broker kept failing for ``broker_outage_seconds``."""
+
+
+RETRY_PAUSE_SECONDS = 1.0
+
+
+async def retrying(settings: Settings, what: str, call: Callable[[], Awaitable[T]]) -> T:
+    """``call()`` again after each failure until ``broker_outage_seconds`` have passed,
+    then :class:`BrokerUnreachable`: a short outage is ridden out, a long one is fatal."""
+    deadline = time.monotonic() + settings.broker_outage_seconds
+    while True:
+        try:
+            return await call()
+        except (KafkaError, OSError, TimeoutError) as exc:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise BrokerUnreachable(
+                    f"broker unreachable for {settings.broker_outage_seconds:.0f}s while "
+                    f"{what}: {type(exc).__name__}: {exc}") from exc
+            log.warning("%s failed (%s: %s); trying again for another %.0fs", what,
+                        type(exc).__name__, exc, left)
+            await asyncio.sleep(min(RETRY_PAUSE_SECONDS, left))

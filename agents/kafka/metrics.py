@@ -1,7 +1,7 @@
 """Every Prometheus series the worker exports, in one place.
 
 The Grafana dashboard and the alert rules in ``deploy/`` must only name series defined
-here; ``tests/test_deploy_metrics.py`` checks that mechanically.
+here; ``tests/deploy/test_deploy_metrics.py`` checks that mechanically.
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ class Metrics:
             buckets=LATENCY_BUCKETS, registry=r)
         self.alert_latency = Histogram(
             "journey_alert_latency_seconds", "Broker timestamp of the record that triggered "
-            "an alert (an event or a tick) to the alert's publication.", buckets=LATENCY_BUCKETS, registry=r)
+            "an alert (an event or a tick) to the alert's publication.",
+            buckets=LATENCY_BUCKETS, registry=r)
         self.consumer_lag = Gauge(
             "journey_consumer_lag", "Records behind the end of the input partition.",
             ["partition"], registry=r)

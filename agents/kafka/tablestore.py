@@ -33,121 +33,28 @@ the event in hand).
 
 from __future__ import annotations
 
-import asyncio
-import gc
 import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import faust
-import orjson
-from aiokafka.structs import TopicPartition
 from faust.stores import memory as faust_memory
 from faust.stores import rocksdb as faust_rocksdb
 from yarl import URL
 
 from agents.kafka import codec
-from agents.kafka.config import kafka_kwargs
-from agents.kafka.logsafe import exception_summary
-from streams.core import rebuild
-from streams.core.processor import PartitionProcessor
+from agents.kafka.changelog_read import read_changelog
+from agents.kafka.tablerows import KeptRows
 from streams.core.rebuild import Rows
-from streams.core.state import UserState
 from streams.settings import Settings
 
 log = logging.getLogger("journey.tablestore")
 
-FETCH_BYTES = 16 * 1024 * 1024  # per partition and fetch, while loading
-FETCH_WAIT_MS = 100
-SCAN_CHUNK = 2000  # rows read between two turns of the event loop
-TAIL_ROUNDS = 5  # extra fetches past the reported end before a partition still written
-# to (a standby's) is left to faust's own reading
+# --- the stores -------------------------------------------------------------------------
 
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """No cyclic garbage collection while millions of long-lived objects are built: each
-    full collection would walk all of them, and nothing built here forms cycles."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
-
-
-# --- reading a changelog in bulk -----------------------------------------------------------------
-
-Apply = Callable[[int, list[Any]], None]
-
-
-async def read_changelog(settings: Settings, bootstrap: str, topic: str,
-                         start: dict[int, int], apply: Apply) -> dict[int, int]:
-    """Read ``topic``'s partitions from ``start[p]`` (an offset, inclusive) to their end,
-    handing each fetched run of records to ``apply(partition, records)`` in offset order.
-
-    Returns the end each partition's broker reported before the reading, minus one: what
-    faust will take for its highwater at the earliest. The end read to is the true one
-    (a fetch that brings nothing more), which the embedded broker reports low by up to a
-    record batch. Bounded by ``broker_outage_seconds``; what is not read by then is left
-    to faust's recovery (the caller's offsets say how far this got).
-    """
-    from aiokafka import AIOKafkaConsumer
-
-    if not start:
-        return {}
-    tps = {p: TopicPartition(topic, p) for p in start}
-    consumer = AIOKafkaConsumer(
-        **kafka_kwargs(settings, "aiokafka", bootstrap=bootstrap), group_id=None,
-        enable_auto_commit=False, check_crcs=False, fetch_max_wait_ms=FETCH_WAIT_MS,
-        max_partition_fetch_bytes=FETCH_BYTES, fetch_max_bytes=4 * FETCH_BYTES,
-        request_timeout_ms=int(settings.broker_request_timeout_seconds * 1000))
-    limit = settings.broker_outage_seconds
-    deadline = time.monotonic() + limit
-    reported: dict[int, int] = {}
-    try:
-        await asyncio.wait_for(consumer.start(), limit)
-        consumer.assign(list(tps.values()))
-        left = max(0.1, deadline - time.monotonic())
-        first = await asyncio.wait_for(consumer.beginning_offsets(list(tps.values())), left)
-        ends = await asyncio.wait_for(consumer.end_offsets(list(tps.values())), left)
-        reported = {p: ends[tp] - 1 for p, tp in tps.items()}
-        for p, tp in tps.items():
-            consumer.seek(tp, max(start[p], first[tp]))
-        open_ = set(tps.values())
-        past_end: dict[TopicPartition, int] = {}
-        while open_:
-            if time.monotonic() > deadline:
-                log.warning("changelog %s: read for %.0fs, left %s to faust's recovery",
-                            topic, limit, sorted(tp.partition for tp in open_))
-                break
-            got = await consumer.getmany(*open_, timeout_ms=2 * FETCH_WAIT_MS,
-                                         max_records=50_000)
-            for tp, records in got.items():
-                if records:
-                    apply(tp.partition, records)
-            for tp in list(open_):
-                if await consumer.position(tp) < ends[tp]:
-                    continue
-                rounds = past_end[tp] = past_end.get(tp, 0) + 1
-                if not any(got.values()) or rounds > TAIL_ROUNDS:
-                    open_.discard(tp)
-    finally:
-        try:
-            await asyncio.wait_for(asyncio.shield(consumer.stop()),
-                                   settings.broker_request_timeout_seconds)
-        except TimeoutError:
-            log.warning("the changelog reader did not close in time; left behind")
-    return reported
-
-
-# --- the stores --------------------------------------------------------------------------------------
-
-class _Loading:
+class _Loading(KeptRows):
     """What both stores share: bulk loading on assignment, offsets held, the clamp, and
     the rows of the partitions no processor here serves (``streams.core.rebuild.Rows``)."""
 
@@ -158,11 +65,7 @@ class _Loading:
     def _setup(self) -> None:
         self.reported: dict[int, int] = {}  # the broker's end - 1 when last loaded
         self.loaded_records = 0  # read in bulk since start (a figure for the logs)
-        # each held partition's rows, following every write and changelog record, so that
-        # a processor is rebuilt from them after any rebalance or a failover
-        self.rows: dict[int, Rows] = {}
-        self._scans: dict[int, asyncio.Task[None]] = {}
-        self._dirty: dict[int, set[str]] = {}  # keys changed while a scan runs
+        self._setup_rows()
 
     def changelog(self) -> str:
         return str(self.table.changelog_topic.get_topic_name())
@@ -171,16 +74,6 @@ class _Loading:
         raise NotImplementedError
 
     def apply_records(self, partition: int, records: list[Any]) -> None:
-        raise NotImplementedError
-
-    def items_of(self, partition: int) -> Iterator[tuple[str, Any]]:
-        """The partition's (key, value) pairs, values as held (encoded or not)."""
-        raise NotImplementedError
-
-    def current(self, partition: int, key: str) -> Any:
-        raise NotImplementedError
-
-    def has_data(self, partition: int) -> bool:
         raise NotImplementedError
 
     def _clamped(self, partition: int, held: int | None) -> int | None:
@@ -204,89 +97,13 @@ class _Loading:
         try:
             reported = await read_changelog(self.settings, self.bootstrap, self.changelog(),
                                             wanted, self.apply_records)
-        except Exception as exc:  # faust's own recovery reads whatever is missing
+        except Exception as exc:  # noqa: BLE001 - faust's own recovery reads what is missing
             log.warning("reading the changelog in bulk failed (%s: %s); faust's recovery "
                         "reads it instead", type(exc).__name__, exc)
             return
         self.reported.update(reported)
         log.info("changelog partitions %s: %d records read in %.1fs", sorted(wanted),
                  self.loaded_records - before, time.monotonic() - began)
-
-    # --- rows -------------------------------------------------------------------------------
-
-    def changed(self, partition: int, key: str, value: Any) -> None:
-        """A key of ``partition`` now holds ``value`` (None: deleted)."""
-        rows = self.rows.get(partition)
-        if rows is None:
-            return
-        dirty = self._dirty.get(partition)
-        if dirty is not None:
-            dirty.add(key)
-        _follow(rows, key, value)
-
-    def rows_for(self, partition: int) -> Rows | None:
-        """The partition's rows, for a processor taking it over (None: not complete yet,
-        read its users instead)."""
-        if partition in self._scans:
-            return None
-        return self.rows.get(partition)
-
-    def forget_rows(self, partitions: Iterable[int]) -> None:
-        for p in partitions:
-            scan = self._scans.pop(p, None)
-            if scan is not None:
-                scan.cancel()
-            self._dirty.pop(p, None)
-            self.rows.pop(p, None)
-
-    def scan_later(self, partitions: Iterable[int]) -> None:
-        """Build the rows of these partitions in the background, from what is held."""
-        for p in partitions:
-            if p not in self.rows and p not in self._scans:
-                self._scans[p] = asyncio.ensure_future(self._scan(p))
-
-    async def _scan(self, partition: int) -> None:
-        rows = Rows(self.settings.population_sample_size)
-        self.rows[partition] = rows
-        dirty = self._dirty[partition] = set()
-        began = time.monotonic()
-        try:
-            for n, (key, value) in enumerate(self.items_of(partition), 1):
-                _follow(rows, key, value)
-                if n % SCAN_CHUNK == 0:
-                    await asyncio.sleep(0)
-            while dirty:  # changed while being read
-                key = dirty.pop()
-                _follow(rows, key, self.current(partition, key))
-        except Exception as exc:  # the restore reads the users instead
-            log.warning("rows of partition %d: %s", partition, exception_summary(exc))
-            if self.rows.get(partition) is rows:
-                del self.rows[partition]
-        else:
-            log.info("rows of partition %d: %d users read in %.1fs", partition, len(rows),
-                     time.monotonic() - began)
-        finally:
-            if self._dirty.get(partition) is dirty:
-                del self._dirty[partition]
-            if self._scans.get(partition) is asyncio.current_task():
-                del self._scans[partition]
-
-    async def scans_done(self, partitions: Iterable[int]) -> None:
-        pending = [t for p in partitions if (t := self._scans.get(p)) is not None]
-        if pending:
-            await asyncio.gather(*pending, return_exceptions=True)
-
-
-def _follow(rows: Rows, key: str, value: Any) -> None:
-    if value is None:
-        rows.remove(key)
-    elif value.__class__ is bytes:
-        tag, body = orjson.loads(value)
-        if tag == "u":
-            rows.set(rebuild.row_of_list(body))
-    elif isinstance(value, UserState):
-        rows.set(rebuild.row_of_state(value))
-
 
 class MemoryStore(_Loading, faust_memory.Store):
     """faust's memory store with string keys, values kept encoded until first read, keys
@@ -515,13 +332,11 @@ class RocksStore(_Loading, faust_rocksdb.Store):
     def has_data(self, partition: int) -> bool:
         if self.held_offset(partition) >= 0:
             return True
-        for key in self._db_for_partition(partition).keys():
-            if key != self.offset_key:
-                return True
-        return False
+        keys = self._db_for_partition(partition).keys()  # iterating an Rdict itself fails
+        return any(key != self.offset_key for key in keys)
 
 
-# --- the table ---------------------------------------------------------------------------------------
+# --- the table --------------------------------------------------------------------------
 
 class UsersTable(faust.Table):
     """faust's Table on one of the stores above (``rocksdb://`` or anything else: memory)."""
@@ -554,30 +369,3 @@ def changelog_offsets(acks: Iterable[Any], topic: str) -> dict[int, int]:
         if md.topic == topic and md.offset > out.get(md.partition, -1):
             out[md.partition] = md.offset
     return out
-
-
-# --- restoring a partition's processor ---------------------------------------------------------------
-
-def rows(values: Iterable[Any]) -> Iterator[rebuild.Row]:
-    """Each user's row, from encoded or decoded table values (contexts skipped)."""
-    row_of_list, row_of_state, loads = rebuild.row_of_list, rebuild.row_of_state, orjson.loads
-    for value in values:
-        if value.__class__ is bytes:
-            tag, body = loads(value)
-            if tag == "u":
-                yield row_of_list(body)
-        elif isinstance(value, UserState):
-            yield row_of_state(value)
-
-
-def restore_from_table(table: Any, proc: PartitionProcessor, partition: int,
-                       ctx: dict[str, Any] | None) -> None:
-    """``proc.restore`` from the users of ``partition`` that the table's store holds: from
-    the rows it kept, or else by reading each user's row."""
-    store = table.data
-    with gc_paused():
-        kept = store.rows_for(partition)
-        if kept is not None:
-            kept.restore(proc, ctx)
-        else:
-            rebuild.restore(proc, ctx, rows(v for _, v in store.items_of(partition)))

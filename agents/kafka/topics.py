@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from streams.settings import Settings
 
@@ -35,15 +37,27 @@ class Topics:
         return self.churn_warnings if alert_type == "churn_warning" else self.recall_triggers
 
 
+def changelog_topic(settings: Settings) -> str:
+    """The users table's changelog, as faust names it (``{app_id}-{table}-changelog``)."""
+    return f"{settings.app_id}-users-changelog"
+
+
 async def create_topics(bootstrap: str, names: list[str], partitions: int,
-                        replication: int = 1, timeout: float = 15.0) -> None:
-    """Create the topics and wait until metadata shows all their partitions."""
+                        replication: int = 1, timeout: float = 15.0, *,
+                        client: Mapping[str, Any] | None = None,
+                        configs: Mapping[str, Mapping[str, str]] | None = None) -> None:
+    """Create the topics and wait until metadata shows all their partitions. ``client``:
+    the admin client's arguments (``kafka_kwargs``, for TLS and SASL); ``configs``:
+    topic configs by name."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="journey-topics")
+    admin = AIOKafkaAdminClient(**(client or {"bootstrap_servers": bootstrap}),
+                                client_id="journey-topics")
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(n, partitions, replication) for n in names])
+        await admin.create_topics([NewTopic(n, partitions, replication,
+                                            topic_configs=dict((configs or {}).get(n, {})))
+                                   for n in names])
         deadline = time.monotonic() + timeout
         while True:
             described = await admin.describe_topics(names)

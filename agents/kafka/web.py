@@ -4,22 +4,43 @@ Health has two questions. *Live* (``/health/live``): is the process sound? It is
 fatal fault, after which the worker exits anyway. *Ready* (``/health/ready``, and plain
 ``/health``): can it serve? Only once the table holds its partitions again after a start
 or a rebalance; until then ``/users`` answers 503 with the reason, never a traceback.
+
+The endpoints read a worker through :class:`WorkerView` (the worker's ``Runtime`` is
+one), so this module does not import the worker.
 """
 
 from __future__ import annotations
 
 import hmac
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-if TYPE_CHECKING:
-    from agents.kafka.worker import Runtime
+from agents.kafka.metrics import Metrics
+from agents.kafka.pipeline import Pipeline
+from streams.settings import Settings
 
 
-def _authorised(rt: Runtime, request: Request) -> bool:
+class WorkerView(Protocol):
+    """What the endpoints read of a worker."""
+
+    settings: Settings
+    metrics: Metrics
+    app: Any  # the faust app: the pages are its, and so is the table's recovery
+    table: Any  # the users table, to route /users/{id} to the worker that owns the user
+    pipeline: Pipeline
+    fatal: list[str]  # the fatal faults, if any: the worker is on its way out
+    ready: bool
+    serving: bool
+    started_at: float
+
+    @property
+    def processed_batches(self) -> int: ...
+
+
+def _authorised(rt: WorkerView, request: Request) -> bool:
     token = rt.settings.web_token
     if not token:
         return True
@@ -34,7 +55,7 @@ def _refuse(view: View) -> Response:
                      headers={"WWW-Authenticate": 'Bearer realm="journey"'})
 
 
-def not_serving(rt: Runtime) -> str | None:
+def not_serving(rt: WorkerView) -> str | None:
     """Why this worker cannot answer for its partitions now (None: it can)."""
     if rt.fatal:
         return f"fatal fault: {rt.fatal[0]}"
@@ -45,7 +66,7 @@ def not_serving(rt: Runtime) -> str | None:
     return None
 
 
-def health_report(rt: Runtime) -> tuple[bool, dict[str, Any]]:
+def health_report(rt: WorkerView) -> tuple[bool, dict[str, Any]]:
     reason = not_serving(rt)
     healthy = reason is None
     return healthy, {
@@ -64,15 +85,15 @@ def health_report(rt: Runtime) -> tuple[bool, dict[str, Any]]:
     }
 
 
-def _standbys(rt: Runtime) -> set[Any]:
+def _standbys(rt: WorkerView) -> set[Any]:
     """The changelog partitions this worker keeps standby copies of."""
     try:
         return set(rt.app.assignor.assigned_standbys())
-    except Exception:  # not started
+    except Exception:  # noqa: BLE001 - not started: none yet
         return set()
 
 
-def install_views(rt: Runtime) -> None:
+def install_views(rt: WorkerView) -> None:
     app, table = rt.app, rt.table
 
     @app.page("/metrics")
@@ -112,7 +133,8 @@ def install_views(rt: Runtime) -> None:
                                  headers={"Retry-After": "5"})
             try:
                 return await self.owned(request)
-            except Exception as exc:  # routing to the owner failed: say so, no traceback
+            # routing to the owner failed: say so, no traceback
+            except Exception as exc:  # noqa: BLE001 - any failure of the forward is a 503
                 return self.json({"error": "cannot reach the owning worker",
                                   "reason": f"{type(exc).__name__}: {exc}"[:300]},
                                  status=503, headers={"Retry-After": "5"})

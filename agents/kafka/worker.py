@@ -1,4 +1,5 @@
-"""The faust app: topics, the users table, the state agent, the ticker and the watchdog.
+"""The faust app: topics, the users table, the state agent, the ticker, the gauges and
+the watchdog (``watchdog``), sharing a :class:`~agents.kafka.runtime.Runtime`.
 
 One agent (concurrency 1: it is the only table writer) reads the input topic and the
 repartition topic in batches and hands them to :class:`agents.kafka.pipeline.Pipeline`. Before
@@ -14,71 +15,35 @@ events already in the partition, so a tick never fires a timer ahead of a backlo
 from __future__ import annotations
 
 import asyncio
-import logging
-import os
 import socket
-import sys
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import faust
-from aiokafka.structs import TopicPartition
 
 from agents.kafka import codec
+from agents.kafka.bootstrap import unfinished
 from agents.kafka.config import kafka_kwargs
-from agents.kafka.heal import committed_offsets, fill
+from agents.kafka.heal import committed_offsets, fill, retrying
 from agents.kafka.logsafe import exception_summary
 from agents.kafka.metrics import Metrics
-from agents.kafka.pipeline import TICK, Pipeline, Record, Send, changelog_groups, tick_value
-from agents.kafka.progress import Progress
+from agents.kafka.pipeline import Pipeline
 from agents.kafka.publish import send_acknowledged
-from agents.kafka.tablestore import changelog_offsets, restore_from_table, users_table
+from agents.kafka.records import TICK, Record, Send, tick_value
+from agents.kafka.runtime import Runtime, fatal, owned
+from agents.kafka.table import changelog_groups
+from agents.kafka.tablerows import restore_from_table
+from agents.kafka.tablestore import changelog_offsets, users_table
 from agents.kafka.topics import KIND_HEADER, Topics
+from agents.kafka.watchdog import check_broker, check_progress
+from agents.kafka.web import install_views
+from streams.core.context import PartitionContext
 from streams.core.partitioning import partition_for
 from streams.settings import Settings
 
-log = logging.getLogger("journey.worker")
-
 BATCH_MAX = 2000
 BATCH_WITHIN = 0.05  # seconds: a batch waits at most this long to fill
-# Offsets never go backwards on a healthy broker; the slack absorbs the embedded broker's
-# end offsets, which can lag by up to one record batch.
-DATA_LOSS_SLACK = 1000
-EXIT_FATAL = 3
-FATAL_GRACE_SECONDS = 2.0  # long enough for a probe to see /health answer 503
-
-
-class FatalFault(RuntimeError):
-    """Something the worker must not carry on from (e.g. the broker lost its data)."""
-
-
-@dataclass
-class Runtime:
-    """Everything the app's callbacks share."""
-
-    settings: Settings
-    topics: Topics
-    metrics: Metrics
-    app: faust.App
-    table: Any
-    pipeline: Pipeline
-    bootstrap: str = ""
-    probe: Any = None  # a metadata client of our own for the watchdog
-    broker_lost_since: float = 0.0
-    fatal: list[str] = field(default_factory=list)
-    seen_topics: set[str] = field(default_factory=set)
-    acked: dict[tuple[str, int], int] = field(default_factory=dict)
-    pending_changelog: list[tuple[str, int, bytes, bytes]] = field(default_factory=list)
-    started_at: float = field(default_factory=time.time)
-    progress: Progress = field(default_factory=Progress)
-    ready: bool = False  # started (the process is sound while not fatal)
-    serving: bool = False  # partitions restored since the last rebalance: /users can answer
-
-    @property
-    def processed_batches(self) -> int:
-        return self.progress.batches
 
 
 def _headers(raw: Any) -> dict[str, bytes]:
@@ -154,7 +119,7 @@ def build(settings: Settings, bootstrap: str, metrics: Metrics | None = None) ->
         table.data.put(key, value, raw, partition)
         pending_changelog.append((key, partition, key.encode(), raw))
 
-    def rebuild(proc: Any, partition: int, ctx: dict[str, Any] | None) -> None:
+    def rebuild(proc: Any, partition: int, ctx: PartitionContext | None) -> None:
         restore_from_table(table, proc, partition, ctx)
 
     pipeline = Pipeline(settings, topics, metrics, table, write=write, rebuild=rebuild)
@@ -191,10 +156,10 @@ def _wire(rt: Runtime) -> None:
                 sends = rt.pipeline.handle(records)
                 rt.pipeline.commit_state()
                 await _publish(rt, sends)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - any failure of a batch is fatal
                 # faust would restart a crashed agent on a stream whose buffered records
                 # and offsets it no longer tracks; a restart of the process is sound
-                await _fatal(rt, f"the state agent failed: {exception_summary(exc)}")
+                await fatal(rt, f"the state agent failed: {exception_summary(exc)}")
                 await asyncio.Event().wait()
             rt.progress.finished()
             rt.metrics.processing_latency.observe(time.perf_counter() - started)
@@ -206,32 +171,35 @@ def _wire(rt: Runtime) -> None:
             if not rt.ready:
                 return
             now = time.time()
-            owned = _owned(app, topics.events)
+            mine = owned(app, topics.events)
             # what the table held before these ticks: the agent may apply a tick before
             # this task reads its acknowledgement
             floors = {(topics.events, tp.partition): rt.pipeline.held(topics.events,
                                                                        tp.partition)
-                      for tp in owned}
+                      for tp in mine}
             ticks = [Send(topics.events, None, tick_value(now), [(KIND_HEADER, TICK)],
-                          tp.partition) for tp in owned]
+                          tp.partition) for tp in mine]
             if ticks:
-                acks = await send_acknowledged(app.producer, ticks, _deadline(rt))
+                acks = await send_acknowledged(app.producer, ticks, rt.deadline())
                 await _check_acks(rt, acks, floors)
 
     @app.timer(interval=2.0, on_leader=False)
     async def gauges() -> None:
         rt.pipeline.refresh_gauges()
-        owned = _owned(app, topics.events)
-        rt.metrics.assigned_partitions.set(len(owned))
-        for tp in owned:
+        mine = owned(app, topics.events)
+        rt.metrics.assigned_partitions.set(len(mine))
+        for tp in mine:
             high = app.consumer.highwater(tp) if app.consumer else None
             if high is not None and high >= 0:
                 rt.pipeline.set_lag(tp.partition, high)
 
     @app.timer(interval=3.0, on_leader=False)
     async def watchdog() -> None:
-        await _check_broker(rt)
-        await _check_progress(rt)
+        try:
+            await check_broker(rt)
+            await check_progress(rt)
+        except Exception as exc:  # noqa: BLE001 - a worker that cannot watch itself says so
+            await fatal(rt, f"the watchdog failed: {exception_summary(exc)}")
 
     @app.task
     async def mark_ready() -> None:
@@ -244,33 +212,25 @@ def _wire(rt: Runtime) -> None:
     @rt.table.on_recover
     async def restored() -> None:
         """The table holds this worker's partitions again: rebuild their processors now,
-        not at their first record, so /users answers and readiness means it."""
-        for tp in _owned(app, topics.events):
+        not at their first record, so /users answers and readiness means it. A partition
+        that a bootstrap left half-loaded is fatal; streams resume only after this."""
+        mine = owned(app, topics.events)
+        problem = unfinished(rt.table, [tp.partition for tp in mine], settings.partitions)
+        if problem:
+            await fatal(rt, problem)
+            await asyncio.Event().wait()
+        for tp in mine:
             rt.pipeline.processor(tp.partition)
         rt.serving = True
     _ = out_topics  # declared so faust creates them at start-up
-    from agents.kafka.web import install_views
-
     install_views(rt)
-
-
-def _assignment(app: faust.App) -> set[TopicPartition]:
-    try:
-        return set(app.consumer.assignment())
-    except Exception:  # not started / rebalancing
-        return set()
-
-
-def _owned(app: faust.App, topic: str) -> list[TopicPartition]:
-    return sorted((tp for tp in _assignment(app) if tp.topic == topic),
-                  key=lambda tp: tp.partition)
 
 
 def _make_revoke_handler(rt: Runtime) -> Any:
     async def on_revoked(app: faust.App, revoked: Iterable[Any], **_: Any) -> None:
         rt.serving = False  # a rebalance: not ready until the table is recovered again
         rt.pipeline.revoke(tp.partition for tp in revoked if tp.topic == rt.topics.events)
-        rt.metrics.assigned_partitions.set(len(_owned(app, rt.topics.events)))
+        rt.metrics.assigned_partitions.set(len(owned(app, rt.topics.events)))
 
     return on_revoked
 
@@ -291,19 +251,17 @@ async def _without_holes(rt: Runtime, records: list[Record]) -> list[Record]:
     fresh = pipeline.restore_for(records)
     committed: dict[tuple[str, int], int] = {}
     if fresh:
-        committed = await committed_offsets(
-            rt.settings, rt.bootstrap, rt.settings.app_id,
-            [(t, p) for p in fresh for t in (topics.events, topics.repartition)])
+        tps = [(t, p) for p in fresh for t in (topics.events, topics.repartition)]
+        committed = await retrying(
+            rt.settings, "reading the group's committed offsets",
+            lambda: committed_offsets(rt.settings, rt.bootstrap, rt.settings.app_id, tps))
     gaps = pipeline.gaps(records, committed)
     if not gaps:
         return records
-    records, healed = await fill(rt.settings, rt.bootstrap, gaps, records)
+    records, healed = await retrying(rt.settings, "re-reading input the table may lack",
+                                     lambda: fill(rt.settings, rt.bootstrap, gaps, records))
     rt.metrics.healed_records.inc(healed)
     return records
-
-
-def _deadline(rt: Runtime) -> float:
-    return time.monotonic() + rt.settings.broker_outage_seconds
 
 
 async def _publish(rt: Runtime, sends: list[Send]) -> None:
@@ -312,7 +270,7 @@ async def _publish(rt: Runtime, sends: list[Send]) -> None:
     id, subscribers dedupe) but never leave state claiming an alert nobody received.
     Whatever is not acknowledged within ``broker_outage_seconds`` is fatal."""
     producer = rt.app.producer
-    deadline = _deadline(rt)
+    deadline = rt.deadline()
     latency = rt.metrics.alert_latency
 
     def acked(s: Any) -> None:
@@ -360,106 +318,5 @@ async def _check_acks(rt: Runtime, acks: Iterable[Any],
                       floors: dict[tuple[str, int], int] | None = None) -> None:
     problem = _went_back(rt, acks, floors)
     if problem:
-        await _fatal(rt, problem)
+        await fatal(rt, problem)
         await asyncio.Event().wait()  # never acknowledge this batch; the exit is coming
-
-
-async def _check_broker(rt: Runtime) -> None:
-    """Fail loudly when the broker no longer has our topics or our data (a memory-only
-    broker restarted): carrying on would silently diverge from the changelog."""
-    if rt.fatal or not rt.ready or not _owned(rt.app, rt.topics.events):
-        return
-    try:
-        if rt.probe is None:
-            from aiokafka.client import AIOKafkaClient
-
-            probe = AIOKafkaClient(**kafka_kwargs(rt.settings, "aiokafka",
-                                                  bootstrap=rt.bootstrap))
-            await asyncio.wait_for(probe.bootstrap(), timeout=5.0)
-            rt.probe = probe
-        ok = await asyncio.wait_for(rt.probe.force_metadata_update(), timeout=5.0)
-    except Exception:  # broker down: every client reconnects by itself
-        ok = False
-    now = time.time()
-    if not ok:
-        rt.broker_lost_since = rt.broker_lost_since or now
-        outage = now - rt.broker_lost_since
-        log.warning("broker unreachable for %.0fs (giving up after %.0fs)", outage,
-                    rt.settings.broker_outage_seconds)
-        if outage > rt.settings.broker_outage_seconds:
-            await _fatal(rt, f"broker unreachable for {outage:.0f}s")
-        return
-    if rt.broker_lost_since:
-        log.warning("broker reachable again after %.0fs", now - rt.broker_lost_since)
-        rt.broker_lost_since = 0.0
-    known = rt.probe.cluster.topics()
-    changelog = rt.table.changelog_topic.get_topic_name()
-    required = (rt.topics.events, changelog)
-    watched = (*required, rt.topics.repartition, *rt.topics.outputs())
-    missing = [t for t in watched if t not in known and (t in required or t in rt.seen_topics)]
-    rt.seen_topics.update(t for t in watched if t in known)
-    if missing:
-        await _fatal(rt, f"topics vanished from the broker: {', '.join(missing)} "
-                         "(deleted, or a memory-only broker restarted?)")
-        return
-    for tp in _owned(rt.app, rt.topics.events):
-        proc = rt.pipeline.processors.get(tp.partition)
-        high = rt.app.consumer.highwater(tp)
-        if proc is not None and high is not None and high >= 0 \
-                and proc.applied_position >= 0 and high + DATA_LOSS_SLACK < proc.applied_position:
-            await _fatal(rt, f"{tp.topic}[{tp.partition}] ends at offset {high} but this "
-                             f"worker already applied offset {proc.applied_position}: the "
-                             "broker lost data")
-            return
-
-
-def _pending(rt: Runtime) -> int:
-    """Input records this worker owns and has not applied yet, as far as it can tell: the
-    consumer's high-water marks, or the offsets its own ticks were acknowledged at."""
-    app, pipeline, waiting = rt.app, rt.pipeline, 0
-    for topic in (rt.topics.events, rt.topics.repartition):
-        for tp in _owned(app, topic):
-            high = app.consumer.highwater(tp) if app.consumer else None
-            end = max(high if high is not None else -1,
-                      rt.acked.get((topic, tp.partition), -2) + 1)
-            waiting += max(0, end - (pipeline.held(topic, tp.partition) + 1))
-    return waiting
-
-
-async def _check_progress(rt: Runtime) -> None:
-    """Fail loudly when input waits and no batch completes (see ``agents.kafka.progress``)."""
-    if rt.fatal or not rt.ready:
-        return
-    limit = rt.settings.stall_seconds
-    recovery = rt.app.tables.recovery
-    if recovery.in_recovery:
-        read = sum(recovery.active_offsets.values()) + sum(recovery.standby_offsets.values())
-        quiet = rt.progress.recovery_stalled_for(int(read))
-        if quiet > limit:
-            await _fatal(rt, f"table recovery read nothing for {quiet:.0f}s")
-        rt.progress.idle()
-        return
-    waiting = _pending(rt)
-    stalled = rt.progress.stalled_for(waiting > 0)
-    if stalled > limit:
-        where = "holding a batch" if rt.progress.busy_since is not None else "idle"
-        await _fatal(rt, f"no batch completed for {stalled:.0f}s with {waiting} input "
-                         f"records waiting (agent {where})")
-    elif not waiting and rt.progress.busy_since is None:
-        rt.progress.idle()
-
-
-async def _fatal(rt: Runtime, message: str) -> None:
-    """Report unhealthy, then leave with exit code 3. There is nothing safe to commit
-    when the broker lost our data, so no graceful shutdown is attempted (faust's own
-    shutdown against a wiped broker can hang or crash with another exit code)."""
-    rt.fatal.append(message)
-    rt.metrics.healthy.set(0)
-    log.critical("FATAL: %s; exiting with code %d", message, EXIT_FATAL)
-    asyncio.get_running_loop().call_later(FATAL_GRACE_SECONDS, _hard_exit)
-
-
-def _hard_exit() -> None:
-    logging.shutdown()
-    sys.stderr.flush()
-    os._exit(EXIT_FATAL)

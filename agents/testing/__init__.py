@@ -1,8 +1,9 @@
 """A public harness for tests and benchmarks that run journey for real, on the embedded
 broker (the idea of ``bytewax.testing``):
 
-- ``workers``: start ``journey worker`` processes and wait on their /health and /metrics,
-  produce and consume records, and run ``journey replay`` on the same history to compare;
+- ``workers``: start ``journey worker`` processes and wait on their /health and /metrics;
+- ``kafka_io``: create a test's topics, produce events and ticks, consume what came out;
+- ``replay_check``: run ``journey replay`` on the same history, and compare;
 - ``chaos``: SIGKILL workers at random points of a known history (the chaos test and
   ``bench/chaos.py``);
 - ``overload``: a burst with a poison user into one worker (the overload test and

@@ -1,6 +1,6 @@
 """Chaos runs: SIGKILL workers at random points of a stream with a known answer.
 
-Used by ``tests/test_chaos.py`` (short runs in ``make test``) and ``bench/chaos.py`` (a
+Used by ``tests/kafka/test_chaos.py`` (short runs in ``make test``) and ``bench/chaos.py`` (a
 longer soak). A history is produced up front; workers are killed and replaced while they
 work through it; at the end every user's state and the set of alerts are compared with
 ``journey replay`` of the same history.
@@ -20,19 +20,16 @@ from pathlib import Path
 from typing import Any
 
 from agents.kafka.heal import committed_offsets
-from agents.testing.workers import (
-    Worker,
-    Workers,
+from agents.testing.kafka_io import (
     all_topics,
     consume,
     event_time,
-    field_diffs,
     produce_events,
-    replay_env,
-    run_replay,
     sentinels,
     values,
 )
+from agents.testing.replay_check import field_diffs, run_replay
+from agents.testing.workers import Worker, Workers, replay_env
 from streams.settings import Settings
 from streams.synth import SynthConfig, generate, write_jsonl
 
@@ -200,8 +197,7 @@ def compare_with_replay(settings: Settings, alive: list[Worker], path: Path,
         return sum(len(w.health()[1].get("partitions") or []) for w in alive)
 
     _wait(lambda: restored() >= partitions, 90, "every partition restored", alive)
-    last.wait_for(lambda: all(last.user(e["user_id"]) for e in done), 240,
-                  "every partition's sentinel")
+    last.wait_users(done, 240, "every partition's sentinel")
     for w in alive:
         w.wait_quiet()
 
@@ -227,7 +223,7 @@ def _changelog_history(settings: Settings, users: list[str]) -> list[str]:
     """Every version of these users' state records in the changelog, and the partition
     checkpoints around them: how a wrong state came about."""
     from agents.kafka.codec import loads
-    from agents.kafka.pipeline import CTX_PREFIX
+    from agents.kafka.table import CTX_PREFIX
 
     wanted = {u.encode() for u in users}
     records = consume(settings.broker, f"{settings.app_id}-users-changelog", timeout=60,

@@ -30,16 +30,9 @@ from aiokafka.structs import TopicPartition
 from agents.broker import free_port
 from agents.process import parent_death_signal
 from agents.testing import workers
+from agents.testing.kafka_io import Out, all_topics, produce, rfc3339
 from agents.testing.overload_report import OverloadReport, Reading
-from agents.testing.workers import (
-    PARTITIONS,
-    Out,
-    Worker,
-    all_topics,
-    produce,
-    rfc3339,
-    worker_env,
-)
+from agents.testing.workers import PARTITIONS, Worker, worker_env
 from streams.core.partitioning import partition_for
 from streams.settings import Settings
 

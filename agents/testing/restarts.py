@@ -19,13 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from agents.testing.chaos import ChaosReport, compare_with_replay, old_history
-from agents.testing.workers import (
-    Worker,
-    Workers,
-    all_topics,
-    produce_events,
-    sentinels,
-)
+from agents.testing.kafka_io import all_topics, produce_events, sentinels
+from agents.testing.workers import Worker, Workers
 from streams.settings import Settings
 from streams.synth import write_jsonl
 
@@ -55,7 +50,7 @@ def _supervised(workers: Workers, settings: Settings, current: Worker,
             exits.append(current.returncode)
             current = workers.start(settings)
             continue
-        if all(current.user(u) for u in done):
+        if all(current.user_when_up(u) for u in done):
             return current
         time.sleep(0.5)
     return None
@@ -72,7 +67,11 @@ def run_history_flood(settings: Settings, workers: Workers, events: list[dict[st
     report = FloodReport(events=len(events))
     worker = workers.start(settings)
     worker.wait_ready()
-    worker.wait_ticked(time.time())  # the partition clocks are now
+    # the partition clocks at now first, as in a shop that has been live for a while
+    live = sentinels(time.time(), prefix=f"live-{seed}")
+    produce_events(settings.broker, topics.events, live)
+    worker.wait_for(lambda: all(worker.user(e["user_id"]) for e in live), 120,
+                    "every partition's clock at now")
     sending = time.monotonic()
     produce_events(settings.broker, topics.events, events)
     if kill_after is not None:

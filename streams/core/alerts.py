@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from streams.core import contracts
 from streams.core.lifecycle import Rhythm
 from streams.core.population import Model
 from streams.core.reach import SendWindow
@@ -15,7 +16,7 @@ from streams.settings import Settings
 DAY = 86400.0
 CHURN_WARNING = "churn_warning"
 RECALL_TRIGGER = "recall_trigger"
-SCHEMA = {CHURN_WARNING: "journey.churn-warning/1", RECALL_TRIGGER: "journey.recall-trigger/1"}
+SCHEMA = {CHURN_WARNING: contracts.CHURN_WARNING.id, RECALL_TRIGGER: contracts.RECALL_TRIGGER.id}
 PREFIX = {CHURN_WARNING: "cw", RECALL_TRIGGER: "rt"}
 PRIORITY = {"top": "high", "middle": "medium", "base": "low", "none": "low"}
 
@@ -95,7 +96,7 @@ def build_alert(kind: str, state: UserState, now: float, r: Rhythm, model: Model
         "orders": state.orders,
         "repeat_purchases": state.repeat_purchases,
         "monetary": round(state.monetary, 2),
-        "monetary_90d": round(state.spend_since(now - 90 * DAY), 2),
+        "monetary_90d": round(state.net_spend_90d(now), 2),
         "avg_order_value": None if aov is None else round(aov, 2),
         "refunds": state.refunds,
         "summary": _summary(kind, state, idle_days, since_buy, r, p_alive, tier),

@@ -30,8 +30,18 @@ def _zone(name: str) -> ZoneInfo | None:
         return None
 
 
+def _zone_offset(name: str, at: float) -> int:
+    """A zone's UTC offset in minutes at ``at`` (0 for UTC or an unknown zone)."""
+    if name == "UTC":
+        return 0
+    zone = _zone(name)
+    off = datetime.fromtimestamp(at, zone).utcoffset() if zone is not None else None
+    return int(off.total_seconds() // 60) if off is not None else 0
+
+
 def local_offset(event: Event) -> int | None:
-    """The user's UTC offset: their IANA zone if the event names one, else the stamp's."""
+    """The user's UTC offset: their IANA zone if the event names one, else the stamp's
+    (None for a UTC stamp, which says nothing of the user's zone)."""
     tz_name = event.properties.get("timezone") if event.properties else None
     if isinstance(tz_name, str):
         zone = _zone(tz_name)
@@ -57,7 +67,11 @@ def apply_event(state: UserState, event: Event, settings: Settings) -> None:
         if t > state.last_active_at or not state.active_seen:
             state.last_active_at = t
             state.active_seen = True
-        local_hour = ((t + (offset or 0) * 60) % 86400.0) / 3600.0
+        if offset is None:  # no zone known: the operator's default_timezone
+            offset = state.utc_offset_min
+            if offset is None:
+                offset = _zone_offset(settings.default_timezone, t)
+        local_hour = ((t + offset * 60) % 86400.0) / 3600.0
         angle = local_hour / 24.0 * 2.0 * math.pi
         state.hour_x += math.cos(angle)
         state.hour_y += math.sin(angle)
@@ -82,9 +96,11 @@ def apply_event(state: UserState, event: Event, settings: Settings) -> None:
         if state.last_purchase_at is None or t > state.last_purchase_at:
             state.last_purchase_at = t
         state.log_purchase(t, amount)
+        state.add_spend(t, amount)
     elif kind == ev.REFUND:
         state.refunds += 1
         state.refunded += event.amount or 0.0
+        state.add_spend(t, -(event.amount or 0.0))
     elif kind in (ev.PRODUCT_VIEW, ev.SEARCH, ev.WISHLIST_ADD):
         state.interested = True
     elif kind in (ev.ADD_TO_CART, ev.CHECKOUT_STARTED):
@@ -134,6 +150,8 @@ def _replace_purchase(state: UserState, seen: list[Any], t: float, amount: float
     old_t, old_amount = seen[1], seen[2]
     seen[1], seen[2] = t, amount
     state.gross_spend += amount - old_amount
+    state.add_spend(old_t, -old_amount)  # the copy kept replaces the one counted
+    state.add_spend(t, amount)
     if (old_t, old_amount) in state.purchase_log:
         state.purchase_log.remove((old_t, old_amount))
         state.log_purchase(t, amount)

@@ -80,11 +80,11 @@ def p_alive(params: MBGParams, x: int, t_x: float, T: float) -> float:
     its log so that long silences cannot overflow.
     """
     # Plain ifs, not max(): this runs per event and the builtin calls double its cost.
-    if x < 0:  # noqa: PLR1730
+    if x < 0:
         x = 0
-    if t_x < 0.0:  # noqa: PLR1730
+    if t_x < 0.0:
         t_x = 0.0
-    if T < t_x:  # noqa: PLR1730  (a skewed clock: observed no shorter than the history)
+    if T < t_x:  # a skewed clock: observed no shorter than the history
         T = t_x
     alpha = params.alpha
     n = params.r + x

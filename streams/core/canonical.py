@@ -63,7 +63,7 @@ class _Rule(NamedTuple):
 
 def _type_rules(doc: Mapping[str, Any]) -> dict[str, _Rule | None]:
     """Per event type its fast checks, or None where the schema says more than they cover."""
-    types = list(doc["properties"]["type"]["enum"]) + [ev.OTHER]
+    types = [*doc["properties"]["type"]["enum"], ev.OTHER]
     needs = dict.fromkeys(types, False)
     required: dict[str, list[str]] = {t: [] for t in types}
     checks: dict[str, list[tuple[str, Callable[[Any], bool]]]] = {t: [] for t in types}
@@ -253,7 +253,11 @@ def build(o: dict[str, Any], allow_other: bool, time_field: str = "occurred_at",
             channel = props.get("channel")
         else:
             referred = props["referred_user_id"]
-    return Event(eid, uid, t, when[0], when[1], amount, currency, order_id,  # type: ignore[arg-type,index]
+    # "Z" (UTC) and "-00:00" (RFC 3339: offset unknown) say nothing of the user's local
+    # time: most trackers stamp in UTC. Only a numeric offset is taken as the user's.
+    stamp: str = o["occurred_at"]
+    offset = None if stamp[-1] in "Zz" or stamp.endswith("-00:00") else when[1]  # type: ignore[index]
+    return Event(eid, uid, t, when[0], offset, amount, currency, order_id,  # type: ignore[arg-type,index]
                  rating, channel, referred, o.get("source"), props)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+from streams.core.contracts import DEAD_LETTER
 from streams.core.timefmt import rfc3339
 
 PAYLOAD_CAP = 4096
@@ -14,7 +15,7 @@ def dead_letter(reason: str, message: str, raw: bytes | str, origin: dict[str, A
                 received_at: float, event_id: str | None = None,
                 user_id: str | None = None) -> dict[str, Any]:
     record: dict[str, Any] = {
-        "schema": "journey.dead-letter/1",
+        "schema": DEAD_LETTER.id,
         "reason": reason,
         "message": message,
         "received_at": rfc3339(received_at),

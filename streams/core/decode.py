@@ -19,7 +19,7 @@ import orjson
 from schemas import parse_date_time
 from streams.core.canonical import TYPES as _CANONICAL_TYPES
 from streams.core.canonical import build as _build
-from streams.core.canonical import validator as _validator  # noqa: F401 - the contract with "other"
+from streams.core.canonical import validator as _validator
 from streams.core.event import Event
 from streams.core.limits import (
     MAX_DEPTH,
@@ -192,7 +192,7 @@ def to_object(event: Event) -> dict[str, Any]:
     """The user-event object of an Event (time to the millisecond), e.g. to re-emit it."""
     lifted = zip(("amount", "currency", "order_id", "rating", "channel", "referred_user_id"),
                  (event.amount, event.currency, event.order_id, event.rating, event.channel,
-                  event.referred_user_id))
+                  event.referred_user_id), strict=True)
     props = {**event.properties, **{k: v for k, v in lifted if v is not None}}
     out: dict[str, Any] = {
         "event_id": event.event_id, "user_id": event.user_id, "type": event.type,

@@ -59,7 +59,7 @@ def usual_hour(state: UserState) -> int | None:
     if state.hour_x == 0.0 and state.hour_y == 0.0:
         return None
     angle = math.atan2(state.hour_y, state.hour_x)
-    return int(round((angle % (2 * math.pi)) / (2 * math.pi) * 24)) % 24
+    return round((angle % (2 * math.pi)) / (2 * math.pi) * 24) % 24
 
 
 def send_window(state: UserState, now: float, offset_min: int, settings: Settings) -> SendWindow:

@@ -16,11 +16,12 @@ from collections import Counter, namedtuple
 from collections.abc import Iterable
 from typing import Any
 
+from streams.core.census import CensusKey, census_key
+from streams.core.context import PartitionContext
 from streams.core.population import Sample
-from streams.core.processor import PartitionProcessor, _census_key
+from streams.core.processor import PartitionProcessor
 from streams.core.state import _FIELD_NAMES, UserState
 
-CensusKey = tuple[str, int, bool, bool, bool]
 Row = tuple[str, float | None, CensusKey]  # user id, wake-up instant, census key
 
 
@@ -40,14 +41,14 @@ def row_of_list(values: list[Any]) -> Row:
     if len(values) != _N_FIELDS:  # an older or newer layout: take the long way
         return row_of_state(UserState.from_list(values))
     view: Any = _make(values)
-    return view.user_id, view.wake_at, _census_key(view)
+    return view.user_id, view.wake_at, census_key(view)
 
 
 def row_of_state(state: UserState) -> Row:
-    return state.user_id, state.wake_at, _census_key(state)
+    return state.user_id, state.wake_at, census_key(state)
 
 
-def restore(proc: PartitionProcessor, ctx: dict[str, Any] | None, rows: Iterable[Row]) -> None:
+def restore(proc: PartitionProcessor, ctx: PartitionContext | None, rows: Iterable[Row]) -> None:
     """``proc.restore(ctx, states)`` given the states' rows: the same index, sample and
     census (each is a function of the set of users, not of their order)."""
     proc.restore(ctx, ())
@@ -60,7 +61,7 @@ def restore(proc: PartitionProcessor, ctx: dict[str, Any] | None, rows: Iterable
         if wake_at is not None:
             wakes.append((user_id, wake_at))
     proc.sample.load(users)
-    proc.census.update(census)
+    proc.census.counts.update(census)
     proc.index.load(wakes)
 
 
@@ -73,7 +74,7 @@ class Rows:
     :meth:`restore` gives the processor that ``restore`` from the states would.
     """
 
-    __slots__ = ("census", "key_of", "sample", "sample_exact", "wake", "_keys")
+    __slots__ = ("_keys", "census", "key_of", "sample", "sample_exact", "wake")
 
     def __init__(self, sample_size: int) -> None:
         self.wake: dict[str, float] = {}
@@ -116,10 +117,10 @@ class Rows:
         else:
             del self.census[key]
 
-    def restore(self, proc: PartitionProcessor, ctx: dict[str, Any] | None) -> None:
+    def restore(self, proc: PartitionProcessor, ctx: PartitionContext | None) -> None:
         """``proc.restore(ctx, states)`` for the states these rows follow."""
         proc.restore(ctx, ())
         # the sample of all users is the sample of their sample
         proc.sample.load(self.sample if self.sample_exact else self.key_of)
-        proc.census.update(self.census)
+        proc.census.counts.update(self.census)
         proc.index.load(self.wake.items())

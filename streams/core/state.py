@@ -8,6 +8,7 @@ out-of-order delivery, replay and the live worker agree.
 from __future__ import annotations
 
 import bisect
+import itertools
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -21,7 +22,10 @@ ACTIVE_STAGES = frozenset({NEW, GROWING, MATURE})
 
 FUNNEL: tuple[str, ...] = ("aware", "interested", "cart", "purchased", "repeat", "advocate")
 
-PURCHASE_LOG_CAP = 8  # recent purchases kept for rhythm and 90-day spend
+PURCHASE_LOG_CAP = 8  # recent purchases kept for the rhythm
+SPEND_WINDOW_DAYS = 90  # monetary_90d: net spend (purchases minus refunds) over 90 days
+# daily net spend is kept for the days since the newest one's window began: at most this many
+SPEND_DAYS_CAP = SPEND_WINDOW_DAYS + 1
 ALERT_LOG_CAP = 8  # recent alert times kept for the contact cap
 
 
@@ -89,6 +93,10 @@ class UserState:
     last_recall_id: str | None = None
     last_recall_at: float | None = None
     last_recall_control: bool | None = None
+    # New fields go last: records are positional lists, and older ones end earlier.
+    # (UTC day number, net spend that day), sorted; only days that can still fall in a
+    # 90-day window ending at or after the newest day, so the same whatever the order
+    spend_days: list[tuple[int, float]] = field(default_factory=list)
 
     # --- derived values -------------------------------------------------------------
 
@@ -111,15 +119,35 @@ class UserState:
         times = [t for t, _ in self.purchase_log]
         if len(times) < 3:
             return None
-        gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+        gaps = [b - a for a, b in itertools.pairwise(times)]
         mean = sum(gaps) / len(gaps)
         if mean <= 0:
             return None
         var = sum((g - mean) ** 2 for g in gaps) / len(gaps)
         return float(var ** 0.5 / mean)
 
-    def spend_since(self, since: float) -> float:
-        return sum(a for t, a in self.purchase_log if t >= since)
+    def net_spend_90d(self, now: float) -> float:
+        """Purchases minus refunds over the 90 days up to ``now`` (day resolution), never
+        below zero."""
+        first = int(now // 86400.0) - SPEND_WINDOW_DAYS + 1
+        last = int(now // 86400.0)
+        return max(0.0, sum(a for d, a in self.spend_days if first <= d <= last))
+
+    def add_spend(self, at: float, amount: float) -> None:
+        """Add ``amount`` (negative for a refund) to the day of ``at``."""
+        day = int(at // 86400.0)
+        days = self.spend_days
+        i = bisect.bisect_left(days, (day, float("-inf")))
+        if i < len(days) and days[i][0] == day:
+            days[i] = (day, days[i][1] + amount)
+        else:
+            days.insert(i, (day, amount))
+        newest = days[-1][0]
+        drop = 0
+        while drop < len(days) and days[drop][0] <= newest - SPEND_DAYS_CAP:
+            drop += 1
+        if drop:
+            del days[:drop]
 
     def funnel_index(self) -> int:
         if self.orders >= 1 and (self.shares or self.referrals_sent or self.referred_converted):
@@ -177,7 +205,13 @@ class UserState:
     def from_list(cls, values: list[Any]) -> UserState:
         state = cls(*values[: len(_FIELD_NAMES)])
         state.purchase_log = [(float(t), float(a)) for t, a in state.purchase_log]
+        if len(values) > _SPEND_DAYS_AT:  # records written before spend_days have none
+            state.spend_days = [(int(d), float(a)) for d, a in state.spend_days]
+        else:
+            for t, a in state.purchase_log:
+                state.add_spend(t, a)
         return state
 
 
 _FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in fields(UserState))
+_SPEND_DAYS_AT = _FIELD_NAMES.index("spend_days")

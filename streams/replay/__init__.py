@@ -16,9 +16,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from streams.replay.engine import Replay, Sink, Summary
+    from streams.replay.engine import Replay, Summary, Writer
 
-__all__ = ["Replay", "Sink", "Summary"]
+__all__ = ["Replay", "Summary", "Writer"]
 
 
 def __getattr__(name: str) -> Any:

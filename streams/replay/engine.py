@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from streams.core.deadletter import dead_letter
 from streams.core.event import Event
+from streams.core.outputs import Outputs, Rejected, drain
 from streams.core.partitioning import partition_for
-from streams.core.processor import Outputs, PartitionProcessor
+from streams.core.processor import PartitionProcessor
 from streams.core.state import UserState
 from streams.settings import Settings
 
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     from streams.replay.sources import BadLine
 
 DAY = 86400.0
-Sink = Callable[[dict[str, Any]], None]
+Writer = Callable[[dict[str, Any]], None]  # where records of one kind go
 
 
 def _drop(_: dict[str, Any]) -> None:
@@ -63,24 +64,32 @@ class Replay:
     """Drives one processor per partition; outputs go to the given sinks."""
 
     def __init__(self, settings: Settings, received_at: float, *,
-                 on_alert: Sink = _drop, on_transition: Sink = _drop,
-                 on_dead_letter: Sink = _drop, track_series: bool = False) -> None:
+                 on_alert: Writer = _drop, on_transition: Writer = _drop,
+                 on_dead_letter: Writer = _drop, track_series: bool = False,
+                 live_from: float | None = None, on_historical: Writer = _drop) -> None:
+        """``live_from``: alerts dated before it are historical (``on_historical``, not
+        ``on_alert``), as a worker after ``journey bootstrap`` treats them."""
         self.settings = settings
         self.received_at = received_at
         self.stores: list[dict[str, UserState]] = [{} for _ in range(settings.partitions)]
         self.processors = [PartitionProcessor(settings, store, p)
                            for p, store in enumerate(self.stores)]
-        self.on_alert, self.on_transition, self.on_dead_letter = (
+        if live_from is not None:
+            for proc in self.processors:
+                proc.live_from = live_from
+        self.alerts_to, self.transitions_to, self.dead_letters_to = (
             on_alert, on_transition, on_dead_letter)
+        self.historical_to = on_historical
         self.summary = Summary()
         self.out = Outputs()
         self.track_series = track_series
         self._next_day: float | None = None
+        self._credits: list[Event] = []  # referral credits on their way to a partition
 
     def bad_line(self, bad: BadLine) -> None:
         r = bad.rejection
         self.summary.dead_letters[r.reason] += 1
-        self.on_dead_letter(dead_letter(
+        self.dead_letters_to(dead_letter(
             r.reason, r.message, bad.raw, {"kind": "file", "file": bad.file, "line": bad.line},
             self.received_at, r.event_id, r.user_id))
 
@@ -99,11 +108,8 @@ class Replay:
                 self._sample_series(event.occurred_at)
             processors[partition_for(event.user_id, n_parts)].process(
                 event, out, received_at=self.received_at)
-            while out.feedback:
-                fb = out.feedback.pop()
-                processors[partition_for(fb.user_id, n_parts)].process(fb, out, feedback=True)
             if out.transitions or out.alerts or out.rejected or out.suppressed \
-                    or out.duplicates or out.refits:
+                    or out.duplicates or out.refits or out.feedback:
                 self._drain()
             else:  # the common case: one event applied, nothing else to report
                 summary.applied += len(out.applied)
@@ -119,14 +125,26 @@ class Replay:
             end = 0.0
         if self.track_series:
             self._sample_series(end)
-        for p in self.processors:
-            p.advance(end, self.out)
-        self._drain()
+        self.advance(end)
         s = self.summary
         for p in self.processors:
             s.stages.update(p.stage_counts())
             s.users += len(p.store)
         return end
+
+    def advance(self, until: float) -> None:
+        """Advance every partition to ``until`` and fire what is due (as a tick does)."""
+        for p in self.processors:
+            p.advance(until, self.out)
+        self._drain()
+
+    def cut_over(self, at: float, live_from: float) -> None:
+        """Go live as ``journey bootstrap --until at`` leaves the workers: every clock at
+        ``at``, and from now on alerts dated before ``live_from`` are historical (replay
+        the history with ``live_from=math.inf``, so that all of its alerts are)."""
+        self.advance(at)
+        for p in self.processors:
+            p.live_from = live_from
 
     def snapshots(self, at: float) -> Iterator[dict[str, Any]]:
         for p in self.processors:
@@ -134,28 +152,59 @@ class Replay:
                 yield p.snapshot(p.store[user_id], at)
 
     def _drain(self) -> None:
-        out, s = self.out, self.summary
-        s.applied += len(out.applied)
-        s.duplicates += out.duplicates
-        s.refits += out.refits
-        for rej in out.rejected:
-            s.dead_letters[rej.reason] += 1
-            e = rej.event
-            self.on_dead_letter(dead_letter(
-                rej.reason, rej.message, _event_text(e), {"kind": "file"}, self.received_at,
-                e.event_id, e.user_id))
-        for alert in out.alerts:
-            s.alerts[alert["type"]] += 1
-            if self.track_series:
-                s.alerts_per_day[_day(alert["detected_at"])][alert["type"]] += 1
-            self.on_alert(alert)
-        for tr in out.transitions:
-            s.transitions += 1
-            self.on_transition(tr)
-        for kind, reason in out.suppressed:
-            s.suppressed[f"{kind}:{reason}"] += 1
-        s.reactivations.update(out.reactivations)
-        out.clear()
+        """Count and write what came out; referral credits go on to their partition."""
+        drain(self.out, self)
+        n_parts = self.settings.partitions
+        while self._credits:
+            credit = self._credits.pop()
+            self.processors[partition_for(credit.user_id, n_parts)].process(
+                credit, self.out, feedback=True)
+            drain(self.out, self)
+
+    # --- the Sink ----------------------------------------------------------------------
+
+    def on_applied(self, events: list[Event]) -> None:
+        self.summary.applied += len(events)
+
+    def on_duplicates(self, count: int) -> None:
+        self.summary.duplicates += count
+
+    def on_rejected(self, rejected: Rejected) -> None:
+        self.summary.dead_letters[rejected.reason] += 1
+        e = rejected.event
+        self.dead_letters_to(dead_letter(
+            rejected.reason, rejected.message, _event_text(e), {"kind": "file"},
+            self.received_at, e.event_id, e.user_id))
+
+    def on_alert(self, alert: dict[str, Any]) -> None:
+        self.summary.alerts[alert["type"]] += 1
+        if self.track_series:
+            self.summary.alerts_per_day[_day(alert["detected_at"])][alert["type"]] += 1
+        self.alerts_to(alert)
+
+    def on_historical(self, alert: dict[str, Any]) -> None:  # counted under suppressed
+        if self.track_series:
+            self.summary.alerts_per_day[_day(alert["detected_at"])][alert["type"]] += 1
+        self.historical_to(alert)
+
+    def on_transition(self, transition: dict[str, Any]) -> None:
+        self.summary.transitions += 1
+        self.transitions_to(transition)
+
+    def on_feedback(self, event: Event) -> None:
+        self._credits.append(event)
+
+    def on_suppressed(self, kind: str, reason: str) -> None:
+        self.summary.suppressed[f"{kind}:{reason}"] += 1
+
+    def on_deferred(self, kind: str) -> None:
+        pass
+
+    def on_reactivation(self, label: str) -> None:
+        self.summary.reactivations[label] += 1
+
+    def on_refits(self, count: int) -> None:
+        self.summary.refits += count
 
     def _sample_series(self, t: float) -> None:
         if self._next_day is None:

@@ -40,6 +40,7 @@ def open_lines(path: Path) -> IO[bytes]:
         raise InputError(f"{path}: is a directory")
     try:
         if path.suffix == ".gz":
+            # the caller closes it (open_lines is used in a with statement)
             fh: IO[bytes] = gzip.open(path, "rb")  # type: ignore[assignment]
             fh.peek(1)  # type: ignore[attr-defined]
             return fh
@@ -91,10 +92,8 @@ def time_ordered(events: Iterator[Event], budget: int = 2_000_000) -> Iterator[E
     """``events`` sorted by event time, stable for equal times (arrival order)."""
     runs: list[str] = []
     chunk: list[tuple[float, int, Event]] = []
-    seq = 0
-    for e in events:
+    for seq, e in enumerate(events):
         chunk.append((e.occurred_at, seq, e))
-        seq += 1
         if len(chunk) >= budget:
             runs.append(_spill(chunk))
             chunk = []

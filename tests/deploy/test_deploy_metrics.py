@@ -258,7 +258,9 @@ def test_rule_labels_and_annotations(rule: dict[str, Any]) -> None:
     assert rule["labels"]["severity"] in {"critical", "warning", "info"}
     notes = rule["annotations"]
     assert notes["summary"].strip() and notes["description"].strip()
-    assert re.fullmatch(r"docs/operations\.md#[a-z0-9-]+", notes["runbook_url"])
+    # absolute once Prometheus sets the external label runbook_base (see prometheus.yml)
+    assert re.fullmatch(r"\{\{ \$externalLabels\.runbook_base \}\}/operations\.md#[a-z0-9-]+",
+                        notes["runbook_url"])
     threshold = rule["labels"].get("threshold")
     if threshold is not None:
         # The label shows the operator the number in force; it must be the one in the expr.
@@ -269,7 +271,14 @@ def test_rule_labels_and_annotations(rule: dict[str, Any]) -> None:
 
 def test_tunable_rules_carry_their_threshold() -> None:
     labelled = {r["alert"] for r in alert_rules() if "threshold" in r["labels"]}
-    assert {"JourneyConsumerLagGrowing", "JourneyNoEventsConsumed"} <= labelled
+    assert {"JourneyConsumerLagGrowing", "JourneyNoEventsConsumed", "JourneyAlertVolumeSpike",
+            "JourneyAlertVolumeCollapse"} <= labelled
+
+
+def test_runbook_links_are_absolute_in_the_shipped_prometheus() -> None:
+    config = yaml.safe_load((RULES.parent / "prometheus.yml").read_text())
+    base = config["global"]["external_labels"]["runbook_base"]
+    assert re.fullmatch(r"https?://[^\s{}]+", base), base
 
 
 def test_runbook_anchors_exist_in_operations_doc() -> None:

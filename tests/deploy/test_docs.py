@@ -16,7 +16,7 @@ import yaml
 
 import schemas
 from agents.kafka.metrics import Metrics
-from streams.settings import settings_markdown
+from streams.settings_doc import settings_markdown
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS = REPO / "docs"
@@ -215,7 +215,7 @@ def test_every_runbook_url_has_its_section() -> None:
     missing = []
     for url in urls:
         file_part, _, anchor = url.partition("#")
-        assert (REPO / file_part).resolve() == (DOCS / "operations.md").resolve(), url
+        assert file_part.endswith("}}/operations.md"), url  # <runbook_base>/operations.md
         if anchor not in have:
             missing.append(url)
     assert missing == []

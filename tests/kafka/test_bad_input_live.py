@@ -8,23 +8,16 @@ import uuid
 from collections import Counter
 from typing import Any
 
-import orjson
 import pytest
 
-import schemas
-from agents.kafka.topics import SCHEMA_HEADER
-from agents.testing.workers import (
-    PARTITIONS,
+from agents.testing.kafka_io import (
     Out,
-    Workers,
     all_topics,
-    consume,
-    event_record,
-    header,
-    produce,
-    sentinels,
+    dead_letters,
+    produce_with_sentinels,
     topic_suffixes,
 )
+from agents.testing.workers import PARTITIONS, Workers
 from streams.settings import Settings
 from tests.support.bad_corpus import CASES
 
@@ -42,22 +35,11 @@ def test_every_corpus_case_is_dead_lettered_and_the_worker_goes_on(
     cases = {f"bad-{tag}-{i:03d}": case for i, case in enumerate(CASES)}
     now = time.time()
     records = [Out(case.raw, key.encode(), int(now * 1000)) for key, case in cases.items()]
-    after = sentinels(time.time(), prefix=f"after-{tag}")  # valid, one per partition
-    records += [event_record(e, stamp=time.time()) for e in after]
-    produce(s.broker, topics.events, records)
+    after = produce_with_sentinels(s.broker, topics.events, records, prefix=f"after-{tag}")
 
-    worker.wait_for(lambda: all(worker.user(e["user_id"]) for e in after), 120,
-                    "the valid events after the corpus applied on every partition")
-    letters = consume(s.broker, topics.dead_letter,
-                      until=lambda rs: len(rs) >= len(cases), timeout=90)
-    check = schemas.validator("dead-letter")
-    by_key: dict[str, dict[str, Any]] = {}
-    for rec in letters:
-        letter = orjson.loads(rec.value)
-        check(letter)
-        assert header(rec, SCHEMA_HEADER) == b"journey.dead-letter/1"
-        assert letter["origin"]["kind"] == "kafka" and letter["origin"]["topic"] == topics.events
-        by_key[letter["origin"]["key"]] = letter
+    worker.wait_users(after, 120, "the valid events after the corpus applied on every partition")
+    letters = dead_letters(s.broker, topics, len(cases), timeout=90)
+    by_key = {letter["origin"]["key"]: letter for letter in letters}
     wrong = {cases[k].name: (cases[k].reason, by_key.get(k, {}).get("reason"))
              for k in cases if by_key.get(k, {}).get("reason") != cases[k].reason}
     assert wrong == {}, "case: (expected, got)"

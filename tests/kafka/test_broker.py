@@ -6,6 +6,8 @@ import asyncio
 import os
 import socket
 import ssl
+import subprocess
+import sys
 
 import orjson
 import pytest
@@ -197,3 +199,29 @@ def test_kafka_kwargs_rejects_bad_settings() -> None:
     with pytest.raises(ValueError, match="sasl_mechanism"):
         kafka_kwargs(Settings().with_overrides(broker="k:1", security_protocol="SASL_PLAINTEXT",
                                                sasl_mechanism="GSSAPI"), "aiokafka")
+
+
+def test_journey_broker_command_listens_where_it_says_and_refuses_a_busy_port() -> None:
+    """`journey broker` prints the address the docs tell producers and workers to use."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "agents.cli", "broker", "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # printed once the broker answers
+        assert f"127.0.0.1:{port}" in line, line
+        assert probe_metadata("127.0.0.1", port, timeout=10.0) >= 0
+        # a second one on the same port says so and exits 2, before starting anything
+        busy = subprocess.run([sys.executable, "-m", "agents.cli", "broker", "--port",
+                               str(port)], capture_output=True, text=True, timeout=60,
+                              check=False)
+        assert busy.returncode == 2 and "in use" in busy.stderr, busy.stderr
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(15)
+    with socket.socket() as s:  # and it let go of the port
+        s.bind(("127.0.0.1", port))

@@ -34,11 +34,8 @@ from aiokafka.errors import KafkaError
 
 from agents.broker import EmbeddedBroker, free_port
 from agents.cli.worker import EXIT_FATAL
-from agents.testing.workers import (
-    PARTITIONS,
+from agents.testing.kafka_io import (
     Out,
-    Worker,
-    Workers,
     all_topics,
     consume,
     event_record,
@@ -48,6 +45,7 @@ from agents.testing.workers import (
     settings_on,
     topic_suffixes,
 )
+from agents.testing.workers import PARTITIONS, Worker, Workers
 from streams.core.partitioning import partition_for
 from streams.settings import Settings
 

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from agents.testing.chaos import run_chaos
-from agents.testing.workers import PARTITIONS, Workers, topic_suffixes
+from agents.testing.kafka_io import topic_suffixes
+from agents.testing.workers import PARTITIONS, Workers
 from streams.settings import Settings
 
 

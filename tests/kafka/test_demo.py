@@ -18,7 +18,7 @@ from agents.demo.feed import Storefront, event_time
 from agents.demo.watch import parse_metrics
 from agents.demo.worker import demo_settings
 from agents.kafka.metrics import Metrics
-from agents.kafka.pipeline import TICK
+from agents.kafka.records import TICK
 from agents.kafka.topics import KIND_HEADER
 from streams.core.partitioning import partition_for
 from streams.settings import Settings

@@ -14,22 +14,19 @@ from typing import Any
 
 import pytest
 
-from agents.testing.workers import (
-    PARTITIONS,
-    Workers,
+from agents.testing.kafka_io import (
     all_topics,
     consume,
     event_record,
     event_time,
-    field_diffs,
     produce,
-    replay_env,
-    run_replay,
     sentinels,
     tick_record,
     topic_suffixes,
     values,
 )
+from agents.testing.replay_check import field_diffs, run_replay
+from agents.testing.workers import PARTITIONS, Workers, replay_env
 from streams.settings import Settings
 from streams.synth import DEFAULT_MIX, SynthConfig, generate, write_jsonl
 
@@ -72,8 +69,7 @@ def test_live_worker_equals_replay(broker: Any, kafka_settings: Settings, make_t
 
     worker = workers.start(s, **OVERRIDES)
     worker.wait_ready(partitions=1)
-    worker.wait_for(lambda: all(worker.user(e["user_id"]) for e in done), 180,
-                    "every partition's sentinel in /users")
+    worker.wait_users(done, 180, "every partition's sentinel in /users")
     m = worker.metrics()
     # input events only: referral credits are applied too, but journey makes those itself
     applied = worker.metric("journey_events_applied_total", m) - worker.metric(

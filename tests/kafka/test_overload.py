@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from agents.kafka import codec
+from agents.testing.kafka_io import topic_suffixes
 from agents.testing.overload import (
     Burst,
     orders_by_user,
@@ -23,7 +24,7 @@ from agents.testing.overload import (
     state_record,
     tag,
 )
-from agents.testing.workers import PARTITIONS, Workers, topic_suffixes
+from agents.testing.workers import PARTITIONS, Workers
 from streams.core.state import UserState
 from streams.settings import Settings
 from streams.testing import CAPS, state_ceiling

@@ -163,7 +163,7 @@ def test_produce_cli_sends_good_lines_verbatim_and_reports_bad_ones(
              orjson.dumps(canonical("u-5", 1, occurred_at="yesterday"))]   # 7: bad timestamp
     path = tmp_path / "events.jsonl"
     path.write_bytes(b"\r\n".join(lines) + b"\r\n")
-    done = cli(["produce", str(path)], kafka_settings)
+    done = cli(["produce", str(path), "--allow-old"], kafka_settings)  # 2024: history
     assert done.returncode == 0, done.stderr
     assert f"{path}:2: not_json" in done.stderr
     assert f"{path}:5: unknown_type" in done.stderr
@@ -180,10 +180,33 @@ def test_produce_cli_sends_good_lines_verbatim_and_reports_bad_ones(
     (other,) = make_topics("other", partitions=1)
     gz = tmp_path / "events.jsonl.gz"
     gz.write_bytes(gzip.compress(b"\n".join(good) + b"\n"))
-    done = cli(["produce", str(gz), "--topic", other], kafka_settings)
+    done = cli(["produce", str(gz), "--topic", other, "--allow-old"], kafka_settings)
     assert done.returncode == 0, done.stderr
     assert "warning" not in done.stderr
     assert sorted(r.value for r in read_topic(kafka_settings.broker, other, 3)) == sorted(good)
+
+
+def test_produce_cli_sends_history_to_bootstrap_instead(kafka_settings: Settings,
+                                                        make_topics: Any,
+                                                        tmp_path: Path) -> None:
+    """Events older than allowed_lateness behind now would all be dead-lettered as
+    too_late by a running worker: not sent, and the way to load history is named."""
+    (topic,) = make_topics("events", partitions=3)
+    old = [orjson.dumps(canonical(f"u-{i}", i)) for i in range(1200)]  # 2024
+    path = tmp_path / "history.jsonl"
+    path.write_bytes(b"\n".join(old) + b"\n")
+    history = cli(["produce", str(path)], kafka_settings)
+    assert history.returncode == 2
+    assert "are history; nothing was sent" in history.stderr
+    assert "journey bootstrap" in history.stderr and "--allow-old" in history.stderr
+
+    now = datetime.now(UTC).isoformat()
+    fresh = [orjson.dumps(canonical("u-1", n, occurred_at=now)) for n in (1, 2)]
+    path.write_bytes(b"\n".join([old[0], *fresh]) + b"\n")
+    mixed = cli(["produce", str(path)], kafka_settings)
+    assert mixed.returncode == 0, mixed.stderr
+    assert "warning: 1 events" in mixed.stderr and "journey bootstrap" in mixed.stderr
+    assert sorted(r.value for r in read_topic(kafka_settings.broker, topic, 2)) == sorted(fresh)
 
 
 def test_produce_cli_refuses_a_file_that_is_not_json_lines(kafka_settings: Settings,
@@ -234,13 +257,14 @@ def recall_alert(i: int) -> dict[str, Any]:
     return alert
 
 
-def publish(bootstrap: str, topic: str, records: list[dict[str, Any]]) -> None:
+def publish(bootstrap: str, topic: str, records: list[dict[str, Any]],
+            schema: str | None = None) -> None:
     producer = KafkaProducer(bootstrap_servers=bootstrap)
     try:
         for r in records:
+            name = schema or f"journey.{r['type'].replace('_', '-')}/1"
             producer.send(topic, orjson.dumps(r), key=r["user_id"].encode(),
-                          headers=[(SCHEMA_HEADER, f"journey.{r['type'].replace('_', '-')}/1"
-                                    .encode())])
+                          headers=[(SCHEMA_HEADER, name.encode())])
         producer.flush(30)
     finally:
         producer.close()
@@ -329,26 +353,42 @@ def load_subscriber() -> ModuleType:
     return module
 
 
+class RecordingCrm:
+    def __init__(self) -> None:
+        self.scheduled: list[tuple[str, datetime]] = []
+        self.cancelled: list[str] = []
+
+    def schedule(self, alert: dict[str, Any], when: datetime) -> None:
+        self.scheduled.append((alert["alert_id"], when))
+
+    def cancel(self, alert_id: str) -> None:
+        self.cancelled.append(alert_id)
+
+
+def comeback(alert: dict[str, Any], at: str, reason: str = "recovered") -> dict[str, Any]:
+    tr = copy.deepcopy(schemas.load("lifecycle-transition")["examples"][0])
+    tr.update(user_id=alert["user_id"], at=at, reason=reason, from_stage="declining",
+              to_stage="mature", type="lifecycle_transition")
+    schemas.validator("lifecycle-transition")(tr)
+    return tr
+
+
 def test_subscriber_drops_repeats_skips_control_and_respects_the_window(tmp_path: Path) -> None:
     sub = load_subscriber()
-    sent: list[tuple[str, datetime]] = []
+    crm = RecordingCrm()
     ledger = sub.AlertLedger(str(tmp_path / "ledger.sqlite"))
-
-    def send(alert: dict[str, Any], when: datetime) -> None:
-        sent.append((alert["alert_id"], when))
-
     start = datetime.fromisoformat("2024-06-20T11:00:00+02:00")
     before = start - timedelta(hours=3)
     alert, control = churn_alert(1, "high"), churn_alert(2, "low", control=True)
-    assert sub.handle(alert, ledger, send, before) == "sent"
-    assert sub.handle(copy.deepcopy(alert), ledger, send, before) == "duplicate"
-    assert sub.handle(control, ledger, send, before) == "control"
-    assert sent == [(alert["alert_id"], start)]  # once, at the start of the window
+    assert sub.handle(alert, ledger, crm, before) == "scheduled"
+    assert sub.handle(copy.deepcopy(alert), ledger, crm, before) == "duplicate"
+    assert sub.handle(control, ledger, crm, before) == "control"
+    assert crm.scheduled == [(alert["alert_id"], start)]  # once, at the start of the window
     # The ledger survives a restart: a re-delivered alert is still a repeat.
     again = sub.AlertLedger(str(tmp_path / "ledger.sqlite"))
-    assert sub.handle(alert, again, send, before) == "duplicate"
-    assert sub.handle(control, again, send, before) == "duplicate"
-    assert len(sent) == 1
+    assert sub.handle(alert, again, crm, before) == "duplicate"
+    assert sub.handle(control, again, crm, before) == "duplicate"
+    assert len(crm.scheduled) == 1
     rows = again.db.execute("SELECT alert_id, control, send_at FROM alerts ORDER BY alert_id")
     assert [(a, c, s is not None) for a, c, s in rows] == [
         (alert["alert_id"], 0, True), (control["alert_id"], 1, False)]
@@ -363,25 +403,57 @@ def test_subscriber_drops_repeats_skips_control_and_respects_the_window(tmp_path
     assert sub.contact_time(window, late).utcoffset() == timedelta(hours=2)
 
 
+def test_subscriber_cancels_a_contact_when_the_user_comes_back_first(tmp_path: Path) -> None:
+    sub = load_subscriber()
+    crm = RecordingCrm()
+    ledger = sub.AlertLedger(str(tmp_path / "ledger.sqlite"))
+    now = datetime.fromisoformat("2024-06-20T08:00:00+02:00")
+    alert = churn_alert(1, "high")
+    assert sub.handle(alert, ledger, crm, now) == "scheduled"
+    # the user buys again before the window opens: the waiting contact is cancelled
+    assert sub.handle_transition(comeback(alert, "2024-06-20T09:30:00Z"), ledger, crm) == 1
+    assert crm.cancelled == [alert["alert_id"]]
+    # a repeat of the transition cancels nothing more; other reasons cancel nothing
+    assert sub.handle_transition(comeback(alert, "2024-06-20T09:30:00Z"), ledger, crm) == 0
+    other = churn_alert(3, "low")
+    assert sub.handle(other, ledger, crm, now) == "scheduled"
+    assert sub.handle_transition(comeback(other, "2024-06-21T09:00:00Z", "inactivity"),
+                                 ledger, crm) == 0
+    # topics are not ordered with each other: the comeback can arrive before the alert
+    late = churn_alert(4, "high")
+    sub.handle_transition(comeback(late, "2024-06-20T10:00:00Z", "reactivation"), ledger, crm)
+    assert sub.handle(late, ledger, crm, now) == "came_back"
+    assert late["alert_id"] not in [a for a, _ in crm.scheduled]
+
+
 def test_subscriber_loop_dedupes_a_redelivered_alert_and_commits(
         kafka_settings: Settings, make_topics: Any, tmp_path: Path) -> None:
     sub = load_subscriber()
-    warnings, recalls = make_topics("churn-warnings", "recall-triggers", partitions=1)
+    warnings, recalls, transitions = make_topics(
+        "churn-warnings", "recall-triggers", "lifecycle-transitions", partitions=1)
     alert = churn_alert(1, "high")
     publish(kafka_settings.broker, warnings, [alert, churn_alert(2, "low", control=True), alert])
     publish(kafka_settings.broker, recalls, [recall_alert(3)])
-    sent: list[str] = []
+    unknown = dict(recall_alert(5), schema="journey.recall-trigger/9")
+    publish(kafka_settings.broker, recalls, [unknown], schema=unknown["schema"])
+    publish(kafka_settings.broker, transitions, [comeback(recall_alert(3),
+                                                          "2030-01-01T00:00:00Z")])
+    crm = RecordingCrm()
     group = kafka_settings.app_id + "-crm"
-    counts = sub.consume(kafka_settings.broker, [warnings, recalls], group,
-                         sub.AlertLedger(str(tmp_path / "ledger.sqlite")),
-                         send=lambda a, _when: sent.append(a["alert_id"]), stop_after=4)
-    assert counts == {"sent": 2, "control": 1, "duplicate": 1}
-    assert sorted(sent) == sorted([alert["alert_id"], recall_alert(3)["alert_id"]])
+    counts = sub.consume(kafka_settings.broker, [warnings, recalls, transitions], group,
+                         sub.AlertLedger(str(tmp_path / "ledger.sqlite")), crm=crm,
+                         stop_after=6)
+    assert counts["scheduled"] + counts["came_back"] == 2, counts
+    assert (counts["control"], counts["duplicate"], counts["unknown_schema"],
+            counts["transitions"]) == (1, 1, 1, 1)
+    # the recall was either cancelled after scheduling or never scheduled
+    assert counts["cancelled"] + counts["came_back"] == 1, counts
     check = KafkaConsumer(bootstrap_servers=kafka_settings.broker, group_id=group,
                           enable_auto_commit=False)
     try:
         assert check.committed(TopicPartition(warnings, 0)) == 3
-        assert check.committed(TopicPartition(recalls, 0)) == 1
+        assert check.committed(TopicPartition(recalls, 0)) == 2
+        assert check.committed(TopicPartition(transitions, 0)) == 1
     finally:
         check.close()
 

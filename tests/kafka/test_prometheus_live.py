@@ -17,9 +17,7 @@ from typing import Any
 
 import pytest
 
-from agents.testing.workers import (
-    PARTITIONS,
-    Workers,
+from agents.testing.kafka_io import (
     all_topics,
     event_record,
     event_time,
@@ -27,6 +25,7 @@ from agents.testing.workers import (
     tick_record,
     topic_suffixes,
 )
+from agents.testing.workers import PARTITIONS, Workers
 from streams.core.apply import REFERRAL_CONVERTED
 from streams.core.event import PURCHASE
 from streams.core.state import FUNNEL, STAGES

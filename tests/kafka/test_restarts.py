@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from agents.testing.chaos import old_history
+from agents.testing.kafka_io import topic_suffixes
 from agents.testing.restarts import run_crash_loop, run_history_flood
-from agents.testing.workers import PARTITIONS, Workers, topic_suffixes
+from agents.testing.workers import PARTITIONS, Workers
 from streams.settings import Settings
 
 pytestmark = pytest.mark.kafka

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -181,7 +181,7 @@ def test_producer_api_produce_tail_and_heal_over_tls(
            "JOURNEY_TOPIC_PREFIX": s.topic_prefix}
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    assert main(["produce", str(lines)]) == 0
+    assert main(["produce", str(lines), "--allow-old"]) == 0
     capsys.readouterr()
 
     assert main(["tail", topic, "--from-beginning", "--max", "3"]) == 0
@@ -195,22 +195,32 @@ def test_producer_api_produce_tail_and_heal_over_tls(
 
 # --- what must be refused ---------------------------------------------------------------------
 
+def _is_refused(client: Callable[[], Any]) -> None:
+    """The aiokafka client that ``client()`` makes (in the event loop) cannot connect."""
+
+    async def connect() -> None:
+        made = client()
+        try:
+            await made.start()
+        finally:
+            await made.stop()
+
+    with pytest.raises(KafkaConnectionError):
+        asyncio.run(connect())
+
+
+def _consumer_is_refused(s: Settings) -> None:
+    """An aiokafka consumer with the settings' security cannot connect."""
+    _is_refused(lambda: AIOKafkaConsumer(**kafka_kwargs(s, "aiokafka"), group_id=None))
+
+
 def test_plaintext_clients_are_refused(tls: TlsCluster) -> None:
     before = tls.front.handshakes
     with pytest.raises((OSError, ConnectionError)):
         probe_metadata("127.0.0.1", tls.front.port, timeout=5.0)  # journey's own probe
     plain = tls.settings(security_protocol="PLAINTEXT", ssl_cafile="")
-
-    async def connect() -> None:
-        producer = AIOKafkaProducer(**kafka_kwargs(plain, "aiokafka"),
-                                    request_timeout_ms=FAIL_FAST_MS)
-        try:
-            await producer.start()
-        finally:
-            await producer.stop()
-
-    with pytest.raises(KafkaConnectionError):
-        asyncio.run(connect())
+    _is_refused(lambda: AIOKafkaProducer(**kafka_kwargs(plain, "aiokafka"),
+                                         request_timeout_ms=FAIL_FAST_MS))
     assert tls.front.handshakes == before
 
 
@@ -225,16 +235,7 @@ def test_unverifiable_brokers_are_refused(tls: TlsCluster, pki: Pki, trust: str)
         front.start(("127.0.0.1", tls.broker.port))
         s = s.with_overrides(broker=front.bootstrap)
     try:
-        async def connect() -> None:
-            consumer = AIOKafkaConsumer(**kafka_kwargs(s, "aiokafka"), group_id=None)
-            try:
-                await consumer.start()
-            finally:
-                await consumer.stop()
-
-        with pytest.raises(KafkaConnectionError):
-            asyncio.run(connect())
-
+        _consumer_is_refused(s)
         from agents.client.producer import JourneyProducer
 
         with pytest.raises(KafkaError):
@@ -256,14 +257,4 @@ def test_client_certificates_for_mutual_tls(mutual_tls: TlsCluster, pki: Pki) ->
         producer.send_raw(orjson.dumps(_event(5, "cy"))).get(timeout=30)
     assert len(asyncio.run(_read_all(with_cert, topic, 1))) == 1
 
-    without = mutual_tls.settings()
-
-    async def connect() -> None:
-        client = AIOKafkaConsumer(**kafka_kwargs(without, "aiokafka"), group_id=None)
-        try:
-            await client.start()
-        finally:
-            await client.stop()
-
-    with pytest.raises(KafkaConnectionError):
-        asyncio.run(connect())
+    _consumer_is_refused(mutual_tls.settings())  # without a certificate

@@ -13,9 +13,7 @@ import pytest
 
 import schemas
 from agents.kafka.topics import SCHEMA_HEADER
-from agents.testing.workers import (
-    PARTITIONS,
-    Workers,
+from agents.testing.kafka_io import (
     all_topics,
     consume,
     event_time,
@@ -26,6 +24,7 @@ from agents.testing.workers import (
     topic_suffixes,
     values,
 )
+from agents.testing.workers import PARTITIONS, Workers
 from schemas import parse_date_time
 from streams.core.partitioning import partition_for
 from streams.settings import Settings
@@ -64,8 +63,7 @@ def test_history_in_alerts_state_and_metrics_out_then_a_tick_driven_alert(
     worker = workers.start(s, new_user_decline_days=DECLINE_DAYS,
                            new_user_churn_days=CHURN_DAYS)
     worker.wait_ready()
-    worker.wait_for(lambda: all(worker.user(e["user_id"]) for e in done), 180,
-                    "the history to be applied (every partition's sentinel in /users)")
+    worker.wait_users(done, 180, "the history to be applied (every partition's sentinel in /users)")
 
     # --- metrics: every input event applied, the rest of the series present ---
     m = worker.metrics()
@@ -263,8 +261,7 @@ def test_users_endpoint_answers_for_every_user_on_either_of_two_workers(
     pair[0].wait_for(lambda: all(w.metric("journey_assigned_partitions") == PARTITIONS / 2
                                  for w in pair), 90, "the partitions split between the two")
     users = sorted({e["user_id"] for e in events} | {e["user_id"] for e in done})
-    pair[0].wait_for(lambda: all(pair[0].user(e["user_id"]) for e in done), 120,
-                     "every sentinel through the first worker")
+    pair[0].wait_users(done, 120, "every sentinel through the first worker")
     pair[0].wait_quiet()
     answers = [{u: w.user(u) for u in users} for w in pair]
     assert all(answers[0].values()), [u for u, a in answers[0].items() if a is None][:5]

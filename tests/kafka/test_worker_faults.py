@@ -15,34 +15,28 @@ from typing import Any
 import orjson
 import pytest
 
-import schemas
 from agents.broker import EmbeddedBroker, free_port
 from agents.cli.worker import EXIT_BROKER_UNREACHABLE, EXIT_FATAL
-from agents.kafka.topics import SCHEMA_HEADER
 from agents.testing.chaos import CORE_FIELDS, lost_and_double, old_history
-from agents.testing.workers import (
-    PARTITIONS,
-    ROOT,
+from agents.testing.kafka_io import (
     Out,
-    Workers,
     all_topics,
     consume,
+    dead_letters,
     event_record,
     event_time,
-    field_diffs,
-    header,
     produce,
     produce_events,
-    replay_env,
+    produce_with_sentinels,
     rfc3339,
-    run_replay,
     sentinels,
     settings_on,
     tick_record,
     topic_suffixes,
     values,
-    worker_env,
 )
+from agents.testing.replay_check import field_diffs, run_replay
+from agents.testing.workers import PARTITIONS, ROOT, Workers, replay_env, worker_env
 from streams.settings import Settings
 from streams.synth import write_jsonl
 
@@ -78,8 +72,7 @@ def test_kill_9_mid_stream_loses_and_double_counts_nothing(
 
     second = workers.start(s)
     second.wait_ready()
-    second.wait_for(lambda: all(second.user(e["user_id"]) for e in done), 180,
-                    "every partition's sentinel after the restart")
+    second.wait_users(done, 180, "every partition's sentinel after the restart")
     recovery = time.monotonic() - killed_at
     second.wait_quiet()
 
@@ -87,9 +80,10 @@ def test_kill_9_mid_stream_loses_and_double_counts_nothing(
     live = {uid: second.user(uid) for uid in replay.states}
     lost, double = lost_and_double(live, replay.states)
     m2 = second.metrics()
+    skipped = second.metric("journey_events_duplicate_total", m2)
     print(f"kill -9: M={total} events, killed after {applied:.0f} applied, lost={lost}, "
           f"double-counted={double}, recovery {recovery:.1f}s (kill to caught up), "
-          f"redelivered duplicates skipped={second.metric('journey_events_duplicate_total', m2):.0f}, "
+          f"redelivered duplicates skipped={skipped:.0f}, "
           f"healed={second.metric('journey_healed_records_total', m2):.0f}")
     live_alerts = [a for t in (topics.churn_warnings, topics.recall_triggers)
                    for a in values(consume(s.broker, t, timeout=30, idle=2.0))]
@@ -140,8 +134,7 @@ def test_graceful_restart_without_new_input_keeps_every_table_update(
 
     first = workers.start(s, tick_interval_seconds=0)
     first.wait_ready(partitions=0)
-    first.wait_for(lambda: all(first.user(e["user_id"]) for e in done), 180,
-                   "every partition's sentinel")
+    first.wait_users(done, 180, "every partition's sentinel")
     first.wait_quiet()
     before = {uid: first.user(uid) for uid in users}
     assert all(before.values())
@@ -226,28 +219,16 @@ def test_bad_input_goes_to_dead_letters_and_the_worker_goes_on(
     # too late: two days behind the probe's partition clock, on the probe's partition
     late = ev(probe, occurred_at=rfc3339(now - 2 * DAY))
     records.append(event_record(late, stamp=now))
-    after = sentinels(time.time(), prefix=f"after-{tag}")  # valid, one per partition
-    records += [event_record(e, stamp=time.time()) for e in after]
-    produce(s.broker, topics.events, records)
+    after = produce_with_sentinels(s.broker, topics.events, records, prefix=f"after-{tag}")
 
-    worker.wait_for(lambda: all(worker.user(e["user_id"]) for e in after), 60,
-                    "the valid events after the bad ones applied on every partition")
-    letters = consume(s.broker, topics.dead_letter,
-                      until=lambda rs: len(rs) >= len(bad) + 1, timeout=60)
-    check = schemas.validator("dead-letter")
-    by_key: dict[str, dict[str, Any]] = {}
-    for rec in letters:
-        letter = orjson.loads(rec.value)
-        check(letter)
-        assert header(rec, SCHEMA_HEADER) == b"journey.dead-letter/1"
-        assert letter["origin"]["kind"] == "kafka"
-        assert letter["origin"]["topic"] == topics.events
-        by_key[letter["origin"]["key"]] = letter
+    worker.wait_users(after, 60, "the valid events after the bad ones applied on every partition")
+    letters = dead_letters(s.broker, topics, len(bad) + 1, timeout=60)
+    by_key = {letter["origin"]["key"]: letter for letter in letters}
     got = {key: by_key.get(key, {}).get("reason") for key in bad}
     assert got == {key: reason for key, (reason, _, _) in bad.items()}
     assert by_key.get(probe, {}).get("reason") == "too_late"
     assert by_key[probe]["event_id"] == late["event_id"]
-    assert len(letters) == len(bad) + 1, [orjson.loads(r.value)["reason"] for r in letters]
+    assert len(letters) == len(bad) + 1, [x["reason"] for x in letters]
     m = worker.metrics()
     for reason in {r for r, _, _ in bad.values()} | {"too_late"}:
         assert worker.metric("journey_dead_letters_total", m, reason=reason) >= 1, reason
@@ -291,8 +272,7 @@ def _apply_some(worker: Any, bootstrap: str, settings: Settings, tag: str) -> li
         for i in range(200)]
     done = sentinels(now, prefix=f"{tag}-done")
     produce_events(bootstrap, all_topics(settings).events, [*evs, *done], stamp=now)
-    worker.wait_for(lambda: all(worker.user(e["user_id"]) for e in done), 60,
-                    f"the {tag} events applied")
+    worker.wait_users(done, 60, f"the {tag} events applied")
     return [e["user_id"] for e in evs]
 
 

@@ -369,7 +369,7 @@ def test_evidence_numbers(lapsed_buyer: Callable[..., Harness]) -> None:
     assert ev["days_since_last_activity"] == 45.0
     assert (ev["orders"], ev["repeat_purchases"], ev["refunds"]) == (2, 1, 1)
     assert ev["monetary"] == 60.0 and ev["avg_order_value"] == 30.0
-    assert ev["monetary_90d"] == 80.0  # gross spend of the orders in the last 90 days
+    assert ev["monetary_90d"] == 60.0  # net spend over 90 days: the refund counts
     assert 1.0 - ev["p_alive"] - 2e-4 <= ev["churn_risk"] <= 1.0
     assert "45 days" in ev["summary"] and "population" in ev["summary"]
     assert warning["stage_from"] == "growing"

@@ -160,7 +160,8 @@ def slow_log_likelihood(params: MBGParams, x: int, t_x: float, T: float) -> floa
 @pytest.mark.parametrize("params", [PARAMS, LOW_A])
 def test_log_likelihood_matches_per_customer_sum(params: MBGParams) -> None:
     x, t_x, T = simulate(params, 300, seed=3)
-    expected = sum(slow_log_likelihood(params, int(a), b, c) for a, b, c in zip(x, t_x, T))
+    expected = sum(slow_log_likelihood(params, int(a), b, c)
+                   for a, b, c in zip(x, t_x, T, strict=True))
     assert log_likelihood(params, x, t_x, T) == pytest.approx(expected, rel=1e-10)
 
 

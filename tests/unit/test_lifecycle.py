@@ -1,19 +1,27 @@
-"""Lifecycle stages, P(alive) and the population model, driven through the Harness."""
+"""Lifecycle stages and P(alive), driven through the Harness (and, for the scenarios that
+take a ``driver``, through Replay and the worker's pipeline too). The population model
+that drives them: test_population.py."""
 
 from __future__ import annotations
 
 import itertools
-import random
 from typing import Any
 
 import pytest
 
 from streams.core import alerts
-from streams.core.population import Model, Sample, refit, user_hash
-from streams.core.state import CHURNED, DECLINING, GROWING, MATURE, NEW, UserState
+from streams.core.event import Event
+from streams.core.state import CHURNED, DECLINING, GROWING, MATURE, NEW
 from streams.core.timefmt import rfc3339
 from streams.settings import Settings
 from streams.testing import DAY, Harness, HarnessFactory, at, make_event
+from tests.support.drivers import DriverFactory
+
+
+def buy(user: str, day: float, amount: float = 10.0) -> Event:
+    """A purchase as a shop sends it: the wire wants a currency and an order id."""
+    return make_event(user, "purchase", day, amount=amount, currency="EUR",
+                      order_id=f"{user}-{day}")
 
 
 def stamp(day: float) -> str:
@@ -46,10 +54,10 @@ def test_first_event_starts_a_new_user(harness: HarnessFactory) -> None:
     assert moves(h, "u") == [(None, NEW, "first_seen")]
 
 
-def test_first_purchase_moves_new_to_growing(harness: HarnessFactory) -> None:
-    h = harness().send(make_event("u", "page_view", 0), make_event("u", "purchase", 1, amount=5.0))
-    assert h.state("u").stage == GROWING
-    assert moves(h, "u")[-1] == (NEW, GROWING, "first_purchase")
+def test_first_purchase_moves_new_to_growing(driver: DriverFactory) -> None:
+    d = driver().send(make_event("u", "page_view", 0), buy("u", 1, 5.0))
+    assert d.stage("u") == GROWING
+    assert d.moves("u") == [(None, NEW, "first_seen"), (NEW, GROWING, "first_purchase")]
 
 
 def test_a_purchase_as_first_event_is_growing_at_once(harness: HarnessFactory) -> None:
@@ -58,40 +66,40 @@ def test_a_purchase_as_first_event_is_growing_at_once(harness: HarnessFactory) -
 
 
 @pytest.mark.parametrize("repeats", [1, 2, 5])
-def test_mature_after_the_configured_repeat_purchases(harness: HarnessFactory,
+def test_mature_after_the_configured_repeat_purchases(driver: DriverFactory,
                                                      repeats: int) -> None:
-    h = harness(mature_min_repeat_purchases=repeats)
+    d = driver(mature_min_repeat_purchases=repeats)
     for day in range(repeats):  # the first order and repeats-1 repeats: still growing
-        h.send(make_event("u", "purchase", day, amount=10.0))
-    assert h.state("u").stage == GROWING
-    h.send(make_event("u", "purchase", repeats, amount=10.0))
-    assert h.state("u").stage == MATURE
-    assert moves(h, "u")[-1] == (GROWING, MATURE, "repeat_milestone")
+        d.send(buy("u", day))
+    assert d.stage("u") == GROWING
+    d.send(buy("u", repeats))
+    assert d.stage("u") == MATURE
+    assert d.moves("u")[-1] == (GROWING, MATURE, "repeat_milestone")
 
 
 # --- decline and churn by inactivity -------------------------------------------------------
 
 
-def test_buyer_declines_and_churns_on_the_population_rhythm(harness: HarnessFactory) -> None:
+def test_buyer_declines_and_churns_on_the_population_rhythm(driver: DriverFactory) -> None:
     # purchase_cycle_days 30: decline after 1.5 gaps (45 days), churn after 3 (90 days)
-    h = harness().send(make_event("u", "purchase", 0, amount=20.0))
-    h.advance_days(44.99)
-    assert h.state("u").stage == GROWING
-    h.advance_days(45)
-    assert h.state("u").stage == DECLINING
-    warning, = alerts_of(h, "u", "churn_warning")
+    d = driver().send(buy("u", 0, 20.0))
+    d.advance_days(44.99)
+    assert d.stage("u") == GROWING
+    d.advance_days(45)
+    assert d.stage("u") == DECLINING
+    warning, = (a for a in d.alerts if a["type"] == "churn_warning")
     assert warning["detected_at"] == stamp(45)
     assert warning["evidence"]["gap_source"] == "population"
     assert warning["evidence"]["threshold_days"] == 45.0
-    h.advance_days(89.99)
-    assert h.state("u").stage == DECLINING
-    h.advance_days(90)
-    assert h.state("u").stage == CHURNED
-    recall, = alerts_of(h, "u", "recall_trigger")
+    d.advance_days(89.99)
+    assert d.stage("u") == DECLINING
+    d.advance_days(90)
+    assert d.stage("u") == CHURNED
+    recall, = (a for a in d.alerts if a["type"] == "recall_trigger")
     assert recall["detected_at"] == stamp(90)
     assert recall["evidence"]["threshold_days"] == 90.0
-    assert moves(h, "u")[1:] == [(GROWING, DECLINING, "inactivity"),
-                                 (DECLINING, CHURNED, "inactivity")]
+    assert d.moves("u")[1:] == [(GROWING, DECLINING, "inactivity"),
+                                (DECLINING, CHURNED, "inactivity")]
 
 
 def test_own_rhythm_replaces_the_population_once_there_are_enough_orders(
@@ -161,12 +169,12 @@ def test_never_buyers_use_the_new_user_thresholds(harness: HarnessFactory) -> No
 # --- coming back ------------------------------------------------------------------------
 
 
-def test_declining_buyer_recovers_on_activity(harness: HarnessFactory) -> None:
-    h = harness().send(make_event("u", "purchase", 0, amount=10.0)).advance_days(46)
-    assert h.state("u").stage == DECLINING
-    h.send(make_event("u", "product_view", 47))
-    assert h.state("u").stage == GROWING
-    last = h.transitions[-1]
+def test_declining_buyer_recovers_on_activity(driver: DriverFactory) -> None:
+    d = driver().send(buy("u", 0)).advance_days(46)
+    assert d.stage("u") == DECLINING
+    d.send(make_event("u", "product_view", 47))
+    assert d.stage("u") == GROWING
+    last = d.transitions[-1]
     assert (last["from_stage"], last["to_stage"], last["reason"]) == (DECLINING, GROWING,
                                                                       "recovered")
     assert last["reactivation"] is False and last["after_alert_id"] is None
@@ -349,99 +357,35 @@ def test_snapshot_fields(harness: HarnessFactory) -> None:
     assert snap["first_seen_at"] == stamp(0) and snap["last_event_at"] == stamp(11)
 
 
-# --- the population model ----------------------------------------------------------------
+def test_monetary_90d_is_net_spend_over_90_days_with_refunds(driver: DriverFactory) -> None:
+    """The contract: net spend over the 90 days up to the instant. Ten orders of 10 and a
+    refund of 50 within 90 days net 50 (the purchase log keeps only 8 orders, and no
+    refunds, so it cannot be the source); older spend drops out as days pass."""
+    orders = [make_event("u", "purchase", day, amount=10.0, currency="EUR", order_id=f"o{day}")
+              for day in range(10)]
+    d = driver().send(*orders, make_event("u", "refund", 10, amount=50.0, currency="EUR",
+                                          order_id="o3"))
+    d.advance_days(11)
+    snap = d.snapshot("u")
+    assert snap is not None
+    assert (snap["monetary"], snap["monetary_90d"], snap["orders"]) == (50.0, 50.0, 10)
+    # day 95: orders of days 0-5 are older than 90 days; days 6-9 (40) and the refund
+    # (day 10, -50) remain: net spend cannot go below zero
+    assert d.advance_days(95).snapshot("u")["monetary_90d"] == 0.0
+    # a new order of 30 on day 96, whose 90 days are days 7-96: 30 + 30 - 50 = 10
+    d.send(make_event("u", "purchase", 96, amount=30.0, currency="EUR", order_id="late"))
+    assert d.snapshot("u")["monetary_90d"] == 10.0
+    assert d.advance_days(200).snapshot("u")["monetary_90d"] == 0.0
 
 
-def test_refit_happens_at_epoch_boundaries_of_stream_time(harness: HarnessFactory) -> None:
-    h = harness(refit_interval_days=7.0)
-    h.send(make_event("u", "page_view", 1))
-    assert h.processor.model.fitted_at is None
-    h.send(make_event("u", "page_view", 6.99))
-    assert h.processor.model.fitted_at is None
-    h.send(make_event("u", "page_view", 7.0))
-    assert h.processor.model.fitted_at == at(7)
-    h.advance_days(20.5)  # no events: the clock alone passes the day-14 boundary
-    assert h.processor.model.fitted_at == at(14)
-    assert at(14) % (7 * DAY) == 0.0
+def test_a_state_record_written_before_spend_days_still_loads(harness: HarnessFactory) -> None:
+    """Records are positional lists: one written by an older version ends before the newer
+    fields, which then start from what the record holds (its purchase log)."""
+    from streams.core.state import UserState
 
-
-def test_refit_never_sees_events_after_its_instant(harness: HarnessFactory) -> None:
-    h = harness(refit_min_buyers=5, refit_interval_days=7.0, top_tier_share=0.1)
-    for i, spend in enumerate((10.0, 20.0, 30.0, 40.0, 50.0)):
-        h.send(make_event(f"b{i}", "purchase", 1 + i, amount=spend))
-    h.send(make_event("b4", "purchase", 8, amount=1000.0),  # after the refit at day 7
-           *(make_event(f"late{i}", "purchase", 8 + i * 0.1, amount=5.0) for i in range(5)))
-    model = h.processor.model
-    assert model.fitted_at == at(7)
-    assert model.buyers == 5
-    assert model.top_min == 50.0  # b4's day-8 order is not in it
-    h.advance_days(14)
-    assert h.processor.model.buyers == 10
-    assert h.processor.model.top_min == 1050.0
-
-
-def test_refit_sample_is_bottom_k_by_hash_whatever_the_arrival_order() -> None:
-    users = [f"user-{i}" for i in range(300)]
-    expected = sorted(sorted(users, key=user_hash)[:40])
-    for seed in range(5):
-        shuffled = users[:]
-        random.Random(seed).shuffle(shuffled)
-        sample = Sample(40)
-        for u in shuffled + shuffled[:50]:  # offered again: no effect
-            sample.offer(u)
-        assert sorted(sample._members) == expected  # the members, whatever the heap order
-        assert len(sample) == 40
-
-
-def test_refit_is_the_same_whatever_the_arrival_order(harness: HarnessFactory) -> None:
-    events = []
-    for i in range(60):
-        events.append(make_event(f"u{i}", "purchase", 1.0, amount=float(10 + i % 13)))
-        if i % 3 == 0:
-            events.append(make_event(f"u{i}", "purchase", 2.0 + (i % 4), amount=5.0))
-    events.sort(key=lambda e: e.occurred_at)
-    models = []
-    for seed in range(3):
-        # shuffle only among events of the same time: the same stream, another interleaving
-        rng = random.Random(seed)
-        tiebreak = {e.event_id: rng.random() for e in events}
-        order = sorted(events, key=lambda e: (e.occurred_at, tiebreak[e.event_id]))
-        assert seed == 0 or order != events
-        h = harness(refit_min_buyers=10, population_sample_size=40).send(*order)
-        h.advance_days(8)
-        models.append(h.processor.model.to_list())
-    assert models[0] == models[1] == models[2]
-    assert models[0][1] is not None  # tiers exist: the fit really ran
-
-
-def test_refit_function_uses_states_as_given() -> None:
-    settings = Settings().with_overrides(refit_min_buyers=3)
-    states = []
-    for i, spend in enumerate((5.0, 15.0, 25.0, 35.0)):
-        s = UserState(user_id=f"u{i}", first_seen_at=at(0), last_event_at=at(i),
-                      last_active_at=at(i), orders=2, first_purchase_at=at(0),
-                      last_purchase_at=at(1 + i), gross_spend=spend)
-        states.append(s)
-    model = refit(Model.prior(settings), states, at(10), settings)
-    assert model.fitted_at == at(10) and model.buyers == 4
-    assert (model.top_min, model.middle_min) == (35.0, 25.0)
-    too_few = refit(Model.prior(settings), states[:2], at(10), settings)
-    assert too_few.top_min is None and too_few.params == Model.prior(settings).params
-
-
-def test_refit_moves_population_rhythm_deadlines(harness: HarnessFactory) -> None:
-    """After a re-fit shortens the population gap (30 -> 2 days), a one-time buyer who is
-    on the population rhythm must decline and churn on the new thresholds, warning first,
-    not sit on the deadline computed from the old model and then skip the warning."""
-    h = harness(refit_min_buyers=5)
-    events = [make_event(f"b{i}", "purchase", d + i * 0.01, amount=10.0 + i)
-              for i in range(12) for d in (0.0, 2.0, 4.0, 6.0)]
-    events.append(make_event("x", "purchase", 6.5, amount=20.0))
-    h.send(*sorted(events, key=lambda e: e.occurred_at)).advance_days(8)
-    assert h.processor.model.gap_days == 2.0
-    # new thresholds: decline max(3, 1.5*2) days after day 6.5 but not before the activity
-    # grace ends (day 13.5); churn max(14, 3*2) days after day 6.5 -> day 20.5
-    h.advance_days(21)
-    kinds = [a["type"] for a in alerts_of(h, "x")]
-    assert kinds == ["churn_warning", "recall_trigger"]
-    assert alerts_of(h, "x", "recall_trigger")[0]["detected_at"] == stamp(20.5)
+    h = harness().send(make_event("u", "purchase", 0, amount=10.0, currency="EUR"),
+                       make_event("u", "purchase", 1, amount=5.0, currency="EUR"))
+    old = h.state("u").to_list()[:-1]  # as written before spend_days existed
+    loaded = UserState.from_list(old)
+    assert loaded.net_spend_90d(at(2)) == 15.0
+    assert UserState.from_list(h.state("u").to_list()) == h.state("u")

@@ -18,7 +18,8 @@ import pytest
 from agents.cli import main
 from agents.kafka.logsafe import HASH_PREFIX, UserIds, exception_summary, log_user, printable
 from agents.kafka.metrics import Metrics
-from agents.kafka.pipeline import TICK, Pipeline, Record, Send, tick_value
+from agents.kafka.pipeline import Pipeline
+from agents.kafka.records import TICK, Record, Send, tick_value
 from agents.kafka.topics import KIND_HEADER, Topics
 from streams.core.partitioning import partition_for
 from streams.settings import Settings

@@ -14,7 +14,8 @@ from typing import Any
 import orjson
 
 from agents.kafka.metrics import Metrics
-from agents.kafka.pipeline import Pipeline, Record, in_offset_order
+from agents.kafka.pipeline import Pipeline
+from agents.kafka.records import Record, in_offset_order
 from agents.kafka.topics import Topics
 from streams.core.partitioning import partition_for
 from streams.settings import Settings
@@ -48,7 +49,8 @@ def _history(n: int) -> list[Record]:
 
 def _pipeline(table: dict[str, Any]) -> tuple[Pipeline, Metrics]:
     metrics = Metrics()
-    return Pipeline(SETTINGS, TOPICS, metrics, table, wall_clock=lambda: START + 90 * 86400.0), metrics
+    wall = START + 90 * 86400.0
+    return Pipeline(SETTINGS, TOPICS, metrics, table, wall_clock=lambda: wall), metrics
 
 
 def _apply(pipeline: Pipeline, records: list[Record]) -> None:
@@ -142,7 +144,7 @@ def test_in_offset_order_keeps_one_copy_per_offset_in_order() -> None:
 
 def test_a_record_the_core_fails_on_is_dead_lettered_and_the_rest_applied(
         monkeypatch: Any) -> None:
-    pipeline, metrics = _pipeline({})
+    pipeline, _ = _pipeline({})
     history = _history(4)
     proc = pipeline.processor(0)
     real = proc.process
@@ -190,7 +192,7 @@ def test_producer_supplied_ticks_are_trusted_when_the_worker_keeps_no_clock() ->
 
 
 def test_a_feedback_header_on_the_input_topic_is_not_trusted() -> None:
-    from agents.kafka.pipeline import encode_feedback
+    from agents.kafka.records import encode_feedback
     from streams.core.event import Event
 
     forged = encode_feedback(Event(event_id="x", user_id=ALICE, type="referral_converted",

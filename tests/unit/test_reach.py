@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import settings as hyp_settings
@@ -11,6 +13,7 @@ from hypothesis import strategies as st
 
 import schemas
 from streams.core import reach
+from streams.core.decode import Rejection, decode
 from streams.core.state import UserState, channel_mask, mask_channels
 from streams.core.timefmt import offset_text, rfc3339
 from streams.settings import Settings
@@ -191,3 +194,20 @@ def test_rfc3339_round_trips(t: float, offset: int) -> None:
     assert parsed is not None
     assert parsed[0] == pytest.approx(t, abs=1e-3)
     assert parsed[1] == offset
+
+
+def test_a_utc_stamp_leaves_the_zone_to_default_timezone(harness: Any) -> None:
+    """Trackers stamp in UTC ("Z"): that says nothing of where the user is, so the operator's
+    default_timezone sets the user's local hours; a numeric offset is the user's own."""
+    h = harness(default_timezone="Asia/Tokyo")
+    stamps = {"zulu": "2026-01-05T03:00:00Z", "explicit": "2026-01-05T03:00:00+00:00"}
+    for user, stamp in stamps.items():
+        got = decode(orjson.dumps({"event_id": f"{user}-1", "user_id": user,
+                                   "type": "page_view", "occurred_at": stamp}))
+        assert not isinstance(got, Rejection)
+        h.send(got)
+    assert h.state("zulu").utc_offset_min is None
+    assert h.state("explicit").utc_offset_min == 0
+    # 03:00 UTC is noon in Tokyo: the usual active hour follows the zone each user is in
+    assert h.snapshot("zulu")["usual_active_hour"] == 12
+    assert h.snapshot("explicit")["usual_active_hour"] == 3

@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from streams.core import rebuild
+from streams.core.context import PartitionContext
 from streams.core.decode import Rejection, decode
 from streams.core.population import Sample
 from streams.core.processor import Outputs, PartitionProcessor
@@ -90,8 +91,9 @@ def test_rows_restore_the_same_processor_as_states() -> None:
     settings = Settings().with_overrides(population_sample_size=50)
     states = _states()
     assert len({s.stage for s in states}) >= 3 and any(s.wake_at is None for s in states)
-    ctx = {"clock": START + 100 * DAY, "model": PartitionProcessor(settings, {}).model.to_list(),
-           "next_refit_at": START + 105 * DAY, "applied_position": 17, "held_credits": []}
+    stored = {"clock": START + 100 * DAY,
+              "model": PartitionProcessor(settings, {}).model.to_list(),
+              "next_refit_at": START + 105 * DAY, "applied_position": 17, "held_credits": []}
 
     def copies() -> list[UserState]:  # deep: a state's lists are shared by to_list()
         return [copy.deepcopy(s) for s in states]
@@ -100,16 +102,18 @@ def test_rows_restore_the_same_processor_as_states() -> None:
         return PartitionProcessor(settings, {s.user_id: s for s in copies()})
 
     by_states, by_lists, by_objects = fresh(), fresh(), fresh()
-    by_states.restore(dict(ctx), copies())
+    by_states.restore(PartitionContext.from_dict(stored), copies())
     # as the table holds them: encoded lists (via JSON, as the codec writes them)...
     lists = [orjson.loads(orjson.dumps(s.to_list())) for s in states]
-    rebuild.restore(by_lists, dict(ctx), (rebuild.row_of_list(v) for v in lists))
+    rebuild.restore(by_lists, PartitionContext.from_dict(stored),
+                    (rebuild.row_of_list(v) for v in lists))
     # ... or objects
-    rebuild.restore(by_objects, dict(ctx), (rebuild.row_of_state(s) for s in states))
+    rebuild.restore(by_objects, PartitionContext.from_dict(stored),
+                    (rebuild.row_of_state(s) for s in states))
 
     for proc in (by_lists, by_objects):
         assert proc.context() == by_states.context()
-        assert proc.census == by_states.census
+        assert proc.census.counts == by_states.census.counts
         assert list(proc.sample) == list(by_states.sample)
         assert len(proc.index) == len(by_states.index)
         assert proc.index.due_count(START + 200 * DAY) == by_states.index.due_count(
@@ -160,7 +164,7 @@ def test_rows_kept_up_to_date_restore_as_the_final_states_do() -> None:
     by_states.restore(None, list(final.values()))
     by_rows = PartitionProcessor(settings, dict(final))
     kept.restore(by_rows, None)
-    assert by_rows.census == by_states.census
+    assert by_rows.census.counts == by_states.census.counts
     assert list(by_rows.sample) == list(by_states.sample)
     assert by_rows.index._registered == by_states.index._registered
     assert _drain(by_rows.index, START + 300 * DAY) == _drain(by_states.index, START + 300 * DAY)

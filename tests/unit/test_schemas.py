@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import schemas
+from streams.core import contracts
 
 NAMES = ["churn-warning", "dead-letter", "lifecycle-transition", "recall-trigger",
          "segment-track", "user-event", "user-state"]
@@ -52,6 +53,24 @@ def test_names_lists_every_schema_file() -> None:
     assert schemas.names() == NAMES
 
 
+def test_the_contract_table_names_every_schema_file() -> None:
+    assert sorted(c.name for c in contracts.CONTRACTS) == NAMES
+    for c in contracts.CONTRACTS:
+        assert (schemas.SCHEMA_DIR / c.file_name).is_file(), c.file_name
+        assert schemas.load(c.name, c.version)["$id"] == schemas.BASE_URI + c.file_name
+
+
+@pytest.mark.parametrize("contract", [c for c in contracts.CONTRACTS
+                                      if c is not contracts.SEGMENT_TRACK],
+                         ids=lambda c: c.name)
+def test_a_contract_id_is_the_const_of_its_schema_field(contract: contracts.Contract) -> None:
+    """The id code stamps on a record (and in its schema header) is the one its schema
+    file demands; a Segment call carries no schema field."""
+    doc = schemas.load(contract.name, contract.version)
+    assert doc["properties"]["schema"]["const"] == contract.id
+    assert "schema" not in schemas.load("segment-track")["properties"]
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_schema_is_valid_draft_2020_12_with_id_and_docs(name: str) -> None:
     doc = schemas.load(name)
@@ -65,7 +84,8 @@ def test_schema_is_valid_draft_2020_12_with_id_and_docs(name: str) -> None:
 def test_every_property_is_described(name: str) -> None:
     nodes = property_nodes(schemas.load(name))
     assert nodes
-    undocumented = [p for p, sub in nodes if not isinstance(sub, dict) or not sub.get("description")]
+    undocumented = [p for p, sub in nodes
+                    if not isinstance(sub, dict) or not sub.get("description")]
     assert undocumented == []
 
 
@@ -180,7 +200,8 @@ def test_parse_date_time_reads_rfc3339(text: str, epoch: float, offset: int) -> 
     "2024-02-30T10:00:00Z", "2023-02-29T10:00:00Z", "2024-13-01T10:00:00Z",
     "2024-05-03T24:00:00Z", "2024-05-03T18:60:00Z", "2024-05-03T18:21:61Z",
     "2024-05-03T18:21:07+24:00", "2024-05-03T18:21:07+01:60", "0000-01-01T00:00:00Z",
-    "２０２４-05-03T18:21:07Z", "2024-05-03T18:21:07Z\n", " 2024-05-03T18:21:07Z", "",
+    "２０２４-05-03T18:21:07Z",  # noqa: RUF001 - full-width digits are not RFC 3339's
+    "2024-05-03T18:21:07Z\n", " 2024-05-03T18:21:07Z", "",
 ])
 def test_parse_date_time_refuses_anything_else(text: str) -> None:
     assert schemas.parse_date_time(text) is None

@@ -67,7 +67,7 @@ def test_a_value_and_a_file_for_one_secret_is_ambiguous(tmp_path: Path) -> None:
 
 
 def test_an_unreadable_or_empty_secret_file_stops_start_up(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="cannot read the file .*missing"):
+    with pytest.raises(ValueError, match=r"cannot read the file .*missing"):
         Settings.load(environ={"JOURNEY_WEB_TOKEN_FILE": str(tmp_path / "missing")})
     empty = tmp_path / "empty"
     empty.write_text("\n")

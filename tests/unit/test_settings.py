@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from streams.settings import ENV_PREFIX, Settings, settings_markdown
+from streams.settings import Settings
+from streams.settings_doc import settings_markdown
+from streams.settings_load import ENV_PREFIX
 from streams.testing import Harness, make_event
 
 TomlFactory = Callable[[str], Path]
@@ -97,6 +99,16 @@ def test_unknown_key_in_the_file_is_rejected(toml_file: TomlFactory) -> None:
         Settings.load(path, environ={})
 
 
+def test_a_misspelt_variable_is_an_error_naming_the_setting_meant() -> None:
+    with pytest.raises(ValueError, match=r"JOURNEY_PARTITION \(did you mean JOURNEY_PARTITIONS"):
+        Settings.load(environ={"JOURNEY_PARTITION": "12"})
+    with pytest.raises(ValueError, match="JOURNEY_NO_SUCH_THING"):
+        Settings.load(environ={"JOURNEY_NO_SUCH_THING": "1"})
+    # the config path, a secret's _FILE and the test suite's switches are not settings
+    loaded = Settings.load(environ={"JOURNEY_TEST_BOOTSTRAP": "x:1", "JOURNEY_WEB_TOKEN": "t"})
+    assert loaded.web_token == "t"
+
+
 def test_unreadable_value_names_the_setting() -> None:
     with pytest.raises(ValueError, match="partitions"):
         Settings.load(environ={"JOURNEY_PARTITIONS": "four"})
@@ -114,11 +126,15 @@ def test_unreadable_value_names_the_setting() -> None:
     ({"top_tier_share": 0.0}, "tier shares"),
     ({"middle_tier_share": 1.0}, "tier shares"),
     ({"partitions": 0}, "partitions"),
+    ({"channels": ["email", "whatsapp"]}, "unknown channel 'whatsapp'"),
+    ({"default_consent": ["fax"]}, "default_consent"),
+    ({"default_timezone": "Mars/Olympus"}, "default_timezone"),
 ])
 def test_validation_errors(changes: dict[str, object], fragment: str) -> None:
     with pytest.raises(ValueError, match=fragment):
         Settings().with_overrides(**changes).validate()
-    env = {ENV_PREFIX + k.upper(): str(v) for k, v in changes.items()}
+    env = {ENV_PREFIX + k.upper(): ",".join(v) if isinstance(v, list) else str(v)
+           for k, v in changes.items()}
     with pytest.raises(ValueError, match=fragment):
         Settings.load(environ=env)
 

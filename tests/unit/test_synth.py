@@ -16,8 +16,16 @@ import orjson
 import pytest
 
 from streams.core import event as ev
-from streams.synth import SynthConfig, Truth, generate, generate_truth, iter_events, write_jsonl
-from streams.synth import storefront as synth
+from streams.synth import (
+    SynthConfig,
+    Truth,
+    generate,
+    generate_truth,
+    iter_events,
+    noise,
+    plan,
+    write_jsonl,
+)
 
 START = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 DAY = 86400
@@ -94,7 +102,7 @@ def test_archetype_counts_follow_the_mix(users: int) -> None:
 def test_default_mix_has_every_archetype(clean: tuple[list[dict[str, Any]],
                                                       dict[str, Truth]]) -> None:
     counts = collections.Counter(t.archetype for t in clean[1].values())
-    for arch, share in synth.DEFAULT_MIX.items():
+    for arch, share in plan.DEFAULT_MIX.items():
         assert abs(counts[arch] - share * 400) < 1
 
 
@@ -124,9 +132,9 @@ def test_canonical_events_keep_the_contract(
         elif e["type"] == ev.REFERRAL:
             assert p["referred_user_id"] in truth
         elif e["type"] in (ev.UNSUBSCRIBE, ev.RESUBSCRIBE):
-            assert p["channel"] in synth.CHANNELS
+            assert p["channel"] in plan.CHANNELS
         elif e["type"] == ev.SIGNUP:
-            assert p["consent"] and set(p["consent"]) <= set(synth.CHANNELS)
+            assert p["consent"] and set(p["consent"]) <= set(plan.CHANNELS)
     assert len({e["event_id"] for e in events}) == len(events)
     seen = {e["type"] for e in events}
     assert seen >= allowed - {ev.MESSAGE_OPENED, ev.MESSAGE_CLICKED}
@@ -141,7 +149,7 @@ def test_sessions_are_short_daily_funnels(
         days = set()
         for visit in sessions.values():
             assert visit[0][1]["type"] == ev.SESSION_START
-            assert visit[-1][0] - visit[0][0] < synth.MAX_SESSION_SECONDS
+            assert visit[-1][0] - visit[0][0] < plan.MAX_SESSION_SECONDS
             days.add(visit[0][1]["occurred_at"][:10])
             kinds = [e["type"] for _, e in visit]
             if ev.PURCHASE in kinds:  # the funnel leads up to the order
@@ -252,7 +260,7 @@ def test_segment_share_emits_segment_track_calls() -> None:
             assert out == plain
             continue
         converted += 1
-        assert out["event"] == synth.SEGMENT_NAMES[plain["type"]]
+        assert out["event"] == noise.SEGMENT_NAMES[plain["type"]]
         assert out["messageId"] == plain["event_id"] and out["userId"] == plain["user_id"]
         assert out["timestamp"] == plain["occurred_at"]
         if plain["type"] == ev.PURCHASE:
@@ -260,10 +268,10 @@ def test_segment_share_emits_segment_track_calls() -> None:
             assert out["properties"]["revenue"] == plain["properties"]["amount"]
             assert out["properties"]["order_id"] == plain["properties"]["order_id"]
             assert out["properties"]["currency"] == "EUR"
-    mapped = sum(isinstance(e, dict) and e["type"] in synth.SEGMENT_NAMES for e in clean_events)
+    mapped = sum(isinstance(e, dict) and e["type"] in noise.SEGMENT_NAMES for e in clean_events)
     assert 0.45 < converted / mapped < 0.55
     names = {e["event"] for e in mixed if isinstance(e, dict) and e.get("type") == "track"}
-    assert names == set(synth.SEGMENT_NAMES.values())
+    assert names == set(noise.SEGMENT_NAMES.values())
 
 
 def test_duplicates_repeat_the_same_event() -> None:

@@ -19,7 +19,8 @@ import pytest
 from aiokafka.structs import TopicPartition
 
 from agents.kafka import codec
-from agents.kafka.tablestore import MemoryStore, RocksStore, changelog_offsets, rows, users_table
+from agents.kafka.tablerows import rows
+from agents.kafka.tablestore import MemoryStore, RocksStore, changelog_offsets, users_table
 from streams.core.rebuild import Rows
 from streams.core.state import UserState
 from streams.settings import Settings

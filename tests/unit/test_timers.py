@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from streams.core.processor import Outputs
+from streams.core.outputs import Outputs
 from streams.core.state import UserState
 from streams.core.timefmt import rfc3339
 from streams.core.timers import DeadlineIndex

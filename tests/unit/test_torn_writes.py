@@ -20,18 +20,12 @@ import pytest
 
 from agents.kafka import codec
 from agents.kafka.metrics import Metrics
-from agents.kafka.pipeline import (
-    TICK,
-    Pipeline,
-    Record,
-    Send,
-    changelog_groups,
-    in_offset_order,
-    tick_value,
-)
+from agents.kafka.pipeline import Pipeline
+from agents.kafka.records import TICK, Record, Send, in_offset_order, tick_value
+from agents.kafka.table import changelog_groups
 from agents.kafka.topics import KIND_HEADER, Topics
 from agents.testing.chaos import CORE_FIELDS, alert_differences
-from agents.testing.workers import field_diffs
+from agents.testing.replay_check import field_diffs
 from streams.core.partitioning import partition_for
 from streams.settings import Settings
 from streams.synth import SynthConfig, generate
@@ -238,7 +232,8 @@ def test_a_kill_between_writes_changes_nothing(reference: Reference, batch: int,
     # the partitions' clocks, re-fitted models and held credits too: a re-fit reads other
     # users' states, which a restart finds ahead of the batch it goes over again
     for p, proc in second.pipeline.processors.items():
-        assert proc.context() == reference.run.pipeline.processors[p].context()
+        assert proc.context().to_dict() == \
+            reference.run.pipeline.processors[p].context().to_dict()
     truth = {u: s for u, s in reference.run.states().items() if s is not None}
     diffs = field_diffs(second.states(), truth, CORE_FIELDS)
     assert not diffs, diffs[:5]

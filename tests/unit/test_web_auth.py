@@ -18,8 +18,9 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from faust.exceptions import SameNode
 
-from agents.kafka.pipeline import Record
-from agents.kafka.worker import Runtime, build
+from agents.kafka.records import Record
+from agents.kafka.runtime import Runtime
+from agents.kafka.worker import build
 from streams.core.partitioning import partition_for
 from streams.settings import Settings
 

@@ -1,0 +1,106 @@
+"""The users table as the worker's processors see it.
+
+One table holds every user's state and, under keys of their own, each partition's
+context (its checkpoint), which the worker publishes in that order (``changelog_groups``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, MutableMapping
+from typing import Any
+
+from streams.core.partitioning import partition_for
+from streams.core.state import UserState
+
+CTX_PREFIX = "\x00partition:"
+
+
+def ctx_key(partition: int, partitions: int, prefix: str = CTX_PREFIX) -> str:
+    """A table key that the default partitioner puts on ``partition`` itself, so the
+    partition's context is restored with, and only with, that partition's users."""
+    i = 0
+    while True:
+        key = f"{prefix}{partition}:{i}"
+        if partition_for(key, partitions) == partition:
+            return key
+        i += 1
+
+
+def changelog_groups(pending: list[tuple[str, int, bytes, bytes]]
+                     ) -> list[list[tuple[str, int, bytes, bytes]]]:
+    """A batch's staged changelog writes (key, partition, key bytes, value bytes) in the
+    groups the worker publishes, each acknowledged before the next is sent: the
+    partitions' checkpoints, then the users (see :meth:`Pipeline.commit_state`)."""
+    contexts = [w for w in pending if w[0].startswith(CTX_PREFIX)]
+    users = [w for w in pending if not w[0].startswith(CTX_PREFIX)]
+    return [g for g in (contexts, users) if g]
+
+
+def table_value(value: Any) -> Any:
+    """Table values are objects in a memory store, codec bytes in RocksDB."""
+    if isinstance(value, bytes):
+        from agents.kafka.codec import loads
+
+        return loads(value)
+    return value
+
+
+class WriteBack(MutableMapping[str, UserState]):
+    """A processor's view of the table: reads through, writes held until the batch ends,
+    so a user touched by many events in a batch costs one changelog record."""
+
+    def __init__(self, table: MutableMapping[str, Any],
+                 write: Callable[[str, Any], None] | None = None) -> None:
+        self.table = table
+        self.write = write or table.__setitem__
+        self.dirty: dict[str, UserState] = {}
+
+    def __getitem__(self, key: str) -> UserState:
+        got = self.dirty.get(key)
+        if got is not None:
+            return got
+        value = table_value(self.table[key])
+        if not isinstance(value, UserState):
+            raise KeyError(key)
+        return value
+
+    def get(self, key: str, default: Any = None) -> Any:  # hot path: avoid KeyError
+        got = self.dirty.get(key)
+        if got is not None:
+            return got
+        value = table_value(self.table.get(key))
+        return value if isinstance(value, UserState) else default
+
+    def __setitem__(self, key: str, value: UserState) -> None:
+        self.dirty[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        raise TypeError("user state is never deleted by the processor")
+
+    def __iter__(self) -> Any:
+        return (k for k, _ in self.items())
+
+    def items(self) -> Any:  # type: ignore[override]
+        """User states only (the table also holds partition contexts), newest first."""
+        dirty = self.dirty
+        for key, value in list(self.table.items()):
+            if isinstance(key, bytes):
+                key = key.decode()
+            value = table_value(value)
+            if key in dirty:
+                yield key, dirty[key]
+            elif isinstance(value, UserState):
+                yield key, value
+        table = self.table
+        for key, value in list(dirty.items()):
+            if key not in table:
+                yield key, value
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def flush(self) -> None:
+        write = self.write
+        for key, value in self.dirty.items():
+            write(key, value)
+        self.dirty.clear()
