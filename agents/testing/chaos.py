@@ -146,6 +146,17 @@ def _wait(predicate: Callable[[], bool], timeout: float, what: str,
         time.sleep(0.1)
 
 
+def send_old_history(settings: Settings, users: int, seed: int,
+                     tmp_path: Path) -> tuple[Path, list[dict[str, Any]], int]:
+    """Write ``old_history`` to a file for replay and send it to the input topic: the
+    file, the closing events and how many events were sent."""
+    events, done = old_history(users, seed)
+    path = tmp_path / "history.jsonl"
+    total = write_jsonl([*events, *done], path)
+    produce_events(settings.broker, all_topics(settings).events, [*events, *done])
+    return path, done, total
+
+
 def run_chaos(settings: Settings, workers: Workers, tmp_path: Path, *, users: int,
               kills: int, pair: bool, seed: int, partitions: int = 4) -> ChaosReport:
     """Produce a history, kill workers ``kills`` times at random committed shares while
@@ -154,10 +165,7 @@ def run_chaos(settings: Settings, workers: Workers, tmp_path: Path, *, users: in
     joins; otherwise one worker is killed and restarted."""
     rng = random.Random(seed)
     topics = all_topics(settings)
-    events, done = old_history(users, seed)
-    path = tmp_path / "history.jsonl"
-    total = write_jsonl([*events, *done], path)
-    produce_events(settings.broker, topics.events, [*events, *done])
+    path, done, total = send_old_history(settings, users, seed, tmp_path)
     report = ChaosReport(events=total, kills=kills, workers=2 if pair else 1)
 
     alive = [workers.start(settings) for _ in range(2 if pair else 1)]

@@ -18,11 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agents.testing.chaos import ChaosReport, compare_with_replay, old_history
+from agents.testing.chaos import ChaosReport, compare_with_replay, send_old_history
 from agents.testing.kafka_io import all_topics, produce_events, sentinels
 from agents.testing.workers import Worker, Workers
 from streams.settings import Settings
-from streams.synth import write_jsonl
 
 
 @dataclass
@@ -98,11 +97,7 @@ def run_crash_loop(settings: Settings, workers: Workers, tmp_path: Path, *, user
     """SIGKILL a worker 0..``within`` s after it reports ready, ``kills`` times in a row,
     then let the last one work through the history and compare with replay."""
     rng = random.Random(seed)
-    topics = all_topics(settings)
-    events, done = old_history(users, seed)
-    path = tmp_path / "history.jsonl"
-    total = write_jsonl([*events, *done], path)
-    produce_events(settings.broker, topics.events, [*events, *done])
+    path, done, total = send_old_history(settings, users, seed, tmp_path)
     report = ChaosReport(events=total, kills=kills, workers=1)
     worker = workers.start(settings)
     for _ in range(kills):
