@@ -212,7 +212,7 @@ def markdown(n: int, base_rate: float, aucs: list[tuple[str, float]],
     lines += ["", "Deciles of journey's `churn_risk` against what happened:", "",
               "| decile | customers | churn_risk range | mean churn_risk | did not return |",
               "|---|---|---|---|---|"]
-    lines += [f"| {k} | {m:,} | {lo:.3f}–{hi:.3f} | {mean:.3f} | {rate:.1%} |"
+    lines += [f"| {k} | {m:,} | {lo:.3f}–{hi:.3f} | {mean:.3f} | {rate:.1%} |"  # noqa: RUF001 - a range
               for k, m, lo, hi, mean, rate in deciles]
     if stages:
         lines += ["", "| lifecycle stage at the cut | customers | did not return |",

@@ -82,7 +82,7 @@ def run_worker(bootstrap: str, prefix: str, n: int, log: Path) -> tuple[subproce
                JOURNEY_PARTITIONS=str(PARTITIONS), JOURNEY_LOG_LEVEL="WARNING",
                JOURNEY_DATA_DIR=str(log.parent / "data"))
     proc = subprocess.Popen([sys.executable, "-m", "agents.cli", "worker"], env=env,
-                            stdout=open(log, "wb"),
+                            stdout=open(log, "wb"),  # noqa: SIM115 - the child's, until exit
                             stderr=subprocess.STDOUT,
                             start_new_session=True)
     first = None

@@ -28,7 +28,7 @@ def stable_id(prefix: str, *parts: object) -> str:
 
 
 def episode_key(t: float) -> int:
-    return int(round(t * 1000))
+    return int(round(t * 1000))  # noqa: RUF046 - t may be a numpy 1.x float: not an int
 
 
 def is_control(user_id: str, settings: Settings) -> bool:

@@ -19,7 +19,7 @@ import orjson
 from schemas import parse_date_time
 from streams.core.canonical import TYPES as _CANONICAL_TYPES
 from streams.core.canonical import build as _build
-from streams.core.canonical import validator as _validator
+from streams.core.canonical import validator as _validator  # noqa: F401 - the contract with "other"
 from streams.core.event import Event
 from streams.core.limits import (
     MAX_DEPTH,

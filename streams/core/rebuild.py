@@ -121,6 +121,7 @@ class Rows:
         """``proc.restore(ctx, states)`` for the states these rows follow."""
         proc.restore(ctx, ())
         # the sample of all users is the sample of their sample
-        proc.sample.load(self.sample if self.sample_exact else self.key_of)
+        users: Iterable[str] = self.sample if self.sample_exact else self.key_of  # type: ignore[assignment]
+        proc.sample.load(users)
         proc.census.counts.update(self.census)
         proc.index.load(self.wake.items())

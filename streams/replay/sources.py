@@ -41,7 +41,7 @@ def open_lines(path: Path) -> IO[bytes]:
     try:
         if path.suffix == ".gz":
             # the caller closes it (open_lines is used in a with statement)
-            fh: IO[bytes] = gzip.open(path, "rb")  # type: ignore[assignment]
+            fh: IO[bytes] = gzip.open(path, "rb")  # type: ignore[assignment]  # noqa: SIM115
             fh.peek(1)  # type: ignore[attr-defined]
             return fh
         return open(path, "rb")
