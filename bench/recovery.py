@@ -29,7 +29,7 @@ back); the standby time from the kill. Each recovery also prints how many change
 records faust set out to read (from the worker's log) and the worker's RSS.
 
 ``--py-spy DIR`` records the restarted ``memory://`` worker with py-spy (raw collapsed
-stacks, for ``bench/recovery_profile.py``) from its start until it is ready.
+stacks, one line per stack with its sample count) from its start until it is ready.
 """
 
 from __future__ import annotations
@@ -60,14 +60,8 @@ sys.path.insert(0, str(REPO))
 from agents.broker import EmbeddedBroker, wait_for_broker
 from agents.kafka.topics import create_topics
 from agents.testing.chaos import CORE_FIELDS
-from agents.testing.workers import (
-    PARTITIONS,
-    Out,
-    Worker,
-    Workers,
-    produce,
-    topic_suffixes,
-)
+from agents.testing.kafka_io import Out, produce, topic_suffixes
+from agents.testing.workers import PARTITIONS, Worker, Workers
 from streams.core.partitioning import partition_for
 from streams.settings import Settings
 
@@ -337,6 +331,7 @@ def consume_phase(run: Run) -> Worker:
 
 
 def restart(run: Run, old: Worker, name: str, **overrides: Any) -> tuple[Worker, Recovery]:
+    old.wait_published()  # the states the probes showed are in the changelog
     old.kill()
     t0 = time.monotonic()
     worker = run.start(**overrides)

@@ -162,6 +162,18 @@ class Worker:
                 else "/health 200 and assigned partitions")
         return dict(self.wait_for(ready, timeout, what))
 
+    def wait_published(self, timeout: float = 60.0) -> None:
+        """Until the batch in hand now has been published: its state records acknowledged
+        by the changelog. ``/users`` shows a batch's states before that, so a kill -9
+        just after a read can lose what it showed (the input is applied again after the
+        restart). Batches run one at a time and the ticker makes new ones."""
+
+        def batches() -> int:
+            return int(self.health()[1].get("batches") or 0)
+
+        seen = batches()
+        self.wait_for(lambda: batches() > seen, timeout, "the batch in hand published")
+
     def wait_quiet(self, quiet: float = 3.0, timeout: float = 60.0) -> None:
         """Until the output counters stay put for ``quiet`` s: sentinels on the input topic
         do not cover referral credits, which come round through the repartition topic."""

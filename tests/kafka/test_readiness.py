@@ -17,16 +17,8 @@ import orjson
 import pytest
 
 from agents.testing.chaos import CORE_FIELDS
-from agents.testing.workers import (
-    PARTITIONS,
-    Out,
-    Worker,
-    Workers,
-    all_topics,
-    produce,
-    rfc3339,
-    topic_suffixes,
-)
+from agents.testing.kafka_io import Out, all_topics, produce, rfc3339, topic_suffixes
+from agents.testing.workers import PARTITIONS, Worker, Workers
 from streams.core.partitioning import partition_for
 from streams.settings import Settings
 
@@ -97,6 +89,7 @@ def test_ready_only_once_every_partition_answers_with_the_state_before_the_kill(
     before = {u: {f: doc.get(f) for f in CORE_FIELDS}
               for u, (status, doc) in _answers(first, probes).items() if status == 200}
     assert len(before) == len(probes) == 5 * PARTITIONS
+    first.wait_published()  # what the probes showed is in the changelog
 
     first.kill()
     second = workers.start(s, store=store)
