@@ -67,6 +67,7 @@ class KeptRows:
 
     def has_data(self, partition: int) -> bool:
         raise NotImplementedError
+
     def changed(self, partition: int, key: str, value: Any) -> None:
         """A key of ``partition`` now holds ``value`` (None: deleted)."""
         rows = self.rows.get(partition)

@@ -6,18 +6,20 @@ differently here (docs/operations.md has the figures):
 - **Reading the changelog.** faust's recovery passes every changelog record through its
   consumer, conductor, a queue and a per-record loop (about 8,000 records/s on the
   project's machine). On every assignment these stores first read their partitions'
-  changelog themselves, with one plain consumer in large fetches, up to its true end
-  (which the embedded broker under-reports), and report how far they got as the
-  partition's persisted offset. faust's recovery then reads only what was written after
-  that, usually nothing. A record at or below the offset a partition already holds is
-  skipped wherever it comes from, so nothing is applied twice or out of order.
+  changelog themselves (``agents.kafka.changelog_read``), with one plain consumer in
+  large fetches, up to its true end (which the embedded broker under-reports), and
+  report how far they got as the partition's persisted offset. faust's recovery then
+  reads only what was written after that, usually nothing. A record at or below the
+  offset a partition already holds is skipped wherever it comes from, so nothing is
+  applied twice or out of order.
 - **Decoding.** The memory store keeps what it reads as the encoded bytes and decodes a
   value when it is first read (then keeps the object, as before). Encoded bytes are also
   invisible to Python's cyclic garbage collector, which a million decoded states kept
   busy.
 - **Grouping by partition.** A key's partition is known when it is stored, so restoring a
   partition visits only its own users, and reads from each just the three things the
-  processor needs (``streams.core.rebuild``).
+  processor needs (``streams.core.rebuild``); the stores keep those rows up to date as
+  records arrive, so a restore reads no user at all (``agents.kafka.tablerows``).
 
 Standby partitions (``standby_replicas``) are kept with their offsets, so a worker that
 takes one over reads only the changelog written since. With faust's memory store they
@@ -51,6 +53,7 @@ from streams.core.rebuild import Rows
 from streams.settings import Settings
 
 log = logging.getLogger("journey.tablestore")
+
 
 # --- the stores -------------------------------------------------------------------------
 
