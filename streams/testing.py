@@ -47,12 +47,14 @@ class Harness:
     rejected: list[tuple[str, str]] = field(default_factory=list)
     suppressed: list[tuple[str, str]] = field(default_factory=list)
     reactivations: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)  # Segment calls taken, not used
+    stitches: list[str] = field(default_factory=list)  # identity outcomes
     duplicates: int = 0
 
     def __post_init__(self) -> None:
         self.processor = PartitionProcessor(self.settings, self.store)
         self.out = Outputs()
-        self._credits: list[Event] = []  # referral credits on their way back in
+        self._credits: list[Event] = []  # journey's own news on its way back in, in order
 
     def send(self, *events: Event, position: int | None = None,
              received_at: float | None = None) -> Harness:
@@ -79,11 +81,12 @@ class Harness:
         return [a["type"] for a in self.alerts if user_id is None or a["user_id"] == user_id]
 
     def _drain(self) -> None:
-        """Collect what came out; referral credits go back in, as the worker's
-        repartition hop brings them to their partition (here: the same one)."""
+        """Collect what came out; journey's own news (referral credits, identity stitches
+        and merges) goes back in, as the worker's repartition hop brings it to its
+        partition (here: the same one)."""
         drain(self.out, self)
         while self._credits:
-            self.processor.process(self._credits.pop(), self.out, feedback=True)
+            self.processor.process(self._credits.pop(0), self.out, feedback=True)
             drain(self.out, self)
 
     # --- the Sink ----------------------------------------------------------------------
@@ -120,6 +123,12 @@ class Harness:
 
     def on_refits(self, count: int) -> None:
         pass
+
+    def on_ignored(self, call: str) -> None:
+        self.ignored.append(call)
+
+    def on_stitch(self, outcome: str) -> None:
+        self.stitches.append(outcome)
 
 
 HarnessFactory = Callable[..., Harness]

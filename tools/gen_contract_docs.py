@@ -25,7 +25,8 @@ from streams.settings import Settings
 REPO = Path(__file__).resolve().parents[1]
 OUTPUT = REPO / "docs" / "contracts.md"
 # Inputs first, then what journey publishes, then the state view; unknown schemas last.
-ORDER = ("user-event", "segment-track", "churn-warning", "recall-trigger",
+ORDER = ("user-event", "segment-track", "segment-identify", "segment-alias", "segment-group",
+         "churn-warning", "recall-trigger",
          "lifecycle-transition", "dead-letter", "user-state")
 # Schemas of records journey publishes on its topics (with the schema header).
 PUBLISHED = frozenset({"churn-warning", "recall-trigger", "lifecycle-transition", "dead-letter"})
@@ -41,6 +42,12 @@ def _where(name: str) -> str:
         "segment-track": f"Input: accepted wherever `user-event` is (`{t.events}`, replay "
                          "files) and mapped onto a user event (see [producing.md]"
                          "(producing.md#segment-and-rudderstack)).",
+        "segment-identify": "Input: accepted wherever `user-event` is. Traits that set "
+                            "consent and reachable channels, and identity stitching (see "
+                            "[producing.md](producing.md#identity-stitching)).",
+        "segment-alias": "Input: accepted wherever `user-event` is. Identity stitching (see "
+                         "[producing.md](producing.md#identity-stitching)).",
+        "segment-group": "Input: accepted wherever `user-event` is, counted and ignored.",
         "churn-warning": f"Output: topic `{t.churn_warnings}`, keyed by `user_id`.",
         "recall-trigger": f"Output: topic `{t.recall_triggers}`, keyed by `user_id`.",
         "lifecycle-transition": f"Output: topic `{t.transitions}`, keyed by `user_id`.",

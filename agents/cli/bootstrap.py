@@ -24,6 +24,7 @@ import hashlib
 import math
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import fields
 from pathlib import Path
@@ -191,15 +192,21 @@ async def _load(settings: Settings, args: argparse.Namespace, found: Any, replay
         ctx.update(consumed=offsets[p] - 1, consumed_repartition=repartition[p] - 1,
                    bootstrap=digest)
         contexts[p] = ctx
-        keep = {k.encode() for k in replay.stores[p]}
+        keep = {k.encode() for k in (*replay.stores[p], *proc.redirects)}
         keep |= {ctx_key(p, n).encode(), kb.marker_key(p, n).encode()}
         stale[p] = found.logs[p].keys - keep
     marker = {"digest": digest, "until": until, "live_from": live_from,
               "input_from": args.input_from, "input_offsets": offsets,
               "repartition_offsets": repartition, "written_at": time.time()}
-    plan = kb.Plan(found.changelog, n, marker,
-                   lambda p: ((k.encode(), codec.dumps(v)) for k, v in replay.stores[p].items()),
-                   {p: len(store) for p, store in enumerate(replay.stores)}, contexts, stale)
+
+    def entries(p: int) -> Iterator[tuple[bytes, bytes]]:
+        """The partition's users, and the merged ids that lead to them (identity)."""
+        for table in (replay.stores[p], replay.processors[p].redirects):
+            yield from ((k.encode(), codec.dumps(v)) for k, v in table.items())
+
+    plan = kb.Plan(found.changelog, n, marker, entries,
+                   {p: len(proc.store) + len(proc.redirects)
+                    for p, proc in enumerate(replay.processors)}, contexts, stale)
     mixed = await kb.write(settings, settings.broker, plan, _Shown(args.no_progress).phase)
     if mixed:
         raise kb.BootstrapError(f"{found.changelog} partitions {mixed} received records from "

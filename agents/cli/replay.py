@@ -174,4 +174,10 @@ def format_summary(s: Summary, seconds: float) -> str:
         "reactivations    " + (", ".join(f"{k}={v}" for k, v in
                                          sorted(s.reactivations.items())) or "none"),
     ]
+    if s.stitches or s.ignored:  # Segment identity calls: only when the input had some
+        lines += [
+            "identity         " + (", ".join(f"{k}={v}" for k, v in sorted(s.stitches.items()))
+                                   or "none"),
+            "ignored          " + (", ".join(f"{k}={v}" for k, v in sorted(s.ignored.items()))
+                                   or "none")]
     return "\n".join(lines)

@@ -1,4 +1,5 @@
-"""The users table's value format: a user's state, or a partition's context."""
+"""The users table's value format: a user's state, a merged id's redirect, or a
+partition's context."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 import orjson
 from faust.serializers import codecs
 
+from streams.core.identity import Redirect
 from streams.core.state import UserState
 
 CODEC_NAME = "journey-state"
@@ -15,12 +17,16 @@ CODEC_NAME = "journey-state"
 def dumps(value: Any) -> bytes:
     if isinstance(value, UserState):
         return orjson.dumps(["u", value.to_list()])
+    if isinstance(value, Redirect):
+        return orjson.dumps(["r", value.to_list()])
     return orjson.dumps(["c", value])
 
 
 def loads(raw: bytes) -> Any:
     tag, body = orjson.loads(raw)
-    return UserState.from_list(body) if tag == "u" else body
+    if tag == "u":
+        return UserState.from_list(body)
+    return Redirect.from_list(body) if tag == "r" else body
 
 
 class StateCodec(codecs.Codec):

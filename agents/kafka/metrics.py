@@ -74,6 +74,17 @@ class Metrics:
             "journey_sweep_duration_seconds", "Time one tick's timer sweep took (firing what "
             "was due in one partition).",
             buckets=LATENCY_BUCKETS, registry=r)
+        self.segment_calls = Counter(
+            "journey_segment_calls_total", "Segment identity calls taken, by call and "
+            "outcome: identify and alias applied, group ignored (journey keeps no accounts).",
+            ["call", "outcome"], registry=r)
+        self.identity = Counter(
+            "journey_identity_total", "Identity stitching steps, by outcome: merged (an "
+            "anonymous profile folded into its user), linked (an id with no profile yet now "
+            "leads to one), redirected (an event for a merged id sent on), already_merged (a "
+            "stitch for an id merged into another user before: the first stands), revived "
+            "(merges that went round a loop of redirects ended at this id).",
+            ["outcome"], registry=r)
         self.model_refits = Counter(
             "journey_model_refits_total", "Population model re-fits.", registry=r)
         self.healed_records = Counter(

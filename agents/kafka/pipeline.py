@@ -70,14 +70,16 @@ class Pipeline:
         n = self.settings.partitions
         key = self._ctx_keys.setdefault(partition, ctx_key(partition, n))
         proc = PartitionProcessor(self.settings, self.store, partition,
-                                  owns=lambda user_id: partition_for(user_id, n) == partition)
+                                  owns=lambda user_id: partition_for(user_id, n) == partition,
+                                  redirects=self.store.redirects)
         ctx = table_value(self.table.get(key))
         context = PartitionContext.from_dict(ctx) if isinstance(ctx, dict) and ctx else None
         if self.rebuild is not None:
             self.rebuild(proc, partition, context)
         else:
             states = (v for k, v in self.store.items() if partition_for(k, n) == partition)
-            proc.restore(context, states)
+            redirected = (k for k in self.store.redirected() if partition_for(k, n) == partition)
+            proc.restore(context, states, redirected)
         self.offsets.restored(partition, ctx)
         self.processors[partition] = proc
         return proc
@@ -228,6 +230,11 @@ class Pipeline:
         return written
 
     # --- views for metrics and the HTTP endpoint -------------------------------------
+
+    def merged_into(self, user_id: str) -> str | None:
+        """The user an id was merged into, if it was (see streams.core.identity)."""
+        redirect = self.store.redirects.get(user_id)
+        return None if redirect is None else redirect.target
 
     def snapshot(self, user_id: str) -> dict[str, Any] | None:
         state = self.store.get(user_id)

@@ -1,6 +1,7 @@
 """The records the worker reads and writes, without faust: what a consumed record and a
-record to publish hold, journey's own control records (ticks, referral credits), and
-the holes between what the table holds and what the consumer delivers."""
+record to publish hold, journey's own control records (ticks, and news for another
+partition: referral credits, identity stitches and merges, events forwarded from a merged
+id), and the holes between what the table holds and what the consumer delivers."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from streams.core.event import Event
+from streams.core.event import Event, event_from_dict, event_to_dict
 
 TICK = b"tick"  # the kind header of a clock tick
-FEEDBACK = b"feedback"  # the kind header of a referral credit on the repartition topic
+FEEDBACK = b"feedback"  # the kind header of journey's own news on the repartition topic
 Gap = tuple[str, int, int, int]  # topic, partition, first offset missing, offset after the hole
 
 
@@ -53,15 +54,11 @@ def tick_value(now: float) -> bytes:
 
 
 def encode_feedback(e: Event) -> bytes:
-    return orjson.dumps({"event_id": e.event_id, "user_id": e.user_id, "type": e.type,
-                         "occurred_at": e.occurred_at, "properties": e.properties})
+    return orjson.dumps(event_to_dict(e))
 
 
 def decode_feedback(raw: bytes) -> Event:
-    d = orjson.loads(raw)
-    return Event(event_id=d["event_id"], user_id=d["user_id"], type=d["type"],
-                 occurred_at=float(d["occurred_at"]), source="journey",
-                 properties=d.get("properties") or {})
+    return event_from_dict(orjson.loads(raw))
 
 
 def find_gaps(held: Callable[[str, int], int], records: Iterable[Record],

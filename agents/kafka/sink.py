@@ -13,11 +13,12 @@ from agents.kafka.records import FEEDBACK, Record, Send, encode_feedback
 from agents.kafka.topics import KIND_HEADER, SCHEMA_HEADER, Topics
 from streams.core.contracts import DEAD_LETTER
 from streams.core.deadletter import dead_letter
-from streams.core.event import Event
+from streams.core.event import ALIAS, IDENTIFY, Event
 from streams.core.outputs import Rejected
 from streams.core.partitioning import partition_for
 
 DEAD_LETTER_HEADER = (SCHEMA_HEADER, DEAD_LETTER.id.encode())
+IDENTITY_CALLS = frozenset({IDENTIFY, ALIAS})
 
 
 class RecordSink:
@@ -66,6 +67,8 @@ class RecordSink:
         for e in events:
             applied[e.type] = applied.get(e.type, 0) + 1
             age.observe(max(0.0, now - e.occurred_at))
+            if e.type in IDENTITY_CALLS:
+                self.metrics.segment_calls.labels(e.type, "applied").inc()
 
     def on_duplicates(self, count: int) -> None:
         self.metrics.events_duplicate.inc(count)
@@ -110,3 +113,9 @@ class RecordSink:
 
     def on_refits(self, count: int) -> None:
         self.metrics.model_refits.inc(count)
+
+    def on_ignored(self, call: str) -> None:
+        self.metrics.segment_calls.labels(call, "ignored").inc()
+
+    def on_stitch(self, outcome: str) -> None:
+        self.metrics.identity.labels(outcome).inc()

@@ -1,6 +1,7 @@
 """The users table as the worker's processors see it.
 
-One table holds every user's state and, under keys of their own, each partition's
+One table holds every user's state, the redirect of every id merged into another user
+(under that id, in place of its state), and, under keys of their own, each partition's
 context (its checkpoint), which the worker publishes in that order (``changelog_groups``).
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, MutableMapping
 from typing import Any
 
+from streams.core.identity import Redirect
 from streams.core.partitioning import partition_for
 from streams.core.state import UserState
 
@@ -47,53 +49,61 @@ def table_value(value: Any) -> Any:
 
 class WriteBack(MutableMapping[str, UserState]):
     """A processor's view of the table: reads through, writes held until the batch ends,
-    so a user touched by many events in a batch costs one changelog record."""
+    so a user touched by many events in a batch costs one changelog record. The users'
+    states; their redirects are :attr:`redirects`, a view of the same writes, so a key
+    that turns from one into the other is written once, as what it became."""
 
     def __init__(self, table: MutableMapping[str, Any],
                  write: Callable[[str, Any], None] | None = None) -> None:
         self.table = table
         self.write = write or table.__setitem__
-        self.dirty: dict[str, UserState] = {}
+        self.dirty: dict[str, UserState | Redirect] = {}
+        self.redirects = Redirects(self)
+
+    def value(self, key: str) -> Any:
+        got = self.dirty.get(key)
+        return got if got is not None else table_value(self.table.get(key))
 
     def __getitem__(self, key: str) -> UserState:
-        got = self.dirty.get(key)
-        if got is not None:
-            return got
-        value = table_value(self.table[key])
+        value = self.value(key)
         if not isinstance(value, UserState):
             raise KeyError(key)
         return value
 
     def get(self, key: str, default: Any = None) -> Any:  # hot path: avoid KeyError
-        got = self.dirty.get(key)
-        if got is not None:
-            return got
-        value = table_value(self.table.get(key))
+        value = self.dirty.get(key)
+        if value is None:
+            value = table_value(self.table.get(key))
         return value if isinstance(value, UserState) else default
 
     def __setitem__(self, key: str, value: UserState) -> None:
         self.dirty[key] = value
 
     def __delitem__(self, key: str) -> None:
-        raise TypeError("user state is never deleted by the processor")
+        raise TypeError("user state is never deleted: a merged user's redirect replaces it")
 
     def __iter__(self) -> Any:
         return (k for k, _ in self.items())
 
     def items(self) -> Any:  # type: ignore[override]
-        """User states only (the table also holds partition contexts), newest first."""
+        """User states only (the table also holds redirects and partition contexts)."""
+        return self._entries(UserState)
+
+    def redirected(self) -> Any:
+        """The ids that hold a redirect."""
+        return (k for k, _ in self._entries(Redirect))
+
+    def _entries(self, kind: type) -> Any:
         dirty = self.dirty
         for key, value in list(self.table.items()):
             if isinstance(key, bytes):
                 key = key.decode()
-            value = table_value(value)
-            if key in dirty:
-                yield key, dirty[key]
-            elif isinstance(value, UserState):
+            value = dirty[key] if key in dirty else table_value(value)
+            if isinstance(value, kind):
                 yield key, value
         table = self.table
         for key, value in list(dirty.items()):
-            if key not in table:
+            if key not in table and isinstance(value, kind):
                 yield key, value
 
     def __len__(self) -> int:
@@ -104,3 +114,32 @@ class WriteBack(MutableMapping[str, UserState]):
         for key, value in self.dirty.items():
             write(key, value)
         self.dirty.clear()
+
+
+class Redirects(MutableMapping[str, Redirect]):
+    """The redirects in a :class:`WriteBack`: writing one replaces the id's state."""
+
+    def __init__(self, store: WriteBack) -> None:
+        self.store = store
+
+    def __getitem__(self, key: str) -> Redirect:
+        value = self.store.value(key)
+        if not isinstance(value, Redirect):
+            raise KeyError(key)
+        return value
+
+    def get(self, key: str, default: Any = None) -> Any:
+        value = self.store.value(key)
+        return value if isinstance(value, Redirect) else default
+
+    def __setitem__(self, key: str, value: Redirect) -> None:
+        self.store.dirty[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        raise TypeError("a redirect is only ever replaced, by the state of a revived user")
+
+    def __iter__(self) -> Any:
+        return self.store.redirected()
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self.store.redirected())

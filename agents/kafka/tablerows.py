@@ -24,6 +24,7 @@ import orjson
 from agents.kafka.logsafe import exception_summary
 from streams.core import rebuild
 from streams.core.context import PartitionContext
+from streams.core.identity import Redirect
 from streams.core.processor import PartitionProcessor
 from streams.core.rebuild import Rows
 from streams.core.state import UserState
@@ -138,8 +139,12 @@ def _follow(rows: Rows, key: str, value: Any) -> None:
         tag, body = orjson.loads(value)
         if tag == "u":
             rows.set(rebuild.row_of_list(body))
+        elif tag == "r":
+            rows.redirect(key)
     elif isinstance(value, UserState):
         rows.set(rebuild.row_of_state(value))
+    elif isinstance(value, Redirect):
+        rows.redirect(key)
 
 
 def rows(values: Iterable[Any]) -> Iterator[rebuild.Row]:
@@ -156,12 +161,13 @@ def rows(values: Iterable[Any]) -> Iterator[rebuild.Row]:
 
 def restore_from_table(table: Any, proc: PartitionProcessor, partition: int,
                        ctx: PartitionContext | None) -> None:
-    """``proc.restore`` from the users of ``partition`` that the table's store holds: from
-    the rows it kept, or else by reading each user's row."""
+    """``proc.restore`` from the users and redirects of ``partition`` that the table's
+    store holds: from the rows it kept, or else by reading each."""
     store = table.data
     with gc_paused():
         kept = store.rows_for(partition)
-        if kept is not None:
-            kept.restore(proc, ctx)
-        else:
-            rebuild.restore(proc, ctx, rows(v for _, v in store.items_of(partition)))
+        if kept is None:
+            kept = Rows(proc.settings.population_sample_size)
+            for key, value in store.items_of(partition):
+                _follow(kept, key, value)
+        kept.restore(proc, ctx)

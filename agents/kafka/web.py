@@ -1,4 +1,5 @@
-"""HTTP endpoints on the worker's web port: /metrics, /health, /users/{user_id}.
+"""HTTP endpoints on the worker's web port: /metrics, /health, /users/{user_id} (an id
+merged into another user answers 308, to that user).
 
 Health has two questions. *Live* (``/health/live``): is the process sound? It is until a
 fatal fault, after which the worker exits anyway. *Ready* (``/health/ready``, and plain
@@ -14,6 +15,7 @@ from __future__ import annotations
 import hmac
 import time
 from typing import Any, Protocol
+from urllib.parse import quote
 
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -149,5 +151,9 @@ def install_views(rt: WorkerView) -> None:
                 return self.json({"error": "not ready", "reason": "partition not restored"},
                                  status=503, headers={"Retry-After": "5"})
             if snap is None:
+                target = rt.pipeline.merged_into(user_id)
+                if target is not None:  # a merged id: its user is elsewhere, follow it
+                    return self.json({"user_id": user_id, "merged_into": target}, status=308,
+                                     headers={"Location": f"/users/{quote(target, safe='')}"})
                 return self.json({"error": "unknown user", "user_id": user_id}, status=404)
             return self.json(snap)

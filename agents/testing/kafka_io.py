@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
 import schemas
+from agents.kafka.heal import committed_offsets
 from agents.kafka.records import TICK, tick_value
 from agents.kafka.topics import KIND_HEADER, SCHEMA_HEADER, Topics
 from agents.testing.workers import PARTITIONS
@@ -77,12 +78,14 @@ class Out:
 
 def event_record(event: dict[str, Any] | str | bytes, stamp: str | float | None = "occurred_at",
                  key: str | None = None) -> Out:
-    """A record of one event keyed by its user. ``stamp``: "occurred_at" (the record time is
+    """A record of one event keyed by its user (a Segment call's userId, else its
+    anonymousId, as Segment's forwarders key them). ``stamp``: "occurred_at" (the record time is
     the event's own time, as when history was produced live), an epoch instant, or None
     (the producer's clock)."""
     if isinstance(event, dict):
         value = orjson.dumps(event)
-        key = key if key is not None else event.get("user_id") or event.get("userId")
+        key = key if key is not None else (event.get("user_id") or event.get("userId")
+                                           or event.get("anonymousId"))
         ts = event_time(event) if stamp == "occurred_at" else stamp
     else:
         value = event.encode() if isinstance(event, str) else event
@@ -184,6 +187,27 @@ def consume(bootstrap: str, topic: str,
     """Every record of ``topic`` from the beginning (no group), read until ``until(records)``
     holds or ``timeout`` passes; without ``until``, until nothing new came for ``idle``."""
     return asyncio.run(_consume(bootstrap, topic, until, timeout, idle))
+
+
+async def _ends(bootstrap: str, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
+                                enable_auto_commit=False)
+    await consumer.start()
+    try:
+        return dict(await consumer.end_offsets(tps))
+    finally:
+        await consumer.stop()
+
+
+def caught_up(settings: Settings, topics: Sequence[str]) -> bool:
+    """Whether the worker group has committed every record of ``topics``. The committed
+    offsets are read before the ends: a worker publishes what a record causes (news on
+    the repartition topic among it) before it commits the record, so anything caused by
+    a committed record is already counted in the ends."""
+    tps = [(t, p) for t in topics for p in range(PARTITIONS)]
+    committed = asyncio.run(committed_offsets(settings, settings.broker, settings.app_id, tps))
+    ends = asyncio.run(_ends(settings.broker, [TopicPartition(t, p) for t, p in tps]))
+    return all(committed.get((tp.topic, tp.partition), 0) >= end for tp, end in ends.items())
 
 
 def dead_letters(bootstrap: str, topics: Topics, count: int,

@@ -10,10 +10,22 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from streams.core import event as ev
 from streams.core.event import Event
-from streams.core.state import CHANNEL_BIT, UserState, channel_mask
+from streams.core.state import CHANNEL_BIT, CONTACTS, UserState, channel_mask
 from streams.settings import Settings
 
 REFERRAL_CONVERTED = "referral_converted"  # internal: a user this user referred bought
+
+# What an identify event carries, digested from its traits by the decoder
+# (streams/core/segment.py): never the address or number themselves.
+CONSENT = "consent"  # channel names: the whole consent set, as a signup's `consent`
+CHANNELS_ON = "channels_on"  # channel names subscribed to
+CHANNELS_OFF = "channels_off"  # channel names unsubscribed from
+CONTACT_BITS = "contact_bits"  # state.EMAIL_KNOWN | HAS_EMAIL | PHONE_KNOWN | HAS_PHONE
+PREVIOUS_ID = "previous_id"  # identify and alias: the id that is this user too
+# Every property key the core reads. An event forwarded from a merged id keeps only these
+# (streams/core/identity.py): a new key read here must be added.
+READ_PROPERTIES = frozenset({"timezone", CONSENT, "referred_by", "referred_user_id",
+                             CHANNELS_ON, CHANNELS_OFF, CONTACT_BITS, PREVIOUS_ID})
 
 
 def new_state(event: Event) -> UserState:
@@ -86,7 +98,7 @@ def apply_event(state: UserState, event: Event, settings: Settings) -> None:
             if seen is not None:
                 # the same order sent twice: keep the earliest copy, whatever arrives first
                 if (t, amount) < (seen[1], seen[2]):
-                    _replace_purchase(state, seen, t, amount)
+                    replace_purchase(state, seen, t, amount)
                 return
             state.log_order(event.order_id, t, amount)
         state.orders += 1
@@ -134,6 +146,25 @@ def apply_event(state: UserState, event: Event, settings: Settings) -> None:
         bit = CHANNEL_BIT.get(event.channel or "", 0)
         mask = state.consented(channel_mask(settings.default_consent))
         state.consent_mask = mask & ~bit if kind == ev.UNSUBSCRIBE else mask | bit
+    elif kind == ev.IDENTIFY:
+        _traits(state, event.properties, settings)
+
+
+def _traits(state: UserState, props: dict[str, Any], settings: Settings) -> None:
+    """An identify's traits: the consent set, then channels on, then off (an opt-out
+    said in the same call wins); contact details only where the traits said."""
+    consent, on, off = props.get(CONSENT), props.get(CHANNELS_ON), props.get(CHANNELS_OFF)
+    if isinstance(consent, list):
+        state.consent_mask = channel_mask(consent)
+    if on or off:
+        mask = state.consented(channel_mask(settings.default_consent))
+        state.consent_mask = (mask | channel_mask(on or [])) & ~channel_mask(off or [])
+    bits = props.get(CONTACT_BITS)
+    if isinstance(bits, int):
+        for known, there in CONTACTS:
+            if bits & known:
+                state.contact_bits = state.contact_bits & ~(known | there) \
+                    | bits & (known | there)
 
 
 def converted_referrer(state: UserState) -> tuple[str, float] | None:
@@ -146,7 +177,7 @@ def converted_referrer(state: UserState) -> tuple[str, float] | None:
     return None
 
 
-def _replace_purchase(state: UserState, seen: list[Any], t: float, amount: float) -> None:
+def replace_purchase(state: UserState, seen: list[Any], t: float, amount: float) -> None:
     old_t, old_amount = seen[1], seen[2]
     seen[1], seen[2] = t, amount
     state.gross_spend += amount - old_amount

@@ -167,7 +167,8 @@ def explain(exc: fastjsonschema.JsonSchemaValueException, obj: dict[str, Any],
     if field == "type":
         if segment:
             return Rejection(UNSUPPORTED_SEGMENT_CALL, f"Segment call type {_show(value)} is "
-                             "not supported; journey takes track, page and screen", *ids)
+                             "not supported; journey takes track, page, screen, identify, "
+                             "alias and group", *ids)
         return Rejection(UNKNOWN_TYPE, f"unknown event type {_show(value)}; expected one of "
                          + ", ".join(TYPES), *ids)
     if field in ("occurred_at", "timestamp", "originalTimestamp", "sentAt"):

@@ -38,6 +38,10 @@ class Census:
                 self.counts[before] -= 1
             self.counts[after] += 1
 
+    def remove(self, before: CensusKey) -> None:
+        """A user left the partition (its profile merged into another user)."""
+        self.counts[before] -= 1
+
     def stage_counts(self) -> Counter[str]:
         counts: Counter[str] = Counter()
         for key, n in self.counts.items():

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from streams.core.credits import credit_from_list, credit_to_list
+from streams.core.credits import held_from_entry, held_to_entry
 from streams.core.event import Event
 from streams.core.population import Model
 
@@ -23,7 +23,7 @@ class PartitionContext:
     model: Model
     next_refit_at: float | None
     applied_position: int  # the newest input offset applied (-1: none)
-    held_credits: list[Event]  # earliest first
+    held_credits: list[Event]  # news from other partitions, earliest first
     # a checkpoint's re-fits, by instant (model as Model.to_list): None outside one
     refits: dict[float, list[object]] | None = None
     live_from: float | None = None  # alerts before it are historical; None: none are
@@ -32,7 +32,7 @@ class PartitionContext:
         d: dict[str, Any] = {
             "clock": self.clock, "model": self.model.to_list(),
             "next_refit_at": self.next_refit_at, "applied_position": self.applied_position,
-            "held_credits": [credit_to_list(e) for e in self.held_credits]}
+            "held_credits": [held_to_entry(e) for e in self.held_credits]}
         if self.refits is not None:
             d["refits"] = [[t, m] for t, m in sorted(self.refits.items())]
         if self.live_from is not None:  # only after a bootstrap
@@ -49,6 +49,6 @@ class PartitionContext:
                    model=Model.from_list(d["model"]),
                    next_refit_at=d.get("next_refit_at"),
                    applied_position=int(d.get("applied_position", -1)),
-                   held_credits=[credit_from_list(c) for c in d.get("held_credits") or ()],
+                   held_credits=[held_from_entry(c) for c in d.get("held_credits") or ()],
                    refits=None if refits is None else {float(t): m for t, m in refits},
                    live_from=None if live_from is None else float(live_from))

@@ -28,12 +28,16 @@ class Contract:
 
 USER_EVENT: Final = Contract("user-event", 1)
 SEGMENT_TRACK: Final = Contract("segment-track", 1)  # an input without a schema field
+SEGMENT_IDENTIFY: Final = Contract("segment-identify", 1)  # (nor have these)
+SEGMENT_ALIAS: Final = Contract("segment-alias", 1)
+SEGMENT_GROUP: Final = Contract("segment-group", 1)
+SEGMENT_CALLS: Final = (SEGMENT_TRACK, SEGMENT_IDENTIFY, SEGMENT_ALIAS, SEGMENT_GROUP)
 CHURN_WARNING: Final = Contract("churn-warning", 1)
 RECALL_TRIGGER: Final = Contract("recall-trigger", 1)
 LIFECYCLE_TRANSITION: Final = Contract("lifecycle-transition", 1)
 DEAD_LETTER: Final = Contract("dead-letter", 1)
 USER_STATE: Final = Contract("user-state", 1)
 
-CONTRACTS: Final[tuple[Contract, ...]] = (USER_EVENT, SEGMENT_TRACK, CHURN_WARNING,
+CONTRACTS: Final[tuple[Contract, ...]] = (USER_EVENT, *SEGMENT_CALLS, CHURN_WARNING,
                                           RECALL_TRIGGER, LIFECYCLE_TRANSITION, DEAD_LETTER,
                                           USER_STATE)

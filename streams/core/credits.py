@@ -1,12 +1,13 @@
 """Referral credits: the news a referrer gets when someone it referred has bought, and
-the credits a partition holds until its clock reaches them.
+the news from other partitions a partition holds until its clock reaches it.
 
 A credit crosses partitions asynchronously (live, through the repartition topic).
 Applied on arrival, one from a partition that is ahead would date the referrer's state
 (and start its partition's re-fit epochs) in this partition's future. Held, it takes
-effect in event time, as in a replay. Held credits are kept in the partition's context,
-so written with every batch that touches the partition: past ``HELD_CREDITS_CAP`` they
-are applied on arrival instead.
+effect in event time, as in a replay. Identity stitches and events forwarded from a
+merged id (``identity``) are held the same way. Held news is kept in the partition's
+context, so written with every batch that touches the partition: past
+``HELD_CREDITS_CAP`` it is applied on arrival instead.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 from streams.core import alerts
 from streams.core.apply import REFERRAL_CONVERTED, converted_referrer
-from streams.core.event import Event
+from streams.core.event import Event, event_from_dict, event_to_dict
 from streams.core.state import UserState
 
 HELD_CREDITS_CAP = 5000
@@ -35,7 +36,8 @@ def credit_for(state: UserState) -> Event | None:
 
 
 class HeldCredits:
-    """Credits from ahead of the partition's clock, earliest first."""
+    """News (credits, stitches, forwarded events) from ahead of the partition's clock,
+    earliest first."""
 
     def __init__(self, credits: list[Event] | None = None) -> None:
         self._heap = [(e.occurred_at, e.event_id, e) for e in credits or ()]
@@ -70,10 +72,16 @@ class HeldCredits:
         return [e for _, _, e in sorted(self._heap)]
 
 
-def credit_to_list(e: Event) -> list[Any]:
-    return [e.event_id, e.user_id, e.occurred_at, e.properties.get("referred_user_id")]
+def held_to_entry(e: Event) -> list[Any] | dict[str, Any]:
+    """A held event as its context entry: a credit as a list (the format checkpoints have
+    always had), other news as the event's dict."""
+    if e.type == REFERRAL_CONVERTED:
+        return [e.event_id, e.user_id, e.occurred_at, e.properties.get("referred_user_id")]
+    return event_to_dict(e)
 
 
-def credit_from_list(c: list[Any]) -> Event:
+def held_from_entry(c: list[Any] | dict[str, Any]) -> Event:
+    if isinstance(c, dict):
+        return event_from_dict(c)
     return Event(event_id=c[0], user_id=c[1], type=REFERRAL_CONVERTED, occurred_at=float(c[2]),
                  source="journey", properties={"referred_user_id": c[3]})

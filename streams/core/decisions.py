@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from streams.core import alerts, lifecycle, reach
+from streams.core import alerts, identity, lifecycle, reach
 from streams.core import event as ev
 from streams.core.contracts import LIFECYCLE_TRANSITION
 from streams.core.event import Event
@@ -29,7 +29,8 @@ def after_event(state: UserState, event: Event, known: bool, now: float, model: 
     old = state.stage if known else None
     if old == CHURNED and stage in ACTIVE_STAGES \
             and settings.reactivation_requires == "purchase" \
-            and event.type != ev.PURCHASE and event.occurred_at >= state.stage_since:
+            and event.type != ev.PURCHASE and event.occurred_at >= state.stage_since \
+            and not identity.brings_purchase(event, state.stage_since):
         stage = CHURNED  # browsing is not a comeback here; late activity still counts
     if stage != old:
         enter(state, old, stage, now, r, change_reason(old, stage, event, state), model,
@@ -115,7 +116,7 @@ def alert(kind: str, state: UserState, now: float, r: lifecycle.Rhythm, stage_fr
     tier = model.value_tier(state)
     channels = reach.ranked_channels(state, tier == "top", settings)
     if not channels:
-        out.suppressed.append((kind, "no_consent"))
+        out.suppressed.append((kind, reach.unreachable_reason(state, settings)))
         return
     reason = reach.cap_reason(state, kind, now, settings)
     if reason is not None:

@@ -25,12 +25,18 @@ MESSAGE_CLICKED: Final = "message_clicked"
 UNSUBSCRIBE: Final = "unsubscribe"
 RESUBSCRIBE: Final = "resubscribe"
 OTHER: Final = "other"  # a Segment track event with a name we do not map: still activity
+# Segment identity calls (see streams/core/identity.py). Never canonical input, never activity.
+IDENTIFY: Final = "identify"  # traits: consent, reachable channels, time zone; may stitch
+ALIAS: Final = "alias"  # previousId -> userId: stitch only
+GROUP: Final = "group"  # accepted and ignored: journey keeps no accounts
 
 EVENT_TYPES: Final = (
     SIGNUP, SESSION_START, PAGE_VIEW, PRODUCT_VIEW, SEARCH, ADD_TO_CART, REMOVE_FROM_CART,
     WISHLIST_ADD, CHECKOUT_STARTED, PURCHASE, REFUND, REVIEW, SHARE, REFERRAL,
     COUPON_REDEEMED, MESSAGE_OPENED, MESSAGE_CLICKED, UNSUBSCRIBE, RESUBSCRIBE, OTHER,
 )
+
+SEGMENT_ONLY_TYPES: Final = (IDENTIFY, ALIAS, GROUP)
 
 # Events that are the user's own doing and so count as activity. Message opens and
 # clicks answer our own contact, and consent changes are not engagement.
@@ -61,3 +67,27 @@ class Event:
     referred_user_id: str | None = None  # referral
     source: str | None = None
     properties: dict[str, Any] = field(default_factory=dict)
+
+
+_OPTIONAL: Final = ("utc_offset_min", "amount", "currency", "order_id", "rating", "channel",
+                    "referred_user_id", "source")
+
+
+def event_to_dict(e: Event) -> dict[str, Any]:
+    """An Event as a JSON-ready dict, every field kept: how journey's own news travels
+    between partitions (the repartition topic) and waits in a partition's context."""
+    d: dict[str, Any] = {"event_id": e.event_id, "user_id": e.user_id, "type": e.type,
+                         "occurred_at": e.occurred_at}
+    for name in _OPTIONAL:
+        value = getattr(e, name)
+        if value is not None:
+            d[name] = value
+    d["properties"] = e.properties
+    return d
+
+
+def event_from_dict(d: dict[str, Any]) -> Event:
+    """The Event of :func:`event_to_dict` (of journey's own making: not validated)."""
+    return Event(d["event_id"], d["user_id"], d["type"], float(d["occurred_at"]),
+                 *(d.get(name) for name in _OPTIONAL[:-1]), source=d.get("source", "journey"),
+                 properties=d.get("properties") or {})

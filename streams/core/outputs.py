@@ -38,12 +38,14 @@ class Outputs:
     deferred: list[str] = field(default_factory=list)  # alert types sent outside quiet hours
     reactivations: list[str] = field(default_factory=list)  # treated | control | none
     refits: int = 0
+    ignored: list[str] = field(default_factory=list)  # Segment calls taken but not used (group)
+    stitches: list[str] = field(default_factory=list)  # identity outcomes (see identity)
     touched: set[str] = field(default_factory=set)  # users whose state changed (not drained)
 
     def clear(self) -> None:
         for items in (self.alerts, self.historical, self.transitions, self.rejected, self.feedback,
                       self.applied, self.suppressed, self.deferred, self.reactivations,
-                      self.touched):
+                      self.ignored, self.stitches, self.touched):
             if items:
                 items.clear()
         self.duplicates = 0
@@ -89,6 +91,15 @@ class Sink(Protocol):
     def on_refits(self, count: int) -> None:
         """Population model re-fits."""
 
+    def on_ignored(self, call: str) -> None:
+        """A Segment call accepted and left unused (``group``)."""
+
+    def on_stitch(self, outcome: str) -> None:
+        """An identity step: ``merged`` (a profile folded into its user), ``linked`` (an id
+        with no profile yet now leads to one), ``redirected`` (an event for a merged id
+        sent on), ``already_merged`` (a stitch for an id merged elsewhere before: the
+        first stands), ``revived`` (merges that went round a loop ended at this id)."""
+
 
 def drain(out: Outputs, sink: Sink) -> None:
     """Hand everything in ``out`` to ``sink``, kind by kind, then clear ``out``."""
@@ -114,4 +125,8 @@ def drain(out: Outputs, sink: Sink) -> None:
         sink.on_reactivation(label)
     if out.refits:
         sink.on_refits(out.refits)
+    for call in out.ignored:
+        sink.on_ignored(call)
+    for outcome in out.stitches:
+        sink.on_stitch(outcome)
     out.clear()

@@ -20,15 +20,16 @@ from collections import Counter
 from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any
 
-from streams.core import decisions, lifecycle
+from streams.core import decisions, identity, lifecycle
 from streams.core.apply import apply_event, new_state
 from streams.core.census import Census, CensusKey, census_key
 from streams.core.clock import PartitionClock
 from streams.core.context import PartitionContext
 from streams.core.credits import HeldCredits, credit_for
 from streams.core.decisions import NEVER
-from streams.core.event import Event
-from streams.core.outputs import Outputs
+from streams.core.event import GROUP, Event
+from streams.core.identity import MERGE, STITCH, Redirect
+from streams.core.outputs import Outputs, Rejected
 from streams.core.population import Model, Sample
 from streams.core.refits import RefitSchedule, population_wakeups
 from streams.core.snapshot import snapshot
@@ -41,9 +42,13 @@ class PartitionProcessor:
     """State machine of one partition over a mutable mapping of user id to state."""
 
     def __init__(self, settings: Settings, store: MutableMapping[str, UserState],
-                 partition: int = 0, owns: Callable[[str], bool] | None = None) -> None:
+                 partition: int = 0, owns: Callable[[str], bool] | None = None,
+                 redirects: MutableMapping[str, Redirect] | None = None) -> None:
         self.settings = settings
         self.store = store
+        # ids merged into another user, and where their events go now (``identity``); the
+        # worker keeps them in the users table under the merged id, beside the states
+        self.redirects: MutableMapping[str, Redirect] = {} if redirects is None else redirects
         self.partition = partition
         # which of the store's keys are this partition's users (a shared table holds
         # several partitions; replay gives each partition a store of its own)
@@ -98,9 +103,11 @@ class PartitionProcessor:
         self._base = self.context()
         return claimed
 
-    def restore(self, ctx: PartitionContext | None, states: Iterable[UserState]) -> None:
+    def restore(self, ctx: PartitionContext | None, states: Iterable[UserState],
+                redirected: Iterable[str] = ()) -> None:
         """Rebuild the in-memory index, sample and census from the table (after a restart
-        or a rebalance): O(users in the partition), once."""
+        or a rebalance): O(users in the partition), once. ``redirected``: the ids with a
+        redirect, which stay in the sample as they were when they were users."""
         self.refits.log = {}
         if ctx is not None:
             self.time.restore(ctx.clock, ctx.applied_position)
@@ -116,6 +123,8 @@ class PartitionProcessor:
             self.census.add(s)
             if s.wake_at is not None:
                 self.index.register(s.user_id, s.wake_at)
+        for user_id in redirected:
+            self.sample.offer(user_id)
         self._base = self.context()
 
     # --- the two ways time moves ----------------------------------------------------
@@ -124,11 +133,18 @@ class PartitionProcessor:
                 position: int | None = None, feedback: bool = False) -> None:
         """Apply one decoded event (at-least-once safe: duplicates change nothing).
 
-        ``feedback`` marks journey's own news from another partition (a referral credit):
-        it travels a repartition hop, so it is exempt from the lateness cut-off, and one
-        from ahead of this partition's clock is held until the clock gets there.
+        ``feedback`` marks journey's own news from another partition (a referral credit,
+        an identity stitch or merge, an event forwarded from a merged id): it travels a
+        repartition hop, so it is exempt from the lateness cut-off, and one from ahead of
+        this partition's clock is held until the clock gets there (a merge, which
+        carries a whole state, is not: it is never ahead on its own partition). News is
+        judged at its own instant, not at the clock it happens to arrive at, so every
+        driver judges it alike however far the partitions are apart.
         """
-        if feedback and event.occurred_at > self.time.now:
+        if event.type == GROUP:  # journey keeps no accounts: nothing to apply
+            out.ignored.append(event.type)
+            return
+        if feedback and event.occurred_at > self.time.now and event.type != MERGE:
             if event.event_id in self.credits:
                 out.duplicates += 1
             elif self.credits.full():
@@ -136,7 +152,8 @@ class PartitionProcessor:
             else:
                 self.credits.hold(event)
             return
-        self._take(event, out, received_at, position, feedback, self.time.now)
+        self._take(event, out, received_at, position, feedback,
+                   event.occurred_at if feedback else self.time.now)
 
     def advance(self, now: float, out: Outputs) -> None:
         """Move the clock to ``now`` (a wall-clock tick, or the end of a replay) and fire
@@ -148,13 +165,20 @@ class PartitionProcessor:
 
     def _take(self, event: Event, out: Outputs, received_at: float | None,
               position: int | None, feedback: bool, at: float) -> None:
-        """``process`` once an event is due; ``at`` is the instant a credit is judged at."""
+        """``process`` once an event is due; ``at`` is the instant news is judged at."""
         clock = self.time
-        state = self.store.get(event.user_id)
-        t = event.occurred_at
-        if state is not None and (
-                (position is not None and position <= state.max_position)
-                or event.event_id in state.recent_ids):
+        uid, t = event.user_id, event.occurred_at
+        state = self.store.get(uid)
+        redirect = self.redirects.get(uid) if state is None else None
+        revived = None
+        if redirect is not None and event.type in (STITCH, MERGE):
+            if self._at_redirect(redirect, event, out):
+                return
+            revived, redirect = redirect, None  # a merge come full circle: a user again
+        seen = state if state is not None else redirect
+        if seen is not None and (
+                (position is not None and position <= seen.max_position)
+                or event.event_id in seen.recent_ids):
             out.duplicates += 1
             # time still passes: a restarted partition going over records its users
             # already hold must fire timers and judge lateness as the first pass did
@@ -168,23 +192,40 @@ class PartitionProcessor:
             return
         if t > clock.now and not feedback:  # news from another partition is not our time
             self._pass_time(t, out)
-            state = self.store.get(event.user_id)
+            state = self.store.get(uid)  # what fell due may have merged this id away
+            redirect = self.redirects.get(uid) if state is None else None
         clock.note_position(position)
+        if redirect is not None:
+            self._forward(redirect, event, position, out)
+            return
+        if event.type == STITCH:
+            self._close(state, event, out)
+            return
         if state is None:
             state = new_state(event)
             before = None
-            self.sample.offer(event.user_id)
+            self.sample.offer(uid)
             self.refits.start(t)
+            if revived is not None:
+                identity.revive(state, revived)
         else:
             before = census_key(state)
         if position is not None:
             state.max_position = max(state.max_position, position)
         state.remember_id(event.event_id, self.settings.dedupe_window)
-        apply_event(state, event, self.settings)
+        if event.type == MERGE:
+            identity.merge_into(state, identity.merged_state(event))
+        else:
+            apply_event(state, event, self.settings)
         credit = credit_for(state)
         if credit is not None:
             out.feedback.append(credit)
+        source = identity.stitch_source(event)
+        if source is not None and identity.merge_id(source, uid) not in state.recent_ids:
+            out.feedback.append(identity.stitch(source, uid, t))
         self._settle(state, event, before, out, at if feedback else clock.now)
+        if revived is not None and self.redirects.get(uid) is not None:
+            del self.redirects[uid]  # (the worker's table: the state replaced it)
         out.applied.append(event)
 
     def _pass_time(self, t: float, out: Outputs) -> None:
@@ -196,9 +237,9 @@ class PartitionProcessor:
     # --- the due-queues -------------------------------------------------------------
 
     def _wake(self) -> float:
-        """Lower bound of the next timer or re-fit instant."""
+        """Lower bound of the next timer, held news or re-fit instant."""
         refit = self.refits.next_at
-        earliest = self.index.earliest()
+        earliest = min(self.index.earliest(), self.credits.earliest())
         return earliest if refit is None or earliest < refit else refit
 
     def _run_until(self, until: float, out: Outputs) -> None:
@@ -274,6 +315,58 @@ class PartitionProcessor:
         self.census.moved(before, state)
         self.store[state.user_id] = state
         out.touched.add(state.user_id)
+
+    # --- identity stitching (see streams.core.identity) ------------------------------
+
+    def _at_redirect(self, redirect: Redirect, event: Event, out: Outputs) -> bool:
+        """A stitch or merge for an id that is a redirect already; False when a merge
+        came round a loop and this id must take it as a user."""
+        if event.type == STITCH:
+            if identity.stitch_target(event) == redirect.target \
+                    or event.event_id in redirect.recent_ids:
+                out.duplicates += 1
+            else:
+                out.stitches.append("already_merged")  # an id's first stitch stands
+            return True
+        hop = identity.merge_hop(redirect, event)
+        if hop is None:
+            out.stitches.append("revived")
+            return False
+        out.feedback.append(hop)
+        return True
+
+    def _close(self, state: UserState | None, event: Event, out: Outputs) -> None:
+        """This id is another user's: its profile goes there, a redirect stays here."""
+        uid, cap = event.user_id, self.settings.dedupe_window
+        redirect = Redirect(identity.stitch_target(event))
+        if state is None:
+            out.stitches.append("linked")
+            self.sample.offer(uid)  # the sample counts every id, user or redirect
+        else:
+            out.stitches.append("merged")
+            redirect.max_position, redirect.recent_ids = state.max_position, state.recent_ids
+            self.census.remove(census_key(state))
+            self.index.cancel(uid)
+            out.feedback.append(identity.merge(state, redirect.target, event.occurred_at))
+        redirect.remember(event.event_id, None, cap)
+        self.redirects[uid] = redirect  # the worker's table: replaces the state
+        if self.store.get(uid) is not None:
+            del self.store[uid]
+        out.touched.add(uid)
+
+    def _forward(self, redirect: Redirect, event: Event, position: int | None,
+                 out: Outputs) -> None:
+        """An event for a merged id, sent on to the user it was merged into."""
+        onward = identity.forwarded(event, redirect.target)
+        if onward is None:
+            out.rejected.append(Rejected("processing_error", "identity redirects loop: "
+                                         f"forwarded {identity.MAX_HOPS} times", event))
+            return
+        redirect.remember(event.event_id, position, self.settings.dedupe_window)
+        self.redirects[event.user_id] = redirect
+        out.touched.add(event.user_id)
+        out.feedback.append(onward)
+        out.stitches.append("redirected")
 
     # --- views --------------------------------------------------------------------------
 

@@ -40,10 +40,19 @@ def zone_offset(zone: str, at: float) -> int:
 
 
 def ranked_channels(state: UserState, high_value: bool, settings: Settings) -> list[str]:
-    """The channels the user allows, in the operator's order of preference."""
-    allowed = state.consented(channel_mask(settings.default_consent))
+    """The channels the user allows and has the details for, in the operator's order of
+    preference."""
+    allowed = state.consented(channel_mask(settings.default_consent)) & state.reachable()
     order = settings.high_value_channels if high_value else settings.channels
     return [c for c in order if allowed & CHANNEL_BIT.get(c, 0)]
+
+
+def unreachable_reason(state: UserState, settings: Settings) -> str:
+    """Why a user has no channel left: ``no_consent``, or ``no_contact`` when channels are
+    consented but identify said the user has no address or number for them."""
+    consented = state.consented(channel_mask(settings.default_consent)) \
+        & channel_mask(settings.channels)
+    return "no_contact" if consented else "no_consent"
 
 
 def is_quiet(hour: float, settings: Settings) -> bool:

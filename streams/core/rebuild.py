@@ -70,11 +70,12 @@ class Rows:
     standby copy, or a table read from disk before its partition is assigned), so that a
     processor taking the partition over is restored without reading every user again.
 
-    Every change of a user's state must reach :meth:`set` (or :meth:`remove`); then
-    :meth:`restore` gives the processor that ``restore`` from the states would.
+    Every change of a user's state must reach :meth:`set` (or :meth:`remove`, or
+    :meth:`redirect` when the id is merged into another user); then :meth:`restore` gives
+    the processor that ``restore`` from the states and redirects would.
     """
 
-    __slots__ = ("_keys", "census", "key_of", "sample", "sample_exact", "wake")
+    __slots__ = ("_keys", "census", "key_of", "redirected", "sample", "sample_exact", "wake")
 
     def __init__(self, sample_size: int) -> None:
         self.wake: dict[str, float] = {}
@@ -83,12 +84,15 @@ class Rows:
         self.sample = Sample(sample_size)
         self.sample_exact = True  # until a user is removed (the sample cannot forget)
         self._keys: dict[CensusKey, CensusKey] = {}  # one tuple per distinct key
+        self.redirected: set[str] = set()  # ids merged into another user
 
     def __len__(self) -> int:
         return len(self.key_of)
 
     def set(self, row: Row) -> None:
         user_id, wake_at, key = row
+        if self.redirected:  # a merged id revived as a user
+            self.redirected.discard(user_id)
         key = self._keys.setdefault(key, key)
         old = self.key_of.get(user_id)
         if old is None:
@@ -110,6 +114,16 @@ class Rows:
             self.wake.pop(user_id, None)
             self.sample_exact = False
 
+    def redirect(self, user_id: str) -> None:
+        """The id now holds a redirect: out of the census and the index, and in the sample
+        as when it was a user (as ``PartitionProcessor.restore`` keeps it)."""
+        old = self.key_of.pop(user_id, None)
+        if old is not None:
+            self._uncount(old)
+        self.wake.pop(user_id, None)
+        self.sample.offer(user_id)
+        self.redirected.add(user_id)
+
     def _uncount(self, key: CensusKey) -> None:
         left = self.census[key] - 1
         if left:
@@ -121,7 +135,8 @@ class Rows:
         """``proc.restore(ctx, states)`` for the states these rows follow."""
         proc.restore(ctx, ())
         # the sample of all users is the sample of their sample
-        users: Iterable[str] = self.sample if self.sample_exact else self.key_of  # type: ignore[assignment]
+        users: Iterable[str] = (self.sample if self.sample_exact  # type: ignore[assignment]
+                                else [*self.key_of, *self.redirected])
         proc.sample.load(users)
         proc.census.counts.update(self.census)
         proc.index.load(self.wake.items())

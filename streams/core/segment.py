@@ -1,8 +1,14 @@
-"""Segment Spec calls (track, page, screen) as Events.
+"""Segment Spec calls as Events. RudderStack sends the same shape.
 
-A call is checked against segment-track.v1, mapped onto a user-event object, and that
-object is then checked like any canonical event (see canonical.build), with one more
-type, "other", for track names journey does not map. RudderStack sends the same shape.
+A track, page or screen call is checked against segment-track.v1, mapped onto a
+user-event object, and that object is then checked like any canonical event (see
+canonical.build), with one more type, "other", for track names journey does not map.
+
+identify, alias and group calls are checked against their own contracts
+(segment-identify.v1, segment-alias.v1, segment-group.v1) and become Events of their own
+types (see streams/core/identity.py for what the core does with them). An identify's
+traits are digested here into what the core reads, so no address or number goes
+further than the decoder.
 """
 
 from __future__ import annotations
@@ -14,23 +20,36 @@ from typing import Any, Final
 import fastjsonschema
 
 import schemas
+from schemas import parse_date_time
 from streams.core import event as ev
+from streams.core.apply import CHANNELS_OFF, CHANNELS_ON, CONSENT, CONTACT_BITS, PREVIOUS_ID
 from streams.core.canonical import CHANNELS as _CHANNELS
 from streams.core.canonical import CHECK_TIMEZONE as _CHECK_TIMEZONE
 from streams.core.canonical import build, explain, finite
+from streams.core.contracts import SEGMENT_ALIAS, SEGMENT_GROUP, SEGMENT_IDENTIFY
 from streams.core.event import Event
-from streams.core.limits import MAX_AMOUNT, MAX_AMOUNT_TEXT
+from streams.core.limits import (
+    EARLIEST_EVENT_AT,
+    EVENT_TIME_RANGE,
+    LATEST_EVENT_AT,
+    MAX_AMOUNT,
+    MAX_AMOUNT_TEXT,
+)
 from streams.core.rejection import (
     INVALID_AMOUNT,
+    INVALID_TIMESTAMP,
     MISSING_FIELD,
     UNSUPPORTED_SEGMENT_CALL,
     Rejection,
 )
 from streams.core.rejection import ids_of as _ids
 from streams.core.rejection import show as _show
+from streams.core.state import EMAIL_KNOWN, HAS_EMAIL, HAS_PHONE, PHONE_KNOWN
 
 SEGMENT_CALLS: Final = frozenset({"track", "page", "screen", "identify", "group", "alias"})
 _TAKEN: Final = ("track", "page", "screen")
+IDENTITY_CALLS: Final = frozenset({ev.IDENTIFY, ev.ALIAS, ev.GROUP})
+TAKES: Final = "journey takes track, page, screen, identify, alias and group"
 # Segment Spec names (e-commerce v2, email, mobile, B2B SaaS) and what they are to journey.
 # The spec has no referral event, so nothing maps to "referral".
 SEGMENT_EVENTS: Final[Mapping[str, str]] = {
@@ -106,12 +125,9 @@ def _order_amount(props: dict[str, Any], name: str) -> float | Rejection:
 def _to_canonical(obj: dict[str, Any]) -> dict[str, Any] | Rejection:
     """A Segment track/page/screen call as a canonical user-event object."""
     call = obj.get("type")
-    if call in ("identify", "group", "alias"):
-        return Rejection(UNSUPPORTED_SEGMENT_CALL, f"Segment {call} calls carry no user "
-                         "activity; journey takes track, page and screen", *_ids(obj))
     if "type" in obj and call not in _TAKEN:  # say so before any field it may lack
         return Rejection(UNSUPPORTED_SEGMENT_CALL, f"Segment call type {_show(call)} is not "
-                         "supported; journey takes track, page and screen", *_ids(obj))
+                         f"supported; {TAKES}", *_ids(obj))
     try:
         schemas.validator("segment-track")(obj)
     except fastjsonschema.JsonSchemaValueException as exc:
@@ -154,11 +170,88 @@ def _time_field(obj: dict[str, Any]) -> str:
 
 
 def from_segment(obj: dict[str, Any]) -> Event | Rejection:
-    """A Segment track/page/screen call as an Event, checked as a canonical event would be
-    (with the Segment-only type "other"), or why not."""
+    """A Segment call as an Event, or why not: track/page/screen checked as a canonical
+    event would be (with the Segment-only type "other"), identify/alias/group against
+    their own contracts."""
+    call = obj.get("type")
+    if type(call) is str and call in IDENTITY_CALLS:
+        return _identity_call(obj)
     mapped = _to_canonical(obj)
     if isinstance(mapped, Rejection):
         return mapped
     return build(mapped, allow_other=True, time_field=_time_field(obj))
 
 
+
+
+# --- identify, alias, group ----------------------------------------------------------------
+
+_CONTRACT: Final = {ev.IDENTIFY: SEGMENT_IDENTIFY, ev.ALIAS: SEGMENT_ALIAS,
+                    ev.GROUP: SEGMENT_GROUP}
+# Segment subscription types (context.messaging_subscriptions) and journey's channels.
+_SUBSCRIPTION_CHANNEL: Final = {"EMAIL": "email", "SMS": "sms", "IOS_PUSH": "app_push",
+                                "ANDROID_PUSH": "app_push"}
+
+
+def _identity_call(obj: dict[str, Any]) -> Event | Rejection:
+    call = obj["type"]
+    try:
+        schemas.validator(_CONTRACT[call].name, _CONTRACT[call].version)(obj)
+    except fastjsonschema.JsonSchemaValueException as exc:
+        return explain(exc, obj, segment=True)
+    field = _time_field(obj)
+    when = parse_date_time(obj[field])
+    if when is None or not EARLIEST_EVENT_AT <= when[0] < LATEST_EVENT_AT:
+        return Rejection(INVALID_TIMESTAMP, f"{field} {_show(obj[field])} is not a plausible "
+                         f"event time: journey takes {EVENT_TIME_RANGE}", *_ids(obj))
+    user_id = obj.get("userId") or obj["anonymousId"]
+    props: dict[str, Any] = {}
+    if call == ev.ALIAS and obj["previousId"] != user_id:
+        props[PREVIOUS_ID] = obj["previousId"]
+    elif call == ev.IDENTIFY:
+        props = _identify_properties(obj)
+    # no utc_offset_min: a server's stamp says nothing of where the user is
+    return Event(obj["messageId"], user_id, call, when[0], source="segment", properties=props)
+
+
+def _identify_properties(obj: dict[str, Any]) -> dict[str, Any]:
+    """What the core reads of an identify (streams/core/apply.py), and nothing else."""
+    props: dict[str, Any] = {}
+    anonymous = obj.get("anonymousId")
+    if obj.get("userId") and anonymous and anonymous != obj["userId"]:
+        props[PREVIOUS_ID] = anonymous
+    context = obj.get("context") or {}
+    if _CHECK_TIMEZONE(context.get("timezone")):
+        props["timezone"] = context["timezone"]
+    traits = obj.get("traits") or {}
+    bits = 0
+    if "email" in traits:
+        bits |= EMAIL_KNOWN | (HAS_EMAIL if _given(traits["email"]) else 0)
+    if "phone" in traits:
+        bits |= PHONE_KNOWN | (HAS_PHONE if _given(traits["phone"]) else 0)
+    if bits:
+        props[CONTACT_BITS] = bits
+    if isinstance(traits.get("consent"), list):
+        props[CONSENT] = sorted({c for c in traits["consent"] if c in _CHANNELS})
+    on: set[str] = set()
+    off: set[str] = set()
+    for sub in context.get("messaging_subscriptions") or ():
+        channel = _SUBSCRIPTION_CHANNEL.get(str(sub.get("type", "")).upper())
+        status = str(sub.get("status", "")).upper()
+        if channel is not None and status in ("SUBSCRIBED", "UNSUBSCRIBED"):
+            (on if status == "SUBSCRIBED" else off).add(channel)
+    unsubscribed = traits.get("unsubscribed")
+    if isinstance(unsubscribed, bool):
+        (off if unsubscribed else on).add("email")
+    if on:
+        props[CHANNELS_ON] = sorted(on)
+    if off:
+        props[CHANNELS_OFF] = sorted(off)
+    return props
+
+
+def _given(value: Any) -> bool:
+    """An email address or phone number that is there (a number counts: trackers send them)."""
+    if isinstance(value, str):
+        return bool(value.strip())
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

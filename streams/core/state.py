@@ -22,6 +22,14 @@ ACTIVE_STAGES = frozenset({NEW, GROWING, MATURE})
 
 FUNNEL: tuple[str, ...] = ("aware", "interested", "cart", "purchased", "repeat", "advocate")
 
+# What identify calls told of the user's contact details (UserState.contact_bits): whether
+# an email address, and a phone number, are known to be there or known to be absent.
+EMAIL_KNOWN, HAS_EMAIL, PHONE_KNOWN, HAS_PHONE = 1, 2, 4, 8
+CONTACTS = ((EMAIL_KNOWN, HAS_EMAIL), (PHONE_KNOWN, HAS_PHONE))  # (told, there) per detail
+ALL_CHANNELS = (1 << len(CHANNELS)) - 1
+NEEDS_EMAIL = 1 << CHANNELS.index("email")
+NEEDS_PHONE = (1 << CHANNELS.index("sms")) | (1 << CHANNELS.index("phone"))
+
 PURCHASE_LOG_CAP = 8  # recent purchases kept for the rhythm
 SPEND_WINDOW_DAYS = 90  # monetary_90d: net spend (purchases minus refunds) over 90 days
 # daily net spend is kept for the days since the newest one's window began: at most this many
@@ -97,6 +105,8 @@ class UserState:
     # (UTC day number, net spend that day), sorted; only days that can still fall in a
     # 90-day window ending at or after the newest day, so the same whatever the order
     spend_days: list[tuple[int, float]] = field(default_factory=list)
+    # EMAIL_KNOWN | HAS_EMAIL | PHONE_KNOWN | HAS_PHONE from identify traits; 0: never told
+    contact_bits: int = 0
 
     # --- derived values -------------------------------------------------------------
 
@@ -167,6 +177,16 @@ class UserState:
 
     def consented(self, default_mask: int) -> int:
         return default_mask if self.consent_mask is None else self.consent_mask
+
+    def reachable(self) -> int:
+        """The channels the user has the details for: all, less email when identify said
+        there is no address, less sms and phone when it said there is no number."""
+        mask, bits = ALL_CHANNELS, self.contact_bits
+        if bits & EMAIL_KNOWN and not bits & HAS_EMAIL:
+            mask &= ~NEEDS_EMAIL
+        if bits & PHONE_KNOWN and not bits & HAS_PHONE:
+            mask &= ~NEEDS_PHONE
+        return mask
 
     # --- bounded logs -----------------------------------------------------------------
 

@@ -46,6 +46,10 @@ class DeadlineIndex:
         if len(heap) > 2 * len(registered) + 64:
             self._compact()
 
+    def cancel(self, user_id: str) -> None:
+        """Never wake the user (its heap entry is left to be dropped as superseded)."""
+        self._registered.pop(user_id, None)
+
     def wake_at(self, user_id: str) -> float | None:
         """When the user will be woken (None: not registered)."""
         return self._registered.get(user_id)

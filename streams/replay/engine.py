@@ -46,6 +46,8 @@ class Summary:
     stages: Counter[str] = field(default_factory=Counter)
     users: int = 0
     refits: int = 0
+    ignored: Counter[str] = field(default_factory=Counter)  # Segment calls taken, not used
+    stitches: Counter[str] = field(default_factory=Counter)  # identity outcomes
     # for the backtest report
     stage_series: list[tuple[float, dict[str, int]]] = field(default_factory=list)
     alerts_per_day: dict[float, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
@@ -57,7 +59,8 @@ class Summary:
                 "dead_letters": dict(self.dead_letters), "alerts": dict(self.alerts),
                 "suppressed": dict(self.suppressed), "transitions": self.transitions,
                 "reactivations": dict(self.reactivations), "users_by_stage": dict(self.stages),
-                "users": self.users, "model_refits": self.refits}
+                "users": self.users, "model_refits": self.refits,
+                "ignored": dict(self.ignored), "identity": dict(self.stitches)}
 
 
 class Replay:
@@ -84,7 +87,7 @@ class Replay:
         self.out = Outputs()
         self.track_series = track_series
         self._next_day: float | None = None
-        self._credits: list[Event] = []  # referral credits on their way to a partition
+        self._credits: list[Event] = []  # journey's own news on its way, in order
 
     def bad_line(self, bad: BadLine) -> None:
         r = bad.rejection
@@ -109,7 +112,8 @@ class Replay:
             processors[partition_for(event.user_id, n_parts)].process(
                 event, out, received_at=self.received_at)
             if out.transitions or out.alerts or out.rejected or out.suppressed \
-                    or out.duplicates or out.refits or out.feedback:
+                    or out.duplicates or out.refits or out.feedback or out.ignored \
+                    or out.stitches:
                 self._drain()
             else:  # the common case: one event applied, nothing else to report
                 summary.applied += len(out.applied)
@@ -152,13 +156,17 @@ class Replay:
                 yield p.snapshot(p.store[user_id], at)
 
     def _drain(self) -> None:
-        """Count and write what came out; referral credits go on to their partition."""
+        """Count and write what came out; journey's own news (referral credits, identity
+        stitches and merges) goes on to its partition. That partition is first brought to
+        the news's time, which the events before it have reached (the input is in time
+        order): a live worker's partitions get there by their ticks."""
         drain(self.out, self)
         n_parts = self.settings.partitions
         while self._credits:
-            credit = self._credits.pop()
-            self.processors[partition_for(credit.user_id, n_parts)].process(
-                credit, self.out, feedback=True)
+            news = self._credits.pop(0)
+            target = self.processors[partition_for(news.user_id, n_parts)]
+            target.advance(news.occurred_at, self.out)
+            target.process(news, self.out, feedback=True)
             drain(self.out, self)
 
     # --- the Sink ----------------------------------------------------------------------
@@ -205,6 +213,12 @@ class Replay:
 
     def on_refits(self, count: int) -> None:
         self.summary.refits += count
+
+    def on_ignored(self, call: str) -> None:
+        self.summary.ignored[call] += 1
+
+    def on_stitch(self, outcome: str) -> None:
+        self.summary.stitches[outcome] += 1
 
     def _sample_series(self, t: float) -> None:
         if self._next_day is None:

@@ -206,9 +206,9 @@ def test_bad_input_goes_to_dead_letters_and_the_worker_goes_on(
         f"oversize-{tag}": ("oversize", orjson.dumps(
             ev(f"oversize-{tag}", properties={"page": "x" * 3000})), now),
         f"utf8-{tag}": ("invalid_utf8", b'{"event_id": "\xff\xfe", "user_id": "u"}', now),
-        f"identify-{tag}": ("unsupported_segment_call", orjson.dumps(
-            {"type": "identify", "userId": f"identify-{tag}", "messageId": f"m-{tag}",
-             "timestamp": rfc3339(now), "traits": {"email": "someone@example.com"}}), now),
+        f"batch-{tag}": ("unsupported_segment_call", orjson.dumps(
+            {"type": "batch", "userId": f"batch-{tag}", "messageId": f"m-{tag}",
+             "timestamp": rfc3339(now), "batch": []}), now),
         f"array-{tag}": ("not_an_object", b"[1, 2, 3]", now),
         f"amount-{tag}": ("invalid_amount", orjson.dumps(ev(
             f"amount-{tag}", type="purchase",

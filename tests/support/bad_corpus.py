@@ -49,6 +49,20 @@ ORDER: dict[str, Any] = {
     "timestamp": "2026-01-10T09:00:00.000Z", "context": {"timezone": "Europe/Berlin"},
     "properties": {"order_id": "o-9", "revenue": 30.0, "currency": "EUR",
                    "products": [{"product_id": "p-1", "price": 15.0, "quantity": 2}]}}
+IDENTIFY: dict[str, Any] = {  # as analytics-python sends it
+    "type": "identify", "messageId": "bad-m5", "userId": "u-2", "anonymousId": None,
+    "traits": {"email": "ada@example.com", "phone": "+49 30 1234567"},
+    "context": {"library": {"name": "analytics-python", "version": "2.3.4"}},
+    "integrations": {}, "timestamp": "2026-01-10T09:02:00.000+00:00"}
+ALIAS: dict[str, Any] = {
+    "type": "alias", "messageId": "bad-m6", "previousId": "a-2", "userId": "u-2",
+    "anonymousId": None, "context": {"library": {"name": "analytics-python", "version": "2.3.4"}},
+    "integrations": {}, "timestamp": "2026-01-10T09:03:00.000+00:00"}
+GROUP: dict[str, Any] = {
+    "type": "group", "messageId": "bad-m7", "groupId": "acme", "userId": "u-2",
+    "anonymousId": None, "traits": {"name": "Acme"}, "integrations": {},
+    "context": {"library": {"name": "analytics-python", "version": "2.3.4"}},
+    "timestamp": "2026-01-10T09:04:00.000+00:00"}
 PRODUCT_VIEW: dict[str, Any] = {
     "type": "track", "event": "Product Viewed", "messageId": "bad-m2", "userId": "u-2",
     "timestamp": "2026-01-10T09:01:00Z", "properties": {"product_id": "p-1"}}
@@ -93,6 +107,7 @@ def nested(depth: int, leaf: Any = 1, array: bool = False) -> Any:
 # --- the cases -----------------------------------------------------------------------------
 
 _P, _V, _O, _S = PURCHASE, VIEW, ORDER, PRODUCT_VIEW
+_I, _A, _G = IDENTIFY, ALIAS, GROUP
 _TRUNC = dumps(PURCHASE)
 _TRUNC_SEG = dumps(ORDER)
 _UMLAUT = _TRUNC.index("ü".encode())
@@ -421,16 +436,49 @@ _CASES: list[tuple[str, str, str, str, bytes]] = [  # (category, kind, name, rea
     ("type", CANONICAL, "segment-only-other", "unknown_type", dumps(edit(_V, type="other"))),
     ("type", CANONICAL, "empty", "unknown_type", dumps(edit(_V, type=""))),
     ("type", CANONICAL, "null", "unknown_type", dumps(edit(_V, type=None))),
-    ("type", SEGMENT, "segment-identify", "unsupported_segment_call",
-     dumps(edit(_S, type="identify", drop=("event",), traits={"email": "a@example.com"}))),
-    ("type", SEGMENT, "segment-group", "unsupported_segment_call",
-     dumps(edit(_S, type="group", drop=("event",), groupId="g-1"))),
-    ("type", SEGMENT, "segment-alias", "unsupported_segment_call",
-     dumps(edit(_S, type="alias", drop=("event",), previousId="a-1"))),
     ("type", SEGMENT, "segment-batch", "unsupported_segment_call",
      dumps({"type": "batch", "messageId": "bad-m4", "batch": [_S]})),
     ("type", SEGMENT, "segment-capitalised-track", "unsupported_segment_call",
      dumps(edit(_S, type="Track"))),
+    ("type", SEGMENT, "segment-capitalised-identify", "unsupported_segment_call",
+     dumps(edit(_I, type="Identify"))),
+    # identify, alias and group: journey's contracts for them
+    ("missing", SEGMENT, "identify-without-user", "missing_field",
+     dumps(edit(_I, drop=("userId", "anonymousId")))),
+    ("wrong_type", SEGMENT, "identify-user-ids-null", "schema_violation",
+     dumps(edit(_I, userId=None))),
+    ("missing", SEGMENT, "identify-without-message-id", "missing_field",
+     dumps(edit(_I, drop=("messageId",)))),
+    ("missing", SEGMENT, "identify-without-time", "missing_field",
+     dumps(edit(_I, drop=("timestamp",)))),
+    ("missing", SEGMENT, "alias-without-previous-id", "missing_field",
+     dumps(edit(_A, drop=("previousId",)))),
+    ("missing", SEGMENT, "alias-without-user-id", "missing_field",
+     dumps(edit(_A, drop=("userId",)))),
+    ("missing", SEGMENT, "group-without-group-id", "missing_field",
+     dumps(edit(_G, drop=("groupId",)))),
+    ("wrong_type", SEGMENT, "identify-traits-list", "schema_violation",
+     dumps(edit(_I, traits=["email"]))),
+    ("wrong_type", SEGMENT, "identify-email-object", "schema_violation",
+     dumps(edit(_I, traits={"email": {"primary": "ada@example.com"}}))),
+    ("wrong_type", SEGMENT, "identify-unsubscribed-text", "schema_violation",
+     dumps(edit(_I, traits={"unsubscribed": "yes"}))),
+    ("wrong_type", SEGMENT, "identify-subscriptions-object", "schema_violation",
+     dumps(edit(_I, context={"messaging_subscriptions": {"type": "EMAIL"}}))),
+    ("wrong_type", SEGMENT, "alias-previous-id-number", "schema_violation",
+     dumps(edit(_A, previousId=17))),
+    ("wrong_type", SEGMENT, "alias-previous-id-empty", "schema_violation",
+     dumps(edit(_A, previousId=""))),
+    ("wrong_type", SEGMENT, "group-id-object", "schema_violation",
+     dumps(edit(_G, groupId={"id": "acme"}))),
+    ("huge", SEGMENT, "identify-anonymous-id-over-200", "schema_violation",
+     dumps(edit(_I, anonymousId="a" * 201))),
+    ("time", SEGMENT, "identify-no-zone", "invalid_timestamp",
+     dumps(edit(_I, timestamp="2026-01-10T09:02:00.000"))),
+    ("time", SEGMENT, "alias-year-1", "invalid_timestamp",
+     dumps(edit(_A, timestamp="0001-01-01T00:00:00Z"))),
+    ("duplicate_keys", SEGMENT, "identify-user-id-twice", "duplicate_keys",
+     swap(_I, b'"userId":"u-2"', b'"userId":"u-2","userId":"u-3"')),
 ]
 
 CASES: tuple[Case, ...] = tuple(
@@ -461,4 +509,19 @@ ACCEPTED: tuple[Case, ...] = tuple(Case(f"{category}/{name}", raw, "", kind, cat
      dumps(edit(_V, properties={f"f{i}": i for i in range(500)}))),
     ("utf8", CANONICAL, "non-ascii-ids", dumps(edit(_V, user_id="Jürgen-東京-🙂"))),
     ("utf8", CANONICAL, "escaped-surrogate-pair", swap(_V, b'"/shoes"', b'"\\ud83d\\ude42"')),
+    # Segment's identity calls, as its libraries send them, and their quirks
+    ("type", SEGMENT, "segment-identify", dumps(_I)),
+    ("type", SEGMENT, "segment-alias", dumps(_A)),
+    ("type", SEGMENT, "segment-group", dumps(_G)),
+    ("type", SEGMENT, "segment-group-numeric-id", dumps(edit(_G, groupId=42))),
+    ("extra", SEGMENT, "identify-anonymous-only", dumps(edit(_I, userId=None, anonymousId="a-2"))),
+    ("extra", SEGMENT, "identify-traits-null", dumps(edit(_I, traits=None))),
+    ("extra", SEGMENT, "identify-any-other-traits",
+     dumps(edit(_I, traits={"name": "Ada", "address": {"city": "Berlin"}, "age": 36}))),
+    ("extra", SEGMENT, "identify-phone-as-number", dumps(edit(_I, traits={"phone": 4930123}))),
+    ("extra", SEGMENT, "identify-unknown-subscription-type", dumps(edit(_I, context={
+        "messaging_subscriptions": [{"key": "+4930", "type": "WHATSAPP", "status": "nope"}]}))),
+    ("extra", SEGMENT, "alias-to-itself", dumps(edit(_A, previousId="u-2"))),
+    ("time", SEGMENT, "identify-original-timestamp-only",
+     dumps(edit(_I, drop=("timestamp",), originalTimestamp="2026-01-10T09:02:00.000Z"))),
 ])

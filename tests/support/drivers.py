@@ -11,9 +11,11 @@ runs every test under each executor).
 
 Every event goes over the wire first (``to_object``, JSON, ``decode``), so all three
 drivers see the same decoded events; an event the input contract refuses is a mistake
-of the test. Each driver is shadowed by a Harness fed the same calls: at the end of the
-test its alerts, transitions and every user's user-state record must equal the
-Harness's, as JSON, byte for byte. A scenario asserts what it expects on any driver.
+of the test. ``send_segment`` sends Segment calls as they are (identify, alias, group,
+track, page): the pipeline gets their JSON as the record value. Each driver is shadowed
+by a Harness fed the same calls: at the end of the test its alerts, transitions, every
+user's user-state record and every merged id's redirect must equal the Harness's, as
+JSON, byte for byte. A scenario asserts what it expects on any driver.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from agents.kafka.topics import KIND_HEADER, Topics
 from streams.core.decode import decode, to_object
 from streams.core.event import Event
 from streams.core.partitioning import partition_for
+from streams.core.processor import PartitionProcessor
 from streams.replay.engine import Replay
 from streams.settings import Settings
 from streams.testing import BASE, DAY, Harness
@@ -39,14 +42,6 @@ DRIVERS = ("harness", "replay", "pipeline")
 # When every record is received: far ahead of any scenario's events, so none is refused
 # as from the future (the Harness does not judge skew unless told a receipt time).
 RECEIVED_AT = BASE + 20 * 365 * DAY
-
-
-def over_the_wire(event: Event) -> Event:
-    """``event`` as a producer would send it and the worker would decode it."""
-    got = decode(orjson.dumps(to_object(event)))
-    if not isinstance(got, Event):
-        raise AssertionError(f"not a valid user event, so no driver can take it: {got}")
-    return got
 
 
 class Driver:
@@ -62,11 +57,23 @@ class Driver:
         self.now = float("-inf")  # the newest instant sent or advanced to
 
     def send(self, *events: Event) -> Driver:
-        for event in map(over_the_wire, events):
-            self.now = max(self.now, event.occurred_at)
-            self.reference.send(event)
-            self._send(event)
+        for event in events:
+            self._deliver(orjson.dumps(to_object(event)))
         return self
+
+    def send_segment(self, *calls: dict[str, Any]) -> Driver:
+        """Segment calls, each as the JSON its library sends."""
+        for call in calls:
+            self._deliver(orjson.dumps(call))
+        return self
+
+    def _deliver(self, raw: bytes) -> None:
+        event = decode(raw)
+        if not isinstance(event, Event):
+            raise AssertionError(f"not a valid input, so no driver can take it: {event}")
+        self.now = max(self.now, event.occurred_at)
+        self.reference.send(event)
+        self._send(event, raw)
 
     def advance_to(self, t: float) -> Driver:
         self.now = max(self.now, t)
@@ -92,6 +99,11 @@ class Driver:
         """The user-state record as of ``at`` (default: the newest instant so far)."""
         return self._snapshot(user_id, self.now if at is None else at)
 
+    def merged_into(self, user_id: str) -> str | None:
+        """The user an id was merged into (None: it was not)."""
+        redirect = self._processor(user_id).redirects.get(user_id)
+        return None if redirect is None else redirect.target
+
     def check_against_the_harness(self) -> None:
         """Alerts, transitions and every user's state equal the shadowing Harness's."""
         ref = self.reference
@@ -101,10 +113,16 @@ class Driver:
         for user_id in sorted(ref.store):
             want = ref.processor.snapshot(ref.store[user_id], self.now)
             assert _wire(self.snapshot(user_id)) == _wire(want), f"{self.kind}: {user_id}"
+        for user_id, redirect in sorted(ref.processor.redirects.items()):
+            assert self.merged_into(user_id) == redirect.target, f"{self.kind}: {user_id}"
+            assert self.snapshot(user_id) is None, f"{self.kind}: {user_id} merged, not gone"
 
     # --- what each driver does ---
 
-    def _send(self, event: Event) -> None:
+    def _send(self, event: Event, raw: bytes) -> None:
+        raise NotImplementedError
+
+    def _processor(self, user_id: str) -> PartitionProcessor:
         raise NotImplementedError
 
     def _advance(self, t: float) -> None:
@@ -121,8 +139,11 @@ class HarnessDriver(Driver):
         super().__init__(settings)
         self.harness = Harness(settings, alerts=self.alerts, transitions=self.transitions)
 
-    def _send(self, event: Event) -> None:
+    def _send(self, event: Event, raw: bytes) -> None:
         self.harness.send(event)
+
+    def _processor(self, user_id: str) -> PartitionProcessor:
+        return self.harness.processor
 
     def _advance(self, t: float) -> None:
         self.harness.advance_to(t)
@@ -140,8 +161,11 @@ class ReplayDriver(Driver):
         self.replay = Replay(settings, RECEIVED_AT, on_alert=self.alerts.append,
                              on_transition=self.transitions.append)
 
-    def _send(self, event: Event) -> None:
+    def _send(self, event: Event, raw: bytes) -> None:
         self.replay.feed([event])
+
+    def _processor(self, user_id: str) -> PartitionProcessor:
+        return self.replay.processors[partition_for(user_id, self.settings.partitions)]
 
     def _advance(self, t: float) -> None:
         self.replay.advance(t)
@@ -169,10 +193,12 @@ class PipelineDriver(Driver):
         self._offsets[(topic, partition)] = offset + 1
         return Record(topic, partition, offset, key, value, RECEIVED_AT, headers or {})
 
-    def _send(self, event: Event) -> None:
+    def _send(self, event: Event, raw: bytes) -> None:
         p = partition_for(event.user_id, self.settings.partitions)
-        self._batch([self._record(self.topics.events, p, event.user_id.encode(),
-                                  orjson.dumps(to_object(event)))])
+        self._batch([self._record(self.topics.events, p, event.user_id.encode(), raw)])
+
+    def _processor(self, user_id: str) -> PartitionProcessor:
+        return self.pipeline.processor(partition_for(user_id, self.settings.partitions))
 
     def _advance(self, t: float) -> None:
         self._batch([self._record(self.topics.events, p, None, tick_value(t), {KIND_HEADER: TICK})
@@ -180,7 +206,7 @@ class PipelineDriver(Driver):
 
     def _batch(self, records: list[Record]) -> None:
         """One batch, as the worker handles it; then whatever it sent to the repartition
-        topic (referral credits), as the worker reads it back."""
+        topic (journey's own news), as the worker reads it back."""
         while records:
             sends = self.pipeline.handle(records)
             self.pipeline.commit_state()

@@ -12,8 +12,9 @@ import orjson
 
 import schemas
 from streams.core import rejection
+from streams.core.apply import PREVIOUS_ID, READ_PROPERTIES
 from streams.core.decode import Rejection, decode, to_object
-from streams.core.event import EVENT_TYPES, OTHER, Event
+from streams.core.event import EVENT_TYPES, OTHER, SEGMENT_ONLY_TYPES, Event
 from streams.core.limits import EARLIEST_EVENT_AT, LATEST_EVENT_AT, MAX_AMOUNT
 from streams.core.state import CHANNELS
 
@@ -65,8 +66,14 @@ def assert_sane(event: Event) -> None:
     """What any Event out of the decoder must be, whatever went in."""
     assert type(event.event_id) is str and 0 < len(event.event_id) <= 200
     assert type(event.user_id) is str and 0 < len(event.user_id) <= 200
-    assert event.type in EVENT_TYPES
     assert EARLIEST_EVENT_AT <= event.occurred_at < LATEST_EVENT_AT
+    if event.type in SEGMENT_ONLY_TYPES:  # not user events: what the core reads of them
+        assert event.source == "segment" and event.utc_offset_min is None
+        assert set(event.properties) <= READ_PROPERTIES, event.properties
+        previous = event.properties.get(PREVIOUS_ID)
+        assert previous is None or (type(previous) is str and previous != event.user_id)
+        return
+    assert event.type in EVENT_TYPES
     assert event.utc_offset_min is None or abs(event.utc_offset_min) < 24 * 60
     if event.type in ("purchase", "refund"):
         assert event.amount is not None and event.currency in CURRENCIES

@@ -237,13 +237,12 @@ def test_schema_violation_names_the_field(obj: dict[str, Any], field: str) -> No
     assert field in rejected(decode(line(obj)), "schema_violation").message
 
 
-@pytest.mark.parametrize("call", ["identify", "group", "alias"])
+@pytest.mark.parametrize("call", ["batch", "Track", "identity", "screenview"])
 def test_unsupported_segment_call(call: str) -> None:
     got = rejected(decode(line({"type": call, "messageId": "m", "userId": "u",
                                 "timestamp": "2024-05-03T16:21:07Z"})), "unsupported_segment_call")
     assert call in got.message and got.event_id == "m" and got.user_id == "u"
-    rejected(decode(line({"type": "batch", "messageId": "m", "userId": "u",
-                          "timestamp": "2024-05-03T16:21:07Z"})), "unsupported_segment_call")
+    assert "identify, alias and group" in got.message
 
 
 # --- properties -------------------------------------------------------------------------------

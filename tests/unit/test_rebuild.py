@@ -168,3 +168,30 @@ def test_rows_kept_up_to_date_restore_as_the_final_states_do() -> None:
     assert list(by_rows.sample) == list(by_states.sample)
     assert by_rows.index._registered == by_states.index._registered
     assert _drain(by_rows.index, START + 300 * DAY) == _drain(by_states.index, START + 300 * DAY)
+
+
+def test_rows_of_merged_ids_restore_as_the_states_and_redirects_do() -> None:
+    """An id merged into another user holds a redirect: out of the census and the index,
+    still in the sample (as ``PartitionProcessor.restore`` keeps it); revived, a user again."""
+    settings = Settings().with_overrides(population_sample_size=20)
+    states = _states()
+    kept = rebuild.Rows(settings.population_sample_size)
+    for s in states:
+        kept.set(rebuild.row_of_state(s))
+    merged = sorted(s.user_id for s in states)[:5]
+    for uid in merged:
+        kept.redirect(uid)
+    revived = merged[0]
+    kept.set(rebuild.row_of_state(next(s for s in states if s.user_id == revived)))
+    gone = set(merged[1:])
+    users = [s for s in states if s.user_id not in gone]
+
+    by_states = PartitionProcessor(settings, {s.user_id: s for s in users})
+    by_states.restore(None, users, sorted(gone))
+    for exact in (True, False):
+        kept.sample_exact = exact  # after a removal the sample is rebuilt from the ids
+        by_rows = PartitionProcessor(settings, {s.user_id: s for s in users})
+        kept.restore(by_rows, None)
+        assert by_rows.census.counts == by_states.census.counts
+        assert list(by_rows.sample) == list(by_states.sample)
+        assert by_rows.index._registered == by_states.index._registered

@@ -16,7 +16,8 @@ import schemas
 from streams.core import contracts
 
 NAMES = ["churn-warning", "dead-letter", "lifecycle-transition", "recall-trigger",
-         "segment-track", "user-event", "user-state"]
+         "segment-alias", "segment-group", "segment-identify", "segment-track", "user-event",
+         "user-state"]
 TIGHT = ["churn-warning", "recall-trigger", "lifecycle-transition", "dead-letter", "user-state",
          "user-event"]
 DRAFT = jsonschema.Draft202012Validator
@@ -61,14 +62,15 @@ def test_the_contract_table_names_every_schema_file() -> None:
 
 
 @pytest.mark.parametrize("contract", [c for c in contracts.CONTRACTS
-                                      if c is not contracts.SEGMENT_TRACK],
+                                      if c not in contracts.SEGMENT_CALLS],
                          ids=lambda c: c.name)
 def test_a_contract_id_is_the_const_of_its_schema_field(contract: contracts.Contract) -> None:
     """The id code stamps on a record (and in its schema header) is the one its schema
     file demands; a Segment call carries no schema field."""
     doc = schemas.load(contract.name, contract.version)
     assert doc["properties"]["schema"]["const"] == contract.id
-    assert "schema" not in schemas.load("segment-track")["properties"]
+    for call in contracts.SEGMENT_CALLS:
+        assert "schema" not in schemas.load(call.name, call.version)["properties"]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -115,9 +117,11 @@ def test_top_level_is_closed(name: str) -> None:
     assert not reference(name).is_valid(example)
 
 
-def test_segment_calls_may_carry_extra_fields() -> None:
-    example = dict(schemas.load("segment-track")["examples"][0], writeKey="k", version=2)
-    assert schemas.is_valid("segment-track", example)
+@pytest.mark.parametrize("name", ["segment-track", "segment-identify", "segment-alias",
+                                  "segment-group"])
+def test_segment_calls_may_carry_extra_fields(name: str) -> None:
+    example = dict(schemas.load(name)["examples"][0], writeKey="k", version=2, channel="server")
+    assert schemas.is_valid(name, example)
 
 
 def test_alert_schemas_share_their_vocabulary() -> None:
