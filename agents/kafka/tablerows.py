@@ -32,11 +32,6 @@ from streams.core.state import UserState
 log = logging.getLogger("journey.tablestore")
 
 SCAN_CHUNK = 2000  # rows read between two turns of the event loop
-# Restores read each partition's users, not the kept rows, for now: with the kept rows,
-# tests/kafka/test_worker_faults.py::test_kill_9_mid_stream_loses_and_double_counts_nothing
-# sent one churn warning twice after the restart in 2 of 5 runs (0 of 3 without them, 0 of
-# 4 on main); the cause is not found yet (issue 15).
-USE_KEPT_ROWS = False
 
 
 @contextmanager
@@ -170,7 +165,7 @@ def restore_from_table(table: Any, proc: PartitionProcessor, partition: int,
     store holds: from the rows it kept, or else by reading each."""
     store = table.data
     with gc_paused():
-        kept = store.rows_for(partition) if USE_KEPT_ROWS else None
+        kept = store.rows_for(partition)
         if kept is None:
             kept = Rows(proc.settings.population_sample_size)
             for key, value in store.items_of(partition):
