@@ -37,8 +37,11 @@ class Pipeline:
                  table: MutableMapping[str, Any],
                  wall_clock: Callable[[], float] = time.time,
                  write: Callable[[str, Any], None] | None = None,
-                 prepare: Callable[[], None] | None = None) -> None:
-        self.prepare = prepare  # run before a partition is restored from the table
+                 rebuild: Callable[[PartitionProcessor, int, PartitionContext | None], None]
+                 | None = None) -> None:
+        # restores a partition's processor from the table's own index of its users
+        # (agents.kafka.tablestore); without it, from a scan of the whole table
+        self.rebuild = rebuild
         self.settings = settings
         self.topics = topics
         self.metrics = metrics
@@ -69,13 +72,14 @@ class Pipeline:
         proc = PartitionProcessor(self.settings, self.store, partition,
                                   owns=lambda user_id: partition_for(user_id, n) == partition,
                                   redirects=self.store.redirects)
-        if self.prepare is not None:
-            self.prepare()
         ctx = table_value(self.table.get(key))
-        states = (v for k, v in self.store.items() if partition_for(k, n) == partition)
-        redirected = (k for k in self.store.redirected() if partition_for(k, n) == partition)
-        proc.restore(PartitionContext.from_dict(ctx) if isinstance(ctx, dict) and ctx else None,
-                     states, redirected)
+        context = PartitionContext.from_dict(ctx) if isinstance(ctx, dict) and ctx else None
+        if self.rebuild is not None:
+            self.rebuild(proc, partition, context)
+        else:
+            states = (v for k, v in self.store.items() if partition_for(k, n) == partition)
+            redirected = (k for k in self.store.redirected() if partition_for(k, n) == partition)
+            proc.restore(context, states, redirected)
         self.offsets.restored(partition, ctx)
         self.processors[partition] = proc
         return proc
