@@ -7,7 +7,8 @@ package ``lifetimes`` carries the file in its wheel, so we fetch that wheel with
 run time, cache it under ``bench/data/`` (git-ignored) and read the file from the
 archive. Nothing of the package is imported and the data are never committed.
 
-Usage: ``python bench/real_data.py [OUT.jsonl]`` fetches the log and writes it as events.
+Usage: ``python bench/real_data.py [OUT.jsonl] [--copies N]`` fetches the log and writes it
+as events; ``--copies 10`` writes CDNOW x10 (the throughput bench's file, see ``copies``).
 """
 
 from __future__ import annotations
@@ -141,6 +142,16 @@ def purchase_events(transactions: Iterable[Transaction]) -> Iterator[dict[str, A
         yield purchase_event(t)
 
 
+def copies(transactions: Iterable[Transaction], n: int) -> list[Transaction]:
+    """The log ``n`` times over, customer ids suffixed ``-0`` ... ``-{n-1}``: a bigger
+    population with CDNOW's own rhythms, for throughput (order ids follow the customer)."""
+    rows = list(transactions)
+    if n == 1:
+        return rows
+    return [Transaction(f"{t.customer_id}-{k}", t.day, t.seq, t.cds, t.amount)
+            for k in range(n) for t in rows]
+
+
 def write_jsonl(events: Iterable[dict[str, Any]], path: Path) -> int:
     count = 0
     with open(path, "wb") as fh:
@@ -151,8 +162,18 @@ def write_jsonl(events: Iterable[dict[str, Any]], path: Path) -> int:
     return count
 
 
+def main() -> None:
+    # argparse, so that ``--help`` prints help instead of naming the output file
+    import argparse
+
+    ap = argparse.ArgumentParser(description="Write CDNOW as journey purchase events.")
+    ap.add_argument("out", nargs="?", type=Path, default=DEFAULT_CACHE / "cdnow_events.jsonl")
+    ap.add_argument("--copies", type=int, default=1, help="the log N times over (see copies)")
+    args = ap.parse_args()
+    n = write_jsonl(purchase_events(copies(cdnow_transactions(), args.copies)), args.out)
+    print(f"wrote {n} purchase events of {CDNOW_CUSTOMERS * args.copies} customers to "
+          f"{args.out}")
+
+
 if __name__ == "__main__":
-    transactions = cdnow_transactions()
-    out = Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_CACHE / "cdnow_events.jsonl"
-    n = write_jsonl(purchase_events(transactions), out)
-    print(f"wrote {n} purchase events of {CDNOW_CUSTOMERS} customers to {out}")
+    main()

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 import schemas
+from streams.core.churn.model import ChurnModel
 from streams.core.event import Event
 from streams.core.outputs import Outputs, Rejected, drain
 from streams.core.processor import PartitionProcessor
@@ -49,6 +50,7 @@ class Harness:
     reactivations: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)  # Segment calls taken, not used
     stitches: list[str] = field(default_factory=list)  # identity outcomes
+    churn_models: list[tuple[int, ChurnModel]] = field(default_factory=list)  # re-fits' models
     duplicates: int = 0
 
     def __post_init__(self) -> None:
@@ -123,6 +125,9 @@ class Harness:
 
     def on_refits(self, count: int) -> None:
         pass
+
+    def on_churn_model(self, partition: int, model: ChurnModel) -> None:
+        self.churn_models.append((partition, model))
 
     def on_ignored(self, call: str) -> None:
         self.ignored.append(call)

@@ -17,6 +17,7 @@ import orjson
 
 from agents.cli.progress import ProgressBar
 from streams.core.event import Event
+from streams.replay import parallel
 from streams.replay.engine import Replay, Summary, Writer
 from streams.replay.sources import BadLine, InputError, read_events, time_ordered
 from streams.settings import Settings
@@ -72,10 +73,12 @@ class Progress:
 
 
 def feed_files(replay: Replay, paths: list[Path], settings: Settings, progress: Progress,
-               until: float | None, ordered: bool = True) -> None:
+               until: float | None, ordered: bool = True, jobs: int = 1) -> None:
     """Decode the files into ``replay`` (bad lines to its dead letters): in event-time
     order, or with ``ordered=False`` in file order, as a live worker receives them.
-    Raises InputError for an unusable file."""
+    ``jobs`` other than 1 lets an ordered first feed spread partitions over processes
+    (0: one per core; see :mod:`streams.replay.parallel`). Raises InputError for an
+    unusable file."""
 
     def good_events() -> Iterator[Event]:
         for item, size in read_events(paths, settings.max_event_bytes):
@@ -90,6 +93,9 @@ def feed_files(replay: Replay, paths: list[Path], settings: Settings, progress: 
             progress.fed()
             yield e
 
+    if ordered and jobs != 1:
+        parallel.feed(replay, counted(time_ordered(good_events())), until, jobs or None)
+        return
     replay.feed(counted(time_ordered(good_events()) if ordered else good_events()),
                 until=until)
 
@@ -126,7 +132,7 @@ def run_replay(args: argparse.Namespace, settings: Settings) -> int:
                         on_historical=writer(stack, args.historical_alerts_out))
         try:
             if args.cut_over is None:
-                feed_files(replay, inputs, settings, progress, args.until)
+                feed_files(replay, inputs, settings, progress, args.until, jobs=args.jobs)
             else:  # as `journey bootstrap --until CUT` and then workers on the live input
                 feed_files(replay, inputs, settings, progress, args.cut_over)
                 replay.cut_over(args.cut_over, args.cut_over if args.live_from is None

@@ -33,14 +33,20 @@ from streams.settings import Settings
 
 log = logging.getLogger("journey.pipeline")
 
+Snapshots = dict[tuple[float, str], Any]  # the churn model's records a context names
+# restores a processor from the table's own rows (processor, partition, context, snapshots)
+Rebuild = Callable[[PartitionProcessor, int, PartitionContext | None, Snapshots], None]
+
 
 class Pipeline:
     def __init__(self, settings: Settings, topics: Topics, metrics: Metrics,
                  table: MutableMapping[str, Any],
                  wall_clock: Callable[[], float] = time.time,
                  write: Callable[[str, Any], None] | None = None,
-                 prepare: Callable[[], None] | None = None) -> None:
-        self.prepare = prepare  # run before a partition is restored from the table
+                 rebuild: Rebuild | None = None) -> None:
+        # restores a partition's processor from the table's own index of its users
+        # (agents.kafka.tablestore); without it, from a scan of the whole table
+        self.rebuild = rebuild
         self.settings = settings
         self.topics = topics
         self.metrics = metrics
@@ -71,19 +77,20 @@ class Pipeline:
         proc = PartitionProcessor(self.settings, self.store, partition,
                                   owns=lambda user_id: partition_for(user_id, n) == partition,
                                   redirects=self.store.redirects, persist=True)
-        if self.prepare is not None:
-            self.prepare()
         ctx = table_value(self.table.get(key))
         context = PartitionContext.from_dict(ctx) if isinstance(ctx, dict) and ctx else None
-        states = (v for k, v in self.store.items() if partition_for(k, n) == partition)
-        redirected = (k for k in self.store.redirected() if partition_for(k, n) == partition)
-        proc.restore(context, states, redirected, self._snapshots(partition, context))
+        snapshots = self._snapshots(partition, context)
+        if self.rebuild is not None:
+            self.rebuild(proc, partition, context, snapshots)
+        else:
+            states = (v for k, v in self.store.items() if partition_for(k, n) == partition)
+            redirected = (k for k in self.store.redirected() if partition_for(k, n) == partition)
+            proc.restore(context, states, redirected, snapshots)
         self.offsets.restored(partition, ctx)
         self.processors[partition] = proc
         return proc
 
-    def _snapshots(self, partition: int, ctx: PartitionContext | None
-                   ) -> dict[tuple[float, str], Any]:
+    def _snapshots(self, partition: int, ctx: PartitionContext | None) -> Snapshots:
         """The churn model's snapshot records a restored context may need: those it lists,
         and those its logged refits took (see ``streams.core.churn.memory``)."""
         if ctx is None:

@@ -11,6 +11,7 @@ import orjson
 from agents.kafka.metrics import Metrics
 from agents.kafka.records import FEEDBACK, Record, Send, encode_feedback
 from agents.kafka.topics import KIND_HEADER, SCHEMA_HEADER, Topics
+from streams.core.churn.model import ChurnModel
 from streams.core.contracts import DEAD_LETTER
 from streams.core.deadletter import dead_letter
 from streams.core.event import ALIAS, IDENTIFY, Event
@@ -113,6 +114,9 @@ class RecordSink:
 
     def on_refits(self, count: int) -> None:
         self.metrics.model_refits.inc(count)
+
+    def on_churn_model(self, partition: int, model: ChurnModel) -> None:
+        pass  # its quality is logged by the re-fit and shown per partition by the gauges
 
     def on_ignored(self, call: str) -> None:
         self.metrics.segment_calls.labels(call, "ignored").inc()

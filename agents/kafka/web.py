@@ -79,8 +79,20 @@ def health_report(rt: WorkerView) -> tuple[bool, dict[str, Any]]:
         "fatal": list(rt.fatal),
         "uptime_seconds": round(time.time() - rt.started_at, 1),
         "partitions": sorted(rt.pipeline.processors),
+        # each partition's stream time (epoch seconds; null before its first record)
+        "clocks": {str(p): (None if proc.clock == float("-inf") else proc.clock)
+                   for p, proc in sorted(rt.pipeline.processors.items())},
+        "standby_partitions": sorted(tp.partition for tp in _standbys(rt)),
         "batches": rt.processed_batches,
     }
+
+
+def _standbys(rt: WorkerView) -> set[Any]:
+    """The changelog partitions this worker keeps standby copies of."""
+    try:
+        return set(rt.app.assignor.assigned_standbys())
+    except Exception:  # noqa: BLE001 - not started: none yet
+        return set()
 
 
 def install_views(rt: WorkerView) -> None:

@@ -28,14 +28,17 @@ from agents.kafka.config import kafka_kwargs
 from agents.kafka.heal import committed_offsets, fill, retrying
 from agents.kafka.logsafe import exception_summary
 from agents.kafka.metrics import Metrics
-from agents.kafka.pipeline import Pipeline
+from agents.kafka.pipeline import Pipeline, Snapshots
 from agents.kafka.publish import send_acknowledged
 from agents.kafka.records import TICK, Record, Send, tick_value
 from agents.kafka.runtime import Runtime, fatal, owned
 from agents.kafka.table import Staged, changelog_groups
+from agents.kafka.tablerows import restore_from_table
+from agents.kafka.tablestore import changelog_offsets, users_table
 from agents.kafka.topics import KIND_HEADER, Topics
 from agents.kafka.watchdog import check_broker, check_progress
 from agents.kafka.web import install_views
+from streams.core.context import PartitionContext
 from streams.core.partitioning import partition_for
 from streams.settings import Settings
 
@@ -101,36 +104,26 @@ def build(settings: Settings, bootstrap: str, metrics: Metrics | None = None) ->
         broker_commit_interval=1.0,
         table_cleanup_interval=3600.0,
     )
-    # Keys and values travel as raw bytes (our codec); faust's default JSON would turn the
-    # recovered states into dicts.
-    table = app.Table("users", partitions=settings.partitions, key_type=bytes,
-                      value_type=bytes, use_partitioner=True)
+    # Keys and values travel as raw bytes (our codec); the store restores quickly and
+    # knows its partitions' users (agents.kafka.tablestore).
+    table = users_table(app, settings, bootstrap)
     n = settings.partitions
-    in_memory = settings.store.startswith("memory")
     pending_changelog: list[Staged] = []
 
     def write(key: str, value: Any) -> None:
         # Held for a direct producer send after the batch (faster than faust's send_soon
         # buffer, measured), on our own partition choice: faust's partitioner needs
         # producer metadata for the changelog topic, which it may not have yet.
-        if value is None:  # a delete: a tombstone in the changelog
-            table.data.pop(key, None)
-            pending_changelog.append((key, partition_for(key, n), key.encode(), None))
-            return
-        raw = codec.dumps(value)
-        table.data[key] = value if in_memory else raw
-        pending_changelog.append((key, partition_for(key, n), key.encode(), raw))
+        partition = partition_for(key, n)
+        raw = None if value is None else codec.dumps(value)  # None: a tombstone
+        table.data.put(key, value, raw, partition)
+        pending_changelog.append((key, partition, key.encode(), raw))
 
-    def normalise() -> None:
-        """Recovered entries arrive as raw bytes: decode them once (memory store)."""
-        if not in_memory:
-            return
-        data = table.data.data
-        for key in [k for k in data if isinstance(k, bytes)]:
-            value = data.pop(key)
-            data[key.decode()] = codec.loads(value) if isinstance(value, bytes) else value
+    def rebuild(proc: Any, partition: int, ctx: PartitionContext | None,
+                snapshots: Snapshots) -> None:
+        restore_from_table(table, proc, partition, ctx, snapshots)
 
-    pipeline = Pipeline(settings, topics, metrics, table, write=write, prepare=normalise)
+    pipeline = Pipeline(settings, topics, metrics, table, write=write, rebuild=rebuild)
     rt = Runtime(settings, topics, metrics, app, table, pipeline, bootstrap=bootstrap,
                  pending_changelog=pending_changelog)
     _wire(rt)
@@ -223,8 +216,6 @@ def _wire(rt: Runtime) -> None:
         not at their first record, so /users answers and readiness means it. A partition
         that a bootstrap left half-loaded is fatal; streams resume only after this."""
         mine = owned(app, topics.events)
-        if rt.pipeline.prepare is not None:
-            rt.pipeline.prepare()
         problem = unfinished(rt.table, [tp.partition for tp in mine], settings.partitions)
         if problem:
             await fatal(rt, problem)
@@ -298,9 +289,14 @@ async def _publish(rt: Runtime, sends: list[Send]) -> None:
     # acknowledged (stream_wait_empty), so the next owner recovers these writes too.
     pending = list(rt.pending_changelog)
     rt.pending_changelog.clear()
+    acks: list[Any] = []
     for group in changelog_groups(pending):
         writes = [Send(changelog, kb, vb, [], p) for _, p, kb, vb in group]
-        await _check_acks(rt, await send_acknowledged(producer, writes, deadline))
+        got = await send_acknowledged(producer, writes, deadline)
+        await _check_acks(rt, got)
+        acks += got
+    # the store records how far the changelog holds this batch (RocksDB writes it now)
+    rt.table.data.acked(changelog_offsets(acks, changelog))
 
 
 def _went_back(rt: Runtime, acks: Iterable[Any],

@@ -86,10 +86,20 @@ class Worker:
         return sum(v for (n, lbl), v in samples.items()
                    if n == name and all(dict(lbl).get(k) == want for k, want in labels.items()))
 
-    def user(self, user_id: str) -> dict[str, Any] | None:
-        status, body = self.get(f"/users/{user_id}")
-        if status == 200:
-            return dict(orjson.loads(body))
+    def user(self, user_id: str, wait: float = 60.0) -> dict[str, Any] | None:
+        """The user's state, None if unknown (404). A worker that is starting does not
+        answer yet, and one that is not ready, or cannot reach the user's owner, answers
+        503 for a while (a start, a rebalance, a failover): asked again for up to
+        ``wait`` s."""
+        deadline = time.monotonic() + wait
+        while True:
+            status, body = self.get(f"/users/{user_id}")
+            if status == 200:
+                return dict(orjson.loads(body))
+            if status not in (None, 503) or time.monotonic() > deadline \
+                    or self.returncode is not None:
+                break
+            time.sleep(0.2)
         assert status == 404, f"/users/{user_id} answered {status}: {body[:300]!r}"
         return None
 
@@ -138,9 +148,9 @@ class Worker:
 
     def wait_ready(self, timeout: float = 90.0, partitions: int = PARTITIONS) -> dict[str, Any]:
         """Until /health is 200 and ``partitions`` input partitions have a restored
-        processor (their first record was handled: a tick, with the ticker on, so /users
-        answers for every user). ``partitions=0``: until the worker owns partitions
-        (journey_assigned_partitions > 0), records handled or not."""
+        processor (restored when the table was, so /users answers for every user; no
+        record need have been handled yet). ``partitions=0``: until the worker owns
+        partitions (journey_assigned_partitions > 0)."""
 
         def ready() -> dict[str, Any] | None:
             status, report = self.health()
@@ -153,6 +163,18 @@ class Worker:
         what = (f"/health 200 with {partitions} partitions" if partitions
                 else "/health 200 and assigned partitions")
         return dict(self.wait_for(ready, timeout, what))
+
+    def wait_published(self, timeout: float = 60.0) -> None:
+        """Until the batch in hand now has been published: its state records acknowledged
+        by the changelog. ``/users`` shows a batch's states before that, so a kill -9
+        just after a read can lose what it showed (the input is applied again after the
+        restart). Batches run one at a time and the ticker makes new ones."""
+
+        def batches() -> int:
+            return int(self.health()[1].get("batches") or 0)
+
+        seen = batches()
+        self.wait_for(lambda: batches() > seen, timeout, "the batch in hand published")
 
     def wait_quiet(self, quiet: float = 3.0, timeout: float = 60.0) -> None:
         """Until the output counters stay put for ``quiet`` s: sentinels on the input topic

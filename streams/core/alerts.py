@@ -32,7 +32,7 @@ class Risk(NamedTuple):
 
 def stable_id(prefix: str, *parts: object) -> str:
     """Same inputs, same id: subscribers dedupe re-sent alerts by it."""
-    text = "|".join(str(p) for p in parts)
+    text = "|".join(map(str, parts))
     return f"{prefix}-{hashlib.sha256(text.encode()).hexdigest()[:32]}"
 
 
@@ -53,10 +53,10 @@ def churn_type(state: UserState) -> str:
 def role(state: UserState, settings: Settings) -> str:
     if state.referred_converted >= settings.opinion_leader_min_converted:
         return "opinion_leader"
-    cv = state.gap_cv()
-    if state.orders >= settings.own_rhythm_min_orders and cv is not None \
-            and cv <= settings.rigid_demand_max_cv:
-        return "rigid_demand"
+    if state.orders >= settings.own_rhythm_min_orders:  # gap_cv only when it can matter
+        cv = state.gap_cv()
+        if cv is not None and cv <= settings.rigid_demand_max_cv:
+            return "rigid_demand"
     if state.orders == 0 and state.shares >= settings.sharer_min_shares:
         return "sharer"
     return "regular"

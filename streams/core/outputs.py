@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from streams.core.churn.model import ChurnModel
 from streams.core.event import Event
 
 
@@ -38,6 +39,8 @@ class Outputs:
     deferred: list[str] = field(default_factory=list)  # alert types sent outside quiet hours
     reactivations: list[str] = field(default_factory=list)  # treated | control | none
     refits: int = 0
+    # (partition, model) for each churn model a re-fit put in force
+    churn_models: list[tuple[int, ChurnModel]] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)  # Segment calls taken but not used (group)
     stitches: list[str] = field(default_factory=list)  # identity outcomes (see identity)
     touched: set[str] = field(default_factory=set)  # users whose state changed (not drained)
@@ -45,7 +48,7 @@ class Outputs:
     def clear(self) -> None:
         for items in (self.alerts, self.historical, self.transitions, self.rejected, self.feedback,
                       self.applied, self.suppressed, self.deferred, self.reactivations,
-                      self.ignored, self.stitches, self.touched):
+                      self.churn_models, self.ignored, self.stitches, self.touched):
             if items:
                 items.clear()
         self.duplicates = 0
@@ -91,6 +94,9 @@ class Sink(Protocol):
     def on_refits(self, count: int) -> None:
         """Population model re-fits."""
 
+    def on_churn_model(self, partition: int, model: ChurnModel) -> None:
+        """A re-fit put a new churn model in force on ``partition``."""
+
     def on_ignored(self, call: str) -> None:
         """A Segment call accepted and left unused (``group``)."""
 
@@ -125,6 +131,8 @@ def drain(out: Outputs, sink: Sink) -> None:
         sink.on_reactivation(label)
     if out.refits:
         sink.on_refits(out.refits)
+    for partition, model in out.churn_models:
+        sink.on_churn_model(partition, model)
     for call in out.ignored:
         sink.on_ignored(call)
     for outcome in out.stitches:

@@ -99,6 +99,21 @@ class Sample:
             self._members.discard(dropped)
             self._members.add(user_id)
 
+    def load(self, user_ids: Iterable[str]) -> None:
+        """Offer many users at once (a restore): the same sample as ``offer`` one by one,
+        since it depends only on which users exist."""
+        members = self._members
+        fresh = {u for u in user_ids if u not in members}
+        for h, u in heapq.nsmallest(self.k, ((user_hash(u), u) for u in fresh)):
+            neg = -h
+            if len(self._heap) < self.k:
+                heapq.heappush(self._heap, (neg, u))
+                members.add(u)
+            elif self._heap[0][0] < neg:
+                _, dropped = heapq.heapreplace(self._heap, (neg, u))
+                members.discard(dropped)
+                members.add(u)
+
     def __iter__(self) -> Iterable[str]:  # type: ignore[override]
         return iter(sorted(self._members))
 

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from typing import Any
 
 from streams.core import decisions, identity, lifecycle
-from streams.core.apply import apply_event, new_state
+from streams.core.apply import REFERRAL_CONVERTED, apply_event, new_state
 from streams.core.census import Census, Entry
 from streams.core.churn import stages
 from streams.core.clock import PartitionClock
@@ -289,6 +289,8 @@ class PartitionProcessor:
         old = self.model
         self.model = self.refits.refit(old, sample, at)
         out.refits += 1
+        if self.model.churn is not None and self.model.churn is not old.churn:
+            out.churn_models.append((self.partition, self.model.churn))
         # deadlines that come forward (a shorter population gap, a new churn model)
         for user_id, state, wake in model_wakeups(self.store, old, self.model, at,
                                                   self.settings, self.owns):
@@ -307,6 +309,13 @@ class PartitionProcessor:
                 out: Outputs, now: float, inputs: tuple[object, ...] | None = None) -> None:
         """Re-derive the stage after an event and schedule the next deadline. ``inputs``:
         the user's ``stages.schedule_inputs`` before the event (None: a new user)."""
+        if before is not None and event.type == REFERRAL_CONVERTED:
+            # A credit is not the user's activity, so it cannot move a known user's stage.
+            # Judged anyway, it could undo one: at a restarted partition the model is from
+            # before its last batch, whose re-fit may have set this stage (and the timer
+            # would send the alert again).
+            self._store(state, before, out)
+            return
         if before is not None and state.stage_since > now:
             # Never judge a user before its own last stage change. Only a restarted
             # partition gets here: its clock resumes at the checkpoint before its last

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from streams.core.state import CHANNEL_BIT, UserState, channel_mask
 from streams.core.timefmt import offset_text, rfc3339
@@ -29,9 +31,8 @@ class SendWindow:
 
 def zone_offset(zone: str, at: float) -> int:
     """UTC offset in minutes of an IANA zone at an instant (0 for an unknown zone)."""
-    from datetime import datetime
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
+    if zone == "UTC":  # the default zone, asked once per alert: no lookup needed
+        return 0
     try:
         off = datetime.fromtimestamp(at, ZoneInfo(zone)).utcoffset()
     except (ZoneInfoNotFoundError, ValueError):

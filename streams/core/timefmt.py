@@ -7,10 +7,18 @@ from datetime import UTC, datetime, timedelta, timezone
 
 def rfc3339(t: float, offset_min: int = 0) -> str:
     """``t`` as RFC 3339 in the given UTC offset, to the millisecond when needed."""
-    tz = UTC if offset_min == 0 else timezone(timedelta(minutes=offset_min))
-    dt = datetime.fromtimestamp(t, tz)
-    text = dt.isoformat(timespec="milliseconds" if dt.microsecond else "seconds")
-    return text.replace("+00:00", "Z")
+    # Formatted from the fields: the same text as ``isoformat`` (with ``Z`` for UTC),
+    # at a fraction of its cost; every alert carries four of these.
+    if offset_min == 0:
+        dt = datetime.fromtimestamp(t, UTC)
+        zone = "Z"
+    else:
+        dt = datetime.fromtimestamp(t, timezone(timedelta(minutes=offset_min)))
+        zone = offset_text(offset_min)
+    us = dt.microsecond
+    frac = f".{us // 1000:03d}" if us else ""
+    return (f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:"
+            f"{dt.second:02d}{frac}{zone}")
 
 
 def offset_text(offset_min: int) -> str:

@@ -106,7 +106,6 @@ class Replay:
         self.track_series = track_series
         self._next_day: float | None = None
         self._credits: list[Event] = []  # journey's own news on its way, in order
-        self._churn: list[ChurnModel | None] = [None] * settings.partitions
 
     def bad_line(self, bad: BadLine) -> None:
         r = bad.rejection
@@ -236,12 +235,9 @@ class Replay:
 
     def on_refits(self, count: int) -> None:
         self.summary.refits += count
-        seen = self.summary.churn_models
-        for p, proc in enumerate(self.processors):  # a snapshot refit's new churn model
-            churn = proc.model.churn
-            if churn is not None and churn is not self._churn[p]:
-                self._churn[p] = churn
-                seen.append((p, churn))
+
+    def on_churn_model(self, partition: int, model: ChurnModel) -> None:
+        self.summary.churn_models.append((partition, model))
 
     def on_ignored(self, call: str) -> None:
         self.summary.ignored[call] += 1

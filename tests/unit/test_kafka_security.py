@@ -228,6 +228,18 @@ def test_heal_reads_back_and_committed_offsets(secure: Settings, clients: Client
         assert_aiokafka_security(kw, secure, pki)
 
 
+def test_changelog_reader(secure: Settings, clients: Clients, pki: Pki) -> None:
+    """The table stores read their changelog with a client of their own."""
+    from agents.kafka.changelog_read import read_changelog
+
+    with pytest.raises(KafkaConnectionError):
+        asyncio.run(read_changelog(secure, "10.0.0.7:9093", "journey-users-changelog", {0: 0},
+                                   lambda partition, records: None))
+    (kw,) = clients.of("AIOKafkaConsumer")
+    assert_aiokafka_security({**kw, "bootstrap_servers": secure.broker}, secure, pki)
+    assert kw["bootstrap_servers"] == "10.0.0.7:9093"
+
+
 def test_worker_watchdog_probe(secure: Settings, clients: Clients, pki: Pki) -> None:
     from agents.kafka import watchdog
 

@@ -251,3 +251,43 @@ def test_news_from_another_partition_is_never_judged_before_the_users_own_last_c
         assert o.alerts == [], [a["alert_id"] for a in o.alerts]
     assert twin.store["u"].to_list() == original.store["u"].to_list()
     assert twin.store["u"].alerts_sent == 1
+
+
+def test_a_credit_does_not_undo_a_stage_set_under_a_model_the_checkpoint_predates() -> None:
+    """Like the case above, with a re-fit inside the batch that brought the population
+    rhythm forward: the restarted partition holds the model from before the batch, under
+    which the user would not be declining yet at its own last change. A credit is not the
+    user's activity, so it leaves the stage alone (a chaos run saw the warning sent twice)."""
+    import dataclasses
+
+    from streams.core import lifecycle
+    from streams.core.apply import REFERRAL_CONVERTED
+
+    settings = Settings()
+    proc = PartitionProcessor(settings, {})
+    out = Outputs()
+    proc.process(make_event("u", "purchase", 0.0, amount=30.0, order_id="o1"), out,
+                 received_at=at(0))
+    proc.advance(at(1), out)
+    slow = dataclasses.replace(proc.model, gap_days=60.0)
+    proc.model = slow
+    proc.checkpoint()  # a batch boundary: the next checkpoint claims this context
+    proc.model = dataclasses.replace(slow, gap_days=5.0)  # the batch's re-fit
+    u = proc.store["u"]  # a re-fit re-schedules the users on the population rhythm
+    proc._schedule(u, lifecycle.deadline_for(u.stage, lifecycle.rhythm(u, proc.model, settings)))
+    proc.advance(at(200), out)
+    assert proc.store["u"].stage in ("declining", "churned")
+    checkpoint = json.loads(json.dumps(proc.checkpoint().to_dict()))  # model: slow
+    users = {k: UserState.from_list(json.loads(json.dumps(s.to_list())))
+             for k, s in proc.store.items()}
+    twin = PartitionProcessor(settings, users)
+    twin.restore(PartitionContext.from_dict(checkpoint), list(users.values()))
+    assert twin.model.gap_days == 60.0 and twin.clock < twin.store["u"].stage_since
+    stage = twin.store["u"].stage
+    credit = Event(event_id="rc-friend", user_id="u", type=REFERRAL_CONVERTED,
+                   occurred_at=at(0.5), source="journey",
+                   properties={"referred_user_id": "friend"})
+    o = Outputs()
+    twin.process(credit, o, feedback=True)
+    assert o.transitions == [] and o.alerts == []
+    assert twin.store["u"].stage == stage and twin.store["u"].referred_converted == 1

@@ -1,0 +1,195 @@
+"""Replay with partitions spread over worker processes, same outputs as the serial feed.
+
+Partitions share nothing but journey's own news: referral credits and identity stitches
+and merges, each processed by another partition at the moment the event behind it is,
+so their effect depends on where that partition stands then. When no event names a
+referrer or stitches two ids, no news can arise, and each partition's events, in their
+global order, give the same state and the same outputs whichever process runs them.
+Otherwise the serial feed runs (and a worker that meets news anyway aborts the parallel
+attempt before anything is written).
+
+Each output is tagged with the index of the event that produced it. The parent drains
+them in index order through the replay's own sink, so files, counts and their order are
+those of the serial feed. Workers are forked: they read the decoded events and the fresh
+processors from the parent's memory, spill their tagged outputs to a temporary file as
+they go (alerts outweigh state many times over), and send back the processors they ran.
+"""
+
+from __future__ import annotations
+
+import heapq
+import multiprocessing
+import os
+import pickle
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, fields
+from itertools import chain
+from pathlib import Path
+from typing import BinaryIO
+
+from streams.core import identity
+from streams.core.event import Event
+from streams.core.outputs import Outputs, drain
+from streams.core.partitioning import partition_for
+from streams.core.processor import PartitionProcessor
+from streams.replay.engine import Replay
+
+# Below this many events process start-up costs more than it saves.
+MIN_EVENTS = 20_000
+# Events held in memory for the workers; a bigger input takes the serial path, which
+# spills sorted runs to disk (see sources.time_ordered).
+MAX_EVENTS = 2_000_000
+SPILL_EVERY = 5_000  # tagged outputs per pickled block
+
+
+class _NewsMet(Exception):
+    """A worker produced news for another partition: partitions are not independent."""
+
+
+Tagged = tuple[int, int, Outputs]  # (event index, events applied, what else came out)
+
+
+@dataclass(slots=True)
+class _Result:
+    spilled: Path  # the worker's Tagged outputs, in event order, in pickled blocks
+    quiet_applied: int  # events applied with nothing else to report
+    processors: dict[int, PartitionProcessor]
+
+
+# Set in the parent just before the fork; the workers read it from inherited memory.
+_job: tuple[Replay, list[Event], int, Path] | None = None
+
+
+# Every kind of output the sink is told about besides the applied events (every field,
+# so that a new kind is never dropped as "nothing to report").
+_REPORTED = tuple(f.name for f in fields(Outputs) if f.name not in ("applied", "touched"))
+
+
+def default_jobs(partitions: int) -> int:
+    return max(1, min(os.cpu_count() or 1, partitions))
+
+
+def crosses_partitions(event: Event) -> bool:
+    """Whether the event can send news to another partition: it names a referrer (a
+    credit when the user buys) or says two ids are one person (a stitch)."""
+    referred_by = event.properties.get("referred_by")
+    return (isinstance(referred_by, str) and bool(referred_by)) \
+        or identity.stitch_source(event) is not None
+
+
+def feed(replay: Replay, events: Iterable[Event], until: float | None = None,
+         jobs: int | None = None, min_events: int = MIN_EVENTS) -> bool:
+    """``replay.feed(events, until)``, with partitions in ``jobs`` processes when that is
+    safe and worth it. Must be the replay's first feed. Returns whether it ran parallel."""
+    n_parts = replay.settings.partitions
+    jobs = min(jobs or default_jobs(n_parts), n_parts)
+    it = iter(events)
+    taken: list[Event] = []
+    news = False
+    for e in it:
+        taken.append(e)
+        news = news or crosses_partitions(e)
+        if len(taken) >= MAX_EVENTS:
+            break
+    big = len(taken) >= MAX_EVENTS
+    if jobs < 2 or big or news or len(taken) < min_events or replay.track_series \
+            or replay.summary.read or "fork" not in multiprocessing.get_all_start_methods():
+        replay.feed(chain(taken, it) if big else taken, until)
+        return False
+    summary = replay.summary
+    kept: list[Event] = []
+    for e in taken:
+        summary.read += 1
+        if until is not None and e.occurred_at > until:
+            summary.after_until += 1
+            summary.came_back.add(e.user_id)
+        else:
+            kept.append(e)
+    spill = Path(tempfile.mkdtemp(prefix="journey-parallel-"))
+    try:
+        try:
+            results = _run(replay, kept, jobs, spill)
+        except _NewsMet:
+            summary.read = summary.after_until = 0
+            summary.came_back.clear()
+            replay.feed(taken, until)
+            return False
+        for result in results:
+            for p, proc in result.processors.items():
+                replay.processors[p] = proc
+                replay.stores[p] = proc.store  # type: ignore[assignment]
+            summary.applied += result.quiet_applied
+        for _, applied, out in heapq.merge(*(_read(r.spilled) for r in results), key=_index):
+            summary.applied += applied
+            drain(out, replay)
+    finally:
+        shutil.rmtree(spill, ignore_errors=True)
+    return True
+
+
+def _index(item: Tagged) -> int:
+    return item[0]
+
+
+def _read(path: Path) -> Iterator[Tagged]:
+    with open(path, "rb") as fh:
+        while True:
+            try:
+                block: list[Tagged] = pickle.load(fh)
+            except EOFError:
+                return
+            yield from block
+
+
+def _run(replay: Replay, events: list[Event], jobs: int, spill: Path) -> list[_Result]:
+    global _job
+    _job = (replay, events, jobs, spill)
+    try:
+        with multiprocessing.get_context("fork").Pool(jobs) as pool:
+            return pool.map(_work, range(jobs))
+    finally:
+        _job = None
+
+
+def _work(job: int) -> _Result:
+    """One worker: the partitions ``p`` with ``p % jobs == job``, over all events."""
+    assert _job is not None
+    replay, events, jobs, spill = _job
+    path = spill / f"job-{job}.pkl"
+    with open(path, "wb") as fh:
+        quiet, processors = _replay_share(replay, events, jobs, job, fh)
+    return _Result(path, quiet, processors)
+
+
+def _replay_share(replay: Replay, events: list[Event], jobs: int, job: int,
+                  fh: BinaryIO) -> tuple[int, dict[int, PartitionProcessor]]:
+    n_parts = replay.settings.partitions
+    processors = replay.processors
+    received_at = replay.received_at
+    out = Outputs()
+    tagged: list[Tagged] = []
+    quiet = 0
+    for i, event in enumerate(events):
+        p = partition_for(event.user_id, n_parts)
+        if p % jobs != job:
+            continue
+        processors[p].process(event, out, received_at=received_at)
+        if out.feedback:
+            raise _NewsMet
+        applied = len(out.applied)
+        if any(getattr(out, name) for name in _REPORTED):
+            out.applied.clear()
+            out.touched.clear()
+            tagged.append((i, applied, out))
+            out = Outputs()
+            if len(tagged) >= SPILL_EVERY:
+                pickle.dump(tagged, fh, protocol=pickle.HIGHEST_PROTOCOL)
+                tagged = []
+        else:
+            quiet += applied
+            out.applied.clear()
+            out.touched.clear()
+    pickle.dump(tagged, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    return quiet, {p: processors[p] for p in range(n_parts) if p % jobs == job}
