@@ -182,3 +182,21 @@ def test_rows_follow_the_serving_processors_writes(store: Any) -> None:
     store.put("\x00partition:2:0", {"clock": 1.0}, codec.dumps({"clock": 1.0}), 2)
     kept = store.rows_for(2)
     assert kept is not None and dict(kept.wake) == {"w": 103.0} and len(kept) == 1
+
+
+def test_a_delete_leaves_nothing_to_read_and_reaches_the_disk_once_acknowledged(
+        store: Any) -> None:
+    """The churn model deletes its snapshot records once no checkpoint lists them: the
+    store must forget the key at once, and RocksDB must delete it with the next ack."""
+    record = {"users": {"a": [1.0]}}
+    store.put("\x00snapshot:1:5.0:base:0", record, codec.dumps(record), 1)
+    store.acked({1: 3})
+    assert _get(store, "\x00snapshot:1:5.0:base:0") == record
+    store.put("\x00snapshot:1:5.0:base:0", None, None, 1)
+    assert store.get("\x00snapshot:1:5.0:base:0") is None
+    assert [k for k, _ in store.items_of(1)] == []
+    store.acked({1: 4})
+    if isinstance(store, RocksStore):
+        assert store._db_for_partition(1).get(b"\x00snapshot:1:5.0:base:0") is None
+        assert not store.staged
+    assert store.held_offset(1) == 4
