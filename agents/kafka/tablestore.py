@@ -79,6 +79,20 @@ class _Loading(KeptRows):
     def apply_records(self, partition: int, records: list[Any]) -> None:
         raise NotImplementedError
 
+    def apply_changelog_batch(self, batch: Iterable[Any], to_key: Callable[[Any], Any],
+                              to_value: Callable[[Any], Any]) -> None:
+        """faust's recovery and standby reading: the same as a bulk read, by partition."""
+        by_partition: dict[int, list[Any]] = defaultdict(list)
+        for event in batch:
+            by_partition[event.message.partition].append(event.message)
+        for p, messages in by_partition.items():
+            before = self.loaded_records
+            self.apply_records(p, messages)
+            self.loaded_records = before  # not a bulk read
+
+    def persisted_offset(self, tp: Any) -> int | None:
+        return self._clamped(tp.partition, self.held_offset(tp.partition))
+
     def _clamped(self, partition: int, held: int | None) -> int | None:
         """The offset to report to faust: what is held, but never past the highwater faust
         will read (it refuses a persisted offset above it; the embedded broker reports
@@ -185,19 +199,6 @@ class MemoryStore(_Loading, faust_memory.Store):
     def has_data(self, partition: int) -> bool:
         return bool(self.parts.get(partition)) or self.held.get(partition, -1) >= 0
 
-    def apply_changelog_batch(self, batch: Iterable[Any], to_key: Callable[[Any], Any],
-                              to_value: Callable[[Any], Any]) -> None:
-        """faust's recovery and standby reading: the same, record by record."""
-        by_partition: dict[int, list[Any]] = defaultdict(list)
-        for event in batch:
-            by_partition[event.message.partition].append(event.message)
-        for p, messages in by_partition.items():
-            before = self.loaded_records
-            self.apply_records(p, messages)
-            self.loaded_records = before  # not a bulk read
-
-    def persisted_offset(self, tp: Any) -> int | None:
-        return self._clamped(tp.partition, self.held.get(tp.partition))
 
     def drop(self, partitions: Iterable[int]) -> None:
         data = self.data
@@ -295,18 +296,6 @@ class RocksStore(_Loading, faust_rocksdb.Store):
             self._db_for_partition(partition).write(batch)
         self.loaded_records += n
 
-    def apply_changelog_batch(self, batch: Iterable[Any], to_key: Callable[[Any], Any],
-                              to_value: Callable[[Any], Any]) -> None:
-        by_partition: dict[int, list[Any]] = defaultdict(list)
-        for event in batch:
-            by_partition[event.message.partition].append(event.message)
-        for p, messages in by_partition.items():
-            before = self.loaded_records
-            self.apply_records(p, messages)
-            self.loaded_records = before
-
-    def persisted_offset(self, tp: Any) -> int | None:
-        return self._clamped(tp.partition, self.held_offset(tp.partition))
 
     async def on_start(self) -> None:
         await super().on_start()
