@@ -7,8 +7,6 @@ the ticks, so every instant is chosen and even P(alive) and churn risk must matc
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -19,24 +17,17 @@ import pytest
 from agents.testing import kafka_io as io
 from agents.testing.kafka_io import event_time, rfc3339
 from agents.testing.replay_check import ReplayResult, field_diffs, run_replay
-from agents.testing.workers import PARTITIONS, ROOT, Worker, Workers, replay_env
+from agents.testing.workers import PARTITIONS, Worker, Workers, replay_env
 from schemas import parse_date_time
 from streams.settings import Settings
 from streams.synth import SynthConfig, generate, write_jsonl
-from tests.kafka.test_live_equals_replay import AT_SAME_INSTANT, MIX, OVERRIDES, STATE_FIELDS
+from tests.support.bootstrap import bootstrap_args, journey
+from tests.support.live_replay import AT_SAME_INSTANT, MIX, OVERRIDES, STATE_FIELDS
 
 pytestmark = pytest.mark.kafka
 
 DAY = 86400.0
 FIELDS = [*STATE_FIELDS, *AT_SAME_INSTANT]
-
-
-def journey(args: list[str], settings: Settings, timeout: float = 300.0,
-            **overrides: Any) -> subprocess.CompletedProcess[str]:
-    """A ``journey`` command with the test's settings (and the workers' overrides)."""
-    return subprocess.run([sys.executable, "-m", "agents.cli", *args], cwd=ROOT,
-                          env=replay_env(settings, **{**OVERRIDES, **overrides}),
-                          capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def history(make_topics: Any, users: int, days: float, ago: float,
@@ -53,10 +44,6 @@ def split(events: list[dict[str, Any]], days: float) -> tuple[float, list[dict[s
     """The cut ``days`` after the first event, and the events up to it."""
     cut = event_time(events[0]) + days * DAY
     return cut, [e for e in events if event_time(e) <= cut]
-
-
-def bootstrap_args(path: Path, cut: float, *more: str) -> list[str]:
-    return ["bootstrap", str(path), "--until", rfc3339(cut), "--no-progress", *more]
 
 
 def when(alert: dict[str, Any]) -> float:

@@ -28,28 +28,12 @@ from agents.testing.kafka_io import (
 from agents.testing.replay_check import field_diffs, run_replay
 from agents.testing.workers import PARTITIONS, Workers, replay_env
 from streams.settings import Settings
-from streams.synth import DEFAULT_MIX, SynthConfig, generate, write_jsonl
+from streams.synth import SynthConfig, generate, write_jsonl
+from tests.support.live_replay import AT_SAME_INSTANT, MIX, OVERRIDES, STATE_FIELDS
 
 pytestmark = pytest.mark.kafka
 
 DAY = 86400.0
-# No opinion leaders, so no referrals: a referral credit crosses partitions (through the
-# repartition topic). Replay applies it at its own time; the live worker holds one that
-# arrives early, but applies one that arrives late (the referrer's partition already past
-# its time, as happens while partitions catch up a backlog at different speeds) on
-# arrival, so an alert in between can differ in role. With opinion leaders in the mix,
-# 21 alerts of this history differ in role, and only in role. Everything else is here.
-MIX = {k: v for k, v in DEFAULT_MIX.items() if k != "opinion_leader"}
-# The churn model on a short grid and a small training set, so that within this 80-day
-# history it learns, switches on and drives stages: its refits must agree too.
-OVERRIDES: dict[str, Any] = {"tick_interval_seconds": 0, "churn_snapshot_days": 7,
-                             "churn_horizon_days": 14, "churn_min_rows": 30,
-                             "churn_min_class": 5}
-STATE_FIELDS = ("churn_scorer", "lifecycle_stage", "orders", "frequency", "monetary",
-                "value_tier", "role", "funnel_stage", "alerts_sent", "last_alert_id", "refunds",
-                "first_seen_at", "last_event_at", "last_purchase_at", "avg_gap_days",
-                "usual_active_hour", "consent", "recency_days", "monetary_90d")
-AT_SAME_INSTANT = {"churn_risk": 1e-6, "p_alive": 1e-6}
 
 
 def test_live_worker_equals_replay(broker: Any, kafka_settings: Settings, make_topics: Any,

@@ -36,14 +36,14 @@ from agents.testing.replay_check import field_diffs, run_replay
 from agents.testing.workers import PARTITIONS, Workers, replay_env
 from streams.core.partitioning import partition_for
 from streams.settings import Settings
-from streams.synth import DEFAULT_MIX, SynthConfig, generate, write_jsonl
-from tests.kafka.test_bootstrap import bootstrap_args, journey
+from streams.synth import SynthConfig, generate, write_jsonl
+from tests.support.bootstrap import bootstrap_args, journey
+from tests.support.live_replay import MIX
 from tests.support.segment_stream import record_key, segment_stream
 
 pytestmark = pytest.mark.kafka
 
 DAY = 86400.0
-MIX = {k: v for k, v in DEFAULT_MIX.items() if k != "opinion_leader"}  # see live_equals_replay
 OVERRIDES: dict[str, Any] = {"tick_interval_seconds": 0}
 # what a user did: a merge must carry all of it over, whenever it lands
 AGGREGATES = ("orders", "frequency", "monetary", "refunds", "funnel_stage", "first_seen_at",

@@ -7,8 +7,6 @@ and keep the stages consistent with its thresholds."""
 
 from __future__ import annotations
 
-import random
-
 import numpy as np
 import pytest
 
@@ -16,29 +14,8 @@ from streams.core.churn import stages
 from streams.core.churn.fit import auc
 from streams.core.churn.model import LOGIT, score
 from streams.core.state import CHURNED, DECLINING
-from streams.testing import Harness, at, make_event
-
-USERS = 1200
-END_DAY = 400.0
-
-
-def lapse_stream(seed: int) -> tuple[list, dict[str, float]]:
-    """Purchase events, time-ordered, and each user's (hidden) day of leaving."""
-    rng = random.Random(seed)
-    events, left = [], {}
-    for i in range(USERS):
-        user = f"c{i}"
-        start = rng.uniform(0, 90)
-        rate = rng.gammavariate(2.0, 1.0 / 40.0)  # purchases a day, mean one in 20 days
-        left[user] = start + rng.expovariate(1.0 / 150.0)
-        day, n = start, 0
-        while day < min(left[user], END_DAY):
-            events.append((day, make_event(user, "purchase", day, amount=round(
-                rng.uniform(8, 60), 2), order_id=f"{user}-{n}")))
-            n += 1
-            day += rng.expovariate(rate)
-    events.sort(key=lambda pair: (pair[0], pair[1].event_id))
-    return [e for _, e in events], left
+from streams.testing import Harness, at
+from tests.support.lapses import END_DAY, USERS, lapse_stream
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ from streams.core.apply import CHANNELS_OFF, CHANNELS_ON, CONTACT_BITS, PREVIOUS
 from streams.core.event import ALIAS, GROUP, IDENTIFY, Event
 from streams.settings import Settings
 from streams.testing import Harness
-from tests.unit.test_properties import (
+from tests.support.properties import (
     BASE,
     GAP,
     HORIZON,

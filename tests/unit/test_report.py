@@ -15,6 +15,7 @@ from streams.replay.report import write_report
 from streams.replay.svg import day_axis, value_axis
 from streams.settings import Settings
 from streams.testing import DAY, make_event
+from tests.support.lapses import END_DAY, lapse_stream
 
 BASE = 1_767_225_600.0  # make_event's day 0
 HOSTILE_ID = '<script>alert("x")</script>&'
@@ -233,8 +234,6 @@ def test_axes_have_round_ticks_covering_the_data() -> None:
 
 
 def test_churn_section_shows_each_refits_live_quality_and_the_uplift(tmp_path: Path) -> None:
-    from tests.unit.test_churn_learned import END_DAY, lapse_stream
-
     events, _ = lapse_stream(5)
     replay = Replay(Settings().with_overrides(partitions=2), received_at=BASE + 1000 * DAY)
     replay.feed(events, until=BASE + END_DAY * DAY)
