@@ -38,7 +38,6 @@ import argparse
 import asyncio
 import os
 import random
-import re
 import shutil
 import signal
 import subprocess
@@ -46,205 +45,24 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from recovery_input import choose_probes, first_purchases, purchase, user_id
+from recovery_watch import POLL, Recovery, rss_mib, snapshot, wait_recovered
+
 from agents.broker import EmbeddedBroker, wait_for_broker
 from agents.kafka.topics import create_topics
-from agents.testing.chaos import CORE_FIELDS
-from agents.testing.kafka_io import Out, produce, topic_suffixes
+from agents.testing.kafka_io import produce, topic_suffixes
 from agents.testing.workers import PARTITIONS, Worker, Workers
-from streams.core.partitioning import partition_for
 from streams.settings import Settings
 
-POLL = 0.2  # seconds between two looks at a recovering worker
 BOUND = 1800.0  # longest any one phase may take
-
-
-def rfc3339(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds")
-
-
-def user_id(i: int) -> str:
-    return f"u{i:08d}"
-
-
-def purchase(uid: str, n: int, at: float, amount: float) -> Out:
-    body = {"event_id": f"{uid}-p{n}", "user_id": uid, "type": "purchase",
-            "occurred_at": rfc3339(at), "source": "bench",
-            "properties": {"amount": amount, "currency": "EUR", "order_id": f"{uid}-o{n}"}}
-    return Out(orjson.dumps(body), uid.encode(), int(at * 1000))
-
-
-def first_purchases(users: int, now: float) -> Iterator[Out]:
-    """One purchase per user within the last hour, in time order."""
-    start = now - 3600.0
-    for i in range(users):
-        yield purchase(user_id(i), 1, start + 3000.0 * i / users, 10.0 + i % 90)
-
-
-# --- a worker's state, as the bench sees it ------------------------------------------------
-
-def rss_mib(pid: int) -> tuple[float, float]:
-    """(RSS, peak RSS) of a process in MiB."""
-    got = {}
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            name, _, rest = line.partition(":")
-            if name in ("VmRSS", "VmHWM"):
-                got[name] = int(rest.split()[0]) / 1024
-    except OSError:
-        pass
-    return got.get("VmRSS", 0.0), got.get("VmHWM", 0.0)
-
-
-def answers(worker: Worker, users: list[str]) -> dict[str, tuple[int | None, dict[str, Any]]]:
-    out = {}
-    for uid in users:
-        status, body = worker.get(f"/users/{uid}", timeout=10.0)
-        try:
-            doc = orjson.loads(body) if body else {}
-        except orjson.JSONDecodeError:
-            doc = {}
-        out[uid] = (status, doc)
-    return out
-
-
-def core(doc: dict[str, Any]) -> dict[str, Any]:
-    return {f: doc.get(f) for f in CORE_FIELDS}
-
-
-def snapshot(worker: Worker, users: list[str]) -> dict[str, dict[str, Any]]:
-    got = answers(worker, users)
-    bad = [u for u, (s, _) in got.items() if s != 200]
-    if bad:
-        raise RuntimeError(f"{len(bad)} probe users did not answer 200, e.g. {bad[0]}: "
-                           f"{got[bad[0]]}")
-    return {u: core(doc) for u, (_, doc) in got.items()}
-
-
-@dataclass
-class Recovery:
-    """One worker coming back: when it said ready, when the probes were right."""
-
-    name: str
-    ready_at: float | None = None  # /health/ready 200 with the partitions, from t0
-    right_at: float | None = None  # ... and every probe right
-    lies: int = 0  # probe answers 503 while /health/ready said 200
-    lie_examples: list[str] = field(default_factory=list)
-    wrong: list[str] = field(default_factory=list)  # probes still wrong at the end
-    rss: tuple[float, float] = (0.0, 0.0)
-    to_read: int | None = None  # changelog records faust set out to read
-    bulk_read: int = 0  # changelog records the store read itself (agents.kafka.tablestore)
-    synced_at: float | None = None  # the group's last sync before ready, from t0
-    extra: str = ""
-
-
-def wait_recovered(name: str, worker: Worker, t0: float, expected: dict[str, dict[str, Any]],
-                   partitions: int = PARTITIONS,
-                   on_ready: Callable[[], None] | None = None) -> Recovery:
-    """Poll until ``worker`` is ready and answers every probe as expected."""
-    rec = Recovery(name)
-    wall0 = time.time() - (time.monotonic() - t0)
-    users = sorted(expected)
-    deadline = time.monotonic() + BOUND
-    while True:
-        if worker.returncode is not None:
-            raise RuntimeError(f"{name}: worker exited with {worker.returncode}:\n"
-                               f"{worker.log_tail(30)}")
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{name}: not recovered after {BOUND:.0f}s:\n"
-                               f"{worker.log_tail(30)}")
-        status, body = worker.get("/health/ready")
-        report = orjson.loads(body) if status in (200, 503) and body else {}
-        ready = status == 200 and len(report.get("partitions") or []) >= partitions
-        if ready:
-            if rec.ready_at is None:
-                rec.ready_at = time.monotonic() - t0
-                if on_ready is not None:
-                    on_ready()
-            got = answers(worker, users)
-            for uid, (s, doc) in got.items():
-                if s == 503:
-                    rec.lies += 1
-                    if len(rec.lie_examples) < 3:
-                        rec.lie_examples.append(f"{uid}: {doc}")
-            rec.wrong = [u for u, (s, doc) in got.items()
-                         if s != 200 or core(doc) != expected[u]]
-            if not rec.wrong:
-                rec.right_at = time.monotonic() - t0
-                rec.rss = rss_mib(worker.proc.pid)
-                rec.to_read = changelog_to_read(worker.log_path)
-                rec.bulk_read, synced = from_log(worker.log_path, wall0)
-                rec.synced_at = None if synced is None else synced - wall0
-                return rec
-        time.sleep(POLL)
-
-
-_BULK = re.compile(r"changelog partitions \[[^]]*\]: (\d+) records read")
-_STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")
-
-
-def from_log(log: Path, since: float) -> tuple[int, float | None]:
-    """Changelog records the store read in bulk, and when the group last synced (epoch),
-    from the worker's log lines after ``since`` (epoch)."""
-    bulk, synced = 0, None
-    try:
-        lines = log.read_text(errors="replace").splitlines()
-    except OSError:
-        return 0, None
-    for line in lines:
-        stamp = _STAMP.match(line)
-        if stamp is None:
-            continue
-        at = datetime.strptime(stamp.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
-        if at < since:
-            continue
-        if "Successfully synced group" in line:
-            synced = at
-        m = _BULK.search(line)
-        if m:
-            bulk += int(m.group(1))
-    return bulk, synced
-
-
-_TABLE_ROW = re.compile(r"[│|]\s*(\S+)\s*[│|]\s*(\d+)\s*[│|]\s*(-?\d+)\s*[│|]")
-
-
-def changelog_to_read(log: Path) -> int | None:
-    """Records between where faust's last recovery started reading the changelog and the
-    highwater it read to, from the two tables it logs at INFO (active partitions)."""
-    try:
-        text = log.read_text(errors="replace")
-    except OSError:
-        return None
-
-    def last_table(title: str) -> dict[int, int]:
-        at = text.rfind(title)
-        if at < 0:
-            return {}
-        rows: dict[int, int] = {}
-        for line in text[at:].splitlines()[1:40]:
-            m = _TABLE_ROW.search(line)
-            if m:
-                rows[int(m.group(2))] = int(m.group(3))
-            elif rows and line.lstrip().startswith(("└", "+")):
-                break
-        return rows
-
-    high = last_table("Highwater - Active")
-    start = last_table("Reading Starts At - Active")
-    if not high:
-        return None
-    return sum(max(0, h - start.get(p, -1)) for p, h in high.items())
 
 
 # --- the run ---------------------------------------------------------------------------------
@@ -270,29 +88,6 @@ class Run:
 
     def say(self, text: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
-
-
-def choose_probes(users: int, count: int, seed: int) -> list[str]:
-    """``count`` users spread evenly over the partitions, the last user among them (its
-    state is in the changelog's newest batch, the one a short recovery misses)."""
-    rng = random.Random(seed)
-    per: dict[int, list[str]] = {p: [] for p in range(PARTITIONS)}
-    want = max(1, count // PARTITIONS)
-    tries = 0
-    while any(len(v) < want for v in per.values()) and tries < 100 * count:
-        tries += 1
-        uid = user_id(rng.randrange(users))
-        p = partition_for(uid, PARTITIONS)
-        if len(per[p]) < want and uid not in per[p]:
-            per[p].append(uid)
-    chosen = {u for v in per.values() for u in v}
-    chosen.add(user_id(users - 1))
-    for p in range(PARTITIONS):  # and each partition's last user
-        for i in range(users - 1, max(-1, users - 1000), -1):
-            if partition_for(user_id(i), PARTITIONS) == p:
-                chosen.add(user_id(i))
-                break
-    return sorted(chosen)
 
 
 def consume_phase(run: Run) -> Worker:
@@ -345,7 +140,7 @@ def restart(run: Run, old: Worker, name: str, **overrides: Any) -> tuple[Worker,
                                 "--output", str(out)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        rec = wait_recovered(name, worker, t0, run.expected)
+        rec = wait_recovered(name, worker, t0, run.expected, bound=BOUND)
     finally:
         if spy is not None:
             spy.send_signal(signal.SIGINT)
@@ -372,7 +167,8 @@ def rocksdb_phase(run: Run, old: Worker) -> Worker:
     old.kill()
     t0 = time.monotonic()
     worker = run.start(store="rocksdb://", data_dir=data)
-    cold = wait_recovered("rocksdb, cold (from the changelog)", worker, t0, run.expected)
+    cold = wait_recovered("rocksdb, cold (from the changelog)", worker, t0, run.expected,
+                          bound=BOUND)
     run.recoveries.append(cold)
     report(run, cold)
     # the worker's own writes: a second purchase for the probes and 2% of everyone
@@ -416,7 +212,8 @@ def standby_phase(run: Run, old: Worker) -> None:
             f"and {b.health()[1].get('partitions')}")
     a.kill()
     killed = time.monotonic()
-    rec = wait_recovered(f"standby ({store}) failover", b, killed, run.expected)
+    rec = wait_recovered(f"standby ({store}) failover", b, killed, run.expected,
+                         bound=BOUND)
     run.recoveries.append(rec)
     report(run, rec)
 
