@@ -31,6 +31,7 @@ stitches and merges interleave.
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Final
 
@@ -38,6 +39,7 @@ from streams.core import event as ev
 from streams.core.alerts import stable_id
 from streams.core.apply import PREVIOUS_ID, READ_PROPERTIES, replace_purchase
 from streams.core.event import Event
+from streams.core.outputs import Outputs, Rejected
 from streams.core.state import CONTACTS, UserState
 
 STITCH: Final = "stitch"  # internal: close this id's profile into properties["into"]
@@ -252,3 +254,37 @@ def revive(state: UserState, redirect: Redirect) -> None:
 
 assert set(KEPT) | set(MERGED) == {f.name for f in fields(UserState)}, \
     "every UserState field is either kept or merged: see streams/core/identity.py"
+
+
+# --- what a partition does with an event for an id it holds a redirect for ---------------
+
+def at_redirect(redirect: Redirect, event: Event, out: Outputs) -> bool:
+    """A stitch or merge for an id that is a redirect already; False when a merge came
+    round a loop and this id must take it as a user."""
+    if event.type == STITCH:
+        if stitch_target(event) == redirect.target or event.event_id in redirect.recent_ids:
+            out.duplicates += 1
+        else:
+            out.stitches.append("already_merged")  # an id's first stitch stands
+        return True
+    hop = merge_hop(redirect, event)
+    if hop is None:
+        out.stitches.append("revived")
+        return False
+    out.feedback.append(hop)
+    return True
+
+
+def forward(redirects: MutableMapping[str, Redirect], redirect: Redirect, event: Event,
+            position: int | None, out: Outputs, dedupe_window: int) -> None:
+    """An event for a merged id, sent on to the user it was merged into."""
+    onward = forwarded(event, redirect.target)
+    if onward is None:
+        out.rejected.append(Rejected("processing_error", "identity redirects loop: "
+                                     f"forwarded {MAX_HOPS} times", event))
+        return
+    redirect.remember(event.event_id, position, dedupe_window)
+    redirects[event.user_id] = redirect
+    out.touched.add(event.user_id)
+    out.feedback.append(onward)
+    out.stitches.append("redirected")

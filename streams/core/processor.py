@@ -30,7 +30,7 @@ from streams.core.credits import HeldCredits, credit_for
 from streams.core.decisions import NEVER
 from streams.core.event import GROUP, Event
 from streams.core.identity import MERGE, STITCH, Redirect
-from streams.core.outputs import Outputs, Rejected
+from streams.core.outputs import Outputs
 from streams.core.population import Model, Sample
 from streams.core.refits import RefitSchedule, model_wakeups
 from streams.core.snapshot import snapshot
@@ -183,7 +183,7 @@ class PartitionProcessor:
         redirect = self.redirects.get(uid) if state is None else None
         revived = None
         if redirect is not None and event.type in (STITCH, MERGE):
-            if self._at_redirect(redirect, event, out):
+            if identity.at_redirect(redirect, event, out):
                 return
             revived, redirect = redirect, None  # a merge come full circle: a user again
         seen = state if state is not None else redirect
@@ -207,7 +207,8 @@ class PartitionProcessor:
             redirect = self.redirects.get(uid) if state is None else None
         clock.note_position(position)
         if redirect is not None:
-            self._forward(redirect, event, position, out)
+            identity.forward(self.redirects, redirect, event, position, out,
+                             self.settings.dedupe_window)
             return
         if event.type == STITCH:
             self._close(state, event, out)
@@ -348,23 +349,6 @@ class PartitionProcessor:
 
     # --- identity stitching (see streams.core.identity) ------------------------------
 
-    def _at_redirect(self, redirect: Redirect, event: Event, out: Outputs) -> bool:
-        """A stitch or merge for an id that is a redirect already; False when a merge
-        came round a loop and this id must take it as a user."""
-        if event.type == STITCH:
-            if identity.stitch_target(event) == redirect.target \
-                    or event.event_id in redirect.recent_ids:
-                out.duplicates += 1
-            else:
-                out.stitches.append("already_merged")  # an id's first stitch stands
-            return True
-        hop = identity.merge_hop(redirect, event)
-        if hop is None:
-            out.stitches.append("revived")
-            return False
-        out.feedback.append(hop)
-        return True
-
     def _close(self, state: UserState | None, event: Event, out: Outputs) -> None:
         """This id is another user's: its profile goes there, a redirect stays here."""
         uid, cap = event.user_id, self.settings.dedupe_window
@@ -383,20 +367,6 @@ class PartitionProcessor:
         if self.store.get(uid) is not None:
             del self.store[uid]
         out.touched.add(uid)
-
-    def _forward(self, redirect: Redirect, event: Event, position: int | None,
-                 out: Outputs) -> None:
-        """An event for a merged id, sent on to the user it was merged into."""
-        onward = identity.forwarded(event, redirect.target)
-        if onward is None:
-            out.rejected.append(Rejected("processing_error", "identity redirects loop: "
-                                         f"forwarded {identity.MAX_HOPS} times", event))
-            return
-        redirect.remember(event.event_id, position, self.settings.dedupe_window)
-        self.redirects[event.user_id] = redirect
-        out.touched.add(event.user_id)
-        out.feedback.append(onward)
-        out.stitches.append("redirected")
 
     # --- views --------------------------------------------------------------------------
 
