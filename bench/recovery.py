@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/recovery.py [--users 1000000] [--probes 60]
         [--setups memory,rocksdb,standby] [--standby-store memory://] [--keep DIR]
-        [--py-spy DIR]
+        [--py-spy DIR] [--session-timeout 6 --heartbeat 1]
 
 One embedded broker and one app (one consumer group, one changelog), in one run:
 
@@ -233,6 +233,14 @@ def main() -> int:
                         help="keep the logs and table files under DIR")
     parser.add_argument("--py-spy", default=None, metavar="DIR",
                         help="record the memory:// restart with py-spy into DIR")
+    defaults = Settings()
+    parser.add_argument("--session-timeout", type=float,
+                        default=defaults.session_timeout_seconds,
+                        help="the workers' broker_session_timeout, seconds: how soon the "
+                        "group notices a dead worker")
+    parser.add_argument("--heartbeat", type=float,
+                        default=defaults.heartbeat_interval_seconds,
+                        help="the workers' broker_heartbeat_interval, seconds")
     args = parser.parse_args()
     setups = [s.strip() for s in args.setups.split(",") if s.strip()]
     BOUND = args.bound
@@ -241,7 +249,9 @@ def main() -> int:
     load_before = os.getloadavg()
     print(f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs, load "
           f"{load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}; "
-          f"{args.users:,} users, {PARTITIONS} partitions; files in {tmp}", flush=True)
+          f"{args.users:,} users, {PARTITIONS} partitions; session timeout "
+          f"{args.session_timeout:g} s, heartbeat {args.heartbeat:g} s; files in {tmp}",
+          flush=True)
     pool = Workers(tmp)
     try:
         with EmbeddedBroker(log_path=tmp / "tansu.log") as broker:
@@ -249,7 +259,9 @@ def main() -> int:
             tag = uuid.uuid4().hex[:6]
             settings = Settings().with_overrides(broker=broker.bootstrap,
                                                  app_id=f"recovery-{tag}",
-                                                 topic_prefix=f"recovery-{tag}.")
+                                                 topic_prefix=f"recovery-{tag}.",
+                                                 session_timeout_seconds=args.session_timeout,
+                                                 heartbeat_interval_seconds=args.heartbeat)
             names = [settings.topic_prefix + s for s in topic_suffixes(settings)]
             asyncio.run(create_topics(broker.bootstrap, names, PARTITIONS))
             run = Run(args, tmp, settings, pool)
