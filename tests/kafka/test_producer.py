@@ -1,34 +1,29 @@
-"""The storefront producer, `journey produce`, `journey tail` and the example CRM subscriber."""
+"""The storefront producer (``JourneyProducer``) and ``journey produce``.
+
+Checks that the producer keys each user onto the partition kafka-python's default
+partitioner picks, keeping a user's events in order; that invalid events raise with their
+reason and are never sent; and that ``journey produce`` sends good JSON lines byte for byte,
+reports bad lines by number, refuses history (pointing to ``journey bootstrap``) and files
+that are not JSON lines, and exits 2 on unusable input and 1 when the broker is unreachable.
+"""
 
 from __future__ import annotations
 
-import copy
 import gzip
-import importlib.util
-import os
-import signal
-import subprocess
-import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import orjson
 import pytest
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaConsumer, TopicPartition
 from kafka.partitioner.default import murmur2
 
-import schemas
 from agents.broker import free_port
-from agents.cli.tail import format_record, parse_filters
 from agents.client.producer import InvalidEvent, JourneyProducer, Rejected
-from agents.kafka.topics import SCHEMA_HEADER
 from streams.settings import Settings
-
-ROOT = Path(__file__).resolve().parents[2]
-JOURNEY = Path(sys.executable).parent / "journey"
+from tests.support.cli_runs import cli
 
 
 def canonical(user: str, n: int, **extra: Any) -> dict[str, Any]:
@@ -66,15 +61,6 @@ def read_topic(bootstrap: str, topic: str, count: int, timeout: float = 30.0) ->
         return records
     finally:
         consumer.close()
-
-
-def cli(args: list[str], settings: Settings, timeout: float = 90.0,
-        ) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("JOURNEY_")}
-    env.update(JOURNEY_BROKER=settings.broker, JOURNEY_TOPIC_PREFIX=settings.topic_prefix,
-               JOURNEY_APP_ID=settings.app_id)
-    return subprocess.run([str(JOURNEY), *args], env=env, capture_output=True, text=True,
-                          timeout=timeout, check=False)
 
 
 # --- JourneyProducer -------------------------------------------------------------------------
@@ -235,231 +221,3 @@ def test_produce_cli_exits_1_when_the_broker_is_unreachable(tmp_path: Path) -> N
         broker=f"127.0.0.1:{free_port()}"))
     assert done.returncode == 1
     assert "cannot connect" in done.stderr
-
-
-# --- journey tail ------------------------------------------------------------------------------
-
-def churn_alert(i: int, priority: str, *, control: bool = False,
-                gap_source: str = "own") -> dict[str, Any]:
-    alert = copy.deepcopy(schemas.load("churn-warning")["examples"][0])
-    alert.update(alert_id=f"cw-{i:032x}", user_id=f"buyer-{i}", priority=priority,
-                 control=control)
-    alert["evidence"]["gap_source"] = gap_source
-    alert["evidence"]["summary"] = f"summary of buyer-{i}"
-    schemas.validator("churn-warning")(alert)  # fake, but within the contract
-    return alert
-
-
-def recall_alert(i: int) -> dict[str, Any]:
-    alert = copy.deepcopy(schemas.load("recall-trigger")["examples"][0])
-    alert.update(alert_id=f"rt-{i:032x}", user_id=f"buyer-{i}", priority="high")
-    schemas.validator("recall-trigger")(alert)
-    return alert
-
-
-def publish(bootstrap: str, topic: str, records: list[dict[str, Any]],
-            schema: str | None = None) -> None:
-    producer = KafkaProducer(bootstrap_servers=bootstrap)
-    try:
-        for r in records:
-            name = schema or f"journey.{r['type'].replace('_', '-')}/1"
-            producer.send(topic, orjson.dumps(r), key=r["user_id"].encode(),
-                          headers=[(SCHEMA_HEADER, name.encode())])
-        producer.flush(30)
-    finally:
-        producer.close()
-
-
-def test_tail_prints_alerts_from_the_beginning_and_filters(kafka_settings: Settings,
-                                                           make_topics: Any) -> None:
-    warnings, recalls = make_topics("churn-warnings", "recall-triggers", partitions=1)
-    publish(kafka_settings.broker, warnings, [
-        churn_alert(1, "high"), churn_alert(2, "low", control=True),
-        churn_alert(3, "high", gap_source="population"), churn_alert(4, "medium")])
-    publish(kafka_settings.broker, recalls, [recall_alert(5)])
-
-    everything = cli(["tail", "--from-beginning", "--max", "5"], kafka_settings)
-    assert everything.returncode == 0, everything.stderr
-    out = everything.stdout
-    heads = [line for line in out.splitlines() if not line.startswith("    ")]
-    assert len(heads) == 5
-    for i in range(1, 6):
-        assert f"user=buyer-{i} " in out
-    assert out.count("journey.churn-warning/1  churn_warning") == 4
-    assert "journey.recall-trigger/1  recall_trigger #1" in out
-    line2 = next(h for h in heads if "buyer-2 " in h)
-    assert "LOW" in line2 and "CONTROL" in line2
-    assert "channels=phone,app_push,email" in line2
-    assert "send 2024-06-20 11:00-13:00 +02:00" in line2
-    assert "    summary of buyer-2" in out.splitlines()
-
-    picked = cli(["tail", warnings, "--from-beginning", "--max", "1",
-                  "--filter", "priority=high", "--filter", "evidence.gap_source=population"],
-                 kafka_settings)
-    assert picked.returncode == 0, picked.stderr
-    heads = [line for line in picked.stdout.splitlines() if not line.startswith("    ")]
-    assert len(heads) == 1 and "user=buyer-3 " in heads[0] and "HIGH" in heads[0]
-
-
-def test_tail_exits_0_on_ctrl_c(kafka_settings: Settings, make_topics: Any) -> None:
-    (warnings,) = make_topics("churn-warnings", partitions=1)
-    publish(kafka_settings.broker, warnings, [churn_alert(1, "high")])
-    env = {k: v for k, v in os.environ.items() if not k.startswith("JOURNEY_")}
-    env.update(JOURNEY_BROKER=kafka_settings.broker, JOURNEY_APP_ID=kafka_settings.app_id)
-    tail = subprocess.Popen([str(JOURNEY), "tail", warnings, "--from-beginning"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert tail.stdout is not None
-        first = tail.stdout.readline()  # it is following the topic now
-        assert "user=buyer-1 " in first
-        tail.send_signal(signal.SIGINT)
-        assert tail.wait(timeout=30) == 0
-        assert "Traceback" not in tail.stderr.read()  # type: ignore[union-attr]
-    finally:
-        if tail.poll() is None:
-            tail.kill()
-            tail.wait()
-
-
-def test_tail_formats_and_filters_records() -> None:
-    alert = churn_alert(7, "medium", control=False)
-    header = [(SCHEMA_HEADER, b"journey.churn-warning/1")]
-    text = format_record(orjson.dumps(alert), header, [])
-    assert text is not None and text.startswith("journey.churn-warning/1  churn_warning  MEDIUM")
-    assert "CONTROL" not in text and text.endswith("\n    summary of buyer-7")
-    for spec, hit in [("priority=medium", True), ("priority=high", False),
-                      ("evidence.gap_source=own", True), ("channels=email", True),
-                      ("channels=sms", False), ("control=false", True),
-                      ("evidence.orders=9", True), ("evidence.nope=1", False),
-                      ("send_window.deferred_for_quiet_hours=true", False)]:
-        assert (format_record(orjson.dumps(alert), header, parse_filters([spec])) is not None) \
-            is hit, spec
-    either = parse_filters(["priority=high", "priority=medium"])
-    assert format_record(orjson.dumps(alert), header, either) is not None
-    assert format_record(b'{"stage": "churned"}', None, []) == '-  {"stage": "churned"}'
-    assert format_record(b"not json", None, parse_filters(["a=b"])) is None
-    with pytest.raises(ValueError, match="FIELD=VALUE"):
-        parse_filters(["priority"])
-
-
-# --- the example CRM subscriber ----------------------------------------------------------------
-
-def load_subscriber() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("journey_example_subscriber",
-                                                  ROOT / "examples" / "subscriber.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-class RecordingCrm:
-    def __init__(self) -> None:
-        self.scheduled: list[tuple[str, datetime]] = []
-        self.cancelled: list[str] = []
-
-    def schedule(self, alert: dict[str, Any], when: datetime) -> None:
-        self.scheduled.append((alert["alert_id"], when))
-
-    def cancel(self, alert_id: str) -> None:
-        self.cancelled.append(alert_id)
-
-
-def comeback(alert: dict[str, Any], at: str, reason: str = "recovered") -> dict[str, Any]:
-    tr = copy.deepcopy(schemas.load("lifecycle-transition")["examples"][0])
-    tr.update(user_id=alert["user_id"], at=at, reason=reason, from_stage="declining",
-              to_stage="mature", type="lifecycle_transition")
-    schemas.validator("lifecycle-transition")(tr)
-    return tr
-
-
-def test_subscriber_drops_repeats_skips_control_and_respects_the_window(tmp_path: Path) -> None:
-    sub = load_subscriber()
-    crm = RecordingCrm()
-    ledger = sub.AlertLedger(str(tmp_path / "ledger.sqlite"))
-    start = datetime.fromisoformat("2024-06-20T11:00:00+02:00")
-    before = start - timedelta(hours=3)
-    alert, control = churn_alert(1, "high"), churn_alert(2, "low", control=True)
-    assert sub.handle(alert, ledger, crm, before) == "scheduled"
-    assert sub.handle(copy.deepcopy(alert), ledger, crm, before) == "duplicate"
-    assert sub.handle(control, ledger, crm, before) == "control"
-    assert crm.scheduled == [(alert["alert_id"], start)]  # once, at the start of the window
-    # The ledger survives a restart: a re-delivered alert is still a repeat.
-    again = sub.AlertLedger(str(tmp_path / "ledger.sqlite"))
-    assert sub.handle(alert, again, crm, before) == "duplicate"
-    assert sub.handle(control, again, crm, before) == "duplicate"
-    assert len(crm.scheduled) == 1
-    rows = again.db.execute("SELECT alert_id, control, send_at FROM alerts ORDER BY alert_id")
-    assert [(a, c, s is not None) for a, c, s in rows] == [
-        (alert["alert_id"], 0, True), (control["alert_id"], 1, False)]
-
-    window = alert["send_window"]
-    inside = start + timedelta(minutes=30)
-    assert sub.contact_time(window, inside) == inside
-    late = start + timedelta(hours=5)  # past today's window: same local time tomorrow
-    assert sub.contact_time(window, late) == start + timedelta(days=1)
-    in_a_later_window = start + timedelta(days=2, minutes=10)
-    assert sub.contact_time(window, in_a_later_window) == in_a_later_window
-    assert sub.contact_time(window, late).utcoffset() == timedelta(hours=2)
-
-
-def test_subscriber_cancels_a_contact_when_the_user_comes_back_first(tmp_path: Path) -> None:
-    sub = load_subscriber()
-    crm = RecordingCrm()
-    ledger = sub.AlertLedger(str(tmp_path / "ledger.sqlite"))
-    now = datetime.fromisoformat("2024-06-20T08:00:00+02:00")
-    alert = churn_alert(1, "high")
-    assert sub.handle(alert, ledger, crm, now) == "scheduled"
-    # the user buys again before the window opens: the waiting contact is cancelled
-    assert sub.handle_transition(comeback(alert, "2024-06-20T09:30:00Z"), ledger, crm) == 1
-    assert crm.cancelled == [alert["alert_id"]]
-    # a repeat of the transition cancels nothing more; other reasons cancel nothing
-    assert sub.handle_transition(comeback(alert, "2024-06-20T09:30:00Z"), ledger, crm) == 0
-    other = churn_alert(3, "low")
-    assert sub.handle(other, ledger, crm, now) == "scheduled"
-    assert sub.handle_transition(comeback(other, "2024-06-21T09:00:00Z", "inactivity"),
-                                 ledger, crm) == 0
-    # topics are not ordered with each other: the comeback can arrive before the alert
-    late = churn_alert(4, "high")
-    sub.handle_transition(comeback(late, "2024-06-20T10:00:00Z", "reactivation"), ledger, crm)
-    assert sub.handle(late, ledger, crm, now) == "came_back"
-    assert late["alert_id"] not in [a for a, _ in crm.scheduled]
-
-
-def test_subscriber_loop_dedupes_a_redelivered_alert_and_commits(
-        kafka_settings: Settings, make_topics: Any, tmp_path: Path) -> None:
-    sub = load_subscriber()
-    warnings, recalls, transitions = make_topics(
-        "churn-warnings", "recall-triggers", "lifecycle-transitions", partitions=1)
-    alert = churn_alert(1, "high")
-    publish(kafka_settings.broker, warnings, [alert, churn_alert(2, "low", control=True), alert])
-    publish(kafka_settings.broker, recalls, [recall_alert(3)])
-    unknown = dict(recall_alert(5), schema="journey.recall-trigger/9")
-    publish(kafka_settings.broker, recalls, [unknown], schema=unknown["schema"])
-    publish(kafka_settings.broker, transitions, [comeback(recall_alert(3),
-                                                          "2030-01-01T00:00:00Z")])
-    crm = RecordingCrm()
-    group = kafka_settings.app_id + "-crm"
-    counts = sub.consume(kafka_settings.broker, [warnings, recalls, transitions], group,
-                         sub.AlertLedger(str(tmp_path / "ledger.sqlite")), crm=crm,
-                         stop_after=6)
-    assert counts["scheduled"] + counts["came_back"] == 2, counts
-    assert (counts["control"], counts["duplicate"], counts["unknown_schema"],
-            counts["transitions"]) == (1, 1, 1, 1)
-    # the recall was either cancelled after scheduling or never scheduled
-    assert counts["cancelled"] + counts["came_back"] == 1, counts
-    check = KafkaConsumer(bootstrap_servers=kafka_settings.broker, group_id=group,
-                          enable_auto_commit=False)
-    try:
-        assert check.committed(TopicPartition(warnings, 0)) == 3
-        assert check.committed(TopicPartition(recalls, 0)) == 2
-        assert check.committed(TopicPartition(transitions, 0)) == 1
-    finally:
-        check.close()
-
-
-def test_subscriber_datetimes_are_aware() -> None:
-    # The loop passes datetime.now(UTC); comparing it with the window's offsets must work.
-    sub = load_subscriber()
-    window = churn_alert(1, "high")["send_window"]
-    assert sub.contact_time(window, datetime(2030, 1, 1, tzinfo=UTC)).tzinfo is not None

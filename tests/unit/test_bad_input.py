@@ -35,10 +35,10 @@ from streams.core.limits import (
 from streams.core.partitioning import partition_for
 from streams.core.state import UserState
 from streams.settings import Settings
-from tests.support.bad_corpus import (
+from tests.support.bad_corpus import CASES
+from tests.support.corpus_bases import (
     ACCEPTED,
     CANONICAL,
-    CASES,
     CATEGORIES,
     ORDER,
     PRODUCT_VIEW,

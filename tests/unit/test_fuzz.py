@@ -29,7 +29,7 @@ from streams.core.state import CHANNELS, STAGES
 from streams.core.timefmt import rfc3339
 from streams.settings import Settings
 from streams.testing import Harness
-from tests.support.bad_corpus import ORDER, PRODUCT_VIEW, PURCHASE, VIEW
+from tests.support.corpus_bases import ORDER, PRODUCT_VIEW, PURCHASE, VIEW
 from tests.support.inputs import outcome
 
 # --- (c) fuzzing the decoder --------------------------------------------------------------------
