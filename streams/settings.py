@@ -82,8 +82,11 @@ class Settings:
     # --- population model ---
     population_sample_size: int = _f(
         5000, "Users per partition in the deterministic (bottom-k by hash) sample that the "
-        "buy-till-you-die model, the value tiers and the churn model are fitted on.",
-        "population")
+        "churn model learns from.", "population")
+    population_fit_size: int = _f(
+        1000, "Of the sample, the users with the smallest hashes that the buy-till-you-die "
+        "model and the value tiers are re-fitted on at every refit (a smaller bottom-k "
+        "sample).", "population")
     refit_interval_days: float = _f(
         7.0, "How often, in stream time, the population model is re-fitted from the past.",
         "population")
@@ -341,8 +344,8 @@ def problems(s: Settings) -> list[str]:
                 "broker_request_timeout_seconds", "stall_seconds",
                 "heartbeat_interval_seconds", "send_window_hours")
     found += [f"{n} must be positive" for n in positive if getattr(s, n) <= 0]
-    at_least_one = ("population_sample_size", "refit_min_buyers", "dedupe_window",
-                    "own_rhythm_min_orders", "max_event_bytes", "contact_cap")
+    at_least_one = ("population_sample_size", "population_fit_size", "refit_min_buyers",
+                    "dedupe_window", "own_rhythm_min_orders", "max_event_bytes", "contact_cap")
     found += [f"{n} must be at least 1" for n in at_least_one if getattr(s, n) < 1]
     non_negative = ("allowed_lateness_seconds", "max_future_skew_seconds",
                     "activity_grace_days", "recall_cooldown_days", "standby_replicas",

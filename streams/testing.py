@@ -16,7 +16,13 @@ from streams.core.churn.model import ChurnModel
 from streams.core.event import Event
 from streams.core.outputs import Outputs, Rejected, drain
 from streams.core.processor import PartitionProcessor
-from streams.core.state import ALERT_LOG_CAP, PURCHASE_LOG_CAP, SPEND_DAYS_CAP, UserState
+from streams.core.state import (
+    ALERT_LOG_CAP,
+    ORDER_LOG_CAP,
+    PURCHASE_LOG_CAP,
+    SPEND_DAYS_CAP,
+    UserState,
+)
 from streams.settings import Settings
 
 DAY = 86400.0
@@ -160,7 +166,7 @@ MAX_EVENT_ID = schemas.load("user-event")["properties"]["event_id"]["maxLength"]
 CAPS: dict[str, Callable[[Settings], int]] = {
     "recent_ids": lambda s: s.dedupe_window,
     "purchase_log": lambda s: PURCHASE_LOG_CAP,
-    "order_log": lambda s: 2 * PURCHASE_LOG_CAP,  # UserState.log_order
+    "order_log": lambda s: 3 * ORDER_LOG_CAP,  # flat: three values an order
     "alert_log": lambda s: ALERT_LOG_CAP,
     "spend_days": lambda s: SPEND_DAYS_CAP,
 }
@@ -171,7 +177,7 @@ def state_ceiling(settings: Settings) -> int:
     plus quoting, each number at its longest repr (24 bytes), each field's separator."""
     number, text = 24, max(MAX_ID, MAX_EVENT_ID) + 3
     ids = settings.dedupe_window * text
-    orders = 2 * PURCHASE_LOG_CAP * (text + 2 * number + 3)
+    orders = ORDER_LOG_CAP * (text + 2 * number + 3)
     purchases = PURCHASE_LOG_CAP * (2 * number + 3)
     alert_times = ALERT_LOG_CAP * number
     spend_days = SPEND_DAYS_CAP * (2 * number + 3)

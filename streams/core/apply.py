@@ -98,7 +98,7 @@ def apply_event(state: UserState, event: Event, settings: Settings) -> None:
             seen = state.find_order(event.order_id)
             if seen is not None:
                 # the same order sent twice: keep the earliest copy, whatever arrives first
-                if (t, amount) < (seen[1], seen[2]):
+                if (t, amount) < state.logged_order(seen):
                     replace_purchase(state, seen, t, amount)
                 return
             state.log_order(event.order_id, t, amount)
@@ -179,9 +179,11 @@ def converted_referrer(state: UserState) -> tuple[str, float] | None:
     return None
 
 
-def replace_purchase(state: UserState, seen: list[Any], t: float, amount: float) -> None:
-    old_t, old_amount = seen[1], seen[2]
-    seen[1], seen[2] = t, amount
+def replace_purchase(state: UserState, seen: int, t: float, amount: float) -> None:
+    """The copy of logged order ``seen`` (its place in the order log) at ``t`` replaces
+    the one counted."""
+    old_t, old_amount = state.logged_order(seen)
+    state.relog_order(seen, t, amount)
     state.gross_spend += amount - old_amount
     state.add_spend(old_t, -old_amount)  # the copy kept replaces the one counted
     state.add_spend(t, amount)

@@ -206,7 +206,7 @@ def _merge_orders(t: UserState, s: UserState) -> None:
     orders, gross, log = s.orders, s.gross_spend, list(s.purchase_log)
     for day, net in s.spend_days:  # refunds in it too; a copy t counted is taken out below
         t.add_spend(day * 86400.0, net)
-    for order_id, at, amount in s.order_log:
+    for order_id, at, amount in s.logged_orders():
         seen = t.find_order(order_id)
         if seen is None:
             t.log_order(order_id, at, amount)
@@ -216,7 +216,7 @@ def _merge_orders(t: UserState, s: UserState) -> None:
         t.add_spend(at, -amount)
         if (at, amount) in log:
             log.remove((at, amount))
-        if (at, amount) < (seen[1], seen[2]):
+        if (at, amount) < t.logged_order(seen):
             replace_purchase(t, seen, at, amount)
     t.orders += orders
     t.gross_spend += gross

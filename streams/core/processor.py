@@ -286,7 +286,8 @@ class PartitionProcessor:
             self._fire(state, woken_at, out)
 
     def _refit(self, at: float, out: Outputs) -> None:
-        sample = ((h, s) for h, u in self.sample.hashed() if (s := self.store.get(u)) is not None)
+        store = self.store
+        sample = [(h, store.get(u)) for h, u in self.sample.hashed()]
         old = self.model
         self.model = self.refits.refit(old, sample, at)
         out.refits += 1

@@ -21,7 +21,8 @@ from streams.core.state import CHURNED, UserState
 from streams.settings import Settings
 
 DAY = 86400.0
-Sampled = Iterable[tuple[int, UserState]]  # the sample's users by hash, smallest first
+# the sample by hash, smallest first, with each id's state (None: a redirected id)
+Sampled = Iterable[tuple[int, UserState | None]]
 
 
 class RefitSchedule:
@@ -56,8 +57,12 @@ class RefitSchedule:
             if snapshot and fitted.churn is not None:
                 learner.refit(self.churn, at, (), _no_fallback, settings, fitted.churn)
         else:
-            users = list(sample)
-            fitted = population.refit(model, (s for _, s in users), at, settings)
+            ids = list(sample)
+            users = [(h, s) for h, s in ids if s is not None]
+            # the smallest hashes of a bottom-k sample are the bottom-k of a smaller k
+            fitted = population.refit(
+                model, (s for _, s in ids[:settings.population_fit_size] if s is not None),
+                at, settings)
             if snapshot:
                 buyers = [(h, s) for h, s in users
                           if s.orders >= 1 and s.last_purchase_at is not None]
@@ -102,12 +107,13 @@ def model_wakeups(store: MutableMapping[str, UserState], old: Model, new: Model,
     if not (shorter or changed):
         return
     learned = new.learned
+    past = None if learned is None else stages.past_threshold_at(learned, at, settings)
     for user_id, state in list(store.items()):
         if not isinstance(state, UserState) or state.orders == 0 \
                 or state.stage == CHURNED or (owns is not None and not owns(user_id)):
             continue
-        if learned is not None and state.last_purchase_at is not None:
-            if changed and stages.past_threshold(learned, state, at, settings):
+        if past is not None and state.last_purchase_at is not None:
+            if changed and past(state):
                 yield user_id, state, at
             continue
         due = lifecycle.deadline_for(state.stage, lifecycle.rhythm(state, new, settings))

@@ -32,6 +32,7 @@ NEEDS_EMAIL = 1 << CHANNELS.index("email")
 NEEDS_PHONE = (1 << CHANNELS.index("sms")) | (1 << CHANNELS.index("phone"))
 
 PURCHASE_LOG_CAP = 8  # recent purchases kept for the rhythm
+ORDER_LOG_CAP = 2 * PURCHASE_LOG_CAP  # recent order ids kept to count a re-sent order once
 SPEND_WINDOW_DAYS = 90  # monetary_90d: net spend (purchases minus refunds) over 90 days
 # daily net spend is kept for the days since the newest one's window began: at most this many
 SPEND_DAYS_CAP = SPEND_WINDOW_DAYS + 1
@@ -71,9 +72,9 @@ class UserState:
     refunded: float = 0.0
     refunds: int = 0
     purchase_log: list[tuple[float, float]] = field(default_factory=list)  # (time, amount), sorted
-    # recent orders as [order_id, time, amount], to count an order once whichever copy
-    # of a re-sent order arrives first
-    order_log: list[list[Any]] = field(default_factory=list)
+    # recent orders, to count an order once whichever copy of a re-sent order arrives
+    # first: flat, order_id, time, amount for each (a list per order cost 80 bytes more)
+    order_log: list[Any] = field(default_factory=list)
 
     interested: bool = False
     carted: bool = False
@@ -218,16 +219,30 @@ class UserState:
         if len(self.purchase_log) > PURCHASE_LOG_CAP:
             del self.purchase_log[0]
 
-    def find_order(self, order_id: str) -> list[Any] | None:
-        for entry in self.order_log:
-            if entry[0] == order_id:
-                return entry
+    def find_order(self, order_id: str) -> int | None:
+        """Where ``order_id`` is in the order log (for ``logged_order``), if it is."""
+        log = self.order_log
+        for i in range(0, len(log), 3):
+            if log[i] == order_id:
+                return i
         return None
 
+    def logged_order(self, i: int) -> tuple[float, float]:
+        """Time and amount of the order at ``i`` (see ``find_order``)."""
+        return self.order_log[i + 1], self.order_log[i + 2]
+
+    def relog_order(self, i: int, at: float, amount: float) -> None:
+        self.order_log[i + 1], self.order_log[i + 2] = at, amount
+
+    def logged_orders(self) -> list[tuple[str, float, float]]:
+        """The order log as (order_id, time, amount), oldest first."""
+        log = self.order_log
+        return [(log[i], log[i + 1], log[i + 2]) for i in range(0, len(log), 3)]
+
     def log_order(self, order_id: str, at: float, amount: float) -> None:
-        self.order_log.append([order_id, at, amount])
-        if len(self.order_log) > PURCHASE_LOG_CAP * 2:
-            del self.order_log[0]
+        self.order_log += (order_id, at, amount)
+        if len(self.order_log) > ORDER_LOG_CAP * 3:
+            del self.order_log[:3]
 
     def fold_purchase_day(self, at: float, amount: float) -> None:
         """Fold a purchase into the purchase-day aggregates. Call it before the purchase
@@ -317,6 +332,9 @@ class UserState:
     def from_list(cls, values: list[Any]) -> UserState:
         state = cls(*values[: len(_FIELD_NAMES)])
         state.purchase_log = [(float(t), float(a)) for t, a in state.purchase_log]
+        if state.order_log and isinstance(state.order_log[0], list):
+            # written when each order was a list of its own: flatten
+            state.order_log = [v for entry in state.order_log for v in entry]
         if len(values) > _SPEND_DAYS_AT:  # records written before spend_days have none
             state.spend_days = [(int(d), float(a)) for d, a in state.spend_days]
         else:

@@ -102,11 +102,26 @@ def _log1p0(v: float) -> float:
     return math.log1p(v) if v > 0.0 else 0.0
 
 
+# A logit this far from a threshold's is on the same side of it after the sigmoid, by
+# many orders of magnitude more than its rounding: only closer ones need the sigmoid.
+_MARGIN = 1e-6
+
+
+def _logit_bounds(threshold: float) -> tuple[float, float]:
+    """Logits below the first are under ``threshold``, above the second at or over it
+    (after :func:`_sigmoid`); between them only the sigmoid itself can tell."""
+    if not 1e-6 < threshold < 1.0 - 1e-6:
+        return math.inf, -math.inf  # (no shortcut near 0 and 1)
+    zt = math.log(threshold) - math.log1p(-threshold)
+    return zt - _MARGIN, zt + _MARGIN
+
+
 class Curve:
     """A buyer's logit as a function of the days ``r`` since their last purchase, for
     one model, with the terms that do not move with time summed once."""
 
-    __slots__ = ("base", "inv_gap", "last", "tenure0", "terms", "w_gap", "w_rec", "w_ten")
+    __slots__ = ("base", "d30", "d90", "d180", "inv_gap", "last", "tenure0", "w30", "w90",
+                 "w180", "w_gap", "w_rec", "w_ten")
 
     def __init__(self, model: ChurnModel, s: UserState) -> None:
         w = model.weights
@@ -128,16 +143,17 @@ class Curve:
         self.last = last
         self.tenure0 = (last - first) / DAY
         self.w_rec, self.w_ten, self.w_gap = w[0], w[1], w[9]
-        self.terms = ((w[10], s.decay_30, _K[0]), (w[11], s.decay_90, _K[1]),
-                      (w[12], s.decay_180, _K[2]))
+        self.w30, self.w90, self.w180 = w[10], w[11], w[12]
+        self.d30, self.d90, self.d180 = s.decay_30, s.decay_90, s.decay_180
 
     def z(self, r: float) -> float:
-        z = self.base + self.w_rec * math.log1p(r) + self.w_ten * math.log1p(self.tenure0 + r)
+        log1p, exp = math.log1p, math.exp
+        z = self.base + self.w_rec * log1p(r) + self.w_ten * log1p(self.tenure0 + r)
         if self.inv_gap:
-            z += self.w_gap * math.log1p(r * self.inv_gap)
-        for w, decayed, k in self.terms:
-            z += w * math.log1p(decayed * math.exp(k * r))
-        return z
+            z += self.w_gap * log1p(r * self.inv_gap)
+        z += self.w30 * log1p(self.d30 * exp(_K[0] * r))
+        z += self.w90 * log1p(self.d90 * exp(_K[1] * r))
+        return z + self.w180 * log1p(self.d180 * exp(_K[2] * r))
 
     def score_at(self, t: float) -> float:
         r = (t - self.last) / DAY
@@ -146,10 +162,75 @@ class Curve:
     def crossed(self, t: float, threshold: float) -> bool:
         return self.score_at(t) >= threshold
 
+    def crossing(self, threshold: float, start: float) -> float | None:
+        """See :func:`crossing`."""
+        below, above = _logit_bounds(threshold)
+        # Curve.z spelled out over locals: this loop is the hottest code of a replay
+        log1p, exp = math.log1p, math.exp
+        base, last, tenure0, inv_gap = self.base, self.last, self.tenure0, self.inv_gap
+        w_rec, w_ten, w_gap = self.w_rec, self.w_ten, self.w_gap
+        w30, w90, w180, d30, d90, d180 = \
+            self.w30, self.w90, self.w180, self.d30, self.d90, self.d180
+        k30, k90, k180 = _K
+
+        def crossed(t: float) -> bool:
+            r = (t - last) / DAY
+            if not r > 0.0:
+                r = 0.0
+            v = base + w_rec * log1p(r) + w_ten * log1p(tenure0 + r)
+            if inv_gap:
+                v += w_gap * log1p(r * inv_gap)
+            v += w30 * log1p(d30 * exp(k30 * r))
+            v += w90 * log1p(d90 * exp(k90 * r))
+            v += w180 * log1p(d180 * exp(k180 * r))
+            if v < below:
+                return False
+            if v > above:
+                return True
+            return _sigmoid(v) >= threshold
+
+        if crossed(start):
+            return start
+        end = start + CROSSING_CAP_DAYS * DAY
+        lo, step = start, _FIRST_STEP
+        while True:
+            hi = lo + step
+            if hi > end:
+                return None
+            if crossed(hi):
+                break
+            lo = hi
+            if step < _MAX_STEP:
+                step += step
+        while hi - lo > _TOLERANCE:
+            mid = lo + (hi - lo) / 2.0
+            if crossed(mid):
+                hi = mid
+            else:
+                lo = mid
+        return hi
+
+
+_cached: tuple[ChurnModel, tuple[object, ...], Curve] | None = None
+
+
+def curve(model: ChurnModel, s: UserState) -> Curve:
+    """``Curve(model, s)``, built once for a run of calls about the same buyer (a wake's
+    crossing, its stage and its alert's score read the same one)."""
+    global _cached
+    key = (s.last_purchase_at, s.first_purchase_at, s.purchase_days, s.gross_spend,
+           s.last_day_spend, s.last_gap_days, s.decay_30, s.decay_90, s.decay_180)
+    hit = _cached
+    if hit is not None and hit[0] is model and hit[1] == key:
+        return hit[2]
+    made = Curve(model, s)
+    _cached = (model, key, made)
+    return made
+
 
 def score(model: ChurnModel, s: UserState, now: float) -> float:
     """p(no purchase within the model's horizon from ``now``) for buyer ``s``."""
-    return Curve(model, s).score_at(now)
+    return curve(model, s).score_at(now)
 
 
 def crossing(model: ChurnModel, s: UserState, threshold: float, start: float) -> float | None:
@@ -161,24 +242,4 @@ def crossing(model: ChurnModel, s: UserState, threshold: float, start: float) ->
     a bracket, then bisects the first step that crosses. An excursion above the
     threshold shorter than a step can be missed: the answer is then a later crossing.
     """
-    curve = Curve(model, s)
-    if curve.crossed(start, threshold):
-        return start
-    end = start + CROSSING_CAP_DAYS * DAY
-    lo, step = start, _FIRST_STEP
-    while True:
-        hi = lo + step
-        if hi > end:
-            return None
-        if curve.crossed(hi, threshold):
-            break
-        lo = hi
-        if step < _MAX_STEP:
-            step += step
-    while hi - lo > _TOLERANCE:
-        mid = lo + (hi - lo) / 2.0
-        if curve.crossed(mid, threshold):
-            hi = mid
-        else:
-            lo = mid
-    return hi
+    return curve(model, s).crossing(threshold, start)
