@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from streams.core.churn import fit
 from streams.core.timefmt import rfc3339
 
 DAY = 86400.0
@@ -121,19 +122,13 @@ def _number(value: object) -> float:
 
 
 def auc(score: np.ndarray, positive: np.ndarray) -> float:
-    """P(a random positive scores above a random negative), ties counting half."""
+    """P(a random positive scores above a random negative), ties counting half, as the
+    churn model's own live quality computes it; nan with one class or a missing score."""
     score = np.asarray(score, dtype=float)
-    n_pos = int(positive.sum())
-    n_neg = positive.size - n_pos
-    if n_pos == 0 or n_neg == 0 or not np.isfinite(score).all():
+    if not np.isfinite(score).all():
         return math.nan
-    order = np.argsort(score, kind="mergesort")
-    ordered = score[order]
-    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
-    ends = np.r_[starts[1:], ordered.size]
-    ranks = np.empty(score.size)
-    ranks[order] = np.repeat((starts + 1 + ends) / 2.0, ends - starts)
-    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+    area = fit.auc(score, positive)
+    return math.nan if area is None else area
 
 
 def precision_recall(flagged: np.ndarray, lost: np.ndarray) -> tuple[int, float, float]:

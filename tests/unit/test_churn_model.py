@@ -19,6 +19,7 @@ from streams.core.churn.model import (
     LOGIT,
     N_FEATURES,
     ChurnModel,
+    Curve,
     Quality,
     crossing,
     score,
@@ -90,6 +91,39 @@ def test_crossing_matches_a_brute_force_scan_on_monotone_scores() -> None:
         # crossed instant at most its 10-minute tolerance after it
         assert scan - 3600.0 < got <= scan + 600.0
     assert found > 50  # the scan is not vacuous
+
+
+def _walk(m: ChurnModel, s: UserState, threshold: float, start: float) -> float | None:
+    """The solver's documented walk, through the sigmoid at every step."""
+    c = Curve(m, s)
+    if c.crossed(start, threshold):
+        return start
+    lo, step, end = start, DAY, start + 3 * 365 * DAY
+    while True:
+        hi = lo + step
+        if hi > end:
+            return None
+        if c.crossed(hi, threshold):
+            break
+        lo, step = hi, min(step + step, 16 * DAY)
+    while hi - lo > 600.0:
+        mid = lo + (hi - lo) / 2.0
+        hi, lo = (mid, lo) if c.crossed(mid, threshold) else (hi, mid)
+    return hi
+
+
+def test_the_fast_crossing_is_the_walk_through_the_sigmoid_bit_for_bit() -> None:
+    # the solver compares logits and takes the sigmoid only near the threshold; its
+    # answers must be the plain walk's exactly (replays before and after agree)
+    rng = random.Random(7)
+    for i in range(300):
+        s = buyer(rng, rng.randint(1, 6))
+        m = random_model(rng, monotone=i % 2 == 0)
+        start = (s.last_purchase_at or T0) + rng.uniform(0, 60) * DAY
+        # thresholds at a score the walk meets exactly, and anywhere, and at the edges
+        probe = start + rng.randint(1, 40) * DAY
+        for threshold in (score(m, s, probe), rng.uniform(0.05, 0.99), 1e-7, 1.0):
+            assert crossing(m, s, threshold, start) == _walk(m, s, threshold, start)
 
 
 def test_fit_is_deterministic_and_finds_a_planted_signal() -> None:

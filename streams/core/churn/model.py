@@ -111,7 +111,7 @@ def _logit_bounds(threshold: float) -> tuple[float, float]:
     """Logits below the first are under ``threshold``, above the second at or over it
     (after :func:`_sigmoid`); between them only the sigmoid itself can tell."""
     if not 1e-6 < threshold < 1.0 - 1e-6:
-        return math.inf, -math.inf  # (no shortcut near 0 and 1)
+        return -math.inf, math.inf  # (no shortcut near 0 and 1)
     zt = math.log(threshold) - math.log1p(-threshold)
     return zt - _MARGIN, zt + _MARGIN
 
