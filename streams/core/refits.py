@@ -108,7 +108,14 @@ def model_wakeups(store: MutableMapping[str, UserState], old: Model, new: Model,
         return
     learned = new.learned
     past = None if learned is None else stages.past_threshold_at(learned, at, settings)
-    for user_id, state in list(store.items()):
+    if past is not None and not changed:
+        # a shorter gap under the same learned model: only the buyers it cannot score
+        # follow the gap (the loop below skips the others); spare the walk over the rest
+        users = [(u, s) for u, s in store.items()
+                 if isinstance(s, UserState) and s.orders and s.last_purchase_at is None]
+    else:
+        users = list(store.items())
+    for user_id, state in users:
         if not isinstance(state, UserState) or state.orders == 0 \
                 or state.stage == CHURNED or (owns is not None and not owns(user_id)):
             continue

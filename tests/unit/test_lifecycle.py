@@ -389,3 +389,24 @@ def test_a_state_record_written_before_spend_days_still_loads(harness: HarnessFa
     loaded = UserState.from_list(old)
     assert loaded.net_spend_90d(at(2)) == 15.0
     assert UserState.from_list(h.state("u").to_list()) == h.state("u")
+
+
+def test_a_state_record_with_an_order_log_of_lists_still_loads(
+        harness: HarnessFactory) -> None:
+    """The order log was a list per order before it became flat: such a record loads
+    as the same state, and a re-sent order in it is still counted once."""
+    from streams.core.state import UserState
+
+    h = harness().send(make_event("u", "purchase", 0, amount=10.0, currency="EUR",
+                                  order_id="o1"),
+                       make_event("u", "purchase", 1, amount=5.0, currency="EUR",
+                                  order_id="o2"))
+    state = h.state("u")
+    values = state.to_list()
+    i = [f for f in UserState.__dataclass_fields__].index("order_log")
+    flat = values[i]
+    assert flat[0::3] == ["o1", "o2"] and flat[2::3] == [10.0, 5.0]
+    values[i] = [flat[j:j + 3] for j in range(0, len(flat), 3)]  # the older layout
+    loaded = UserState.from_list(values)
+    assert loaded == state
+    assert loaded.find_order("o2") == 3 and loaded.logged_order(3) == (flat[4], 5.0)
