@@ -107,8 +107,7 @@ def model_wakeups(store: MutableMapping[str, UserState], old: Model, new: Model,
     if not (shorter or changed):
         return
     learned = new.learned
-    past = None if learned is None else stages.past_threshold_at(learned, at, settings)
-    if past is not None and not changed:
+    if learned is not None and not changed:
         # a shorter gap under the same learned model: only the buyers it cannot score
         # follow the gap (the loop below skips the others); spare the walk over the rest
         users = [(u, s) for u, s in store.items()
@@ -119,8 +118,8 @@ def model_wakeups(store: MutableMapping[str, UserState], old: Model, new: Model,
         if not isinstance(state, UserState) or state.orders == 0 \
                 or state.stage == CHURNED or (owns is not None and not owns(user_id)):
             continue
-        if past is not None and state.last_purchase_at is not None:
-            if changed and past(state):
+        if learned is not None and state.last_purchase_at is not None:
+            if changed and stages.past_threshold(learned, state, at, settings):
                 yield user_id, state, at
             continue
         due = lifecycle.deadline_for(state.stage, lifecycle.rhythm(state, new, settings))

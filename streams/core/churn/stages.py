@@ -13,8 +13,6 @@ floor). The crossing is solved when that wake fires (:func:`due`), off the event
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from streams.core.churn.model import ChurnModel, Curve, crossing, curve
 from streams.core.state import CHURNED, DAY, DECLINING, INACTIVE_STAGES, UserState
 from streams.settings import Settings
@@ -79,27 +77,12 @@ def schedule_inputs(s: UserState) -> tuple[object, ...]:
             s.decay_90, s.decay_180)
 
 
-def past_threshold_at(model: ChurnModel, at: float, settings: Settings,
-                      ) -> Callable[[UserState], bool]:
-    """Whether a new model puts a buyer past the threshold of their next stage at ``at``
-    (a refit wakes those at once; the others keep their wake), as a test to run over a
-    partition's buyers."""
-    grace_s = settings.activity_grace_days * DAY
-    decline_s = settings.min_decline_days * DAY
-    churn_s = settings.min_churn_days * DAY
-    declining, churned = model.declining_threshold, model.churned_threshold
-
-    def past(s: UserState) -> bool:
-        if s.stage == CHURNED:
-            return False
-        last = s.last_purchase_at or 0.0
-        grace = s.last_active_at + grace_s
-        if s.stage == DECLINING:
-            floor, threshold = last + churn_s, churned
-        else:
-            floor, threshold = last + decline_s, declining
-        if at < floor or at < grace:  # (floors: the later of the two)
-            return False
-        return Curve(model, s).crossed(at, threshold)
-
-    return past
+def past_threshold(model: ChurnModel, s: UserState, at: float, settings: Settings) -> bool:
+    """Whether a new model puts buyer ``s`` past the threshold of their next stage at
+    ``at`` (a refit wakes those at once; the others keep their wake)."""
+    if s.stage == CHURNED:
+        return False
+    decline_floor, churn_floor = floors(s, settings)
+    if s.stage == DECLINING:
+        return at >= churn_floor and Curve(model, s).crossed(at, model.churned_threshold)
+    return at >= decline_floor and Curve(model, s).crossed(at, model.declining_threshold)
