@@ -5,8 +5,9 @@ A processor needs, of each user, the id, the wake-up instant and the census key.
 stores keep those up to date for every partition they hold, through each write, each
 changelog record read and each standby record, so a restart, a rebalance or a failover
 hands the new processor its partition's rows at once. A partition held from before the
-rows were kept (a RocksDB store on disk) gets them from a scan in the background, which
-also follows what changes while it reads; until that completes, the users are read.
+rows were kept (a RocksDB store on disk) gets them from the copy kept beside its users
+(``agents.kafka.rowsdisk``) or else from a scan in the background, which also follows
+what changes while it reads; until that completes, the users are read.
 """
 
 from __future__ import annotations
@@ -69,6 +70,10 @@ class KeptRows:
     def has_data(self, partition: int) -> bool:
         raise NotImplementedError
 
+    def rows_from_disk(self, partition: int) -> Rows | None:
+        """The partition's rows as a store kept them with its users, if it did."""
+        return None
+
     def changed(self, partition: int, key: str, value: Any) -> None:
         """A key of ``partition`` now holds ``value`` (None: deleted)."""
         rows = self.rows.get(partition)
@@ -77,7 +82,7 @@ class KeptRows:
         dirty = self._dirty.get(partition)
         if dirty is not None:
             dirty.add(key)
-        _follow(rows, key, value)
+        follow(rows, key, value)
 
     def rows_for(self, partition: int) -> Rows | None:
         """The partition's rows, for a processor taking it over (None: not complete yet,
@@ -101,18 +106,30 @@ class KeptRows:
                 self._scans[p] = asyncio.ensure_future(self._scan(p))
 
     async def _scan(self, partition: int) -> None:
+        began = time.monotonic()
+        try:
+            kept = self.rows_from_disk(partition)
+        except Exception as exc:  # noqa: BLE001 - the scan below reads every user instead
+            log.warning("kept rows of partition %d: %s", partition, exception_summary(exc))
+            kept = None
+        if kept is not None:  # read without a turn of the event loop: nothing changed since
+            self.rows[partition] = kept
+            log.info("rows of partition %d: %d users, kept on disk, read in %.1fs",
+                     partition, len(kept), time.monotonic() - began)
+            if self._scans.get(partition) is asyncio.current_task():
+                del self._scans[partition]
+            return
         rows = Rows.of(self.settings)
         self.rows[partition] = rows
         dirty = self._dirty[partition] = set()
-        began = time.monotonic()
         try:
             for n, (key, value) in enumerate(self.items_of(partition), 1):
-                _follow(rows, key, value)
+                follow(rows, key, value)
                 if n % SCAN_CHUNK == 0:
                     await asyncio.sleep(0)
             while dirty:  # changed while being read
                 key = dirty.pop()
-                _follow(rows, key, self.current(partition, key))
+                follow(rows, key, self.current(partition, key))
         except Exception as exc:  # noqa: BLE001 - the restore reads the users instead
             log.warning("rows of partition %d: %s", partition, exception_summary(exc))
             if self.rows.get(partition) is rows:
@@ -132,7 +149,8 @@ class KeptRows:
             await asyncio.gather(*pending, return_exceptions=True)
 
 
-def _follow(rows: Rows, key: str, value: Any) -> None:
+def follow(rows: Rows, key: str, value: Any) -> None:
+    """Bring ``rows`` up to date with ``key`` now holding ``value`` (None: deleted)."""
     if value is None:
         rows.remove(key)
     elif value.__class__ is bytes:
@@ -171,5 +189,5 @@ def restore_from_table(table: Any, proc: PartitionProcessor, partition: int,
         if kept is None:
             kept = Rows.of(proc.settings)
             for key, value in store.items_of(partition):
-                _follow(kept, key, value)
+                follow(kept, key, value)
         kept.restore(proc, ctx, snapshots)

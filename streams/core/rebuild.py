@@ -149,6 +149,47 @@ class Rows:
         else:
             del self.census[key]
 
+    def to_plain(self) -> dict[str, Any]:
+        """The rows as plain lists and numbers, for a store to keep beside its states
+        (:meth:`from_plain` gives them back)."""
+        entries = list(self.census)  # each entry a user holds is counted
+        # by identity: each distinct entry is one tuple (see set), hashed once here
+        number = {id(self._keys[entry]): i for i, entry in enumerate(entries)}
+        key_of, wake = self.key_of, self.wake
+        users = list(key_of)
+        return {
+            "sample_size": self.sample.k, "window": self.window,
+            "entries": entries, "users": users,
+            "entry": [number[id(entry)] for entry in key_of.values()],
+            "wake": [wake.get(u) for u in users],
+            "redirected": sorted(self.redirected),
+            # the sample of every user ever offered; once one was removed, it is rebuilt
+            "sample": list(self.sample) if self.sample_exact else None,
+        }
+
+    @classmethod
+    def from_plain(cls, plain: Mapping[str, Any], sample_size: int, window: float) -> Rows:
+        """Rows from :meth:`to_plain`'s output (decoded: tuples may arrive as lists).
+        Raises ValueError if they were counted with another sample size or window."""
+        if plain["sample_size"] != sample_size or plain["window"] != window:
+            raise ValueError("the rows were kept with other settings")
+        rows = cls(sample_size, window)
+        entries: list[Entry] = [(tuple(key), None if up is None else tuple(up))  # type: ignore[misc]
+                                for key, up in plain["entries"]]
+        users, numbers = plain["users"], plain["entry"]
+        if len(users) != len(numbers) or len(users) != len(plain["wake"]):
+            raise ValueError("the rows' lists differ in length")
+        rows._keys = {entry: entry for entry in entries}
+        rows.key_of = dict(zip(users, [entries[i] for i in numbers], strict=True))
+        rows.census = Counter({entries[i]: n for i, n in Counter(numbers).items()})
+        rows.wake = {u: w for u, w in zip(users, plain["wake"], strict=True) if w is not None}
+        rows.redirected = set(plain["redirected"])
+        if plain["sample"] is None:
+            rows.sample_exact = False
+        else:
+            rows.sample.load(plain["sample"])
+        return rows
+
     def restore(self, proc: PartitionProcessor, ctx: PartitionContext | None,
                 snapshots: Snapshots | None = None) -> None:
         """``proc.restore(ctx, states, redirected, snapshots)`` for the states and

@@ -10,6 +10,7 @@ partition are asked, and none may answer 503 or with a state other than before t
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -119,3 +120,10 @@ def test_ready_only_once_every_partition_answers_with_the_state_before_the_kill(
     print(f"readiness ({store}): {USERS} users, ready {ready_at - started:.1f}s after the "
           f"restart, {len(lies)} wrong answers while ready")
     assert not lies, lies[:5]
+    if store.startswith("rocksdb"):
+        # the rows came from the copy kept on disk (agents.kafka.rowsdisk), no user read
+        log = second.log_path.read_text()
+        kept = {int(p) for p in re.findall(r"rows of partition (\d+): \d+ users, kept on disk",
+                                           log)}
+        assert kept == set(range(PARTITIONS)), second.log_tail()
+        assert not re.search(r"rows of partition \d+: \d+ users read in", log)

@@ -9,6 +9,7 @@ must change nothing, or a re-read older value would overwrite a newer one.
 from __future__ import annotations
 
 import asyncio
+import random
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,8 @@ from aiokafka.structs import TopicPartition
 from agents.kafka import codec
 from agents.kafka.tablerows import rows
 from agents.kafka.tablestore import MemoryStore, RocksStore, changelog_offsets, users_table
+from streams.core.identity import Redirect
+from streams.core.population import Sample
 from streams.core.rebuild import Rows
 from streams.core.state import UserState
 from streams.settings import Settings
@@ -200,3 +203,96 @@ def test_a_delete_leaves_nothing_to_read_and_reaches_the_disk_once_acknowledged(
         assert store._db_for_partition(1).get(b"\x00snapshot:1:5.0:base:0") is None
         assert not store.staged
     assert store.held_offset(1) == 4
+
+
+# --- rows kept on disk by the RocksDB store (agents.kafka.rowsdisk) ----------------------
+
+def _restarted_rows(store: Any, partition: int, from_disk: bool) -> Rows | None:
+    """The rows a restarted store would have for ``partition``: nothing in memory, then a
+    scan (from the rows kept on disk, or of every user)."""
+    store.forget_rows([partition])
+    store._kept.clear()
+    if not from_disk:
+        store.rows_from_disk = lambda partition: None
+
+    async def scan() -> Rows | None:
+        store.scan_later([partition])
+        await store.scans_done([partition])
+        return store.rows_for(partition)
+
+    try:
+        return asyncio.run(scan())
+    finally:
+        store.__dict__.pop("rows_from_disk", None)
+
+
+def _effective(rows: Rows, k: int) -> tuple[Any, ...]:
+    sample = Sample(k)
+    sample.load(rows.sample if rows.sample_exact else [*rows.key_of, *rows.redirected])
+    return rows.key_of, rows.wake, rows.census, rows.redirected, list(sample)
+
+
+def test_rocksdb_rows_kept_on_disk_equal_a_scan_of_every_user_after_any_write(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever the mix of own writes, changelog records, deletes and redirects, and
+    wherever a restart falls, the rows read back from the snapshot and its journal are
+    those a scan of every user finds, and no user is read to get them."""
+    monkeypatch.setattr("agents.kafka.rowsdisk.SNAPSHOT_MIN_KEYS", 7)  # many snapshots
+    store = _store("rocksdb://", tmp_path)
+    k = store.settings.population_sample_size
+    rng = random.Random(11)
+    store.rows[0] = Rows.of(store.settings)  # a partition read from nothing
+    offset, users, used = -1, [f"u{i}" for i in range(60)], 0
+    for step in range(300):
+        roll = rng.random()
+        key = rng.choice(users)
+        if roll < 0.45:  # the serving processor writes, acknowledged now or a bit later
+            value: Any = _state(key, rng.randint(1, 9))
+            if rng.random() < 0.05:
+                value = Redirect(rng.choice(users))
+            elif rng.random() < 0.03:
+                value = None
+            store.put(key, value, None if value is None else codec.dumps(value), 0)
+            if rng.random() < 0.6:
+                offset += rng.randint(1, 3)
+                store.acked({0: offset})
+        elif roll < 0.75:  # changelog records (a standby, a recovery), of other users
+            n = rng.randint(1, 12)
+            free = [u for u in users if u.encode() not in store.staged]
+            chosen = [rng.choice(free) for _ in range(n)]
+            store.apply_records(0, [Msg(offset + 1 + i, u.encode(), _raw(u, rng.randint(1, 9)))
+                                    for i, u in enumerate(chosen)])
+            offset += n
+        elif step % 3 == 0:  # kill -9 (writes not yet acknowledged are lost) and a restart
+            store.staged.clear()
+            scanned = _restarted_rows(store, 0, from_disk=False)
+            assert scanned is not None
+            store.items_of = _no_reading  # the kept rows must not need a scan
+            kept = _restarted_rows(store, 0, from_disk=True)
+            del store.items_of
+            assert kept is not None, f"step {step}: the kept rows were not used"
+            assert _effective(kept, k) == _effective(scanned, k), f"step {step}"
+            used += 1
+    assert used >= 10
+    assert store._disk_rows(0).has_snapshot
+
+
+def _no_reading(partition: int) -> Any:
+    raise AssertionError("every user was read")
+
+
+def test_rocksdb_rows_kept_on_disk_that_miss_a_write_are_not_used(tmp_path: Path) -> None:
+    """A write the journal does not hold (one by an older version, say) moves the offset
+    past the journal's end: the users are read instead of the stale rows."""
+    store = _store("rocksdb://", tmp_path)
+    store.rows[1] = Rows.of(store.settings)
+    store.apply_records(1, [Msg(i, b"k%d" % i, _raw(f"k{i}", 1), 1) for i in range(5)])
+    asyncio.run(store.load([]))  # nothing to read; the snapshot came with the records
+    assert store._disk_rows(1).has_snapshot
+    db = store._db_for_partition(1)
+    db.put(b"k9", _raw("k9", 2))
+    db.put(store.offset_key, b"5")  # written as if by code that keeps no rows
+    assert store.rows_from_disk(1) is None
+    rows_after = _restarted_rows(store, 1, from_disk=True)
+    assert rows_after is not None and sorted(rows_after.key_of) == [
+        "k0", "k1", "k2", "k3", "k4", "k9"]
