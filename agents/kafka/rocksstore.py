@@ -3,15 +3,15 @@ offset and their rows (see ``agents.kafka.tablestore`` and ``agents.kafka.rowsdi
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from faust.stores import rocksdb as faust_rocksdb
 
-from agents.kafka.rowsdisk import DiskRows, snapshot_due
+from agents.kafka.rowsdisk import DiskRows, build, snapshot_due
 from agents.kafka.storeload import LoadingStore
-from agents.kafka.tablerows import follow
 from streams.core.rebuild import Rows
 
 
@@ -23,7 +23,7 @@ class RocksStore(LoadingStore, faust_rocksdb.Store):
         self._setup()
         # written, not yet on disk: the encoding, or None for a delete
         self.staged: dict[bytes, tuple[int, bytes | None]] = {}
-        self._kept: dict[int, DiskRows] = {}  # per partition: its rows kept on disk
+        self._on_disk: dict[int, DiskRows] = {}  # per partition: its rows kept on disk
         self._bulk_loading = False
 
     def put(self, key: str, value: Any, raw: bytes | None, partition: int) -> None:
@@ -99,9 +99,9 @@ class RocksStore(LoadingStore, faust_rocksdb.Store):
 
     def _disk_rows(self, partition: int) -> DiskRows:
         db = self._db_for_partition(partition)
-        kept = self._kept.get(partition)
+        kept = self._on_disk.get(partition)
         if kept is None or kept.db is not db:  # first use, or the database was reopened
-            kept = self._kept[partition] = DiskRows.open(db)
+            kept = self._on_disk[partition] = DiskRows.open(db)
         return kept
 
     def _keep_rows(self, partition: int, batch: Any, keys: list[bytes], offset: int,
@@ -117,18 +117,20 @@ class RocksStore(LoadingStore, faust_rocksdb.Store):
         else:
             kept.add_journal(batch, keys, offset)
 
-    def rows_from_disk(self, partition: int) -> Rows | None:
-        found = self._disk_rows(partition).read(self.held_offset(partition),
-                                                self.settings.population_sample_size,
-                                                self.settings.uplift_window_days * 86400.0)
+    async def rows_kept(self, partition: int) -> tuple[Rows, set[str]] | None:
+        kept = self._disk_rows(partition).fetch()
+        if kept is None:
+            return None
+        held = self.held_offset(partition)  # read with the snapshot: nothing written between
+        # decoded and built in a thread: the group join goes on meanwhile
+        found = await asyncio.to_thread(build, kept, held,
+                                        self.settings.population_sample_size,
+                                        self.settings.uplift_window_days * 86400.0)
         if found is None:
             return None
         rows, keys = found
-        # what was written since the snapshot, and what is written but not yet on disk
         keys.update(k.decode() for k, (p, _) in self.staged.items() if p == partition)
-        for key in keys:
-            follow(rows, key, self.current(partition, key))
-        return rows
+        return rows, keys
 
     async def load(self, partitions: Iterable[int]) -> None:
         """Read the changelog's tail in bulk, then keep a snapshot of each partition's
@@ -141,7 +143,8 @@ class RocksStore(LoadingStore, faust_rocksdb.Store):
             self._bulk_loading = False
         for p in mine:
             kept, rows = self._disk_rows(p), self.rows_for(p)
-            if rows is None or (kept.has_snapshot and not kept.journalled) \
+            if rows is None or (kept.has_snapshot and not snapshot_due(kept.journalled,
+                                                                       len(rows))) \
                     or any(sp == p for sp, _ in self.staged.values()):
                 continue
             batch = faust_rocksdb.rocksdict.WriteBatch(raw_mode=True)

@@ -90,25 +90,42 @@ class DiskRows:
         batch.delete_range(JOURNAL, JOURNAL_END, self.family)
         self.has_snapshot, self.journalled = True, 0
 
-    def read(self, held: int, sample_size: int, window: float) -> tuple[Rows, set[str]] | None:
-        """The snapshot's rows and the keys journalled since, if they lead exactly to
-        ``held`` (the partition's offset on disk); None: scan the users instead."""
+    def fetch(self) -> Kept | None:
+        """The snapshot and journal as stored (None: no snapshot). Read them together with
+        the partition's offset, before anything else is written."""
         raw = self.view.get(SNAPSHOT)
         if raw is None:
             return None
-        body = orjson.loads(raw)
-        if body.get("version") != VERSION:
-            return None
-        offset = body["offset"]
-        keys: set[str] = set()
+        journal = []
         for key, value in self.view.items(from_key=JOURNAL):
             if not key.startswith(JOURNAL):
                 break
-            entry = orjson.loads(value)
-            offset = entry["offset"]
-            keys.update(entry["keys"])
-        if offset != held:
-            log.warning("kept rows end at offset %s, the partition at %s: reading every user",
-                        offset, held)
-            return None
-        return Rows.from_plain(body["rows"], sample_size, window), keys
+            journal.append(value)
+        return Kept(raw, journal)
+
+
+@dataclass
+class Kept:
+    snapshot: bytes
+    journal: list[bytes]
+
+
+def build(kept: Kept, held: int, sample_size: int,
+          window: float) -> tuple[Rows, set[str]] | None:
+    """The snapshot's rows and the keys journalled since (to be read again), if they lead
+    exactly to ``held``, the partition's offset on disk; None: scan the users instead.
+    Reads nothing shared (it may run in another thread)."""
+    body = orjson.loads(kept.snapshot)
+    if body.get("version") != VERSION:
+        return None
+    offset = body["offset"]
+    keys: set[str] = set()
+    for raw in kept.journal:
+        entry = orjson.loads(raw)
+        offset = entry["offset"]
+        keys.update(entry["keys"])
+    if offset != held:
+        log.warning("kept rows end at offset %s, the partition at %s: reading every user",
+                    offset, held)
+        return None
+    return Rows.from_plain(body["rows"], sample_size, window), keys

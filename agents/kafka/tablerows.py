@@ -70,8 +70,9 @@ class KeptRows:
     def has_data(self, partition: int) -> bool:
         raise NotImplementedError
 
-    def rows_from_disk(self, partition: int) -> Rows | None:
-        """The partition's rows as a store kept them with its users, if it did."""
+    async def rows_kept(self, partition: int) -> tuple[Rows, set[str]] | None:
+        """The partition's rows as the store kept them beside its users, if it did, and
+        the keys to read again for them to match the users."""
         return None
 
     def changed(self, partition: int, key: str, value: Any) -> None:
@@ -107,41 +108,48 @@ class KeptRows:
 
     async def _scan(self, partition: int) -> None:
         began = time.monotonic()
-        try:
-            kept = self.rows_from_disk(partition)
-        except Exception as exc:  # noqa: BLE001 - the scan below reads every user instead
-            log.warning("kept rows of partition %d: %s", partition, exception_summary(exc))
-            kept = None
-        if kept is not None:  # read without a turn of the event loop: nothing changed since
-            self.rows[partition] = kept
-            log.info("rows of partition %d: %d users, kept on disk, read in %.1fs",
-                     partition, len(kept), time.monotonic() - began)
-            if self._scans.get(partition) is asyncio.current_task():
-                del self._scans[partition]
-            return
         rows = Rows.of(self.settings)
-        self.rows[partition] = rows
+        self.rows[partition] = rows  # from now on, what changes is noted in dirty
         dirty = self._dirty[partition] = set()
+        how = "read"
         try:
-            for n, (key, value) in enumerate(self.items_of(partition), 1):
-                follow(rows, key, value)
-                if n % SCAN_CHUNK == 0:
-                    await asyncio.sleep(0)
-            while dirty:  # changed while being read
+            kept = await self._kept(partition)
+            if kept is not None:
+                rows, keys = kept
+                self.rows[partition] = rows
+                dirty |= keys
+                how = "kept on disk, read"
+            else:
+                for n, (key, value) in enumerate(self.items_of(partition), 1):
+                    follow(rows, key, value)
+                    if n % SCAN_CHUNK == 0:
+                        await asyncio.sleep(0)
+            n = 0
+            while dirty:  # changed while being read (or since the rows were kept)
                 key = dirty.pop()
                 follow(rows, key, self.current(partition, key))
+                n += 1
+                if n % SCAN_CHUNK == 0:
+                    await asyncio.sleep(0)
         except Exception as exc:  # noqa: BLE001 - the restore reads the users instead
             log.warning("rows of partition %d: %s", partition, exception_summary(exc))
             if self.rows.get(partition) is rows:
                 del self.rows[partition]
         else:
-            log.info("rows of partition %d: %d users read in %.1fs", partition, len(rows),
+            log.info("rows of partition %d: %d users %s in %.1fs", partition, len(rows), how,
                      time.monotonic() - began)
         finally:
             if self._dirty.get(partition) is dirty:
                 del self._dirty[partition]
             if self._scans.get(partition) is asyncio.current_task():
                 del self._scans[partition]
+
+    async def _kept(self, partition: int) -> tuple[Rows, set[str]] | None:
+        try:
+            return await self.rows_kept(partition)
+        except Exception as exc:  # noqa: BLE001 - the scan reads every user instead
+            log.warning("kept rows of partition %d: %s", partition, exception_summary(exc))
+            return None
 
     async def scans_done(self, partitions: Iterable[int]) -> None:
         pending = [t for p in partitions if (t := self._scans.get(p)) is not None]

@@ -123,7 +123,7 @@ def test_ready_only_once_every_partition_answers_with_the_state_before_the_kill(
     if store.startswith("rocksdb"):
         # the rows came from the copy kept on disk (agents.kafka.rowsdisk), no user read
         log = second.log_path.read_text()
-        kept = {int(p) for p in re.findall(r"rows of partition (\d+): \d+ users, kept on disk",
+        kept = {int(p) for p in re.findall(r"rows of partition (\d+): \d+ users kept on disk",
                                            log)}
         assert kept == set(range(PARTITIONS)), second.log_tail()
         assert not re.search(r"rows of partition \d+: \d+ users read in", log)

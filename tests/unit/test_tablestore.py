@@ -211,9 +211,9 @@ def _restarted_rows(store: Any, partition: int, from_disk: bool) -> Rows | None:
     """The rows a restarted store would have for ``partition``: nothing in memory, then a
     scan (from the rows kept on disk, or of every user)."""
     store.forget_rows([partition])
-    store._kept.clear()
+    store._on_disk.clear()
     if not from_disk:
-        store.rows_from_disk = lambda partition: None
+        store.rows_kept = _none
 
     async def scan() -> Rows | None:
         store.scan_later([partition])
@@ -223,7 +223,11 @@ def _restarted_rows(store: Any, partition: int, from_disk: bool) -> Rows | None:
     try:
         return asyncio.run(scan())
     finally:
-        store.__dict__.pop("rows_from_disk", None)
+        store.__dict__.pop("rows_kept", None)
+
+
+async def _none(partition: int) -> None:
+    return None
 
 
 def _effective(rows: Rows, k: int) -> tuple[Any, ...]:
@@ -292,7 +296,7 @@ def test_rocksdb_rows_kept_on_disk_that_miss_a_write_are_not_used(tmp_path: Path
     db = store._db_for_partition(1)
     db.put(b"k9", _raw("k9", 2))
     db.put(store.offset_key, b"5")  # written as if by code that keeps no rows
-    assert store.rows_from_disk(1) is None
+    assert asyncio.run(store.rows_kept(1)) is None
     rows_after = _restarted_rows(store, 1, from_disk=True)
     assert rows_after is not None and sorted(rows_after.key_of) == [
         "k0", "k1", "k2", "k3", "k4", "k9"]
