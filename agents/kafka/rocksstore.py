@@ -4,6 +4,7 @@ offset and their rows (see ``agents.kafka.tablestore`` and ``agents.kafka.rowsdi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -12,7 +13,10 @@ from faust.stores import rocksdb as faust_rocksdb
 
 from agents.kafka.rowsdisk import DiskRows, build, snapshot_due
 from agents.kafka.storeload import LoadingStore
+from agents.kafka.tablerows import gc_paused
 from streams.core.rebuild import Rows
+
+JOIN_WAIT_SECONDS = 10.0  # longest the kept rows wait for the first group join
 
 
 class RocksStore(LoadingStore, faust_rocksdb.Store):
@@ -25,6 +29,8 @@ class RocksStore(LoadingStore, faust_rocksdb.Store):
         self.staged: dict[bytes, tuple[int, bytes | None]] = {}
         self._on_disk: dict[int, DiskRows] = {}  # per partition: its rows kept on disk
         self._bulk_loading = False
+        self._before_join = False  # from the start until the consumer first joins
+        self._joining = asyncio.Event()
 
     def put(self, key: str, value: Any, raw: bytes | None, partition: int) -> None:
         self.staged[key.encode()] = (partition, raw)
@@ -122,15 +128,25 @@ class RocksStore(LoadingStore, faust_rocksdb.Store):
         if kept is None:
             return None
         held = self.held_offset(partition)  # read with the snapshot: nothing written between
-        # decoded and built in a thread: the group join goes on meanwhile
-        found = await asyncio.to_thread(build, kept, held,
-                                        self.settings.population_sample_size,
-                                        self.settings.uplift_window_days * 86400.0)
+        if self._before_join:
+            # Decoding takes about a second per million users, all of it holding the
+            # interpreter: done while the broker holds the group join (seconds on the
+            # embedded broker), it delays nothing; done before, it delays the join.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._joining.wait(), JOIN_WAIT_SECONDS)
+        with gc_paused():
+            found = build(kept, held, self.settings.population_sample_size,
+                          self.settings.uplift_window_days * 86400.0)
         if found is None:
             return None
         rows, keys = found
         keys.update(k.decode() for k, (p, _) in self.staged.items() if p == partition)
         return rows, keys
+
+    def group_joining(self) -> None:
+        """The consumer is about to ask to join the group (called by the worker)."""
+        self._before_join = False
+        self._joining.set()
 
     async def load(self, partitions: Iterable[int]) -> None:
         """Read the changelog's tail in bulk, then keep a snapshot of each partition's
@@ -151,10 +167,19 @@ class RocksStore(LoadingStore, faust_rocksdb.Store):
             kept.add_snapshot(batch, rows, self.held_offset(p))
             self._db_for_partition(p).write(batch)
 
+    def revoke_partitions(self, table: Any, tps: set[Any]) -> None:
+        # faust closes a revoked partition's database by dropping it: drop ours too, or
+        # the files stay locked and the partition cannot be opened again
+        for tp in tps:
+            if tp.topic in table.changelog_topic.topics:
+                self._on_disk.pop(tp.partition, None)
+        super().revoke_partitions(table, tps)
+
     async def on_start(self) -> None:
         await super().on_start()
         # The partitions on this disk are most likely this worker's again: read their
         # rows while the group forms (seconds on the embedded broker), not after it.
+        self._before_join = not self._joining.is_set()
         self.scan_later(p for p in range(self.settings.partitions)
                         if self.partition_path(p).exists())
 

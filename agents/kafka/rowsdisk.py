@@ -113,8 +113,7 @@ class Kept:
 def build(kept: Kept, held: int, sample_size: int,
           window: float) -> tuple[Rows, set[str]] | None:
     """The snapshot's rows and the keys journalled since (to be read again), if they lead
-    exactly to ``held``, the partition's offset on disk; None: scan the users instead.
-    Reads nothing shared (it may run in another thread)."""
+    exactly to ``held``, the partition's offset on disk; None: scan the users instead."""
     body = orjson.loads(kept.snapshot)
     if body.get("version") != VERSION:
         return None

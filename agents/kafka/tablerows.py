@@ -75,6 +75,9 @@ class KeptRows:
         the keys to read again for them to match the users."""
         return None
 
+    def group_joining(self) -> None:
+        """The consumer is about to ask to join the group (called by the worker)."""
+
     def changed(self, partition: int, key: str, value: Any) -> None:
         """A key of ``partition`` now holds ``value`` (None: deleted)."""
         rows = self.rows.get(partition)

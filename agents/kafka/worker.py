@@ -230,6 +230,7 @@ def _wire(rt: Runtime) -> None:
 def _make_revoke_handler(rt: Runtime) -> Any:
     async def on_revoked(app: faust.App, revoked: Iterable[Any], **_: Any) -> None:
         rt.serving = False  # a rebalance: not ready until the table is recovered again
+        rt.table.data.group_joining()  # the store reads kept rows while the join is held
         rt.pipeline.revoke(tp.partition for tp in revoked if tp.topic == rt.topics.events)
         rt.metrics.assigned_partitions.set(len(owned(app, rt.topics.events)))
 

@@ -300,3 +300,18 @@ def test_rocksdb_rows_kept_on_disk_that_miss_a_write_are_not_used(tmp_path: Path
     rows_after = _restarted_rows(store, 1, from_disk=True)
     assert rows_after is not None and sorted(rows_after.key_of) == [
         "k0", "k1", "k2", "k3", "k4", "k9"]
+
+
+def test_rocksdb_a_revoked_partition_opens_again_with_its_kept_rows(tmp_path: Path) -> None:
+    """faust closes a revoked partition's database by dropping every reference to it; the
+    kept rows' handles must go too, or reopening it fails on the files' lock."""
+    store = _store("rocksdb://", tmp_path)
+    store.rows[2] = Rows.of(store.settings)
+    store.apply_records(2, [Msg(i, b"r%d" % i, _raw(f"r{i}", 1), 2) for i in range(3)])
+    asyncio.run(store.load([]))
+    assert store._disk_rows(2).has_snapshot
+    store.revoke_partitions(store.table, {TopicPartition(store.changelog(), 2)})
+    store.forget_rows([2])
+    assert store.held_offset(2) == 2  # opened again
+    again = _restarted_rows(store, 2, from_disk=True)
+    assert again is not None and sorted(again.key_of) == ["r0", "r1", "r2"]
