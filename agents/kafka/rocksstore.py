@@ -124,16 +124,17 @@ class RocksStore(LoadingStore, faust_rocksdb.Store):
             kept.add_journal(batch, keys, offset)
 
     async def rows_kept(self, partition: int) -> tuple[Rows, set[str]] | None:
+        if self._before_join:
+            # Opening the files and decoding the rows take about two seconds per million
+            # users, all of it holding the interpreter: done while the broker holds the
+            # group join (seconds on the embedded broker), it delays nothing; done before,
+            # it delays the join.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._joining.wait(), JOIN_WAIT_SECONDS)
         kept = self._disk_rows(partition).fetch()
         if kept is None:
             return None
         held = self.held_offset(partition)  # read with the snapshot: nothing written between
-        if self._before_join:
-            # Decoding takes about a second per million users, all of it holding the
-            # interpreter: done while the broker holds the group join (seconds on the
-            # embedded broker), it delays nothing; done before, it delays the join.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._joining.wait(), JOIN_WAIT_SECONDS)
         with gc_paused():
             found = build(kept, held, self.settings.population_sample_size,
                           self.settings.uplift_window_days * 86400.0)
