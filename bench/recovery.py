@@ -84,6 +84,9 @@ class Run:
         if self.args.instance_id:
             overrides.setdefault("instance_id", self.args.instance_id)
         overrides.setdefault("data_dir", self.tmp / "memory-data")
+        # passed on by name: the worker pool's own short group timings win otherwise
+        overrides.setdefault("session_timeout_seconds", self.args.session_timeout)
+        overrides.setdefault("heartbeat_interval_seconds", self.args.heartbeat)
         return self.pool.start(self.settings, **overrides)
 
     def say(self, text: str) -> None:

@@ -71,6 +71,7 @@ class RocksStore(LoadingStore, faust_rocksdb.Store):
             self._keep_rows(p, batch, keys[p],
                             max(partition_offsets.get(p, -1), self.held_offset(p)), True)
             self._db_for_partition(p).write(batch)
+            self._disk_rows(p).written()
         self.staged.clear()
 
     def held_offset(self, partition: int) -> int:
@@ -99,6 +100,7 @@ class RocksStore(LoadingStore, faust_rocksdb.Store):
             unstaged = not any(p == partition for p, _ in self.staged.values())
             self._keep_rows(partition, batch, keys, held, unstaged)
             self._db_for_partition(partition).write(batch)
+            self._disk_rows(partition).written()
         self.loaded_records += len(keys)
 
     # --- the rows kept on disk (agents.kafka.rowsdisk) ---------------------------------
@@ -167,6 +169,7 @@ class RocksStore(LoadingStore, faust_rocksdb.Store):
             batch = faust_rocksdb.rocksdict.WriteBatch(raw_mode=True)
             kept.add_snapshot(batch, rows, self.held_offset(p))
             self._db_for_partition(p).write(batch)
+            kept.written()
 
     def revoke_partitions(self, table: Any, tps: set[Any]) -> None:
         # faust closes a revoked partition's database by dropping it: drop ours too, or

@@ -55,6 +55,7 @@ class DiskRows:
     has_snapshot: bool
     journalled: int  # keys written since the snapshot
     seq: int  # the newest journal entry's sequence number
+    flush_due: bool = False  # a snapshot went into the batch being written
 
     @classmethod
     def open(cls, db: Rdict) -> DiskRows:
@@ -88,7 +89,16 @@ class DiskRows:
         body = {"version": VERSION, "offset": offset, "rows": rows.to_plain()}
         batch.put(SNAPSHOT, orjson.dumps(body), self.family)
         batch.delete_range(JOURNAL, JOURNAL_END, self.family)
-        self.has_snapshot, self.journalled = True, 0
+        self.has_snapshot, self.journalled, self.flush_due = True, 0, True
+
+    def written(self) -> None:
+        """The batch is on disk. After a snapshot, have RocksDB flush its memory tables
+        in the background: after a kill -9 it replays what it had not flushed, and after
+        a bulk read that is most of the partition (a third of a second per 60 MB)."""
+        if self.flush_due:
+            self.flush_due = False
+            self.db.flush(False)
+            self.view.flush(False)
 
     def fetch(self) -> Kept | None:
         """The snapshot and journal as stored (None: no snapshot). Read them together with

@@ -127,3 +127,5 @@ def test_ready_only_once_every_partition_answers_with_the_state_before_the_kill(
                                            log)}
         assert kept == set(range(PARTITIONS)), second.log_tail()
         assert not re.search(r"rows of partition \d+: \d+ users read in", log)
+        # and were read once the consumer had asked to join, not delaying the join
+        assert log.index("Revoking previously assigned") < log.index("kept on disk")
