@@ -138,8 +138,7 @@ class RocksStore(LoadingStore, faust_rocksdb.Store):
             return None
         held = self.held_offset(partition)  # read with the snapshot: nothing written between
         with gc_paused():
-            found = build(kept, held, self.settings.population_sample_size,
-                          self.settings.uplift_window_days * 86400.0)
+            found = build(kept, held, self.settings)
         if found is None:
             return None
         rows, keys = found

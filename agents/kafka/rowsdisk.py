@@ -19,7 +19,7 @@ version) or anything unreadable means: scan every user, as without a snapshot.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +27,7 @@ import orjson
 from rocksdict import Options, Rdict, WriteBatch
 
 from streams.core.rebuild import Rows
+from streams.settings import Settings
 
 log = logging.getLogger("journey.tablestore")
 
@@ -56,6 +57,8 @@ class DiskRows:
     journalled: int  # keys written since the snapshot
     seq: int  # the newest journal entry's sequence number
     flush_due: bool = False  # a snapshot went into the batch being written
+    # the snapshot as ``open`` read it, for ``fetch`` until anything is written
+    unwritten: bytes | None = None
 
     @classmethod
     def open(cls, db: Rdict) -> DiskRows:
@@ -65,16 +68,17 @@ class DiskRows:
             view = db.create_column_family(FAMILY, Options(raw_mode=True))
         family = db.get_column_family_handle(FAMILY)
         journalled, seq = 0, 0
-        for key, value in view.items(from_key=JOURNAL):
-            if not key.startswith(JOURNAL):
-                break
+        for key, value in _journal(view):
             seq = int(key[len(JOURNAL):])
             journalled += len(orjson.loads(value)["keys"])
-        return cls(db, family, view, view.get(SNAPSHOT) is not None, journalled, seq)
+        snapshot = view.get(SNAPSHOT)
+        return cls(db, family, view, snapshot is not None, journalled, seq,
+                   unwritten=snapshot)
 
     def add_journal(self, batch: WriteBatch, keys: Iterable[bytes], offset: int) -> None:
         """Journal a write of ``keys`` that brings the partition to ``offset`` (needed
         only while a snapshot is on disk)."""
+        self.unwritten = None
         if not self.has_snapshot:
             return
         names = [k.decode() for k in keys]
@@ -86,6 +90,7 @@ class DiskRows:
     def add_snapshot(self, batch: WriteBatch, rows: Rows, offset: int) -> None:
         """Replace the snapshot and the journal by ``rows``, which must be the rows of the
         partition's users as they are once ``batch`` is written, at ``offset``."""
+        self.unwritten = None
         body = {"version": VERSION, "offset": offset, "rows": rows.to_plain()}
         batch.put(SNAPSHOT, orjson.dumps(body), self.family)
         batch.delete_range(JOURNAL, JOURNAL_END, self.family)
@@ -103,15 +108,20 @@ class DiskRows:
     def fetch(self) -> Kept | None:
         """The snapshot and journal as stored (None: no snapshot). Read them together with
         the partition's offset, before anything else is written."""
-        raw = self.view.get(SNAPSHOT)
+        raw, self.unwritten = self.unwritten, None  # (the value lives on in Kept only)
+        if raw is None:
+            raw = self.view.get(SNAPSHOT)
         if raw is None:
             return None
-        journal = []
-        for key, value in self.view.items(from_key=JOURNAL):
-            if not key.startswith(JOURNAL):
-                break
-            journal.append(value)
-        return Kept(raw, journal)
+        return Kept(raw, [value for _, value in _journal(self.view)])
+
+
+def _journal(view: Rdict) -> Iterator[tuple[bytes, bytes]]:
+    """The journal's entries, oldest first (the family is raw: keys and values are bytes)."""
+    for key, value in view.items(from_key=JOURNAL):
+        if not isinstance(key, bytes) or not key.startswith(JOURNAL):
+            return
+        yield key, value
 
 
 @dataclass
@@ -120,8 +130,7 @@ class Kept:
     journal: list[bytes]
 
 
-def build(kept: Kept, held: int, sample_size: int,
-          window: float) -> tuple[Rows, set[str]] | None:
+def build(kept: Kept, held: int, settings: Settings) -> tuple[Rows, set[str]] | None:
     """The snapshot's rows and the keys journalled since (to be read again), if they lead
     exactly to ``held``, the partition's offset on disk; None: scan the users instead."""
     body = orjson.loads(kept.snapshot)
@@ -137,4 +146,4 @@ def build(kept: Kept, held: int, sample_size: int,
         log.warning("kept rows end at offset %s, the partition at %s: reading every user",
                     offset, held)
         return None
-    return Rows.from_plain(body["rows"], sample_size, window), keys
+    return Rows.from_plain(body["rows"], settings), keys

@@ -168,12 +168,13 @@ class Rows:
         }
 
     @classmethod
-    def from_plain(cls, plain: Mapping[str, Any], sample_size: int, window: float) -> Rows:
-        """Rows from :meth:`to_plain`'s output (decoded: tuples may arrive as lists).
-        Raises ValueError if they were counted with another sample size or window."""
-        if plain["sample_size"] != sample_size or plain["window"] != window:
+    def from_plain(cls, plain: Mapping[str, Any], settings: Settings) -> Rows:
+        """Rows from :meth:`to_plain`'s output (decoded: tuples may arrive as lists), for
+        ``settings``' processors. Raises ValueError if they were counted with another
+        sample size or window."""
+        rows = cls.of(settings)
+        if plain["sample_size"] != rows.sample.k or plain["window"] != rows.window:
             raise ValueError("the rows were kept with other settings")
-        rows = cls(sample_size, window)
         entries: list[Entry] = [(tuple(key), None if up is None else tuple(up))  # type: ignore[misc]
                                 for key, up in plain["entries"]]
         users, numbers = plain["users"], plain["entry"]

@@ -224,7 +224,7 @@ def test_rows_through_plain_lists_and_json_restore_the_same_processor() -> None:
         if not exact:
             kept.remove(ids[1])  # a removal: the sample is rebuilt from the ids
         plain = orjson.loads(orjson.dumps(kept.to_plain()))
-        back = rebuild.Rows.from_plain(plain, settings.population_sample_size, WINDOW)
+        back = rebuild.Rows.from_plain(plain, settings)
         assert back.sample_exact is exact
         assert back.key_of == kept.key_of and back.wake == kept.wake
         assert back.census == kept.census and back.redirected == kept.redirected
@@ -243,4 +243,4 @@ def test_rows_through_plain_lists_and_json_restore_the_same_processor() -> None:
             rows.set(rebuild.row_of_state(some, WINDOW))
         assert back.census == kept.census
     with pytest.raises(ValueError):
-        rebuild.Rows.from_plain(plain, 21, WINDOW)  # counted with another sample size
+        rebuild.Rows.from_plain(plain, settings.with_overrides(population_sample_size=21))

@@ -16,10 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import faust
+import orjson
 import pytest
 from aiokafka.structs import TopicPartition
+from rocksdict import Options, Rdict, WriteBatch
 
 from agents.kafka import codec
+from agents.kafka.rowsdisk import DiskRows, build
 from agents.kafka.tablerows import rows
 from agents.kafka.tablestore import MemoryStore, RocksStore, changelog_offsets, users_table
 from streams.core.identity import Redirect
@@ -315,3 +318,31 @@ def test_rocksdb_a_revoked_partition_opens_again_with_its_kept_rows(tmp_path: Pa
     assert store.held_offset(2) == 2  # opened again
     again = _restarted_rows(store, 2, from_disk=True)
     assert again is not None and sorted(again.key_of) == ["r0", "r1", "r2"]
+
+
+def test_rocksdb_kept_rows_fetched_after_a_write_are_the_new_snapshot(tmp_path: Path) -> None:
+    """``DiskRows.open`` keeps the snapshot it read for ``fetch``; a snapshot or journal
+    entry written in between must not leave ``fetch`` the old one."""
+    settings = Settings()
+    db = Rdict(str(tmp_path / "db"), Options(raw_mode=True))
+    try:
+        first = DiskRows.open(db)
+        batch = WriteBatch(raw_mode=True)
+        first.add_snapshot(batch, Rows.of(settings), offset=3)
+        db.write(batch)
+        reopened = DiskRows.open(db)  # holds the snapshot at offset 3
+        batch = WriteBatch(raw_mode=True)
+        reopened.add_snapshot(batch, Rows.of(settings), offset=8)
+        db.write(batch)
+        kept = reopened.fetch()
+        assert kept is not None and orjson.loads(kept.snapshot)["offset"] == 8
+        assert build(kept, 8, settings) is not None
+        batch = WriteBatch(raw_mode=True)
+        reopened.add_journal(batch, [b"u1"], offset=9)
+        db.write(batch)
+        kept = reopened.fetch()
+        assert kept is not None and build(kept, 9, settings) is not None
+        assert build(kept, 8, settings) is None  # the chain ends at 9
+    finally:
+        del reopened, first
+        db.close()
