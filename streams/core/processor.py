@@ -34,7 +34,7 @@ from streams.core.outputs import Outputs
 from streams.core.population import Model, Sample
 from streams.core.refits import RefitSchedule, model_wakeups
 from streams.core.snapshot import snapshot
-from streams.core.state import UserState
+from streams.core.state import CHURNED, UserState
 from streams.core.timers import DeadlineIndex
 from streams.settings import Settings
 
@@ -60,6 +60,9 @@ class PartitionProcessor:
         # persist: the driver writes the churn model's snapshots (see churn.memory)
         self.refits = RefitSchedule(settings, persist)
         self.index = DeadlineIndex()
+        # buyers not churned without a wake (no crossing in reach): with the index's users
+        # they are every buyer a new churn model can wake (see ``refits.model_wakeups``)
+        self.dormant: set[str] = set()
         self.credits = HeldCredits()
         self.sample = Sample(settings.population_sample_size)
         self.census = Census(settings.uplift_window_days * 86400.0)
@@ -127,6 +130,7 @@ class PartitionProcessor:
             self.live_from = NEVER if ctx.live_from is None else ctx.live_from
         self.credits = HeldCredits(ctx.held_credits if ctx is not None else None)
         self.index = DeadlineIndex()
+        self.dormant = set()
         self.sample = Sample(self.settings.population_sample_size)
         self.census.clear()
         for s in states:
@@ -134,6 +138,8 @@ class PartitionProcessor:
             self.census.add(s)
             if s.wake_at is not None:
                 self.index.register(s.user_id, s.wake_at)
+            elif s.orders and s.stage != CHURNED:
+                self.dormant.add(s.user_id)
         for user_id in redirected:
             self.sample.offer(user_id)
         self._base = self.context()
@@ -295,7 +301,7 @@ class PartitionProcessor:
             out.churn_models.append((self.partition, self.model.churn))
         # deadlines that come forward (a shorter population gap, a new churn model)
         for user_id, state, wake in model_wakeups(self.store, old, self.model, at,
-                                                  self.settings, self.owns):
+                                                  self.settings, self.owns, self.buyers):
             self._schedule(state, wake)
             self.store[user_id] = state
 
@@ -339,9 +345,18 @@ class PartitionProcessor:
         self._store(state, before, out)
 
     def _schedule(self, state: UserState, deadline: float | None) -> None:
+        uid = state.user_id
         if deadline is not None:
-            self.index.register(state.user_id, deadline)
-        state.wake_at = self.index.wake_at(state.user_id)
+            self.index.register(uid, deadline)
+        wake = state.wake_at = self.index.wake_at(uid)
+        if wake is None and state.orders and state.stage != CHURNED:
+            self.dormant.add(uid)
+        elif self.dormant:
+            self.dormant.discard(uid)
+
+    def buyers(self) -> list[str]:
+        """A superset of the buyers not churned: the users with a wake, and the dormant."""
+        return [*self.index.users(), *self.dormant]
 
     def _store(self, state: UserState, before: Entry | None, out: Outputs) -> None:
         self.census.moved(before, state)
@@ -362,6 +377,7 @@ class PartitionProcessor:
             redirect.max_position, redirect.recent_ids = state.max_position, state.recent_ids
             self.census.remove(state)
             self.index.cancel(uid)
+            self.dormant.discard(uid)
             out.feedback.append(identity.merge(state, redirect.target, event.occurred_at))
         redirect.remember(event.event_id, None, cap)
         self.redirects[uid] = redirect  # the worker's table: replaces the state

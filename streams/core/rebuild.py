@@ -20,7 +20,7 @@ from streams.core.census import Entry, census_key
 from streams.core.context import PartitionContext
 from streams.core.population import Sample
 from streams.core.processor import PartitionProcessor
-from streams.core.state import _FIELD_NAMES, UserState
+from streams.core.state import _FIELD_NAMES, CHURNED, UserState
 from streams.core.uplift import uplift_key
 from streams.settings import Settings
 
@@ -60,14 +60,23 @@ def restore(proc: PartitionProcessor, ctx: PartitionContext | None, rows: Iterab
     users: list[str] = []
     wakes: list[tuple[str, float]] = []
     census: Counter[Entry] = Counter()
+    dormant = proc.dormant
     for user_id, wake_at, entry in rows:
         users.append(user_id)
         census[entry] += 1
         if wake_at is not None:
             wakes.append((user_id, wake_at))
+        elif _active_buyer(entry):
+            dormant.add(user_id)
     proc.sample.load(users)
     _count(proc, census)
     proc.index.load(wakes)
+
+
+def _active_buyer(entry: Entry) -> bool:
+    """Whether a census entry is a buyer's who has not churned (see ``proc.dormant``)."""
+    key = entry[0]
+    return key[2] and key[0] != CHURNED
 
 
 def _count(proc: PartitionProcessor, census: Counter[Entry]) -> None:
@@ -202,3 +211,9 @@ class Rows:
         proc.sample.load(users)
         _count(proc, self.census)
         proc.index.load(self.wake.items())
+        # entries are shared (``_keys``): tell them apart by identity, not by hashing each
+        active = {id(entry) for entry in self.census if _active_buyer(entry)}
+        if active:
+            wake = self.wake
+            proc.dormant.update(u for u, entry in self.key_of.items()
+                                if id(entry) in active and u not in wake)

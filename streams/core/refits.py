@@ -93,6 +93,7 @@ def _no_fallback(_: UserState) -> float:
 
 def model_wakeups(store: MutableMapping[str, UserState], old: Model, new: Model, at: float,
                   settings: Settings, owns: Callable[[str], bool] | None = None,
+                  buyers: Callable[[], list[str]] | None = None,
                   ) -> Iterator[tuple[str, UserState, float]]:
     """After a re-fit that can bring buyers' deadlines forward, the buyers to wake
     earlier than their wake, with when (later deadlines re-register lazily).
@@ -101,19 +102,24 @@ def model_wakeups(store: MutableMapping[str, UserState], old: Model, new: Model,
     Under a new learned model, each active buyer is scored once at ``at``: those past
     their next threshold are woken now; the others keep their wake and are judged by the
     new model when it comes (a crossing the new model puts before that wake is late).
+    ``buyers``: a superset of the buyers not churned, to walk instead of every user (most
+    of a long history's users have churned).
     """
     shorter = new.gap_days < old.gap_days
     changed = new.churn != old.churn
     if not (shorter or changed):
         return
     learned = new.learned
-    if learned is not None and not changed:
-        # a shorter gap under the same learned model: only the buyers it cannot score
-        # follow the gap (the loop below skips the others); spare the walk over the rest
-        users = [(u, s) for u, s in store.items()
-                 if isinstance(s, UserState) and s.orders and s.last_purchase_at is None]
+    if learned is not None and buyers is not None:
+        found = ((u, store.get(u)) for u in buyers())
+        users = [(u, s) for u, s in found if s is not None]
     else:
         users = list(store.items())
+    if learned is not None and not changed:
+        # a shorter gap under the same learned model: only the buyers it cannot score
+        # follow the gap (the loop below skips the others)
+        users = [(u, s) for u, s in users
+                 if isinstance(s, UserState) and s.orders and s.last_purchase_at is None]
     for user_id, state in users:
         if not isinstance(state, UserState) or state.orders == 0 \
                 or state.stage == CHURNED or (owns is not None and not owns(user_id)):

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 _DAY = 86400
 _dates: dict[int, str] = {}  # "YYYY-MM-DDT" by UTC day number: a replay renders few days
 _TWO = tuple(f"{i:02d}" for i in range(60))
+_last: list[object] = [None, ""]  # the last whole UTC second rendered: an alert asks again
 
 
 def rfc3339(t: float, offset_min: int = 0) -> str:
@@ -17,6 +18,9 @@ def rfc3339(t: float, offset_min: int = 0) -> str:
     if offset_min == 0 and whole == t:
         # whole seconds in UTC, the usual case: the date from a cache, the time by
         # arithmetic (no fraction to round)
+        last = _last
+        if last[0] == whole:
+            return last[1]  # type: ignore[return-value]
         day, sec = divmod(whole, _DAY)
         date = _dates.get(day)
         if date is None:
@@ -24,7 +28,9 @@ def rfc3339(t: float, offset_min: int = 0) -> str:
             date = _dates[day] = f"{d.year:04d}-{d.month:02d}-{d.day:02d}T"
         h, rest = divmod(sec, 3600)
         m, s = divmod(rest, 60)
-        return date + _TWO[h] + ":" + _TWO[m] + ":" + _TWO[s] + "Z"
+        text = date + _TWO[h] + ":" + _TWO[m] + ":" + _TWO[s] + "Z"
+        last[0], last[1] = whole, text
+        return text
     if offset_min == 0:
         dt = datetime.fromtimestamp(t, UTC)
         zone = "Z"

@@ -50,6 +50,10 @@ class DeadlineIndex:
         """Never wake the user (its heap entry is left to be dropped as superseded)."""
         self._registered.pop(user_id, None)
 
+    def users(self) -> list[str]:
+        """The users with a wake-up registered."""
+        return list(self._registered)
+
     def wake_at(self, user_id: str) -> float | None:
         """When the user will be woken (None: not registered)."""
         return self._registered.get(user_id)

@@ -70,3 +70,40 @@ def test_stages_follow_the_thresholds(run: tuple[Harness, dict[str, float]]) -> 
         elif now >= decline_floor:  # active past the floor: below the declining threshold
             assert score(model, s, now) < model.declining_threshold, user
     assert counted[CHURNED] > USERS // 4 and counted[DECLINING] > 0
+
+
+@pytest.mark.parametrize("reach_days", [3 * 365.0, 4.0])
+def test_a_new_model_wakes_the_same_buyers_as_a_walk_over_every_user(
+        monkeypatch: pytest.MonkeyPatch, reach_days: float) -> None:
+    """A re-fit walks only the users with a wake and the dormant buyers (no crossing in
+    reach), not every user: it must wake exactly whom a walk over every user wakes, and
+    every buyer not churned must be in one of the two. A short reach of the crossing
+    solver leaves many buyers dormant."""
+    import streams.core.processor as processor_module
+    monkeypatch.setattr("streams.core.churn.model.CROSSING_CAP_DAYS", reach_days)
+    from streams.core.refits import model_wakeups
+
+    compared: list[int] = []
+
+    def both(store, old, new, at_, settings, owns=None, buyers=None):  # type: ignore[no-untyped-def]
+        every = sorted(model_wakeups(store, old, new, at_, settings, owns),
+                       key=lambda w: w[0])
+        some = sorted(model_wakeups(store, old, new, at_, settings, owns, buyers),
+                      key=lambda w: w[0])
+        assert [(u, w) for u, _, w in some] == [(u, w) for u, _, w in every]
+        active = {u for u, s in store.items() if s.orders and s.stage != CHURNED}
+        assert active <= set(buyers()) if buyers is not None else True
+        compared.append(len(every))
+        return iter(some)
+
+    monkeypatch.setattr(processor_module, "model_wakeups", both)
+    events, _ = lapse_stream(5)
+    h = Harness()
+    dormant_seen = 0
+    for i, event in enumerate(events):
+        h.send(event)
+        if i % 50 == 0:
+            dormant_seen = max(dormant_seen, len(h.processor.dormant))
+    h.advance_to(at(END_DAY))
+    assert sum(1 for n in compared if n) >= 2, compared  # some re-fits woke buyers
+    assert (dormant_seen > 0) == (reach_days < 30), dormant_seen
