@@ -11,34 +11,27 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 import orjson
 
 from agents.cli.progress import ProgressBar
 from streams.core.event import Event
 from streams.replay import parallel
-from streams.replay.engine import Replay, Summary, Writer
+from streams.replay.engine import LineWriter, Replay, Summary, Writer, drop
 from streams.replay.sources import BadLine, InputError, read_events, time_ordered
 from streams.settings import Settings
 
 
 def writer(stack: ExitStack, path: Path | None) -> Writer:
     if path is None:
-        return lambda _record: None
+        return drop
     path.parent.mkdir(parents=True, exist_ok=True)
     # entered into the caller's ExitStack, which closes it
     fh: IO[bytes] = stack.enter_context(
         gzip.open(path, "wb") if path.suffix == ".gz"  # type: ignore[arg-type]  # noqa: SIM115
         else open(path, "wb"))  # noqa: SIM115
-    write = fh.write
-    dumps = orjson.dumps
-
-    def sink(record: dict[str, Any]) -> None:
-        write(dumps(record))
-        write(b"\n")
-
-    return sink
+    return LineWriter(fh.write)
 
 
 class Progress:

@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from streams.core.churn.model import ChurnModel
 from streams.core.deadletter import dead_letter
 from streams.core.event import Event
@@ -31,8 +33,36 @@ DAY = 86400.0
 Writer = Callable[[dict[str, Any]], None]  # where records of one kind go
 
 
-def _drop(_: dict[str, Any]) -> None:
+def drop(_: dict[str, Any]) -> None:
+    """The :data:`Writer` that keeps nothing."""
     return None
+
+
+def drops(writer: Writer) -> bool:
+    """Whether ``writer`` throws its records away (a parallel worker sends none back)."""
+    return writer is drop
+
+
+class LineWriter:
+    """A :data:`Writer` of JSON lines: each record as one ``orjson`` line, handed to
+    ``write``. A parallel replay's workers encode the lines themselves (``encode``) and the
+    parent passes them on as they are (``lines``)."""
+
+    __slots__ = ("write",)
+
+    def __init__(self, write: Callable[[bytes], object]) -> None:
+        self.write = write
+
+    def __call__(self, record: dict[str, Any]) -> None:
+        self.write(self.encode(record))
+
+    @staticmethod
+    def encode(record: dict[str, Any]) -> bytes:
+        return orjson.dumps(record) + b"\n"
+
+    def lines(self, data: bytes) -> None:
+        """Lines ``encode`` made, joined."""
+        self.write(data)
 
 
 @dataclass(slots=True)
@@ -60,15 +90,22 @@ class Summary:
     uplift: Uplift | None = None  # of recalls against the control group, at the end
 
     def as_dict(self) -> dict[str, Any]:
+        """The summary as JSON-ready values; counts by key in key order (the same
+        whichever order the keys were first met in, serial or parallel)."""
         return {"events_read": self.read, "applied": self.applied,
                 "duplicates": self.duplicates, "after_until": self.after_until,
-                "dead_letters": dict(self.dead_letters), "alerts": dict(self.alerts),
-                "suppressed": dict(self.suppressed), "transitions": self.transitions,
-                "reactivations": dict(self.reactivations), "users_by_stage": dict(self.stages),
+                "dead_letters": _sorted(self.dead_letters), "alerts": _sorted(self.alerts),
+                "suppressed": _sorted(self.suppressed), "transitions": self.transitions,
+                "reactivations": _sorted(self.reactivations),
+                "users_by_stage": _sorted(self.stages),
                 "users": self.users, "model_refits": self.refits,
-                "ignored": dict(self.ignored), "identity": dict(self.stitches),
+                "ignored": _sorted(self.ignored), "identity": _sorted(self.stitches),
                 "churn_models": [_churn_dict(p, m) for p, m in self.churn_models],
                 "uplift": None if self.uplift is None else self.uplift.as_dict()}
+
+
+def _sorted(counts: Counter[str]) -> dict[str, int]:
+    return dict(sorted(counts.items()))
 
 
 def _churn_dict(partition: int, m: ChurnModel) -> dict[str, Any]:
@@ -85,9 +122,9 @@ class Replay:
     """Drives one processor per partition; outputs go to the given sinks."""
 
     def __init__(self, settings: Settings, received_at: float, *,
-                 on_alert: Writer = _drop, on_transition: Writer = _drop,
-                 on_dead_letter: Writer = _drop, track_series: bool = False,
-                 live_from: float | None = None, on_historical: Writer = _drop) -> None:
+                 on_alert: Writer = drop, on_transition: Writer = drop,
+                 on_dead_letter: Writer = drop, track_series: bool = False,
+                 live_from: float | None = None, on_historical: Writer = drop) -> None:
         """``live_from``: alerts dated before it are historical (``on_historical``, not
         ``on_alert``), as a worker after ``journey bootstrap`` treats them."""
         self.settings = settings

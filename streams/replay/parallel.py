@@ -8,11 +8,15 @@ global order, give the same state and the same outputs whichever process runs th
 Otherwise the serial feed runs (and a worker that meets news anyway aborts the parallel
 attempt before anything is written).
 
-Each output is tagged with the index of the event that produced it. The parent drains
-them in index order through the replay's own sink, so files, counts and their order are
-those of the serial feed. Workers are forked: they read the decoded events and the fresh
-processors from the parent's memory, spill their tagged outputs to a temporary file as
-they go (alerts outweigh state many times over), and send back the processors they ran.
+Each worker drains its partitions' outputs through its own copy of the replay's sink:
+the counts stay with the worker, and what must come out in order (alerts, transitions,
+dead letters, churn models) is tagged with the index of the event that produced it, as
+finished JSON lines when the replay writes lines (:class:`LineWriter`), as records for
+any other writer, and not at all for one that drops them. The parent merges the tagged
+outputs in index order into its own writers and adds up the counts, so files, counts and
+their order are those of the serial feed. Workers are forked: they read the decoded
+events and the fresh processors from the parent's memory, spill their tagged outputs to
+a temporary file as they go, and send back the processors they ran and their counts.
 """
 
 from __future__ import annotations
@@ -23,18 +27,20 @@ import os
 import pickle
 import shutil
 import tempfile
+from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from streams.core import identity
+from streams.core.churn.model import ChurnModel
 from streams.core.event import Event
 from streams.core.outputs import Outputs, drain
 from streams.core.partitioning import partition_for
 from streams.core.processor import PartitionProcessor
-from streams.replay.engine import Replay
+from streams.replay.engine import LineWriter, Replay, Summary, Writer, drops
 
 # Below this many events process start-up costs more than it saves.
 MIN_EVENTS = 20_000
@@ -48,23 +54,52 @@ class _NewsMet(Exception):
     """A worker produced news for another partition: partitions are not independent."""
 
 
-Tagged = tuple[int, int, Outputs]  # (event index, events applied, what else came out)
+# (event index, alerts, historical alerts, transitions, dead letters, churn models): each
+# output is finished lines (bytes), records (a list) or None; see _Capture
+Tagged = tuple[int, Any, Any, Any, Any, list[tuple[int, ChurnModel]]]
+# the Summary's counts a worker's drain adds to; the parent owns the rest
+_WORKER_COUNTS = ("applied", "duplicates", "transitions", "refits", "dead_letters", "alerts",
+                  "suppressed", "reactivations", "ignored", "stitches")
 
 
 @dataclass(slots=True)
 class _Result:
     spilled: Path  # the worker's Tagged outputs, in event order, in pickled blocks
-    quiet_applied: int  # events applied with nothing else to report
+    summary: Summary  # what its drain counted (churn models come tagged, in order)
     processors: dict[int, PartitionProcessor]
 
 
-# Set in the parent just before the fork; the workers read it from inherited memory.
-_job: tuple[Replay, list[Event], int, Path] | None = None
+class _Capture:
+    """Stands in for one of the replay's writers in a worker, keeping per event what the
+    parent's writer will need."""
+
+    __slots__ = ("encode", "items", "keep")
+
+    def __init__(self, writer: Writer) -> None:
+        self.items: list[Any] = []
+        self.keep = not drops(writer)
+        self.encode = writer.encode if isinstance(writer, LineWriter) else None
+
+    def __call__(self, record: dict[str, Any]) -> None:
+        if self.keep:
+            self.items.append(record if self.encode is None else self.encode(record))
+
+    def take(self) -> Any:
+        items = self.items
+        if not items:
+            return None
+        self.items = []
+        return b"".join(items) if self.encode is not None else items
 
 
-# Every kind of output the sink is told about besides the applied events (every field,
-# so that a new kind is never dropped as "nothing to report").
-_REPORTED = tuple(f.name for f in fields(Outputs) if f.name not in ("applied", "touched"))
+def _write(writer: Writer, taken: Any) -> None:
+    if taken is None:
+        return
+    if isinstance(taken, bytes):
+        writer.lines(taken)  # type: ignore[attr-defined]  # a LineWriter's, by _Capture
+    else:
+        for record in taken:
+            writer(record)
 
 
 def default_jobs(partitions: int) -> int:
@@ -120,10 +155,18 @@ def feed(replay: Replay, events: Iterable[Event], until: float | None = None,
             for p, proc in result.processors.items():
                 replay.processors[p] = proc
                 replay.stores[p] = proc.store  # type: ignore[assignment]
-            summary.applied += result.quiet_applied
-        for _, applied, out in heapq.merge(*(_read(r.spilled) for r in results), key=_index):
-            summary.applied += applied
-            drain(out, replay)
+            for name in _WORKER_COUNTS:
+                mine = getattr(result.summary, name)
+                if isinstance(mine, Counter):
+                    getattr(summary, name).update(mine)
+                else:
+                    setattr(summary, name, getattr(summary, name) + mine)
+        writers = (replay.alerts_to, replay.historical_to, replay.transitions_to,
+                   replay.dead_letters_to)
+        for tagged in heapq.merge(*(_read(r.spilled) for r in results), key=_index):
+            for writer, taken in zip(writers, tagged[1:5], strict=True):
+                _write(writer, taken)
+            summary.churn_models.extend(tagged[5])
     finally:
         shutil.rmtree(spill, ignore_errors=True)
     return True
@@ -159,18 +202,25 @@ def _work(job: int) -> _Result:
     replay, events, jobs, spill = _job
     path = spill / f"job-{job}.pkl"
     with open(path, "wb") as fh:
-        quiet, processors = _replay_share(replay, events, jobs, job, fh)
-    return _Result(path, quiet, processors)
+        summary, processors = _replay_share(replay, events, jobs, job, fh)
+    return _Result(path, summary, processors)
 
 
 def _replay_share(replay: Replay, events: list[Event], jobs: int, job: int,
-                  fh: BinaryIO) -> tuple[int, dict[int, PartitionProcessor]]:
+                  fh: BinaryIO) -> tuple[Summary, dict[int, PartitionProcessor]]:
     n_parts = replay.settings.partitions
     processors = replay.processors
     received_at = replay.received_at
+    # this process's copy of the replay becomes the sink: its own counts, captured writers
+    summary = replay.summary = Summary()
+    captures = (_Capture(replay.alerts_to), _Capture(replay.historical_to),
+                _Capture(replay.transitions_to), _Capture(replay.dead_letters_to))
+    (replay.alerts_to, replay.historical_to, replay.transitions_to,
+     replay.dead_letters_to) = captures
+    alerts, historical, transitions, dead = captures
+    models = summary.churn_models
     out = Outputs()
     tagged: list[Tagged] = []
-    quiet = 0
     for i, event in enumerate(events):
         p = partition_for(event.user_id, n_parts)
         if p % jobs != job:
@@ -178,18 +228,13 @@ def _replay_share(replay: Replay, events: list[Event], jobs: int, job: int,
         processors[p].process(event, out, received_at=received_at)
         if out.feedback:
             raise _NewsMet
-        applied = len(out.applied)
-        if any(getattr(out, name) for name in _REPORTED):
-            out.applied.clear()
-            out.touched.clear()
-            tagged.append((i, applied, out))
-            out = Outputs()
+        drain(out, replay)
+        if alerts.items or historical.items or transitions.items or dead.items or models:
+            tagged.append((i, alerts.take(), historical.take(), transitions.take(),
+                           dead.take(), models[:]))
+            models.clear()
             if len(tagged) >= SPILL_EVERY:
                 pickle.dump(tagged, fh, protocol=pickle.HIGHEST_PROTOCOL)
                 tagged = []
-        else:
-            quiet += applied
-            out.applied.clear()
-            out.touched.clear()
     pickle.dump(tagged, fh, protocol=pickle.HIGHEST_PROTOCOL)
-    return quiet, {p: processors[p] for p in range(n_parts) if p % jobs == job}
+    return summary, {p: processors[p] for p in range(n_parts) if p % jobs == job}

@@ -3,6 +3,7 @@ state, alerts, transitions, dead letters and the summary, in the same order."""
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import orjson
@@ -11,6 +12,7 @@ import pytest
 from streams.core.decode import decode
 from streams.core.event import Event
 from streams.replay import Replay, parallel
+from streams.replay.engine import LineWriter
 from streams.settings import Settings
 from streams.synth import SynthConfig, generate
 from streams.testing import BASE, DAY
@@ -98,3 +100,62 @@ def test_referrals_and_identity_stitches_keep_the_replay_serial() -> None:
     assert parallel.crosses_partitions(event("identify", previous_id="anon-1"))
     assert not parallel.crosses_partitions(event("identify"))
     assert not parallel.crosses_partitions(event("purchase", amount=3.0))
+
+
+def _lines(events: list[Event], jobs: int | None) -> tuple[dict[str, bytes], bool]:
+    """A replay writing JSON lines, as ``journey replay`` does to its files."""
+    files = {name: io.BytesIO() for name in ("alerts", "transitions", "dead")}
+    replay = Replay(Settings(), received_at=BASE + 1000 * DAY,
+                    on_alert=LineWriter(files["alerts"].write),
+                    on_transition=LineWriter(files["transitions"].write),
+                    on_dead_letter=LineWriter(files["dead"].write))
+    ran = False
+    if jobs is None:
+        replay.feed(events)
+    else:
+        ran = parallel.feed(replay, events, None, jobs, min_events=0)
+    as_of = replay.finish(None)
+    got = {name: fh.getvalue() for name, fh in files.items()}
+    got["state"] = b"".join(orjson.dumps(s) for s in replay.snapshots(as_of))
+    got["summary"] = orjson.dumps(replay.summary.as_dict())
+    return got, ran
+
+
+def test_workers_write_the_serial_replays_lines_byte_for_byte(
+        without_referrals: list[Event]) -> None:
+    serial, _ = _lines(without_referrals, None)
+    par, ran = _lines(without_referrals, 2)
+    assert ran and serial["alerts"].count(b"\n") > 10 and serial["transitions"]
+    assert par == serial
+
+
+def test_workers_send_nothing_back_for_writers_that_drop_it(
+        without_referrals: list[Event], monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no output files only the counts and churn models matter: the workers send no
+    record back, and the summary and state are the serial replay's."""
+    sent: list[Any] = []
+    read = parallel._read
+
+    def reading(path: Any) -> Any:
+        for tagged in read(path):
+            sent.append(tagged)
+            yield tagged
+
+    monkeypatch.setattr(parallel, "_read", reading)
+
+    def run(jobs: int | None) -> tuple[bytes, list[bytes], bool]:
+        replay = Replay(Settings(), received_at=BASE + 1000 * DAY)
+        ran = False
+        if jobs is None:
+            replay.feed(without_referrals)
+        else:
+            ran = parallel.feed(replay, without_referrals, None, jobs, min_events=0)
+        as_of = replay.finish(None)
+        return (orjson.dumps(replay.summary.as_dict()),
+                [orjson.dumps(s) for s in replay.snapshots(as_of)], ran)
+
+    serial = run(None)
+    par = run(2)
+    assert par[2] and par[:2] == serial[:2]
+    assert orjson.loads(serial[0])["alerts"]  # there were alerts to leave behind
+    assert all(tagged[1:5] == (None, None, None, None) for tagged in sent)
