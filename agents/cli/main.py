@@ -74,9 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--live-from", type=parse_instant, metavar="T",
                    help="alerts before T are historical (see --historical-alerts-out)")
     r.add_argument("--historical-alerts-out", type=Path)
-    r.add_argument("--jobs", type=int, default=1, metavar="N",
-                   help="processes to spread partitions over (default 1; 0: one per core, "
-                   "up to the partition count). Outputs are the same either way")
+    r.add_argument("--jobs", type=int, default=0, metavar="N",
+                   help="processes to spread partitions over (default 0: one per core, up "
+                   "to the partition count; 1: one process). Outputs are the same either way")
     r.add_argument("--config", type=Path)
     r.add_argument("--no-progress", action="store_true")
     r.set_defaults(func=_run)

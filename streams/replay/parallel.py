@@ -103,7 +103,10 @@ def _write(writer: Writer, taken: Any) -> None:
 
 
 def default_jobs(partitions: int) -> int:
-    return max(1, min(os.cpu_count() or 1, partitions))
+    """One process per core this process may run on, up to the partition count."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
+        else os.cpu_count() or 1
+    return max(1, min(cores, partitions))
 
 
 def crosses_partitions(event: Event) -> bool:
