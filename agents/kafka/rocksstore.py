@@ -13,7 +13,7 @@ from faust.stores import rocksdb as faust_rocksdb
 
 from agents.kafka.rowsdisk import DiskRows, build, snapshot_due
 from agents.kafka.storeload import LoadingStore
-from agents.kafka.tablerows import gc_paused
+from streams.collector import gc_paused
 from streams.core.rebuild import Rows
 
 JOIN_WAIT_SECONDS = 10.0  # longest the kept rows wait for the first group join

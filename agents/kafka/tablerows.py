@@ -13,16 +13,15 @@ what changes while it reads; until that completes, the users are read.
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import orjson
 
 from agents.kafka.logsafe import exception_summary
+from streams.collector import gc_paused
 from streams.core import rebuild
 from streams.core.context import PartitionContext
 from streams.core.identity import Redirect
@@ -33,19 +32,6 @@ from streams.core.state import UserState
 log = logging.getLogger("journey.tablestore")
 
 SCAN_CHUNK = 2000  # rows read between two turns of the event loop
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """No cyclic garbage collection while millions of long-lived objects are built: each
-    full collection would walk all of them, and nothing built here forms cycles."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
 
 
 class KeptRows:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from streams.collector import SWEEP_EVERY, gc_paused, sweep_young
 from streams.core.churn.model import ChurnModel
 from streams.core.deadletter import dead_letter
 from streams.core.event import Event
@@ -152,12 +153,18 @@ class Replay:
             self.received_at, r.event_id, r.user_id))
 
     def feed(self, events: Iterable[Event], until: float | None = None) -> None:
+        with gc_paused():
+            self._feed(events, until)
+
+    def _feed(self, events: Iterable[Event], until: float | None) -> None:
         n_parts = self.settings.partitions
         processors = self.processors
         out = self.out
         summary = self.summary
         for event in events:
             summary.read += 1
+            if not summary.read % SWEEP_EVERY:
+                sweep_young()
             if until is not None and event.occurred_at > until:
                 summary.after_until += 1
                 summary.came_back.add(event.user_id)

@@ -21,6 +21,7 @@ a temporary file as they go, and send back the processors they ran and their cou
 
 from __future__ import annotations
 
+import gc
 import heapq
 import multiprocessing
 import os
@@ -34,6 +35,7 @@ from itertools import chain
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from streams.collector import SWEEP_EVERY, gc_paused, sweep_young
 from streams.core import identity
 from streams.core.churn.model import ChurnModel
 from streams.core.event import Event
@@ -121,6 +123,12 @@ def feed(replay: Replay, events: Iterable[Event], until: float | None = None,
          jobs: int | None = None, min_events: int = MIN_EVENTS) -> bool:
     """``replay.feed(events, until)``, with partitions in ``jobs`` processes when that is
     safe and worth it. Must be the replay's first feed. Returns whether it ran parallel."""
+    with gc_paused():  # (the events read, then the workers' states: see streams.collector)
+        return _feed(replay, events, until, jobs, min_events)
+
+
+def _feed(replay: Replay, events: Iterable[Event], until: float | None, jobs: int | None,
+          min_events: int) -> bool:
     n_parts = replay.settings.partitions
     jobs = min(jobs or default_jobs(n_parts), n_parts)
     it = iter(events)
@@ -224,10 +232,13 @@ def _replay_share(replay: Replay, events: list[Event], jobs: int, job: int,
     models = summary.churn_models
     out = Outputs()
     tagged: list[Tagged] = []
+    gc.disable()  # (a worker process: see streams.collector)
     for i, event in enumerate(events):
         p = partition_for(event.user_id, n_parts)
         if p % jobs != job:
             continue
+        if not i % SWEEP_EVERY:
+            sweep_young()
         processors[p].process(event, out, received_at=received_at)
         if out.feedback:
             raise _NewsMet
