@@ -18,6 +18,7 @@ from agents.kafka.gauges import Gauges
 from agents.kafka.logsafe import exception_summary
 from agents.kafka.metrics import Metrics
 from agents.kafka.offsets import InputOffsets
+from agents.kafka.order import Replan, Runs, note, stored_runs
 from agents.kafka.records import FEEDBACK, TICK, Gap, Record, Send, decode_feedback, find_gaps
 from agents.kafka.sink import RecordSink
 from agents.kafka.table import WriteBack, ctx_key, snapshot_key, table_value
@@ -58,6 +59,8 @@ class Pipeline:
         self._touched: set[int] = set()
         self._unchecked: set[int] = set()  # restored, no batch since: look for holes
         self.offsets = InputOffsets(topics.events)
+        self._runs: dict[int, Runs] = {}  # per partition, the order of its batch's input
+        self._plans: dict[int, Replan] = {}  # restored partitions redoing a recorded order
         self.out = Outputs()
         self.sink = RecordSink(topics, metrics, settings.partitions, wall_clock)
         self.gauges = Gauges(metrics)
@@ -87,6 +90,12 @@ class Pipeline:
             redirected = (k for k in self.store.redirected() if partition_for(k, n) == partition)
             proc.restore(context, states, redirected, snapshots)
         self.offsets.restored(partition, ctx)
+        self._runs.pop(partition, None)
+        runs = stored_runs(ctx)
+        if runs:
+            self._plans[partition] = Replan(self.topics.events, runs, self.wall_clock())
+        else:
+            self._plans.pop(partition, None)
         self.processors[partition] = proc
         return proc
 
@@ -112,6 +121,8 @@ class Pipeline:
             self._unchecked.discard(p)
             self.offsets.forget(p)
             self._touched.discard(p)
+            self._runs.pop(p, None)
+            self._plans.pop(p, None)
             self.gauges.forget(p)
 
     def held(self, topic: str, partition: int) -> int:
@@ -142,7 +153,13 @@ class Pipeline:
         the consumer resumed at its committed offset, or when a rebalance dropped
         fetched records.
         """
-        return find_gaps(self.held, records, committed)
+        return find_gaps(self._fetched, records, committed)
+
+    def _fetched(self, topic: str, partition: int) -> int:
+        """The newest offset held by the table or held back by a restored plan."""
+        held = self.offsets.held(topic, partition)
+        plan = self._plans.get(partition)
+        return held if plan is None else max(held, plan.newest(topic))
 
     def context(self, partition: int) -> dict[str, Any] | None:
         key = self._ctx_keys.get(partition) or ctx_key(partition, self.settings.partitions)
@@ -154,31 +171,72 @@ class Pipeline:
     def handle(self, records: Iterable[Record]) -> list[Send]:
         """Apply a batch; returns the records to publish. State writes are staged on the
         table by :meth:`commit_state`, which the caller runs before publishing."""
-        m, sink, offsets = self.metrics, self.sink, self.offsets
+        m, sink, offsets, plans = self.metrics, self.sink, self.offsets, self._plans
         consumed: dict[str, int] = {}
         redelivered = 0
+        if plans:
+            for rec in self._overdue():
+                redelivered += not self._one(rec, consumed)
         for rec in records:
-            proc = self.processor(rec.partition)
-            if not offsets.take(rec):
-                redelivered += 1  # fetched again after a rebalance or a heal: applied
+            p = rec.partition
+            self.processor(p)
+            plan = plans.get(p)
+            if plan is None:
+                redelivered += not self._one(rec, consumed)
                 continue
-            self._touched.add(rec.partition)
-            sink.record = rec
-            try:
-                if self._apply(rec, proc, consumed):
-                    drain(self.out, sink)
-            except Exception as exc:  # noqa: BLE001 - a bug must cost one record, not the worker
-                self.out.clear()
-                # the message can hold a user id: it goes to the dead letter, not the log
-                log.error("%s[%d]@%d could not be applied (%s); dead-lettered", rec.topic,
-                          rec.partition, rec.offset, exception_summary(exc))
-                sink.dead("processing_error", f"{type(exc).__name__}: {exc}", rec)
+            if rec.offset <= offsets.held(rec.topic, p):
+                redelivered += 1
+                continue
+            for due in plan.offer(rec):
+                redelivered += not self._one(due, consumed)
+            if plan.done:
+                del plans[p]
         for topic, count in consumed.items():  # counted per batch: labels() is not free
             m.events_consumed.labels(topic).inc(count)
         sink.count_applied()
         if redelivered:
             m.records_redelivered.inc(redelivered)
         return sink.take()
+
+    def _one(self, rec: Record, consumed: dict[str, int]) -> bool:
+        """Apply one record, noting its place in its partition's order; False when the
+        table holds it already (fetched again after a rebalance or a heal)."""
+        p = rec.partition
+        if not self.offsets.take(rec):
+            return False
+        self._touched.add(p)
+        runs = self._runs.get(p)
+        if runs is None:
+            runs = self._runs[p] = []
+        note(runs, rec.topic == self.topics.events)
+        sink = self.sink
+        sink.record = rec
+        try:
+            if self._apply(rec, self.processors[p], consumed):
+                drain(self.out, sink)
+        except Exception as exc:  # noqa: BLE001 - a bug must cost one record, not the worker
+            self.out.clear()
+            # the message can hold a user id: it goes to the dead letter, not the log
+            log.error("%s[%d]@%d could not be applied (%s); dead-lettered", rec.topic,
+                      rec.partition, rec.offset, exception_summary(exc))
+            sink.dead("processing_error", f"{type(exc).__name__}: {exc}", rec)
+        return True
+
+    def _overdue(self) -> list[Record]:
+        """What plans that waited longer than ``broker_outage_seconds`` for their records
+        held back: released in arrival order (the order of a batch gone over again is
+        then not guaranteed, which is logged)."""
+        now = self.wall_clock()
+        out: list[Record] = []
+        for p, plan in list(self._plans.items()):
+            if now - plan.started > self.settings.broker_outage_seconds:
+                log.warning("partition %d: the input a restart must go over again in its "
+                            "recorded order did not arrive within %.0fs; applying the %d "
+                            "records held in arrival order", p,
+                            self.settings.broker_outage_seconds, plan.held())
+                out += plan.give_up()
+                del self._plans[p]
+        return out
 
     def _apply(self, rec: Record, proc: PartitionProcessor, consumed: dict[str, int]) -> bool:
         """One record into its partition's processor; False when it went elsewhere."""
@@ -256,6 +314,9 @@ class Pipeline:
                 key = self._ctx_keys.setdefault(p, ctx_key(p, n))
                 ctx = proc.checkpoint().to_dict()
                 ctx["consumed"], ctx["consumed_repartition"] = self.offsets.claim(p)
+                runs = self._runs.pop(p, None)
+                if runs:  # how this batch interleaved its input, for a restart to redo
+                    ctx["order"] = runs
                 self.store.write(key, ctx)
         for key in deletes:
             self.store.write(key, None)

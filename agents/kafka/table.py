@@ -3,7 +3,8 @@
 One table holds every user's state, the redirect of every id merged into another user
 (under that id, in place of its state), and, under keys of their own, each partition's
 context (its checkpoint) and the churn model's snapshots. The worker publishes a batch's
-writes in three groups (``changelog_groups``): snapshots, checkpoints, then users.
+writes in three groups (``changelog_groups``): snapshots, checkpoints, then (after the
+batch's outputs) users.
 """
 
 from __future__ import annotations
@@ -43,17 +44,18 @@ def snapshot_key(partition: int, partitions: int, at: float, kind: str) -> str:
     return _placed(f"{SNAPSHOT_PREFIX}{partition}:{at!r}:{kind}", partition, partitions)
 
 
-def changelog_groups(pending: list[Staged]) -> list[list[Staged]]:
+def changelog_groups(pending: list[Staged]) -> tuple[list[list[Staged]], list[Staged]]:
     """A batch's staged changelog writes in the groups the worker publishes, each
-    acknowledged before the next is sent: the churn model's new snapshot records, the
-    partitions' checkpoints (which claim the refits that made them), then the users and
-    the deletes of snapshots no checkpoint lists any more (see
+    acknowledged before the next is sent: before the batch's outputs, the churn model's
+    new snapshot records, then the partitions' checkpoints (which claim the refits that
+    made them, and record the order the batch took its input in); after the outputs, the
+    users and the deletes of snapshots no checkpoint lists any more (see
     :meth:`Pipeline.commit_state`)."""
     snapshots = [w for w in pending if w[0].startswith(SNAPSHOT_PREFIX) and w[3] is not None]
     contexts = [w for w in pending if w[0].startswith(CTX_PREFIX)]
     rest = [w for w in pending if not w[0].startswith(CTX_PREFIX)
             and not (w[0].startswith(SNAPSHOT_PREFIX) and w[3] is not None)]
-    return [g for g in (snapshots, contexts, rest) if g]
+    return [g for g in (snapshots, contexts) if g], rest
 
 
 def table_value(value: Any) -> Any:

@@ -267,10 +267,16 @@ async def _without_holes(rt: Runtime, records: list[Record]) -> list[Record]:
 
 
 async def _publish(rt: Runtime, sends: list[Send]) -> None:
-    """Outputs first, then the state records that remember them, all awaited before the
-    batch's offsets are acknowledged. In that order a crash can re-send an alert (same
-    id, subscribers dedupe) but never leave state claiming an alert nobody received.
-    Whatever is not acknowledged within ``broker_outage_seconds`` is fatal."""
+    """Each touched partition's snapshots and checkpoint, then the outputs, then the user
+    records that remember them, each group acknowledged before the next is sent, all
+    before the batch's offsets are acknowledged. A checkpoint claims only what the table
+    held before this batch, and records the order the batch took its two input topics in:
+    whatever prefix of these writes a crash, or a short recovery on the embedded broker
+    (which reports a partition's end as the start of its newest batch + 1), lets through,
+    the next owner goes over the batch again, in that order, and sends the same outputs.
+    So a crash can re-send an alert (same id, same contents, subscribers dedupe) but never
+    leave state claiming an alert nobody received. Whatever is not acknowledged within
+    ``broker_outage_seconds`` is fatal."""
     producer = rt.app.producer
     deadline = rt.deadline()
     latency = rt.metrics.alert_latency
@@ -279,25 +285,27 @@ async def _publish(rt: Runtime, sends: list[Send]) -> None:
         if s.source_time is not None:
             latency.observe(max(0.0, time.time() - s.source_time))
 
-    await _check_acks(rt, await send_acknowledged(producer, sends, deadline, acked))
-    # Each partition's checkpoint first, then (once it is in the log) the user records.
-    # A checkpoint claims only what the table held before this batch, so any prefix of
-    # these writes that a crash, or a short recovery on the embedded broker (which
-    # reports a partition's end as the start of its newest batch + 1), lets through is a
-    # state the next owner can go over the batch again from.
     changelog = rt.table.changelog_topic.get_topic_name()
     # No partition changes hands mid-batch: a rebalance waits for this batch to be
     # acknowledged (stream_wait_empty), so the next owner recovers these writes too.
     pending = list(rt.pending_changelog)
     rt.pending_changelog.clear()
+    before, users = changelog_groups(pending)
     acks: list[Any] = []
-    for group in changelog_groups(pending):
-        writes = [Send(changelog, kb, vb, [], p) for _, p, kb, vb in group]
-        got = await send_acknowledged(producer, writes, deadline)
-        await _check_acks(rt, got)
-        acks += got
+    for group in before:
+        acks += await _write(rt, changelog, group, deadline)
+    await _check_acks(rt, await send_acknowledged(producer, sends, deadline, acked))
+    if users:
+        acks += await _write(rt, changelog, users, deadline)
     # the store records how far the changelog holds this batch (RocksDB writes it now)
     rt.table.data.acked(changelog_offsets(acks, changelog))
+
+
+async def _write(rt: Runtime, changelog: str, group: list[Staged], deadline: float) -> list[Any]:
+    writes = [Send(changelog, kb, vb, [], p) for _, p, kb, vb in group]
+    got = await send_acknowledged(rt.app.producer, writes, deadline)
+    await _check_acks(rt, got)
+    return got
 
 
 def _went_back(rt: Runtime, acks: Iterable[Any],

@@ -158,7 +158,7 @@ def _contexts(pipeline: Pipeline) -> dict[int, dict[str, Any]]:
 
 
 def _checkpoints(table: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {k: {f: x for f, x in v.items() if not f.startswith(("consumed", "refits"))}
+    return {k: {f: x for f, x in v.items() if not f.startswith(("consumed", "refits", "order"))}
             for k, v in table.items() if k.startswith(CTX_PREFIX)}
 
 
