@@ -19,6 +19,7 @@ them in the recorded order; what follows the plan is applied as it arrives.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from typing import Any
 
 from agents.kafka.records import Record
@@ -33,6 +34,17 @@ def note(runs: Runs, events: bool) -> None:
         runs[-1] += step
     else:
         runs.append(step)
+
+
+def joined(first: Runs, then: Iterable[int]) -> Runs:
+    """``first`` followed by ``then``, as one list of runs."""
+    out = list(first)
+    for n in then:
+        if out and (out[-1] > 0) == (n > 0):
+            out[-1] += n
+        else:
+            out.append(n)
+    return out
 
 
 def stored_runs(ctx: Any) -> Runs:

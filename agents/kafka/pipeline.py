@@ -18,7 +18,7 @@ from agents.kafka.gauges import Gauges
 from agents.kafka.logsafe import exception_summary
 from agents.kafka.metrics import Metrics
 from agents.kafka.offsets import InputOffsets
-from agents.kafka.order import Replan, Runs, note, stored_runs
+from agents.kafka.order import Replan, Runs, joined, note, stored_runs
 from agents.kafka.records import FEEDBACK, TICK, Gap, Record, Send, decode_feedback, find_gaps
 from agents.kafka.sink import RecordSink
 from agents.kafka.table import WriteBack, ctx_key, snapshot_key, table_value
@@ -314,8 +314,13 @@ class Pipeline:
                 key = self._ctx_keys.setdefault(p, ctx_key(p, n))
                 ctx = proc.checkpoint().to_dict()
                 ctx["consumed"], ctx["consumed_repartition"] = self.offsets.claim(p)
-                runs = self._runs.pop(p, None)
-                if runs:  # how this batch interleaved its input, for a restart to redo
+                # how this batch interleaved its input, for a restart to redo; a plan not
+                # done yet is part of the batch this checkpoint goes back before
+                runs = self._runs.pop(p, None) or []
+                plan = self._plans.get(p)
+                if plan is not None:
+                    runs = joined(runs, plan.runs)
+                if runs:
                     ctx["order"] = runs
                 self.store.write(key, ctx)
         for key in deletes:

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 
 from agents.kafka.metrics import Metrics
-from agents.kafka.order import Replan, note, stored_runs
+from agents.kafka.order import Replan, joined, note, stored_runs
 from agents.kafka.pipeline import Pipeline
 from agents.kafka.records import Record
 from agents.kafka.table import ctx_key
@@ -140,3 +140,23 @@ def test_a_revoked_partition_forgets_its_plan() -> None:
     second.handle(_batch())  # restored again, the plan read again from the checkpoint
     second.commit_state()
     assert _order(second) == [2, -1, 1, -2]
+
+
+def test_a_restart_killed_half_way_through_its_plan_keeps_the_whole_plan() -> None:
+    table = _first_pass()
+    second = _pipeline(table)
+    batch = _batch()
+    second.handle(batch[:3])  # e0, e1, r0: the plan's first two runs
+    second.commit_state()
+    assert second.held(TOPICS.events, 0) == 1 and second.held(TOPICS.repartition, 0) == 0
+    assert _order(second) == [2, -1, 1, -2]  # what was applied, then what is still due
+    third = _pipeline(copy.deepcopy(table))  # killed before the rest came
+    third.handle([r for r in batch if r.topic == TOPICS.repartition]
+                 + [r for r in batch if r.topic == TOPICS.events])
+    third.commit_state()
+    assert _order(third) == [2, -1, 1, -2]
+
+
+def test_joined_runs_merge_at_the_seam() -> None:
+    assert joined([2, -1], [-2, 3]) == [2, -3, 3]
+    assert joined([], [1]) == [1] and joined([1], []) == [1]
