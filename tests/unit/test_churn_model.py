@@ -23,6 +23,7 @@ from streams.core.churn.model import (
     Quality,
     crossing,
     score,
+    score_each,
 )
 from streams.core.state import DAY, UserState
 from streams.core.uplift import Outcomes, uplift
@@ -124,6 +125,18 @@ def test_the_fast_crossing_is_the_walk_through_the_sigmoid_bit_for_bit() -> None
         probe = start + rng.randint(1, 40) * DAY
         for threshold in (score(m, s, probe), rng.uniform(0.05, 0.99), 1e-7, 1.0):
             assert crossing(m, s, threshold, start) == _walk(m, s, threshold, start)
+
+
+def test_a_whole_sample_is_scored_as_each_buyer_is_bit_for_bit() -> None:
+    # a re-fit's thresholds come from these scores: replays before and after agree
+    rng = random.Random(11)
+    for _ in range(40):
+        m = random_model(rng, monotone=rng.random() < 0.5)
+        sample = [buyer(rng, rng.randint(1, 6)) for _ in range(30)]
+        sample[0].gross_spend = -3.0  # refunds beyond the purchases
+        sample[1].last_purchase_at = sample[1].first_purchase_at = None
+        now = T0 + rng.uniform(-30, 500) * DAY  # before some buyers' last purchase too
+        assert score_each(m, sample, now) == [score(m, s, now) for s in sample]
 
 
 def test_fit_is_deterministic_and_finds_a_planted_signal() -> None:

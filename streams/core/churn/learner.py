@@ -20,7 +20,7 @@ import numpy as np
 
 from streams.core.churn import features, fit
 from streams.core.churn.memory import Buyers, ChurnMemory, Snapshot
-from streams.core.churn.model import BTYD, ChurnModel, score
+from streams.core.churn.model import BTYD, ChurnModel, score_each
 from streams.core.state import DAY, UserState
 from streams.settings import Settings
 
@@ -71,7 +71,7 @@ def refit(memory: ChurnMemory, at: float, buyers: Buyers,
             and min(positives, y.size - positives) >= settings.churn_min_class:
         model = fit.logit_model(fit.fit(x, y), at, settings.churn_horizon_days, int(y.size),
                                 positives, live)
-        now_scores = [score(model, s, at) for _, s in buyers]
+        now_scores = score_each(model, [s for _, s in buyers], at)
         model = with_thresholds(model, np.array(now_scores), settings)
     else:
         model = ChurnModel(BTYD, at, settings.churn_horizon_days, rows=int(y.size),

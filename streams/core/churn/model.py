@@ -243,3 +243,38 @@ def crossing(model: ChurnModel, s: UserState, threshold: float, start: float) ->
     threshold shorter than a step can be missed: the answer is then a later crossing.
     """
     return curve(model, s).crossing(threshold, start)
+
+
+def score_each(model: ChurnModel, buyers: Sequence[UserState], now: float) -> list[float]:
+    """``score(model, s, now)`` for each of ``buyers``, bit for bit (a test holds it to
+    that), without a :class:`Curve` per buyer: a re-fit scores its whole sample at once.
+    The arithmetic is :class:`Curve`'s, in the same order."""
+    log, log1p, exp = math.log, math.log1p, math.exp
+    w0, w1, w2, w3, w4, w5, w6, w7, w8, w9, w10, w11, w12 = model.weights
+    bias = model.bias
+    k30, k90, k180 = _K
+    out: list[float] = []
+    for s in buyers:
+        last = s.last_purchase_at or 0.0
+        first = s.first_purchase_at if s.first_purchase_at is not None else last
+        n = s.purchase_days if s.purchase_days > 0 else 1
+        spend = s.gross_spend if s.gross_spend > 0.0 else 0.0
+        z = bias + w2 * log(n) + w3 * log1p(spend) + w4 * log1p(spend / n) \
+            + w5 * _log1p0(s.last_day_spend)
+        inv_gap = 0.0
+        if n < 2:
+            z += w8
+        else:
+            gap = (int(last // DAY) - int(first // DAY)) / (n - 1)
+            z += w6 * log1p(s.last_gap_days) + w7 * _log1p0(gap)
+            if gap > 0.0:
+                inv_gap = 1.0 / gap
+        r = (now - last) / DAY
+        r = r if r > 0.0 else 0.0
+        z = z + w0 * log1p(r) + w1 * log1p((last - first) / DAY + r)
+        if inv_gap:
+            z += w9 * log1p(r * inv_gap)
+        z += w10 * log1p(s.decay_30 * exp(k30 * r))
+        z += w11 * log1p(s.decay_90 * exp(k90 * r))
+        out.append(_sigmoid(z + w12 * log1p(s.decay_180 * exp(k180 * r))))
+    return out
