@@ -1,6 +1,6 @@
 """Chaos soak: SIGKILL workers at random points of a known history, compare with replay.
 
-    .venv/bin/python bench/chaos.py [--users 2000] [--kills 10] [--pair] [--seed 7]
+    .venv/bin/python bench/chaos.py [--users 2000] [--kills 10] [--pair] [--seed 7] [--segment]
 
 The same run as ``tests/kafka/test_chaos.py`` (``agents/testing/chaos.py``), longer:
 more users, more kills. Starts its own embedded broker; prints M, N, lost, double-counted,
@@ -36,6 +36,9 @@ def main() -> int:
     parser.add_argument("--pair", action="store_true",
                         help="two workers share the partitions; kill one at a time")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--segment", action="store_true",
+                        help="send the history as Segment calls, anonymous visitors "
+                             "stitched into their users at login")
     parser.add_argument("--keep", type=Path, default=None, metavar="DIR",
                         help="write the broker's and workers' logs here and keep them")
     args = parser.parse_args()
@@ -52,7 +55,7 @@ def main() -> int:
         pool = Workers(Path(tmp))
         try:
             report = run_chaos(settings, pool, Path(tmp), users=args.users, kills=args.kills,
-                               pair=args.pair, seed=args.seed)
+                               pair=args.pair, seed=args.seed, segment=args.segment)
         finally:
             pool.cleanup()
     print(report.line())

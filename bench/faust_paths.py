@@ -144,14 +144,16 @@ def run_child(v: Variant, args: argparse.Namespace, bootstrap: str, topic: str,
               profile_out: str | None = None) -> dict[str, Any]:
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as tmp:
         out = tmp.name
-    cmd = [sys.executable, __file__, "--child", v.name, "--bootstrap", bootstrap,
-           "--topic", topic, "--events", str(args.events), "--out", out,
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", v.name,
+           "--bootstrap", bootstrap, "--topic", topic, "--events", str(args.events), "--out", out,
            "--app-id", f"bench-{v.name}-{uuid.uuid4().hex[:6]}"]
     if profile_out:
         cmd += ["--profile-out", profile_out]
     try:
-        proc = subprocess.run(cmd, timeout=args.timeout, capture_output=True, text=True,
-                              check=False)
+        # faust keeps its table data under the working directory: not in the checkout
+        with tempfile.TemporaryDirectory(prefix="journey-bench-faust-") as workdir:
+            proc = subprocess.run(cmd, timeout=args.timeout, capture_output=True, text=True,
+                                  check=False, cwd=workdir)
         result = json.loads(Path(out).read_text())
     except subprocess.TimeoutExpired:
         raise RuntimeError(f"variant {v.name} did not finish in {args.timeout}s") from None

@@ -29,6 +29,7 @@ from agents.testing.kafka_io import (
     values,
 )
 from agents.testing.replay_check import field_diffs, run_replay
+from agents.testing.segment_stream import segment_stream
 from agents.testing.workers import Worker, Workers, replay_env
 from streams.settings import Settings
 from streams.synth import SynthConfig, generate, write_jsonl
@@ -39,13 +40,19 @@ CORE_FIELDS = ("orders", "monetary", "lifecycle_stage", "frequency", "refunds", 
                "first_seen_at", "last_event_at", "alerts_sent", "last_alert_id")
 
 
-def old_history(users: int, seed: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def old_history(users: int, seed: int, segment: bool = False
+                ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Synthetic events that ended long ago (every inactivity deadline is past, so a
-    user's stage no longer depends on the instant), and one sentinel per partition."""
+    user's stage no longer depends on the instant), and one sentinel per partition.
+    ``segment``: as a Segment source sends them, with anonymous visitors stitched into
+    their users at login (``agents.testing.segment_stream``)."""
     start = time.time() - 330 * DAY
     history, _ = generate(SynthConfig(users=users, days=60, start=start, seed=seed))
     events = [e for e in history if isinstance(e, dict)]
-    return events, sentinels(max(event_time(e) for e in events) + 1.0)
+    done = sentinels(max(event_time(e) for e in events) + 1.0)
+    if segment:
+        events = [e for e in segment_stream(events, seed=seed) if isinstance(e, dict)]
+    return events, done
 
 
 def lost_and_double(live: dict[str, dict[str, Any] | None],
@@ -146,11 +153,11 @@ def _wait(predicate: Callable[[], bool], timeout: float, what: str,
         time.sleep(0.1)
 
 
-def send_old_history(settings: Settings, users: int, seed: int,
-                     tmp_path: Path) -> tuple[Path, list[dict[str, Any]], int]:
+def send_old_history(settings: Settings, users: int, seed: int, tmp_path: Path,
+                     segment: bool = False) -> tuple[Path, list[dict[str, Any]], int]:
     """Write ``old_history`` to a file for replay and send it to the input topic: the
     file, the closing events and how many events were sent."""
-    events, done = old_history(users, seed)
+    events, done = old_history(users, seed, segment)
     path = tmp_path / "history.jsonl"
     total = write_jsonl([*events, *done], path)
     produce_events(settings.broker, all_topics(settings).events, [*events, *done])
@@ -158,14 +165,16 @@ def send_old_history(settings: Settings, users: int, seed: int,
 
 
 def run_chaos(settings: Settings, workers: Workers, tmp_path: Path, *, users: int,
-              kills: int, pair: bool, seed: int, partitions: int = 4) -> ChaosReport:
+              kills: int, pair: bool, seed: int, partitions: int = 4,
+              segment: bool = False) -> ChaosReport:
     """Produce a history, kill workers ``kills`` times at random committed shares while
     they work through it, and compare the end with replay. ``pair``: two workers share
     the partitions and the survivor takes over the killed one's until its replacement
-    joins; otherwise one worker is killed and restarted."""
+    joins; otherwise one worker is killed and restarted. ``segment``: the history as
+    Segment calls, anonymous visitors stitched into their users."""
     rng = random.Random(seed)
     topics = all_topics(settings)
-    path, done, total = send_old_history(settings, users, seed, tmp_path)
+    path, done, total = send_old_history(settings, users, seed, tmp_path, segment)
     report = ChaosReport(events=total, kills=kills, workers=2 if pair else 1)
 
     alive = [workers.start(settings) for _ in range(2 if pair else 1)]

@@ -33,13 +33,13 @@ from agents.testing.kafka_io import (
     values,
 )
 from agents.testing.replay_check import field_diffs, run_replay
+from agents.testing.segment_stream import record_key, segment_stream
 from agents.testing.workers import PARTITIONS, Workers, replay_env
 from streams.core.partitioning import partition_for
 from streams.settings import Settings
 from streams.synth import SynthConfig, generate, write_jsonl
 from tests.support.bootstrap import bootstrap_args, journey
 from tests.support.live_replay import MIX
-from tests.support.segment_stream import record_key, segment_stream
 
 pytestmark = pytest.mark.kafka
 

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 import pytest
 
+from agents.testing.segment_stream import segment_stream
 from streams.core import identity
 from streams.core.decode import decode
 from streams.core.event import Event
@@ -30,7 +31,6 @@ from streams.synth import SynthConfig, generate
 from streams.testing import HarnessFactory, at, make_event
 from tests.support.drivers import Driver, DriverFactory
 from tests.support.segment_calls import delivered_call, python_call
-from tests.support.segment_stream import segment_stream
 
 ANON, USER, OTHER = "a-9c1", "u-42", "u-7"  # partitions 0, 1 and 3 of 4
 PARTITIONS = [1, 4]

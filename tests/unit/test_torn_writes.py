@@ -26,11 +26,11 @@ from agents.kafka.topics import KIND_HEADER, Topics
 from agents.testing.chaos import CORE_FIELDS, alert_differences
 from agents.testing.kafka_io import event_time
 from agents.testing.replay_check import field_diffs
+from agents.testing.segment_stream import record_key, segment_stream
 from streams.core.identity import Redirect
 from streams.core.partitioning import partition_for
 from streams.settings import Settings
 from streams.synth import SynthConfig, generate
-from tests.support.segment_stream import record_key, segment_stream
 
 DAY = 86400.0
 START = 1_767_225_600.0  # 2026-01-01T00:00Z
