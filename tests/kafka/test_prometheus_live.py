@@ -79,7 +79,9 @@ def test_prometheus_scrapes_a_live_worker_while_events_flow(
                       'up{job="journey"} == 1')
         prom.wait_for(lambda: prom.value("journey_assigned_partitions") == PARTITIONS, WAIT,
                       f"journey_assigned_partitions == {PARTITIONS}")
-        assert prom.value("journey_healthy") == 1
+        # the gauge is set once the app has started, which may come a scrape after the
+        # partitions were assigned: wait for it, as for the others
+        prom.wait_for(lambda: prom.value("journey_healthy") == 1, WAIT, "journey_healthy == 1")
 
         # --- three waves: each one fully counted before the next is produced ---
         produced = 0
