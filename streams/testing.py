@@ -165,10 +165,10 @@ MAX_EVENT_ID = schemas.load("user-event")["properties"]["event_id"]["maxLength"]
 # test_every_per_user_collection_has_a_cap until it is given a cap here and in the core.
 CAPS: dict[str, Callable[[Settings], int]] = {
     "recent_ids": lambda s: s.dedupe_window,
-    "purchase_log": lambda s: PURCHASE_LOG_CAP,
+    "purchase_log": lambda s: 2 * PURCHASE_LOG_CAP,  # flat: two values a purchase
     "order_log": lambda s: 3 * ORDER_LOG_CAP,  # flat: three values an order
     "alert_log": lambda s: ALERT_LOG_CAP,
-    "spend_days": lambda s: SPEND_DAYS_CAP,
+    "spend_days": lambda s: 2 * SPEND_DAYS_CAP,  # flat: two values a day
 }
 
 

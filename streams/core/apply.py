@@ -187,14 +187,13 @@ def replace_purchase(state: UserState, seen: int, t: float, amount: float) -> No
     state.gross_spend += amount - old_amount
     state.add_spend(old_t, -old_amount)  # the copy kept replaces the one counted
     state.add_spend(t, amount)
-    if (old_t, old_amount) in state.purchase_log:
-        state.purchase_log.remove((old_t, old_amount))
+    if state.unlog_purchase(old_t, old_amount):
         state.log_purchase(t, amount)
     if state.first_purchase_at is None or t < state.first_purchase_at:
         state.first_purchase_at = t
     if state.last_purchase_at == old_t and state.purchase_log:
-        state.last_purchase_at = state.purchase_log[-1][0]
-    if len(state.purchase_log) == state.orders:
+        state.last_purchase_at = state.purchase_log[-2]
+    if state.logged_purchases() == state.orders:
         state.refold_purchase_days()  # the log holds every order: as if in order
     elif int(t // DAY) == int(old_t // DAY) == int((state.last_purchase_at or t) // DAY):
         state.last_day_spend += amount - old_amount

@@ -32,7 +32,7 @@ stitches and merges interleave.
 from __future__ import annotations
 
 from collections.abc import MutableMapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any, Final
 
 from streams.core import event as ev
@@ -40,7 +40,7 @@ from streams.core.alerts import stable_id
 from streams.core.apply import PREVIOUS_ID, READ_PROPERTIES, replace_purchase
 from streams.core.event import Event
 from streams.core.outputs import Outputs, Rejected
-from streams.core.state import CONTACTS, UserState
+from streams.core.state import CONTACTS, UserState, keep_last
 
 STITCH: Final = "stitch"  # internal: close this id's profile into properties["into"]
 MERGE: Final = "merge"  # internal: a closed profile's state for its user
@@ -66,7 +66,7 @@ class Redirect:
 
     target: str
     max_position: int = -1  # the closed profile's, then of each input forwarded
-    recent_ids: list[str] = field(default_factory=list)  # bounded by the dedupe window
+    recent_ids: tuple[str, ...] = ()  # bounded by the dedupe window
 
     def holds(self, event_id: str, position: int | None) -> bool:
         """Whether the event was counted already (before the close, or forwarded)."""
@@ -76,16 +76,14 @@ class Redirect:
     def remember(self, event_id: str, position: int | None, cap: int) -> None:
         if position is not None and position > self.max_position:
             self.max_position = position
-        self.recent_ids.append(event_id)
-        if len(self.recent_ids) > cap:
-            del self.recent_ids[: len(self.recent_ids) - cap]
+        self.recent_ids = keep_last(self.recent_ids, event_id, cap)
 
     def to_list(self) -> list[Any]:
         return [self.target, self.max_position, self.recent_ids]
 
     @classmethod
     def from_list(cls, values: list[Any]) -> Redirect:
-        return cls(values[0], int(values[1]), list(values[2]))
+        return cls(values[0], int(values[1]), tuple(values[2]))
 
 
 # --- the messages -------------------------------------------------------------------------
@@ -203,8 +201,8 @@ def merge_into(t: UserState, s: UserState) -> None:
 def _merge_orders(t: UserState, s: UserState) -> None:
     """Orders of both, an order sent under both ids counted once (its earliest copy),
     as apply_event counts a re-sent order."""
-    orders, gross, log = s.orders, s.gross_spend, list(s.purchase_log)
-    for day, net in s.spend_days:  # refunds in it too; a copy t counted is taken out below
+    orders, gross, log = s.orders, s.gross_spend, s.purchases()
+    for day, net in s.spend_by_day():  # refunds in it too; a copy t counted is taken out below
         t.add_spend(day * 86400.0, net)
     for order_id, at, amount in s.logged_orders():
         seen = t.find_order(order_id)
@@ -249,7 +247,7 @@ def _merge_alerts(t: UserState, s: UserState) -> None:
 def revive(state: UserState, redirect: Redirect) -> None:
     """A redirect becoming a user again (a merge come full circle) keeps its dedupe."""
     state.max_position = redirect.max_position
-    state.recent_ids = list(redirect.recent_ids)
+    state.recent_ids = redirect.recent_ids
 
 
 assert set(KEPT) | set(MERGED) == {f.name for f in fields(UserState)}, \

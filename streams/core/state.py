@@ -7,10 +7,9 @@ out-of-order delivery, replay and the live worker agree.
 
 from __future__ import annotations
 
-import bisect
 import itertools
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 CHANNELS: tuple[str, ...] = ("app_push", "email", "sms", "phone")
@@ -63,7 +62,9 @@ class UserState:
     # source position of the newest applied record (the Kafka offset in the live worker),
     # so redelivered records are recognised without remembering their ids
     max_position: int = -1
-    recent_ids: list[str] = field(default_factory=list)  # bounded dedupe window
+    # The bounded logs below are tuples, replaced whole on each change: an empty one is the
+    # shared (), and none holds spare capacity (lists cost about 300 bytes more a user).
+    recent_ids: tuple[str, ...] = ()  # bounded dedupe window, oldest first
 
     orders: int = 0
     first_purchase_at: float | None = None
@@ -71,10 +72,12 @@ class UserState:
     gross_spend: float = 0.0  # purchases; refunds are kept apart so they may arrive first
     refunded: float = 0.0
     refunds: int = 0
-    purchase_log: list[tuple[float, float]] = field(default_factory=list)  # (time, amount), sorted
+    # recent purchases, sorted, flat: time, amount for each (see ``purchases``); a record
+    # holds them as pairs
+    purchase_log: tuple[float, ...] = ()
     # recent orders, to count an order once whichever copy of a re-sent order arrives
-    # first: flat, order_id, time, amount for each (a list per order cost 80 bytes more)
-    order_log: list[Any] = field(default_factory=list)
+    # first: flat, order_id, time, amount for each
+    order_log: tuple[Any, ...] = ()
 
     interested: bool = False
     carted: bool = False
@@ -102,15 +105,16 @@ class UserState:
     wake_at: float | None = None
     alerts_sent: int = 0
     recalls: int = 0
-    alert_log: list[float] = field(default_factory=list)  # recent alert times, for the cap
+    alert_log: tuple[float, ...] = ()  # recent alert times, sorted, for the cap
     last_alert_id: str | None = None
     last_recall_id: str | None = None
     last_recall_at: float | None = None
     last_recall_control: bool | None = None
     # New fields go last: records are positional lists, and older ones end earlier.
-    # (UTC day number, net spend that day), sorted; only days that can still fall in a
-    # 90-day window ending at or after the newest day, so the same whatever the order
-    spend_days: list[tuple[int, float]] = field(default_factory=list)
+    # UTC day number, net spend that day, flat and sorted (see ``spend_by_day``; a record
+    # holds them as pairs); only days that can still fall in a 90-day window ending at or
+    # after the newest day, so the same whatever the order
+    spend_days: tuple[int | float, ...] = ()
     # EMAIL_KNOWN | HAS_EMAIL | PHONE_KNOWN | HAS_PHONE from identify traits; 0: never told
     contact_bits: int = 0
 
@@ -145,7 +149,7 @@ class UserState:
 
     def gap_cv(self) -> float | None:
         """Coefficient of variation of the recent purchase gaps (regularity)."""
-        times = [t for t, _ in self.purchase_log]
+        times = self.purchase_log[0::2]
         if len(times) < 3:
             return None
         gaps = [b - a for a, b in itertools.pairwise(times)]
@@ -160,23 +164,31 @@ class UserState:
         below zero."""
         first = int(now // 86400.0) - SPEND_WINDOW_DAYS + 1
         last = int(now // 86400.0)
-        return max(0.0, sum(a for d, a in self.spend_days if first <= d <= last))
+        days = self.spend_days
+        return max(0.0, sum(days[i + 1] for i in range(0, len(days), 2)
+                            if first <= days[i] <= last))
+
+    def spend_by_day(self) -> list[tuple[int, float]]:
+        """``spend_days`` as (UTC day number, net spend that day), oldest first."""
+        days = self.spend_days
+        return [(int(days[i]), float(days[i + 1])) for i in range(0, len(days), 2)]
 
     def add_spend(self, at: float, amount: float) -> None:
         """Add ``amount`` (negative for a refund) to the day of ``at``."""
         day = int(at // 86400.0)
         days = self.spend_days
-        i = bisect.bisect_left(days, (day, float("-inf")))
-        if i < len(days) and days[i][0] == day:
-            days[i] = (day, days[i][1] + amount)
+        i = len(days)
+        while i and days[i - 2] > day:  # days come mostly in order: scan from the newest
+            i -= 2
+        if i and days[i - 2] == day:
+            days = (*days[:i - 1], days[i - 1] + amount, *days[i:])
         else:
-            days.insert(i, (day, amount))
-        newest = days[-1][0]
+            days = (*days[:i], day, amount, *days[i:])
+        oldest_kept = days[-2] - SPEND_DAYS_CAP
         drop = 0
-        while drop < len(days) and days[drop][0] <= newest - SPEND_DAYS_CAP:
-            drop += 1
-        if drop:
-            del days[:drop]
+        while drop < len(days) and days[drop] <= oldest_kept:
+            drop += 2
+        self.spend_days = days[drop:] if drop else days
 
     def funnel_index(self) -> int:
         if self.orders >= 1 and (self.shares or self.referrals_sent or self.referred_converted):
@@ -210,14 +222,33 @@ class UserState:
     # --- bounded logs -----------------------------------------------------------------
 
     def remember_id(self, event_id: str, cap: int) -> None:
-        self.recent_ids.append(event_id)
-        if len(self.recent_ids) > cap:
-            del self.recent_ids[: len(self.recent_ids) - cap]
+        self.recent_ids = keep_last(self.recent_ids, event_id, cap)
+
+    def purchases(self) -> list[tuple[float, float]]:
+        """``purchase_log`` as (time, amount), oldest first."""
+        log = self.purchase_log
+        return [(log[i], log[i + 1]) for i in range(0, len(log), 2)]
+
+    def logged_purchases(self) -> int:
+        return len(self.purchase_log) // 2
 
     def log_purchase(self, at: float, amount: float) -> None:
-        bisect.insort(self.purchase_log, (at, amount))
-        if len(self.purchase_log) > PURCHASE_LOG_CAP:
-            del self.purchase_log[0]
+        """Insert in (time, amount) order, after equal ones; drop the oldest past the cap."""
+        log = self.purchase_log
+        i = len(log)
+        while i and (log[i - 2], log[i - 1]) > (at, amount):
+            i -= 2
+        log = (*log[:i], at, amount, *log[i:])
+        self.purchase_log = log[2:] if len(log) > 2 * PURCHASE_LOG_CAP else log
+
+    def unlog_purchase(self, at: float, amount: float) -> bool:
+        """Take the first logged purchase equal to (at, amount) out; False if none is."""
+        log = self.purchase_log
+        for i in range(0, len(log), 2):
+            if log[i] == at and log[i + 1] == amount:
+                self.purchase_log = log[:i] + log[i + 2:]
+                return True
+        return False
 
     def find_order(self, order_id: str) -> int | None:
         """Where ``order_id`` is in the order log (for ``logged_order``), if it is."""
@@ -232,7 +263,8 @@ class UserState:
         return self.order_log[i + 1], self.order_log[i + 2]
 
     def relog_order(self, i: int, at: float, amount: float) -> None:
-        self.order_log[i + 1], self.order_log[i + 2] = at, amount
+        log = self.order_log
+        self.order_log = (*log[:i + 1], at, amount, *log[i + 3:])
 
     def logged_orders(self) -> list[tuple[str, float, float]]:
         """The order log as (order_id, time, amount), oldest first."""
@@ -240,9 +272,8 @@ class UserState:
         return [(log[i], log[i + 1], log[i + 2]) for i in range(0, len(log), 3)]
 
     def log_order(self, order_id: str, at: float, amount: float) -> None:
-        self.order_log += (order_id, at, amount)
-        if len(self.order_log) > ORDER_LOG_CAP * 3:
-            del self.order_log[:3]
+        log = (*self.order_log, order_id, at, amount)
+        self.order_log = log[3:] if len(log) > ORDER_LOG_CAP * 3 else log
 
     def fold_purchase_day(self, at: float, amount: float) -> None:
         """Fold a purchase into the purchase-day aggregates. Call it before the purchase
@@ -265,7 +296,7 @@ class UserState:
             self.last_day_spend = amount
         elif day == last_day:
             self.last_day_spend += amount
-        elif all(int(t // DAY) != day for t, _ in self.purchase_log):  # a late, new day
+        elif all(int(t // DAY) != day for t in self.purchase_log[0::2]):  # a late, new day
             age = last_day - day
             self.decay_30 += math.exp(_DECAY[0] * age)
             self.decay_90 += math.exp(_DECAY[1] * age)
@@ -309,7 +340,7 @@ class UserState:
         """Rebuild the purchase-day aggregates from ``purchase_log``: exact while it holds
         every order; otherwise older orders count as one purchase day each and add
         nothing to the decays (records written before the aggregates existed)."""
-        log, last = self.purchase_log, self.last_purchase_at
+        log, last = self.purchases(), self.last_purchase_at
         self.purchase_days = 0
         self.last_purchase_at = None
         for t, amount in log:
@@ -319,31 +350,49 @@ class UserState:
         self.purchase_days += max(0, self.orders - len(log))
 
     def log_alert(self, at: float) -> None:
-        bisect.insort(self.alert_log, at)
-        if len(self.alert_log) > ALERT_LOG_CAP:
-            del self.alert_log[0]
+        log = self.alert_log
+        i = len(log)
+        while i and log[i - 1] > at:
+            i -= 1
+        log = (*log[:i], at, *log[i:])
+        self.alert_log = log[1:] if len(log) > ALERT_LOG_CAP else log
 
     # --- codec (the table's value format) ------------------------------------------
 
     def to_list(self) -> list[Any]:
-        return [getattr(self, n) for n in _FIELD_NAMES]
+        values = [getattr(self, n) for n in _FIELD_NAMES]
+        # as pairs, the record format from before the flat logs: either version reads it
+        values[_PURCHASE_LOG_AT] = self.purchases()
+        values[_SPEND_DAYS_AT] = self.spend_by_day()
+        return values
 
     @classmethod
     def from_list(cls, values: list[Any]) -> UserState:
         state = cls(*values[: len(_FIELD_NAMES)])
-        state.purchase_log = [(float(t), float(a)) for t, a in state.purchase_log]
-        if state.order_log and isinstance(state.order_log[0], list):
+        state.recent_ids = tuple(state.recent_ids)
+        state.purchase_log = tuple(float(v) for pair in state.purchase_log for v in pair)
+        if state.order_log and isinstance(state.order_log[0], (list, tuple)):
             # written when each order was a list of its own: flatten
-            state.order_log = [v for entry in state.order_log for v in entry]
-        if len(values) > _SPEND_DAYS_AT:  # records written before spend_days have none
-            state.spend_days = [(int(d), float(a)) for d, a in state.spend_days]
+            state.order_log = tuple(v for entry in state.order_log for v in entry)
         else:
-            for t, a in state.purchase_log:
+            state.order_log = tuple(state.order_log)
+        state.alert_log = tuple(state.alert_log)
+        if len(values) > _SPEND_DAYS_AT:  # records written before spend_days have none
+            state.spend_days = tuple(v for d, a in state.spend_days for v in (int(d), float(a)))
+        else:
+            for t, a in state.purchases():
                 state.add_spend(t, a)
         if state.orders and not state.purchase_days:  # written before the aggregates
             state.refold_purchase_days()
         return state
 
 
+def keep_last(log: tuple[str, ...], item: str, cap: int) -> tuple[str, ...]:
+    """``log`` with ``item`` appended and only its last ``cap`` entries kept."""
+    log = (*log, item)
+    return log[len(log) - cap:] if len(log) > cap else log
+
+
 _FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in fields(UserState))
 _SPEND_DAYS_AT = _FIELD_NAMES.index("spend_days")
+_PURCHASE_LOG_AT = _FIELD_NAMES.index("purchase_log")

@@ -20,7 +20,7 @@ from streams.core.churn.model import ChurnModel
 from streams.core.deadletter import dead_letter
 from streams.core.event import Event
 from streams.core.outputs import Outputs, Rejected, drain
-from streams.core.partitioning import partition_for
+from streams.core.partitioning import partition_for, partition_of
 from streams.core.processor import PartitionProcessor
 from streams.core.state import UserState
 from streams.core.timefmt import rfc3339
@@ -152,6 +152,15 @@ class Replay:
             r.reason, r.message, bad.raw, {"kind": "file", "file": bad.file, "line": bad.line},
             self.received_at, r.event_id, r.user_id))
 
+    def _partition(self, user_id: str, n_parts: int) -> int:
+        """The user's partition: the one whose store holds the id (each store holds only
+        its own partition's ids), else Kafka's partitioner. Asking the stores first costs
+        less than hashing and needs no memo of every id seen."""
+        for p, store in enumerate(self.stores):
+            if user_id in store:
+                return p
+        return partition_of(user_id, n_parts)  # a new id: met once, so not memoised
+
     def feed(self, events: Iterable[Event], until: float | None = None) -> None:
         with gc_paused():
             self._feed(events, until)
@@ -171,7 +180,7 @@ class Replay:
                 continue
             if self.track_series:
                 self._sample_series(event.occurred_at)
-            processors[partition_for(event.user_id, n_parts)].process(
+            processors[self._partition(event.user_id, n_parts)].process(
                 event, out, received_at=self.received_at)
             if out.transitions or out.alerts or out.rejected or out.suppressed \
                     or out.duplicates or out.refits or out.feedback or out.ignored \

@@ -60,7 +60,7 @@ def test_every_per_user_collection_has_a_cap() -> None:
                           "(streams/testing.py)")
     assert set(CAPS) <= set(found), f"CAPS names fields UserState no longer has: {CAPS.keys()}"
     for name, hint in found.items():
-        assert get_origin(hint) is list, f"{name}: {hint} (only capped lists are expected)"
+        assert get_origin(hint) is tuple, f"{name}: {hint} (only capped tuples are expected)"
 
 
 # --- the pathological history ----------------------------------------------------------------

@@ -43,7 +43,7 @@ def buyer(rng: random.Random, n_days: int) -> UserState:
             s.fold_purchase_day(at, amount)
             s.first_purchase_at = s.first_purchase_at or at
             s.last_purchase_at = at
-            s.purchase_log.append((at, amount))
+            s.purchase_log += (at, amount)
             s.orders += 1
             s.gross_spend += amount
         t += rng.randint(1, 60) * DAY

@@ -404,7 +404,7 @@ def test_a_state_record_with_an_order_log_of_lists_still_loads(
     state = h.state("u")
     values = state.to_list()
     i = [f for f in UserState.__dataclass_fields__].index("order_log")
-    flat = values[i]
+    flat = list(values[i])
     assert flat[0::3] == ["o1", "o2"] and flat[2::3] == [10.0, 5.0]
     values[i] = [flat[j:j + 3] for j in range(0, len(flat), 3)]  # the older layout
     loaded = UserState.from_list(values)

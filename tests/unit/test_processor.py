@@ -102,7 +102,7 @@ def test_the_dedupe_window_is_bounded(harness: HarnessFactory) -> None:
     h = harness(dedupe_window=4)
     events = [make_event("u", "page_view", i * 0.01) for i in range(10)]
     h.send(*events)
-    assert h.state("u").recent_ids == [e.event_id for e in events[-4:]]
+    assert h.state("u").recent_ids == tuple(e.event_id for e in events[-4:])
     h.send(events[-1])
     assert h.duplicates == 1
 
