@@ -171,7 +171,7 @@ class UserState:
     def spend_by_day(self) -> list[tuple[int, float]]:
         """``spend_days`` as (UTC day number, net spend that day), oldest first."""
         days = self.spend_days
-        return [(int(days[i]), float(days[i + 1])) for i in range(0, len(days), 2)]
+        return [(int(days[i]), days[i + 1]) for i in range(0, len(days), 2)]
 
     def add_spend(self, at: float, amount: float) -> None:
         """Add ``amount`` (negative for a refund) to the day of ``at``."""
@@ -233,13 +233,7 @@ class UserState:
         return len(self.purchase_log) // 2
 
     def log_purchase(self, at: float, amount: float) -> None:
-        """Insert in (time, amount) order, after equal ones; drop the oldest past the cap."""
-        log = self.purchase_log
-        i = len(log)
-        while i and (log[i - 2], log[i - 1]) > (at, amount):
-            i -= 2
-        log = (*log[:i], at, amount, *log[i:])
-        self.purchase_log = log[2:] if len(log) > 2 * PURCHASE_LOG_CAP else log
+        self.purchase_log = insort_capped(self.purchase_log, (at, amount), PURCHASE_LOG_CAP)
 
     def unlog_purchase(self, at: float, amount: float) -> bool:
         """Take the first logged purchase equal to (at, amount) out; False if none is."""
@@ -350,12 +344,7 @@ class UserState:
         self.purchase_days += max(0, self.orders - len(log))
 
     def log_alert(self, at: float) -> None:
-        log = self.alert_log
-        i = len(log)
-        while i and log[i - 1] > at:
-            i -= 1
-        log = (*log[:i], at, *log[i:])
-        self.alert_log = log[1:] if len(log) > ALERT_LOG_CAP else log
+        self.alert_log = insort_capped(self.alert_log, (at,), ALERT_LOG_CAP)
 
     # --- codec (the table's value format) ------------------------------------------
 
@@ -385,6 +374,18 @@ class UserState:
         if state.orders and not state.purchase_days:  # written before the aggregates
             state.refold_purchase_days()
         return state
+
+
+def insort_capped(log: tuple[float, ...], entry: tuple[float, ...],
+                  cap: int) -> tuple[float, ...]:
+    """``log``, a flat sorted log of entries as wide as ``entry``, with ``entry`` inserted
+    after the equal ones and only the newest ``cap`` entries kept. Entries come mostly in
+    order, so the place is searched from the newest."""
+    width, i = len(entry), len(log)
+    while i and log[i - width:i] > entry:
+        i -= width
+    log = (*log[:i], *entry, *log[i:])
+    return log[width:] if len(log) > cap * width else log
 
 
 def keep_last(log: tuple[str, ...], item: str, cap: int) -> tuple[str, ...]:
