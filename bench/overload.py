@@ -119,7 +119,8 @@ def main() -> None:
                 print(f"poison user: {len(raw):,} bytes encoded (ceiling from the caps "
                       f"{state_ceiling(settings):,}), orders {state.orders:,} "
                       f"(produced {burst.purchases[burst.poison]:,}), dedupe window "
-                      f"{len(state.recent_ids)}, order log {len(state.order_log)}")
+                      f"{len(state.recent_ids) // 8} ids, order log "
+                      f"{len(state.order_log) // 24} orders")
             else:
                 print("poison user: no changelog record found")
             if report.drain_seconds is not None and rate:

@@ -161,14 +161,15 @@ def harness_factory(**defaults: Any) -> HarnessFactory:
 MAX_ID = max(schemas.load("user-event")["$defs"][name]["maxLength"]
              for name in ("user_id", "order_id"))
 MAX_EVENT_ID = schemas.load("user-event")["properties"]["event_id"]["maxLength"]
-# Every collection field of UserState and its cap. A new list/dict/set field fails
+# Every collection field of UserState and its cap, in bytes. A new list/dict/set field fails
 # test_every_per_user_collection_has_a_cap until it is given a cap here and in the core.
 CAPS: dict[str, Callable[[Settings], int]] = {
-    "recent_ids": lambda s: s.dedupe_window,
-    "purchase_log": lambda s: 2 * PURCHASE_LOG_CAP,  # flat: two values a purchase
-    "order_log": lambda s: 3 * ORDER_LOG_CAP,  # flat: three values an order
-    "alert_log": lambda s: ALERT_LOG_CAP,
-    "spend_days": lambda s: 2 * SPEND_DAYS_CAP,  # flat: two values a day
+    # bytes (streams/core/logs.py): an 8-byte digest per id, 8 bytes per value
+    "recent_ids": lambda s: 8 * s.dedupe_window,
+    "purchase_log": lambda s: 16 * PURCHASE_LOG_CAP,  # time, amount
+    "order_log": lambda s: 24 * ORDER_LOG_CAP,  # digest, time, amount
+    "alert_log": lambda s: 8 * ALERT_LOG_CAP,
+    "spend_days": lambda s: 16 * SPEND_DAYS_CAP,  # day, net spend
 }
 
 

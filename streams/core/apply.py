@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from streams.core import event as ev
 from streams.core.event import Event
+from streams.core.logs import key_of
 from streams.core.state import CHANNEL_BIT, CONTACTS, UserState, channel_mask
 from streams.settings import Settings
 
@@ -95,13 +96,14 @@ def apply_event(state: UserState, event: Event, settings: Settings) -> None:
     if kind == ev.PURCHASE:
         amount = event.amount or 0.0
         if event.order_id:
-            seen = state.find_order(event.order_id)
+            key = key_of(event.order_id)
+            seen = state.find_order(key)
             if seen is not None:
                 # the same order sent twice: keep the earliest copy, whatever arrives first
                 if (t, amount) < state.logged_order(seen):
                     replace_purchase(state, seen, t, amount)
                 return
-            state.log_order(event.order_id, t, amount)
+            state.log_order(key, t, amount)
         state.fold_purchase_day(t, amount)
         state.orders += 1
         state.gross_spend += amount
@@ -192,7 +194,7 @@ def replace_purchase(state: UserState, seen: int, t: float, amount: float) -> No
     if state.first_purchase_at is None or t < state.first_purchase_at:
         state.first_purchase_at = t
     if state.last_purchase_at == old_t and state.purchase_log:
-        state.last_purchase_at = state.purchase_log[-2]
+        state.last_purchase_at = state.purchase_times()[-1]
     if state.logged_purchases() == state.orders:
         state.refold_purchase_days()  # the log holds every order: as if in order
     elif int(t // DAY) == int(old_t // DAY) == int((state.last_purchase_at or t) // DAY):

@@ -39,8 +39,9 @@ from streams.core import event as ev
 from streams.core.alerts import stable_id
 from streams.core.apply import PREVIOUS_ID, READ_PROPERTIES, replace_purchase
 from streams.core.event import Event
+from streams.core.logs import KEY_BYTES, find_key, ids_from_record, ids_record, keep_last, key_of
 from streams.core.outputs import Outputs, Rejected
-from streams.core.state import CONTACTS, UserState, keep_last
+from streams.core.state import CONTACTS, UserState
 
 STITCH: Final = "stitch"  # internal: close this id's profile into properties["into"]
 MERGE: Final = "merge"  # internal: a closed profile's state for its user
@@ -66,24 +67,27 @@ class Redirect:
 
     target: str
     max_position: int = -1  # the closed profile's, then of each input forwarded
-    recent_ids: tuple[str, ...] = ()  # bounded by the dedupe window
+    recent_ids: bytes = b""  # digests (streams/core/logs.py), bounded by the dedupe window
+
+    def has_seen(self, event_id: str) -> bool:
+        return find_key(self.recent_ids, key_of(event_id), KEY_BYTES) >= 0
 
     def holds(self, event_id: str, position: int | None) -> bool:
         """Whether the event was counted already (before the close, or forwarded)."""
         return (position is not None and position <= self.max_position) \
-            or event_id in self.recent_ids
+            or self.has_seen(event_id)
 
     def remember(self, event_id: str, position: int | None, cap: int) -> None:
         if position is not None and position > self.max_position:
             self.max_position = position
-        self.recent_ids = keep_last(self.recent_ids, event_id, cap)
+        self.recent_ids = keep_last(self.recent_ids, key_of(event_id), cap)
 
     def to_list(self) -> list[Any]:
-        return [self.target, self.max_position, self.recent_ids]
+        return [self.target, self.max_position, ids_record(self.recent_ids)]
 
     @classmethod
     def from_list(cls, values: list[Any]) -> Redirect:
-        return cls(values[0], int(values[1]), tuple(values[2]))
+        return cls(values[0], int(values[1]), ids_from_record(values[2]))
 
 
 # --- the messages -------------------------------------------------------------------------
@@ -234,7 +238,7 @@ def _merge_alerts(t: UserState, s: UserState) -> None:
     t.alerts_sent += s.alerts_sent
     t.recalls += s.recalls
     t.recall_returns += s.recall_returns
-    for at in s.alert_log:
+    for at in s.alert_times():
         t.log_alert(at)
     if t.last_alert_id is None:
         t.last_alert_id = s.last_alert_id
@@ -260,7 +264,7 @@ def at_redirect(redirect: Redirect, event: Event, out: Outputs) -> bool:
     """A stitch or merge for an id that is a redirect already; False when a merge came
     round a loop and this id must take it as a user."""
     if event.type == STITCH:
-        if stitch_target(event) == redirect.target or event.event_id in redirect.recent_ids:
+        if stitch_target(event) == redirect.target or redirect.has_seen(event.event_id):
             out.duplicates += 1
         else:
             out.stitches.append("already_merged")  # an id's first stitch stands

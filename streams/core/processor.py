@@ -195,7 +195,7 @@ class PartitionProcessor:
         seen = state if state is not None else redirect
         if seen is not None and (
                 (position is not None and position <= seen.max_position)
-                or event.event_id in seen.recent_ids):
+                or seen.has_seen(event.event_id)):
             out.duplicates += 1
             # time still passes: a restarted partition going over records its users
             # already hold must fire timers and judge lateness as the first pass did
@@ -240,7 +240,7 @@ class PartitionProcessor:
         if credit is not None:
             out.feedback.append(credit)
         source = identity.stitch_source(event)
-        if source is not None and identity.merge_id(source, uid) not in state.recent_ids:
+        if source is not None and not state.has_seen(identity.merge_id(source, uid)):
             out.feedback.append(identity.stitch(source, uid, t))
         self._settle(state, event, before, out, at if feedback else clock.now, inputs)
         if revived is not None and self.redirects.get(uid) is not None:

@@ -106,6 +106,6 @@ def cap_reason(state: UserState, kind: str, now: float, settings: Settings) -> s
             and now - state.last_recall_at < settings.recall_cooldown_days * DAY:
         return "recall_cooldown"
     since = now - settings.contact_cap_days * DAY
-    if sum(1 for t in state.alert_log if t > since) >= settings.contact_cap:
+    if sum(1 for t in state.alert_times() if t > since) >= settings.contact_cap:
         return "frequency_cap"
     return None

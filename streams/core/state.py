@@ -12,6 +12,22 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any
 
+from streams.core.logs import (
+    KEY_BYTES,
+    entry_at,
+    find_key,
+    ids_from_record,
+    ids_record,
+    insort_capped,
+    keep_last,
+    key_of,
+    orders_from_record,
+    orders_record,
+    pack,
+    pack_entry,
+    unpack,
+)
+
 CHANNELS: tuple[str, ...] = ("app_push", "email", "sms", "phone")
 CHANNEL_BIT: dict[str, int] = {c: 1 << i for i, c in enumerate(CHANNELS)}
 
@@ -62,9 +78,9 @@ class UserState:
     # source position of the newest applied record (the Kafka offset in the live worker),
     # so redelivered records are recognised without remembering their ids
     max_position: int = -1
-    # The bounded logs below are tuples, replaced whole on each change: an empty one is the
-    # shared (), and none holds spare capacity (lists cost about 300 bytes more a user).
-    recent_ids: tuple[str, ...] = ()  # bounded dedupe window, oldest first
+    # The bounded logs below are packed bytes (streams/core/logs.py), replaced whole on
+    # each change: floats as float64, ids as 8-byte digests (``key_of``).
+    recent_ids: bytes = b""  # bounded dedupe window of event ids' digests, oldest first
 
     orders: int = 0
     first_purchase_at: float | None = None
@@ -72,12 +88,11 @@ class UserState:
     gross_spend: float = 0.0  # purchases; refunds are kept apart so they may arrive first
     refunded: float = 0.0
     refunds: int = 0
-    # recent purchases, sorted, flat: time, amount for each (see ``purchases``); a record
-    # holds them as pairs
-    purchase_log: tuple[float, ...] = ()
+    # recent purchases, sorted: time, amount for each (see ``purchases``)
+    purchase_log: bytes = b""
     # recent orders, to count an order once whichever copy of a re-sent order arrives
-    # first: flat, order_id, time, amount for each
-    order_log: tuple[Any, ...] = ()
+    # first: the order id's digest, time, amount for each (24 bytes)
+    order_log: bytes = b""
 
     interested: bool = False
     carted: bool = False
@@ -105,16 +120,16 @@ class UserState:
     wake_at: float | None = None
     alerts_sent: int = 0
     recalls: int = 0
-    alert_log: tuple[float, ...] = ()  # recent alert times, sorted, for the cap
+    alert_log: bytes = b""  # recent alert times, sorted, for the cap
     last_alert_id: str | None = None
     last_recall_id: str | None = None
     last_recall_at: float | None = None
     last_recall_control: bool | None = None
     # New fields go last: records are positional lists, and older ones end earlier.
-    # UTC day number, net spend that day, flat and sorted (see ``spend_by_day``; a record
-    # holds them as pairs); only days that can still fall in a 90-day window ending at or
-    # after the newest day, so the same whatever the order
-    spend_days: tuple[int | float, ...] = ()
+    # UTC day number, net spend that day, sorted (see ``spend_by_day``); only days that
+    # can still fall in a 90-day window ending at or after the newest day, so the same
+    # whatever the order
+    spend_days: bytes = b""
     # EMAIL_KNOWN | HAS_EMAIL | PHONE_KNOWN | HAS_PHONE from identify traits; 0: never told
     contact_bits: int = 0
 
@@ -149,7 +164,7 @@ class UserState:
 
     def gap_cv(self) -> float | None:
         """Coefficient of variation of the recent purchase gaps (regularity)."""
-        times = self.purchase_log[0::2]
+        times = self.purchase_times()
         if len(times) < 3:
             return None
         gaps = [b - a for a, b in itertools.pairwise(times)]
@@ -164,31 +179,31 @@ class UserState:
         below zero."""
         first = int(now // 86400.0) - SPEND_WINDOW_DAYS + 1
         last = int(now // 86400.0)
-        days = self.spend_days
+        days = unpack(self.spend_days)
         return max(0.0, sum(days[i + 1] for i in range(0, len(days), 2)
                             if first <= days[i] <= last))
 
     def spend_by_day(self) -> list[tuple[int, float]]:
         """``spend_days`` as (UTC day number, net spend that day), oldest first."""
-        days = self.spend_days
+        days = unpack(self.spend_days)
         return [(int(days[i]), days[i + 1]) for i in range(0, len(days), 2)]
 
     def add_spend(self, at: float, amount: float) -> None:
         """Add ``amount`` (negative for a refund) to the day of ``at``."""
         day = int(at // 86400.0)
-        days = self.spend_days
+        days = unpack(self.spend_days)
         i = len(days)
         while i and days[i - 2] > day:  # days come mostly in order: scan from the newest
             i -= 2
         if i and days[i - 2] == day:
-            days = (*days[:i - 1], days[i - 1] + amount, *days[i:])
+            days[i - 1] += amount
         else:
-            days = (*days[:i], day, amount, *days[i:])
+            days[i:i] = (day, amount)
         oldest_kept = days[-2] - SPEND_DAYS_CAP
         drop = 0
         while drop < len(days) and days[drop] <= oldest_kept:
             drop += 2
-        self.spend_days = days[drop:] if drop else days
+        self.spend_days = pack(days[drop:] if drop else days)
 
     def funnel_index(self) -> int:
         if self.orders >= 1 and (self.shares or self.referrals_sent or self.referred_converted):
@@ -222,52 +237,61 @@ class UserState:
     # --- bounded logs -----------------------------------------------------------------
 
     def remember_id(self, event_id: str, cap: int) -> None:
-        self.recent_ids = keep_last(self.recent_ids, event_id, cap)
+        self.recent_ids = keep_last(self.recent_ids, key_of(event_id), cap)
+
+    def has_seen(self, event_id: str) -> bool:
+        """Whether ``event_id`` is in the dedupe window."""
+        return find_key(self.recent_ids, key_of(event_id), KEY_BYTES) >= 0
 
     def purchases(self) -> list[tuple[float, float]]:
         """``purchase_log`` as (time, amount), oldest first."""
-        log = self.purchase_log
-        return [(log[i], log[i + 1]) for i in range(0, len(log), 2)]
+        log = unpack(self.purchase_log)
+        return list(zip(log[0::2], log[1::2], strict=True))
+
+    def purchase_times(self) -> list[float]:
+        return unpack(self.purchase_log)[0::2]
 
     def logged_purchases(self) -> int:
-        return len(self.purchase_log) // 2
+        return len(self.purchase_log) // _PURCHASE
 
     def log_purchase(self, at: float, amount: float) -> None:
         self.purchase_log = insort_capped(self.purchase_log, (at, amount), PURCHASE_LOG_CAP)
 
     def unlog_purchase(self, at: float, amount: float) -> bool:
         """Take the first logged purchase equal to (at, amount) out; False if none is."""
-        log = self.purchase_log
-        for i in range(0, len(log), 2):
-            if log[i] == at and log[i + 1] == amount:
-                self.purchase_log = log[:i] + log[i + 2:]
+        for n, entry in enumerate(self.purchases()):
+            if entry == (at, amount):
+                log, i = self.purchase_log, n * _PURCHASE
+                self.purchase_log = log[:i] + log[i + _PURCHASE:]
                 return True
         return False
 
-    def find_order(self, order_id: str) -> int | None:
-        """Where ``order_id`` is in the order log (for ``logged_order``), if it is."""
-        log = self.order_log
-        for i in range(0, len(log), 3):
-            if log[i] == order_id:
-                return i
-        return None
+    def find_order(self, key: bytes) -> int | None:
+        """Where the order whose id has digest ``key`` (``key_of``) is in the order log
+        (for ``logged_order``), if it is."""
+        i = find_key(self.order_log, key, _ORDER)
+        return None if i < 0 else i
 
     def logged_order(self, i: int) -> tuple[float, float]:
         """Time and amount of the order at ``i`` (see ``find_order``)."""
-        return self.order_log[i + 1], self.order_log[i + 2]
+        at, amount = entry_at(self.order_log, i + KEY_BYTES, 2)
+        return at, amount
 
     def relog_order(self, i: int, at: float, amount: float) -> None:
         log = self.order_log
-        self.order_log = (*log[:i + 1], at, amount, *log[i + 3:])
+        self.order_log = log[:i + KEY_BYTES] + pack_entry((at, amount)) + log[i + _ORDER:]
 
-    def logged_orders(self) -> list[tuple[str, float, float]]:
-        """The order log as (order_id, time, amount), oldest first."""
-        log = self.order_log
-        return [(log[i], log[i + 1], log[i + 2]) for i in range(0, len(log), 3)]
+    def logged_orders(self) -> list[tuple[bytes, float, float]]:
+        """The order log as (order id digest, time, amount), oldest first."""
+        return [(self.order_log[i:i + KEY_BYTES], *self.logged_order(i))
+                for i in range(0, len(self.order_log), _ORDER)]
 
-    def log_order(self, order_id: str, at: float, amount: float) -> None:
-        log = (*self.order_log, order_id, at, amount)
-        self.order_log = log[3:] if len(log) > ORDER_LOG_CAP * 3 else log
+    def log_order(self, key: bytes, at: float, amount: float) -> None:
+        self.order_log = keep_last(self.order_log, key + pack_entry((at, amount)),
+                                   ORDER_LOG_CAP)
+
+    def alert_times(self) -> list[float]:
+        return unpack(self.alert_log)
 
     def fold_purchase_day(self, at: float, amount: float) -> None:
         """Fold a purchase into the purchase-day aggregates. Call it before the purchase
@@ -290,7 +314,7 @@ class UserState:
             self.last_day_spend = amount
         elif day == last_day:
             self.last_day_spend += amount
-        elif all(int(t // DAY) != day for t in self.purchase_log[0::2]):  # a late, new day
+        elif all(int(t // DAY) != day for t in self.purchase_times()):  # a late, new day
             age = last_day - day
             self.decay_30 += math.exp(_DECAY[0] * age)
             self.decay_90 += math.exp(_DECAY[1] * age)
@@ -350,25 +374,26 @@ class UserState:
 
     def to_list(self) -> list[Any]:
         values = [getattr(self, n) for n in _FIELD_NAMES]
-        # as pairs, the record format from before the flat logs: either version reads it
-        values[_PURCHASE_LOG_AT] = self.purchases()
-        values[_SPEND_DAYS_AT] = self.spend_by_day()
+        values[_AT["recent_ids"]] = ids_record(self.recent_ids)
+        values[_AT["purchase_log"]] = self.purchases()
+        values[_AT["order_log"]] = orders_record(self.order_log)
+        values[_AT["alert_log"]] = self.alert_times()
+        values[_AT["spend_days"]] = self.spend_by_day()
         return values
 
     @classmethod
     def from_list(cls, values: list[Any]) -> UserState:
+        """A state from ``to_list``'s record, or from one written by an earlier version:
+        ids as text, orders as lists, no spend days, no purchase-day aggregates."""
         state = cls(*values[: len(_FIELD_NAMES)])
-        state.recent_ids = tuple(state.recent_ids)
-        state.purchase_log = tuple(float(v) for pair in state.purchase_log for v in pair)
-        if state.order_log and isinstance(state.order_log[0], (list, tuple)):
-            # written when each order was a list of its own: flatten
-            state.order_log = tuple(v for entry in state.order_log for v in entry)
+        state.recent_ids = ids_from_record(state.recent_ids)
+        state.purchase_log = pack([float(v) for pair in state.purchase_log for v in pair])
+        state.order_log = orders_from_record(state.order_log)
+        state.alert_log = pack([float(v) for v in state.alert_log])
+        if len(values) > _AT["spend_days"]:  # records written before spend_days have none
+            state.spend_days = pack([float(v) for pair in state.spend_days for v in pair])
         else:
-            state.order_log = tuple(state.order_log)
-        state.alert_log = tuple(state.alert_log)
-        if len(values) > _SPEND_DAYS_AT:  # records written before spend_days have none
-            state.spend_days = tuple(v for d, a in state.spend_days for v in (int(d), float(a)))
-        else:
+            state.spend_days = b""
             for t, a in state.purchases():
                 state.add_spend(t, a)
         if state.orders and not state.purchase_days:  # written before the aggregates
@@ -376,24 +401,8 @@ class UserState:
         return state
 
 
-def insort_capped(log: tuple[float, ...], entry: tuple[float, ...],
-                  cap: int) -> tuple[float, ...]:
-    """``log``, a flat sorted log of entries as wide as ``entry``, with ``entry`` inserted
-    after the equal ones and only the newest ``cap`` entries kept. Entries come mostly in
-    order, so the place is searched from the newest."""
-    width, i = len(entry), len(log)
-    while i and log[i - width:i] > entry:
-        i -= width
-    log = (*log[:i], *entry, *log[i:])
-    return log[width:] if len(log) > cap * width else log
-
-
-def keep_last(log: tuple[str, ...], item: str, cap: int) -> tuple[str, ...]:
-    """``log`` with ``item`` appended and only its last ``cap`` entries kept."""
-    log = (*log, item)
-    return log[len(log) - cap:] if len(log) > cap else log
-
-
+_PURCHASE = 16  # bytes of a purchase_log entry: time, amount
+_ORDER = KEY_BYTES + 16  # of an order_log entry: digest, time, amount
 _FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in fields(UserState))
-_SPEND_DAYS_AT = _FIELD_NAMES.index("spend_days")
-_PURCHASE_LOG_AT = _FIELD_NAMES.index("purchase_log")
+_AT = {n: _FIELD_NAMES.index(n)
+       for n in ("recent_ids", "purchase_log", "order_log", "alert_log", "spend_days")}

@@ -25,6 +25,7 @@ from streams.core.churn.model import (
     score,
     score_each,
 )
+from streams.core.logs import pack_entry
 from streams.core.state import DAY, UserState
 from streams.core.uplift import Outcomes, uplift
 
@@ -43,7 +44,7 @@ def buyer(rng: random.Random, n_days: int) -> UserState:
             s.fold_purchase_day(at, amount)
             s.first_purchase_at = s.first_purchase_at or at
             s.last_purchase_at = at
-            s.purchase_log += (at, amount)
+            s.purchase_log += pack_entry((at, amount))  # every purchase: no cap
             s.orders += 1
             s.gross_spend += amount
         t += rng.randint(1, 60) * DAY

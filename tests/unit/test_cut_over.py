@@ -21,7 +21,7 @@ def test_an_alert_before_live_from_is_historical_and_not_recorded_as_sent(
     assert h.alert_types("u") == ["recall_trigger"]
     assert ("churn_warning", "historical") in h.suppressed
     s = h.state("u")
-    assert s.stage == "churned" and s.alerts_sent == 1 and len(s.alert_log) == 1
+    assert s.stage == "churned" and s.alerts_sent == 1 and len(s.alert_times()) == 1
     assert [t["to_stage"] for t in h.transitions] == ["new", "declining", "churned"]
 
 

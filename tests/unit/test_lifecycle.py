@@ -385,7 +385,8 @@ def test_a_state_record_written_before_spend_days_still_loads(harness: HarnessFa
 
     h = harness().send(make_event("u", "purchase", 0, amount=10.0, currency="EUR"),
                        make_event("u", "purchase", 1, amount=5.0, currency="EUR"))
-    old = h.state("u").to_list()[:-1]  # as written before spend_days existed
+    names = list(UserState.__dataclass_fields__)
+    old = h.state("u").to_list()[:names.index("spend_days")]  # before spend_days existed
     loaded = UserState.from_list(old)
     assert loaded.net_spend_90d(at(2)) == 15.0
     assert UserState.from_list(h.state("u").to_list()) == h.state("u")
@@ -393,20 +394,28 @@ def test_a_state_record_written_before_spend_days_still_loads(harness: HarnessFa
 
 def test_a_state_record_with_an_order_log_of_lists_still_loads(
         harness: HarnessFactory) -> None:
-    """The order log was a list per order before it became flat: such a record loads
-    as the same state, and a re-sent order in it is still counted once."""
+    """Records written before ids were kept as digests hold them as text: the order log
+    flat (id, time, amount, ...) or, older, a list per order, and the dedupe window as a
+    list of event ids. Each loads as the same state, and a re-sent order or event in it
+    is still counted once."""
+    from streams.core.logs import key_of
     from streams.core.state import UserState
 
-    h = harness().send(make_event("u", "purchase", 0, amount=10.0, currency="EUR",
-                                  order_id="o1"),
-                       make_event("u", "purchase", 1, amount=5.0, currency="EUR",
-                                  order_id="o2"))
+    sent = (make_event("u", "purchase", 0, amount=10.0, currency="EUR", order_id="o1"),
+            make_event("u", "purchase", 1, amount=5.0, currency="EUR", order_id="o2"))
+    h = harness().send(*sent)
     state = h.state("u")
     values = state.to_list()
-    i = [f for f in UserState.__dataclass_fields__].index("order_log")
-    flat = list(values[i])
-    assert flat[0::3] == ["o1", "o2"] and flat[2::3] == [10.0, 5.0]
-    values[i] = [flat[j:j + 3] for j in range(0, len(flat), 3)]  # the older layout
-    loaded = UserState.from_list(values)
-    assert loaded == state
-    assert loaded.find_order("o2") == 3 and loaded.logged_order(3) == (flat[4], 5.0)
+    names = list(UserState.__dataclass_fields__)
+    i, ids = names.index("order_log"), names.index("recent_ids")
+    keys, times = values[i]
+    assert keys == (key_of("o1") + key_of("o2")).hex() and times[1::2] == [10.0, 5.0]
+    flat = ["o1", times[0], times[1], "o2", times[2], times[3]]
+    values[ids] = [e.event_id for e in sent]
+    for layout in (flat, [flat[0:3], flat[3:6]]):
+        values[i] = layout
+        loaded = UserState.from_list(values)
+        assert loaded == state
+        at_ = loaded.find_order(key_of("o2"))
+        assert at_ is not None and loaded.logged_order(at_) == (times[2], 5.0)
+        assert all(loaded.has_seen(e.event_id) for e in sent)

@@ -11,6 +11,7 @@ import pytest
 
 from streams.core.deadletter import PAYLOAD_CAP, dead_letter
 from streams.core.event import Event
+from streams.core.logs import key_of
 from streams.core.outputs import Outputs
 from streams.core.partitioning import partition_for
 from streams.core.processor import PartitionProcessor
@@ -102,7 +103,7 @@ def test_the_dedupe_window_is_bounded(harness: HarnessFactory) -> None:
     h = harness(dedupe_window=4)
     events = [make_event("u", "page_view", i * 0.01) for i in range(10)]
     h.send(*events)
-    assert h.state("u").recent_ids == tuple(e.event_id for e in events[-4:])
+    assert h.state("u").recent_ids == b"".join(key_of(e.event_id) for e in events[-4:])
     h.send(events[-1])
     assert h.duplicates == 1
 

@@ -1,0 +1,115 @@
+"""Bounded per-user logs packed into ``bytes``.
+
+A value in a tuple costs a pointer and a 24-byte float object, and an id kept as its text
+costs the whole string: packed, a value costs its 8 bytes and an id an 8-byte digest of
+it. ``bytes`` are immutable, so a log is replaced whole on each change and an empty log is
+the one shared ``b""``. The packing never leaves the process: records write the values
+as numbers and the digests as hex (streams/core/state.py).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+from hashlib import blake2b
+
+KEY_BYTES = 8  # an id's digest
+VALUE_BYTES = 8  # a float64
+# one packer per entry width (values per entry); native byte order, as memoryview reads it
+_ROW = {n: struct.Struct(f"={n}d") for n in (1, 2)}
+
+
+def key_of(text: str) -> bytes:
+    """The 8-byte digest an id is kept as. Two ids of one user's window (at most a few
+    hundred) share one with odds of about n² in 3.7·10¹⁹; it is the same in every process,
+    unlike ``hash``."""
+    return blake2b(text.encode("utf-8", "surrogatepass"), digest_size=KEY_BYTES).digest()
+
+
+def find_key(log: bytes, key: bytes, stride: int) -> int:
+    """Byte offset of the entry (``stride`` bytes wide) that starts with ``key``; -1 if
+    none does. A match across an entry boundary is not one."""
+    i = log.find(key)
+    while i != -1 and i % stride:
+        i = log.find(key, i + 1)
+    return i
+
+
+def keep_last(log: bytes, entry: bytes, cap: int) -> bytes:
+    """``log`` with ``entry`` appended and only its newest ``cap`` entries kept."""
+    log += entry
+    limit = cap * len(entry)
+    return log[len(log) - limit:] if len(log) > limit else log
+
+
+def unpack(log: bytes) -> list[float]:
+    """The floats of a log of values (not of one with digests in it), in order."""
+    return memoryview(log).cast("d").tolist() if log else []
+
+
+def pack(values: Sequence[float]) -> bytes:
+    return struct.pack(f"={len(values)}d", *values)
+
+
+def entry_at(log: bytes, offset: int, width: int) -> tuple[float, ...]:
+    """The ``width`` values starting at byte ``offset``."""
+    return _ROW[width].unpack_from(log, offset)
+
+
+def pack_entry(entry: tuple[float, ...]) -> bytes:
+    return _ROW[len(entry)].pack(*entry)
+
+
+def insort_capped(log: bytes, entry: tuple[float, ...], cap: int) -> bytes:
+    """``log``, sorted entries of ``len(entry)`` values, with ``entry`` inserted after
+    the equal ones and only the newest ``cap`` entries kept. Entries come mostly in order,
+    so the place is searched from the newest."""
+    row = _ROW[len(entry)]
+    width, i = row.size, len(log)
+    while i and row.unpack_from(log, i - width) > entry:
+        i -= width
+    log = log[:i] + row.pack(*entry) + log[i:]
+    return log[width:] if len(log) > cap * width else log
+
+
+# --- in records (lists, encoded as JSON) ---------------------------------------------------
+
+def ids_record(log: bytes) -> str:
+    """A log of digests as it is written in a record: hex."""
+    return log.hex()
+
+
+def ids_from_record(value: str | list[str]) -> bytes:
+    """A log of digests from a record: hex, or a list of the ids themselves (records
+    written before ids were kept as digests)."""
+    if isinstance(value, str):
+        return bytes.fromhex(value)
+    return b"".join(key_of(text) for text in value)
+
+
+def orders_record(log: bytes) -> list[object]:
+    """An order log as written in a record: [digests as hex, [time, amount, ...]], or []
+    when it is empty."""
+    if not log:
+        return []
+    width = KEY_BYTES + 2 * VALUE_BYTES
+    keys = b"".join(log[i:i + KEY_BYTES] for i in range(0, len(log), width))
+    times = [v for i in range(0, len(log), width) for v in entry_at(log, i + KEY_BYTES, 2)]
+    return [keys.hex(), times]
+
+
+def orders_from_record(value: list[object]) -> bytes:
+    """An order log from a record: ``orders_record``'s form, or one written before the
+    digests, flat (id, time, amount, ...) or a list per order."""
+    if not value:
+        return b""
+    if len(value) == 2 and isinstance(value[0], str) and isinstance(value[1], list):
+        keys, times = bytes.fromhex(str(value[0])), value[1]
+        return b"".join(keys[KEY_BYTES * n:KEY_BYTES * (n + 1)]
+                        + pack_entry((float(times[2 * n]), float(times[2 * n + 1])))
+                        for n in range(len(keys) // KEY_BYTES))
+    if isinstance(value[0], (list, tuple)):  # a list per order: flatten
+        value = [v for entry in value for v in entry]  # type: ignore[union-attr]
+    return b"".join(key_of(str(value[i])) + pack_entry((float(value[i + 1]),  # type: ignore
+                                                        float(value[i + 2])))  # type: ignore
+                    for i in range(0, len(value), 3))
