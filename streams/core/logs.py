@@ -104,10 +104,9 @@ def orders_from_record(value: list[object]) -> bytes:
     if not value:
         return b""
     if len(value) == 2 and isinstance(value[0], str) and isinstance(value[1], list):
-        keys, times = bytes.fromhex(str(value[0])), value[1]
-        return b"".join(keys[KEY_BYTES * n:KEY_BYTES * (n + 1)]
-                        + pack_entry((float(times[2 * n]), float(times[2 * n + 1])))
-                        for n in range(len(keys) // KEY_BYTES))
+        keys, times = bytes.fromhex(value[0]), pack(value[1])
+        return b"".join(keys[n // 2:n // 2 + KEY_BYTES] + times[n:n + 16]
+                        for n in range(0, len(times), 16))
     if isinstance(value[0], (list, tuple)):  # a list per order: flatten
         value = [v for entry in value for v in entry]  # type: ignore[union-attr]
     return b"".join(key_of(str(value[i])) + pack_entry((float(value[i + 1]),  # type: ignore

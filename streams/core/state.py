@@ -387,11 +387,11 @@ class UserState:
         ids as text, orders as lists, no spend days, no purchase-day aggregates."""
         state = cls(*values[: len(_FIELD_NAMES)])
         state.recent_ids = ids_from_record(state.recent_ids)
-        state.purchase_log = pack([float(v) for pair in state.purchase_log for v in pair])
+        state.purchase_log = pack([v for pair in state.purchase_log for v in pair])
         state.order_log = orders_from_record(state.order_log)
-        state.alert_log = pack([float(v) for v in state.alert_log])
+        state.alert_log = pack(state.alert_log)
         if len(values) > _AT["spend_days"]:  # records written before spend_days have none
-            state.spend_days = pack([float(v) for pair in state.spend_days for v in pair])
+            state.spend_days = pack([v for pair in state.spend_days for v in pair])
         else:
             state.spend_days = b""
             for t, a in state.purchases():
