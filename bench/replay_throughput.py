@@ -83,15 +83,8 @@ def fingerprint(r: Replay) -> tuple[object, ...]:
             dict(s.reactivations), dict(s.stages), hash(tuple(state)))
 
 
-def memory_per_user(path: Path, settings: Settings, users: int) -> tuple[int, float]:
-    """Bytes of user state per tracked user, over the first ``users`` users' events.
-
-    Tracing starts before the events are decoded and ends after they are dropped, so
-    what the state keeps of them (ids, times) counts, as it does in a worker, where the
-    decoded event is gone once it is applied."""
-    gc.collect()
-    tracemalloc.start()
-    before = tracemalloc.get_traced_memory()[0]
+def first_users(path: Path, settings: Settings, users: int) -> list[Event]:
+    """The events of the first ``users`` users of ``path``, in event-time order."""
     wanted: set[str] = set()
     events = []
     for item, _ in read_events([path], settings.max_event_bytes):
@@ -102,10 +95,23 @@ def memory_per_user(path: Path, settings: Settings, users: int) -> tuple[int, fl
         wanted.add(item.user_id)
         events.append(item)
     events.sort(key=lambda e: e.occurred_at)
+    return events
+
+
+def memory_per_user(path: Path, settings: Settings, users: int) -> tuple[int, float]:
+    """Bytes of user state per tracked user, over the first ``users`` users' events.
+
+    Tracing starts before the events are decoded and ends after they are dropped, so
+    what the state keeps of them (ids, times) counts, as it does in a worker, where the
+    decoded event is gone once it is applied."""
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    events = first_users(path, settings, users)
     r = Replay(settings, received_at=time.time())
     r.feed(events)
     r.finish(None)
-    del events, wanted, item
+    del events
     gc.collect()
     after = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()
