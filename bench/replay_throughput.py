@@ -32,9 +32,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from real_data import DEFAULT_CACHE, cdnow_transactions, copies, purchase_events, write_jsonl
 
+from streams.core.decode import decode
 from streams.core.event import Event
 from streams.replay import Replay, parallel
-from streams.replay.sources import BadLine, read_events, time_ordered
+from streams.replay.sources import BadLine, open_lines, read_events, time_ordered
 from streams.settings import Settings
 
 
@@ -83,31 +84,36 @@ def fingerprint(r: Replay) -> tuple[object, ...]:
             dict(s.reactivations), dict(s.stages), hash(tuple(state)))
 
 
-def first_users(path: Path, settings: Settings, users: int) -> list[Event]:
-    """The events of the first ``users`` users of ``path``, in event-time order."""
+def first_users(path: Path, settings: Settings, users: int) -> list[bytes]:
+    """The lines of the first ``users`` users' events in ``path``."""
     wanted: set[str] = set()
-    events = []
-    for item, _ in read_events([path], settings.max_event_bytes):
-        if isinstance(item, BadLine):
-            continue
-        if item.user_id not in wanted and len(wanted) >= users:
-            continue
-        wanted.add(item.user_id)
-        events.append(item)
-    events.sort(key=lambda e: e.occurred_at)
-    return events
+    lines = []
+    with open_lines(path) as fh:
+        for raw in fh:
+            line = raw.rstrip(b"\r\n")
+            event = decode(line, max_bytes=settings.max_event_bytes)
+            if not isinstance(event, Event):
+                continue
+            if event.user_id not in wanted and len(wanted) >= users:
+                continue
+            wanted.add(event.user_id)
+            lines.append(line)
+    return lines
 
 
 def memory_per_user(path: Path, settings: Settings, users: int) -> tuple[int, float]:
     """Bytes of user state per tracked user, over the first ``users`` users' events.
 
-    Tracing starts before the events are decoded and ends after they are dropped, so
-    what the state keeps of them (ids, times) counts, as it does in a worker, where the
-    decoded event is gone once it is applied."""
+    Tracing starts before their lines are decoded and ends after the events are dropped,
+    so what the state keeps of them (ids, times) counts, as it does in a worker, where
+    the decoded event is gone once it is applied."""
+    lines = first_users(path, settings, users)
     gc.collect()
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
-    events = first_users(path, settings, users)
+    events = [e for e in (decode(x, max_bytes=settings.max_event_bytes) for x in lines)
+              if isinstance(e, Event)]
+    events.sort(key=lambda e: e.occurred_at)
     r = Replay(settings, received_at=time.time())
     r.feed(events)
     r.finish(None)
