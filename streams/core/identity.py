@@ -39,7 +39,7 @@ from streams.core import event as ev
 from streams.core.alerts import stable_id
 from streams.core.apply import PREVIOUS_ID, READ_PROPERTIES, replace_purchase
 from streams.core.event import Event
-from streams.core.logs import KEY_BYTES, find_key, ids_from_record, ids_record, keep_last, key_of
+from streams.core.logs import has_id, ids_from_record, ids_record, with_id
 from streams.core.outputs import Outputs, Rejected
 from streams.core.state import CONTACTS, UserState
 
@@ -70,7 +70,7 @@ class Redirect:
     recent_ids: bytes = b""  # digests (streams/core/logs.py), bounded by the dedupe window
 
     def has_seen(self, event_id: str) -> bool:
-        return find_key(self.recent_ids, key_of(event_id), KEY_BYTES) >= 0
+        return has_id(self.recent_ids, event_id)
 
     def holds(self, event_id: str, position: int | None) -> bool:
         """Whether the event was counted already (before the close, or forwarded)."""
@@ -80,7 +80,7 @@ class Redirect:
     def remember(self, event_id: str, position: int | None, cap: int) -> None:
         if position is not None and position > self.max_position:
             self.max_position = position
-        self.recent_ids = keep_last(self.recent_ids, key_of(event_id), cap)
+        self.recent_ids = with_id(self.recent_ids, event_id, cap)
 
     def to_list(self) -> list[Any]:
         return [self.target, self.max_position, ids_record(self.recent_ids)]

@@ -15,6 +15,7 @@ from hashlib import blake2b
 
 KEY_BYTES = 8  # an id's digest
 VALUE_BYTES = 8  # a float64
+ORDER_BYTES = KEY_BYTES + 2 * VALUE_BYTES  # an order: its id's digest, time, amount
 # one packer per entry width (values per entry); native byte order, as memoryview reads it
 _ROW = {n: struct.Struct(f"={n}d") for n in (1, 2)}
 
@@ -33,6 +34,16 @@ def find_key(log: bytes, key: bytes, stride: int) -> int:
     while i != -1 and i % stride:
         i = log.find(key, i + 1)
     return i
+
+
+def has_id(log: bytes, text: str) -> bool:
+    """Whether a log of id digests holds ``text``'s."""
+    return find_key(log, key_of(text), KEY_BYTES) >= 0
+
+
+def with_id(log: bytes, text: str, cap: int) -> bytes:
+    """A log of id digests with ``text``'s appended, the newest ``cap`` kept."""
+    return keep_last(log, key_of(text), cap)
 
 
 def keep_last(log: bytes, entry: bytes, cap: int) -> bytes:
@@ -92,9 +103,9 @@ def orders_record(log: bytes) -> list[object]:
     when it is empty."""
     if not log:
         return []
-    width = KEY_BYTES + 2 * VALUE_BYTES
-    keys = b"".join(log[i:i + KEY_BYTES] for i in range(0, len(log), width))
-    times = [v for i in range(0, len(log), width) for v in entry_at(log, i + KEY_BYTES, 2)]
+    starts = range(0, len(log), ORDER_BYTES)
+    keys = b"".join(log[i:i + KEY_BYTES] for i in starts)
+    times = [v for i in starts for v in entry_at(log, i + KEY_BYTES, 2)]
     return [keys.hex(), times]
 
 
@@ -105,8 +116,9 @@ def orders_from_record(value: list[object]) -> bytes:
         return b""
     if len(value) == 2 and isinstance(value[0], str) and isinstance(value[1], list):
         keys, times = bytes.fromhex(value[0]), pack(value[1])
-        return b"".join(keys[n // 2:n // 2 + KEY_BYTES] + times[n:n + 16]
-                        for n in range(0, len(times), 16))
+        pair = 2 * VALUE_BYTES
+        return b"".join(keys[n * KEY_BYTES:(n + 1) * KEY_BYTES] + times[n * pair:(n + 1) * pair]
+                        for n in range(len(keys) // KEY_BYTES))
     if isinstance(value[0], (list, tuple)):  # a list per order: flatten
         value = [v for entry in value for v in entry]  # type: ignore[union-attr]
     return b"".join(key_of(str(value[i])) + pack_entry((float(value[i + 1]),  # type: ignore

@@ -14,18 +14,20 @@ from typing import Any
 
 from streams.core.logs import (
     KEY_BYTES,
+    ORDER_BYTES,
     entry_at,
     find_key,
+    has_id,
     ids_from_record,
     ids_record,
     insort_capped,
     keep_last,
-    key_of,
     orders_from_record,
     orders_record,
     pack,
     pack_entry,
     unpack,
+    with_id,
 )
 
 CHANNELS: tuple[str, ...] = ("app_push", "email", "sms", "phone")
@@ -237,11 +239,11 @@ class UserState:
     # --- bounded logs -----------------------------------------------------------------
 
     def remember_id(self, event_id: str, cap: int) -> None:
-        self.recent_ids = keep_last(self.recent_ids, key_of(event_id), cap)
+        self.recent_ids = with_id(self.recent_ids, event_id, cap)
 
     def has_seen(self, event_id: str) -> bool:
         """Whether ``event_id`` is in the dedupe window."""
-        return find_key(self.recent_ids, key_of(event_id), KEY_BYTES) >= 0
+        return has_id(self.recent_ids, event_id)
 
     def purchases(self) -> list[tuple[float, float]]:
         """``purchase_log`` as (time, amount), oldest first."""
@@ -402,7 +404,7 @@ class UserState:
 
 
 _PURCHASE = 16  # bytes of a purchase_log entry: time, amount
-_ORDER = KEY_BYTES + 16  # of an order_log entry: digest, time, amount
+_ORDER = ORDER_BYTES  # of an order_log entry: digest, time, amount
 _FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in fields(UserState))
 _AT = {n: _FIELD_NAMES.index(n)
        for n in ("recent_ids", "purchase_log", "order_log", "alert_log", "spend_days")}
