@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 import schemas
@@ -20,6 +20,7 @@ from streams.core.state import (
     ALERT_LOG_CAP,
     ORDER_LOG_CAP,
     PURCHASE_LOG_CAP,
+    RECORD_FIELDS,
     SPEND_DAYS_CAP,
     UserState,
 )
@@ -182,5 +183,5 @@ def state_ceiling(settings: Settings) -> int:
     purchases = PURCHASE_LOG_CAP * (2 * number + 3)
     alert_times = ALERT_LOG_CAP * number
     spend_days = SPEND_DAYS_CAP * (2 * number + 3)
-    scalars = len(fields(UserState)) * (text + 1)  # generous: as if each were an id
+    scalars = len(RECORD_FIELDS) * (text + 1)  # generous: as if each were an id
     return ids + orders + purchases + alert_times + spend_days + scalars + 16

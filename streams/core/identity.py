@@ -32,7 +32,7 @@ stitches and merges interleave.
 from __future__ import annotations
 
 from collections.abc import MutableMapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, Final
 
 from streams.core import event as ev
@@ -41,7 +41,7 @@ from streams.core.apply import PREVIOUS_ID, READ_PROPERTIES, replace_purchase
 from streams.core.event import Event
 from streams.core.logs import has_id, ids_from_record, ids_record, with_id
 from streams.core.outputs import Outputs, Rejected
-from streams.core.state import CONTACTS, UserState
+from streams.core.state import CONTACTS, RECORD_FIELDS, UserState
 
 STITCH: Final = "stitch"  # internal: close this id's profile into properties["into"]
 MERGE: Final = "merge"  # internal: a closed profile's state for its user
@@ -254,7 +254,7 @@ def revive(state: UserState, redirect: Redirect) -> None:
     state.recent_ids = redirect.recent_ids
 
 
-assert set(KEPT) | set(MERGED) == {f.name for f in fields(UserState)}, \
+assert set(KEPT) | set(MERGED) == set(RECORD_FIELDS), \
     "every UserState field is either kept or merged: see streams/core/identity.py"
 
 

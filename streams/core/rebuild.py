@@ -20,7 +20,7 @@ from streams.core.census import Entry, census_key
 from streams.core.context import PartitionContext
 from streams.core.population import Sample
 from streams.core.processor import PartitionProcessor
-from streams.core.state import _FIELD_NAMES, CHURNED, UserState
+from streams.core.state import CHURNED, RECORD_FIELDS, UserState
 from streams.core.uplift import uplift_key
 from streams.settings import Settings
 
@@ -28,7 +28,7 @@ Row = tuple[str, float | None, Entry]  # user id, wake-up instant, census entry
 Snapshots = Mapping[tuple[float, str], Mapping[str, Any]]  # see PartitionProcessor.restore
 
 
-class _Fields(namedtuple("_Fields", _FIELD_NAMES)):  # type: ignore[misc]
+class _Fields(namedtuple("_Fields", RECORD_FIELDS)):  # type: ignore[misc]
     """A state's list as read-only attributes, enough for the census entry."""
 
     __slots__ = ()
@@ -36,7 +36,7 @@ class _Fields(namedtuple("_Fields", _FIELD_NAMES)):  # type: ignore[misc]
 
 
 _make = _Fields._make
-_N_FIELDS = len(_FIELD_NAMES)
+_N_FIELDS = len(RECORD_FIELDS)
 
 
 def row_of_list(values: list[Any], window: float) -> Row:

@@ -29,6 +29,7 @@ from streams.core.logs import (
     unpack,
     with_id,
 )
+from streams.core.sparse import SPARSE_DEFAULTS, SPARSE_NAMES, HasSparse, SparseFields
 
 CHANNELS: tuple[str, ...] = ("app_push", "email", "sms", "phone")
 CHANNEL_BIT: dict[str, int] = {c: 1 << i for i, c in enumerate(CHANNELS)}
@@ -71,8 +72,8 @@ def mask_channels(mask: int) -> list[str]:
     return [c for c in CHANNELS if mask & CHANNEL_BIT[c]]
 
 
-@dataclass(slots=True)
-class UserState:
+@dataclass(slots=True, eq=False)
+class UserState(HasSparse):
     user_id: str
     first_seen_at: float
     last_event_at: float
@@ -87,29 +88,13 @@ class UserState:
     orders: int = 0
     first_purchase_at: float | None = None
     last_purchase_at: float | None = None
-    gross_spend: float = 0.0  # purchases; refunds are kept apart so they may arrive first
-    refunded: float = 0.0
-    refunds: int = 0
+    gross_spend: float = 0.0  # purchases; refunds (``refunded``) are kept apart
     # recent purchases, sorted: time, amount for each (see ``purchases``)
     purchase_log: bytes = b""
     # recent orders, to count an order once whichever copy of a re-sent order arrives
     # first: the order id's digest, time, amount for each (24 bytes)
     order_log: bytes = b""
 
-    interested: bool = False
-    carted: bool = False
-    shares: int = 0
-    referrals_sent: int = 0
-    referred_converted: int = 0
-    referred_by: str | None = None
-    referred_at: float | None = None  # when the referral was recorded (signup)
-    referral_reported: bool = False  # told the referrer that this user bought
-    coupons: int = 0
-    reviews: int = 0
-    rating_sum: int = 0
-
-    consent_mask: int | None = None  # None: the operator's default consent applies
-    utc_offset_min: int | None = None
     active_seen: bool = False
     hour_x: float = 0.0  # circular sum of local activity hours
     hour_y: float = 0.0
@@ -132,8 +117,6 @@ class UserState:
     # can still fall in a 90-day window ending at or after the newest day, so the same
     # whatever the order
     spend_days: bytes = b""
-    # EMAIL_KNOWN | HAS_EMAIL | PHONE_KNOWN | HAS_PHONE from identify traits; 0: never told
-    contact_bits: int = 0
 
     # What the learned churn score reads (streams.core.churn), folded per purchase day:
     # several purchases on one UTC day are one purchase day. Appended last, so records
@@ -147,6 +130,17 @@ class UserState:
     decay_90: float = 0.0
     decay_180: float = 0.0
     recall_returns: int = 0  # recalls followed by a return within uplift_window_days
+    # refunds, engagement, referral, consent and contact details (streams/core/sparse.py):
+    # None until one of them is set, read as attributes of the state all the same
+    sparse: SparseFields | None = None
+
+    def __eq__(self, other: object) -> bool:
+        """Equal records: a ``sparse`` object back at its defaults equals none."""
+        if not isinstance(other, UserState):
+            return NotImplemented
+        return self.to_list() == other.to_list()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as a dataclass with eq is
 
     # --- derived values -------------------------------------------------------------
 
@@ -375,7 +369,8 @@ class UserState:
     # --- codec (the table's value format) ------------------------------------------
 
     def to_list(self) -> list[Any]:
-        values = [getattr(self, n) for n in _FIELD_NAMES]
+        """The record: RECORD_FIELDS' values, logs in readable form."""
+        values = [getattr(self, n) for n in RECORD_FIELDS]
         values[_AT["recent_ids"]] = ids_record(self.recent_ids)
         values[_AT["purchase_log"]] = self.purchases()
         values[_AT["order_log"]] = orders_record(self.order_log)
@@ -387,12 +382,19 @@ class UserState:
     def from_list(cls, values: list[Any]) -> UserState:
         """A state from ``to_list``'s record, or from one written by an earlier version:
         ids as text, orders as lists, no spend days, no purchase-day aggregates."""
-        state = cls(*values[: len(_FIELD_NAMES)])
+        n = len(values)
+        if n < len(RECORD_FIELDS):  # older records end earlier: the rest are defaults
+            values = [*values, *_BLANK_RECORD[n:]]
+        state = cls(*[values[i] for i in _SLOT_AT])
+        sparse = [values[i] for i in _SPARSE_AT]
+        if any(v != d or type(v) is not type(d) for v, d in zip(sparse, SPARSE_DEFAULTS,
+                                                                   strict=True)):
+            state.sparse = SparseFields(*sparse)
         state.recent_ids = ids_from_record(state.recent_ids)
         state.purchase_log = pack([v for pair in state.purchase_log for v in pair])
         state.order_log = orders_from_record(state.order_log)
         state.alert_log = pack(state.alert_log)
-        if len(values) > _AT["spend_days"]:  # records written before spend_days have none
+        if n > _AT["spend_days"]:  # records written before spend_days have none
             state.spend_days = pack([v for pair in state.spend_days for v in pair])
         else:
             state.spend_days = b""
@@ -405,6 +407,24 @@ class UserState:
 
 _PURCHASE = 16  # bytes of a purchase_log entry: time, amount
 _ORDER = ORDER_BYTES  # of an order_log entry: digest, time, amount
-_FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in fields(UserState))
-_AT = {n: _FIELD_NAMES.index(n)
+# The record's positional layout. Append only: a record ends where its version's did.
+RECORD_FIELDS: tuple[str, ...] = (
+    "user_id", "first_seen_at", "last_event_at", "last_active_at", "max_position",
+    "recent_ids", "orders", "first_purchase_at", "last_purchase_at", "gross_spend",
+    "refunded", "refunds", "purchase_log", "order_log", "interested", "carted", "shares",
+    "referrals_sent", "referred_converted", "referred_by", "referred_at",
+    "referral_reported", "coupons", "reviews", "rating_sum", "consent_mask",
+    "utc_offset_min", "active_seen", "hour_x", "hour_y", "stage", "stage_since", "wake_at",
+    "alerts_sent", "recalls", "alert_log", "last_alert_id", "last_recall_id",
+    "last_recall_at", "last_recall_control", "spend_days", "contact_bits", "purchase_days",
+    "last_day_spend", "last_gap_days", "decay_30", "decay_90", "decay_180",
+    "recall_returns")
+_SLOTS = tuple(f.name for f in fields(UserState) if f.name != "sparse")
+assert set(RECORD_FIELDS) == set(_SLOTS) | set(SPARSE_NAMES) \
+    and len(RECORD_FIELDS) == len(_SLOTS) + len(SPARSE_NAMES), \
+    "every UserState field (a slot or a sparse one) has its place in RECORD_FIELDS"
+_SLOT_AT = [RECORD_FIELDS.index(n) for n in _SLOTS]
+_SPARSE_AT = [RECORD_FIELDS.index(n) for n in SPARSE_NAMES]
+_AT = {n: RECORD_FIELDS.index(n)
        for n in ("recent_ids", "purchase_log", "order_log", "alert_log", "spend_days")}
+_BLANK_RECORD = UserState("", 0.0, 0.0, 0.0).to_list()

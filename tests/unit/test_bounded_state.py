@@ -21,6 +21,7 @@ from streams.core import event as ev
 from streams.core.event import Event
 from streams.core.outputs import Outputs
 from streams.core.processor import PartitionProcessor
+from streams.core.sparse import SparseFields
 from streams.core.state import ALERT_LOG_CAP, CHANNELS, UserState
 from streams.settings import Settings
 from streams.testing import CAPS, MAX_EVENT_ID, MAX_ID, state_ceiling
@@ -46,10 +47,13 @@ def _leaf_types(hint: Any) -> list[Any]:
 
 
 def _collections() -> dict[str, Any]:
-    """UserState fields whose type is anything but a scalar (list, dict, set, ...)."""
-    hints = get_type_hints(UserState)
-    return {f.name: hints[f.name] for f in fields(UserState)
-            if any(t not in SCALARS for t in _leaf_types(hints[f.name]))}
+    """UserState fields whose type is anything but a scalar (list, dict, set, ...), its
+    sparse ones included (``sparse`` is a fixed set of fields, not a collection)."""
+    hints = get_type_hints(UserState) | get_type_hints(SparseFields)
+    names = [f.name for f in fields(UserState) if f.name != "sparse"] \
+        + [f.name for f in fields(SparseFields)]
+    return {n: hints[n] for n in names
+            if any(t not in SCALARS for t in _leaf_types(hints[n]))}
 
 
 def test_every_per_user_collection_has_a_cap() -> None:

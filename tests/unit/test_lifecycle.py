@@ -381,11 +381,11 @@ def test_monetary_90d_is_net_spend_over_90_days_with_refunds(driver: DriverFacto
 def test_a_state_record_written_before_spend_days_still_loads(harness: HarnessFactory) -> None:
     """Records are positional lists: one written by an older version ends before the newer
     fields, which then start from what the record holds (its purchase log)."""
-    from streams.core.state import UserState
+    from streams.core.state import RECORD_FIELDS, UserState
 
     h = harness().send(make_event("u", "purchase", 0, amount=10.0, currency="EUR"),
                        make_event("u", "purchase", 1, amount=5.0, currency="EUR"))
-    names = list(UserState.__dataclass_fields__)
+    names = list(RECORD_FIELDS)
     old = h.state("u").to_list()[:names.index("spend_days")]  # before spend_days existed
     loaded = UserState.from_list(old)
     assert loaded.net_spend_90d(at(2)) == 15.0
@@ -399,14 +399,14 @@ def test_a_state_record_with_an_order_log_of_lists_still_loads(
     list of event ids. Each loads as the same state, and a re-sent order or event in it
     is still counted once."""
     from streams.core.logs import key_of
-    from streams.core.state import UserState
+    from streams.core.state import RECORD_FIELDS, UserState
 
     sent = (make_event("u", "purchase", 0, amount=10.0, currency="EUR", order_id="o1"),
             make_event("u", "purchase", 1, amount=5.0, currency="EUR", order_id="o2"))
     h = harness().send(*sent)
     state = h.state("u")
     values = state.to_list()
-    names = list(UserState.__dataclass_fields__)
+    names = list(RECORD_FIELDS)
     i, ids = names.index("order_log"), names.index("recent_ids")
     keys, times = values[i]
     assert keys == (key_of("o1") + key_of("o2")).hex() and times[1::2] == [10.0, 5.0]
