@@ -87,8 +87,7 @@ def apply_event(state: UserState, event: Event, settings: Settings) -> None:
                 offset = _zone_offset(settings.default_timezone, t)
         local_hour = ((t + offset * 60) % 86400.0) / 3600.0
         angle = local_hour / 24.0 * 2.0 * math.pi
-        state.hour_x += math.cos(angle)
-        state.hour_y += math.sin(angle)
+        state.add_hour(math.cos(angle), math.sin(angle))
     elif not state.active_seen:
         # no activity yet: the user counts from first sight, whichever event came first
         state.last_active_at = state.first_seen_at

@@ -8,10 +8,11 @@ out-of-order delivery, replay and the live worker agree.
 from __future__ import annotations
 
 import itertools
-import math
 from dataclasses import dataclass, fields
+from operator import attrgetter
 from typing import Any
 
+from streams.core.alert_ref import AlertRef, pack_id, unpack_id
 from streams.core.logs import (
     KEY_BYTES,
     ORDER_BYTES,
@@ -29,6 +30,19 @@ from streams.core.logs import (
     unpack,
     with_id,
 )
+from streams.core.packed import (
+    NUMBERS,
+    SECTIONS,
+    PackedFloat,
+    Section,
+    all_numbers,
+    packed,
+    section,
+    with_numbers,
+)
+from streams.core.purchase_days import DAY as DAY
+from streams.core.purchase_days import HALF_LIVES as HALF_LIVES
+from streams.core.purchase_days import PurchaseDayAggregates
 from streams.core.sparse import SPARSE_DEFAULTS, SPARSE_NAMES, HasSparse, SparseFields
 
 CHANNELS: tuple[str, ...] = ("app_push", "email", "sms", "phone")
@@ -55,10 +69,6 @@ SPEND_WINDOW_DAYS = 90  # monetary_90d: net spend (purchases minus refunds) over
 # daily net spend is kept for the days since the newest one's window began: at most this many
 SPEND_DAYS_CAP = SPEND_WINDOW_DAYS + 1
 ALERT_LOG_CAP = 8  # recent alert times kept for the contact cap
-DAY = 86400.0
-# half-lives (days) of the decayed purchase-day counts the churn model reads
-HALF_LIVES: tuple[float, float, float] = (30.0, 90.0, 180.0)
-_DECAY = tuple(-math.log(2.0) / h for h in HALF_LIVES)
 
 
 def channel_mask(channels: list[str] | tuple[str, ...]) -> int:
@@ -73,7 +83,7 @@ def mask_channels(mask: int) -> list[str]:
 
 
 @dataclass(slots=True, eq=False)
-class UserState(HasSparse):
+class UserState(HasSparse, PurchaseDayAggregates):
     user_id: str
     first_seen_at: float
     last_event_at: float
@@ -81,23 +91,29 @@ class UserState(HasSparse):
     # source position of the newest applied record (the Kafka offset in the live worker),
     # so redelivered records are recognised without remembering their ids
     max_position: int = -1
-    # The bounded logs below are packed bytes (streams/core/logs.py), replaced whole on
-    # each change: floats as float64, ids as 8-byte digests (``key_of``).
-    recent_ids: bytes = b""  # bounded dedupe window of event ids' digests, oldest first
+    # The five bounded logs are packed (streams/core/logs.py): floats as float64, ids as
+    # 8-byte digests (``key_of``). They are sections of one bytes object, ``packed``
+    # (streams/core/packed.py), read and written as these attributes.
+    recent_ids = Section(0)  # bounded dedupe window of event ids' digests, oldest first
+    # recent purchases, sorted: time, amount for each (see ``purchases``)
+    purchase_log = Section(1)
+    # recent orders, to count an order once whichever copy of a re-sent order arrives
+    # first: the order id's digest, time, amount for each (24 bytes)
+    order_log = Section(2)
+    alert_log = Section(3)  # recent alert times, sorted, for the cap
+    # UTC day number, net spend that day, sorted (see ``spend_by_day``); only days that
+    # can still fall in a 90-day window ending at or after the newest day, so the same
+    # whatever the order
+    spend_days = Section(4)
 
     orders: int = 0
     first_purchase_at: float | None = None
     last_purchase_at: float | None = None
     gross_spend: float = 0.0  # purchases; refunds (``refunded``) are kept apart
-    # recent purchases, sorted: time, amount for each (see ``purchases``)
-    purchase_log: bytes = b""
-    # recent orders, to count an order once whichever copy of a re-sent order arrives
-    # first: the order id's digest, time, amount for each (24 bytes)
-    order_log: bytes = b""
 
     active_seen: bool = False
-    hour_x: float = 0.0  # circular sum of local activity hours
-    hour_y: float = 0.0
+    hour_x = PackedFloat(0)  # circular sum of local activity hours (see ``add_hour``)
+    hour_y = PackedFloat(1)
 
     stage: str = NEW
     stage_since: float = 0.0
@@ -107,16 +123,11 @@ class UserState(HasSparse):
     wake_at: float | None = None
     alerts_sent: int = 0
     recalls: int = 0
-    alert_log: bytes = b""  # recent alert times, sorted, for the cap
-    last_alert_id: str | None = None
-    last_recall_id: str | None = None
+    # the last alert's and the last recall's ids (kept packed in the slots at the end)
+    last_alert_id = AlertRef("last_alert_key", "last_recall_key")
+    last_recall_id = AlertRef("last_recall_key", "last_alert_key")
     last_recall_at: float | None = None
     last_recall_control: bool | None = None
-    # New fields go last: records are positional lists, and older ones end earlier.
-    # UTC day number, net spend that day, sorted (see ``spend_by_day``); only days that
-    # can still fall in a 90-day window ending at or after the newest day, so the same
-    # whatever the order
-    spend_days: bytes = b""
 
     # What the learned churn score reads (streams.core.churn), folded per purchase day:
     # several purchases on one UTC day are one purchase day. Appended last, so records
@@ -126,13 +137,18 @@ class UserState(HasSparse):
     last_gap_days: int = 0  # days between the last two purchase days; 0 with one
     # purchase days decayed with HALF_LIVES, as of the last purchase day (decayed
     # further when read)
-    decay_30: float = 0.0
-    decay_90: float = 0.0
-    decay_180: float = 0.0
+    decay_30 = PackedFloat(2)
+    decay_90 = PackedFloat(3)
+    decay_180 = PackedFloat(4)
     recall_returns: int = 0  # recalls followed by a return within uplift_window_days
-    # refunds, engagement, referral, consent and contact details (streams/core/sparse.py):
-    # None until one of them is set, read as attributes of the state all the same
+    # Kept compactly, read and written through the attributes above: the alert ids
+    # (streams/core/alert_ref.py), then refunds, engagement, referral, consent and
+    # contact details (streams/core/sparse.py; None until one of them is set), then the
+    # packed floats and logs. Not in the record as such: see RECORD_FIELDS.
+    last_alert_key: bytes | str | None = None
+    last_recall_key: bytes | str | None = None
     sparse: SparseFields | None = None
+    packed: bytes = b""
 
     def __eq__(self, other: object) -> bool:
         """Equal records: a ``sparse`` object back at its defaults equals none."""
@@ -289,79 +305,9 @@ class UserState(HasSparse):
     def alert_times(self) -> list[float]:
         return unpack(self.alert_log)
 
-    def fold_purchase_day(self, at: float, amount: float) -> None:
-        """Fold a purchase into the purchase-day aggregates. Call it before the purchase
-        enters ``purchase_log`` and ``last_purchase_at``. In time order only the first
-        branch runs; a late purchase (an earlier day, within the allowed lateness) folds
-        in too, equal to in-order folding up to float rounding."""
-        last = self.last_purchase_at
-        if last is None or self.purchase_days == 0:
-            self.purchase_days, self.last_day_spend, self.last_gap_days = 1, amount, 0
-            self.decay_30 = self.decay_90 = self.decay_180 = 1.0
-            return
-        day, last_day = int(at // DAY), int(last // DAY)
-        if day > last_day:  # a new, later purchase day: the usual case
-            gap = day - last_day
-            self.decay_30 = self.decay_30 * math.exp(_DECAY[0] * gap) + 1.0
-            self.decay_90 = self.decay_90 * math.exp(_DECAY[1] * gap) + 1.0
-            self.decay_180 = self.decay_180 * math.exp(_DECAY[2] * gap) + 1.0
-            self.purchase_days += 1
-            self.last_gap_days = gap
-            self.last_day_spend = amount
-        elif day == last_day:
-            self.last_day_spend += amount
-        elif all(int(t // DAY) != day for t in self.purchase_times()):  # a late, new day
-            age = last_day - day
-            self.decay_30 += math.exp(_DECAY[0] * age)
-            self.decay_90 += math.exp(_DECAY[1] * age)
-            self.decay_180 += math.exp(_DECAY[2] * age)
-            if self.purchase_days == 1 or age < self.last_gap_days:
-                self.last_gap_days = age  # it falls between the last two purchase days
-            self.purchase_days += 1
-
-    def absorb_purchase_days(self, other: UserState) -> None:
-        """Add ``other``'s purchase-day aggregates (a profile merged into this one; call
-        it before the orders merge moves ``last_purchase_at``). Both decay to the later
-        last purchase day and add; a day both bought on counts twice (two ids buying on
-        the same day is rare, and the counts are features, not totals anyone reads)."""
-        if other.purchase_days == 0 or other.last_purchase_at is None:
-            return
-        if self.purchase_days == 0 or self.last_purchase_at is None:
-            self.purchase_days, self.last_day_spend = other.purchase_days, other.last_day_spend
-            self.last_gap_days = other.last_gap_days
-            self.decay_30, self.decay_90, self.decay_180 = \
-                other.decay_30, other.decay_90, other.decay_180
-            return
-        mine, theirs = int(self.last_purchase_at // DAY), int(other.last_purchase_at // DAY)
-        last = max(mine, theirs)
-        a, b = last - mine, last - theirs
-        self.decay_30 = self.decay_30 * math.exp(_DECAY[0] * a) \
-            + other.decay_30 * math.exp(_DECAY[0] * b)
-        self.decay_90 = self.decay_90 * math.exp(_DECAY[1] * a) \
-            + other.decay_90 * math.exp(_DECAY[1] * b)
-        self.decay_180 = self.decay_180 * math.exp(_DECAY[2] * a) \
-            + other.decay_180 * math.exp(_DECAY[2] * b)
-        self.purchase_days += other.purchase_days
-        if theirs == mine:
-            self.last_day_spend += other.last_day_spend
-        elif theirs > mine:
-            self.last_day_spend = other.last_day_spend
-            self.last_gap_days = min(theirs - mine, other.last_gap_days or theirs - mine)
-        else:
-            self.last_gap_days = min(mine - theirs, self.last_gap_days or mine - theirs)
-
-    def refold_purchase_days(self) -> None:
-        """Rebuild the purchase-day aggregates from ``purchase_log``: exact while it holds
-        every order; otherwise older orders count as one purchase day each and add
-        nothing to the decays (records written before the aggregates existed)."""
-        log, last = self.purchases(), self.last_purchase_at
-        self.purchase_days = 0
-        self.last_purchase_at = None
-        for t, amount in log:
-            self.fold_purchase_day(t, amount)
-            self.last_purchase_at = t
-        self.last_purchase_at = last
-        self.purchase_days += max(0, self.orders - len(log))
+    def add_hour(self, x: float, y: float) -> None:
+        """Add an activity's local hour, as a point on the unit circle, to the sums."""
+        self.packed = with_numbers(self.packed, 0, (self.hour_x + x, self.hour_y + y))
 
     def log_alert(self, at: float) -> None:
         self.alert_log = insort_capped(self.alert_log, (at,), ALERT_LOG_CAP)
@@ -370,13 +316,14 @@ class UserState(HasSparse):
 
     def to_list(self) -> list[Any]:
         """The record: RECORD_FIELDS' values, logs in readable form."""
-        values = [getattr(self, n) for n in RECORD_FIELDS]
-        values[_AT["recent_ids"]] = ids_record(self.recent_ids)
-        values[_AT["purchase_log"]] = self.purchases()
-        values[_AT["order_log"]] = orders_record(self.order_log)
-        values[_AT["alert_log"]] = self.alert_times()
-        values[_AT["spend_days"]] = self.spend_by_day()
-        return values
+        sparse, blob = self.sparse, self.packed
+        parts = (*_slot_values(self),
+                 *(SPARSE_DEFAULTS if sparse is None else _sparse_values(sparse)),
+                 ids_record(section(blob, 0)), self.purchases(),
+                 orders_record(section(blob, 2)), self.alert_times(), self.spend_by_day(),
+                 *all_numbers(blob),
+                 unpack_id(self.last_alert_key), unpack_id(self.last_recall_key))
+        return list(map(parts.__getitem__, _FROM_PARTS))
 
     @classmethod
     def from_list(cls, values: list[Any]) -> UserState:
@@ -385,19 +332,22 @@ class UserState(HasSparse):
         n = len(values)
         if n < len(RECORD_FIELDS):  # older records end earlier: the rest are defaults
             values = [*values, *_BLANK_RECORD[n:]]
-        state = cls(*[values[i] for i in _SLOT_AT])
-        sparse = [values[i] for i in _SPARSE_AT]
-        if any(v != d or type(v) is not type(d) for v, d in zip(sparse, SPARSE_DEFAULTS,
-                                                                   strict=True)):
+        at = values.__getitem__
+        state = cls(*map(at, _SLOT_AT))
+        sparse = list(map(at, _SPARSE_AT))
+        # the types too: a record must read back as it was written (0 is not 0.0)
+        if sparse != _SPARSE_DEFAULTS or list(map(type, sparse)) != _SPARSE_TYPES:
             state.sparse = SparseFields(*sparse)
-        state.recent_ids = ids_from_record(state.recent_ids)
-        state.purchase_log = pack([v for pair in state.purchase_log for v in pair])
-        state.order_log = orders_from_record(state.order_log)
-        state.alert_log = pack(state.alert_log)
-        if n > _AT["spend_days"]:  # records written before spend_days have none
-            state.spend_days = pack([v for pair in state.spend_days for v in pair])
-        else:
-            state.spend_days = b""
+        alert, recall = at(_AT["last_alert_id"]), at(_AT["last_recall_id"])
+        state.last_alert_key = kept = pack_id(alert)  # shared when both are one id
+        state.last_recall_key = kept if recall == alert else pack_id(recall)
+        state.packed = packed(list(map(at, _NUMBER_AT)), (
+            ids_from_record(values[_AT["recent_ids"]]),
+            pack([v for pair in values[_AT["purchase_log"]] for v in pair]),
+            orders_from_record(values[_AT["order_log"]]),
+            pack(values[_AT["alert_log"]]),
+            pack([v for pair in values[_AT["spend_days"]] for v in pair])))
+        if n <= _AT["spend_days"]:  # records written before spend_days: from purchases
             for t, a in state.purchases():
                 state.add_spend(t, a)
         if state.orders and not state.purchase_days:  # written before the aggregates
@@ -419,12 +369,27 @@ RECORD_FIELDS: tuple[str, ...] = (
     "last_recall_at", "last_recall_control", "spend_days", "contact_bits", "purchase_days",
     "last_day_spend", "last_gap_days", "decay_30", "decay_90", "decay_180",
     "recall_returns")
-_SLOTS = tuple(f.name for f in fields(UserState) if f.name != "sparse")
-assert set(RECORD_FIELDS) == set(_SLOTS) | set(SPARSE_NAMES) \
-    and len(RECORD_FIELDS) == len(_SLOTS) + len(SPARSE_NAMES), \
-    "every UserState field (a slot or a sparse one) has its place in RECORD_FIELDS"
+_LOGS = ("recent_ids", "purchase_log", "order_log", "alert_log", "spend_days")
+_NUMBERS = ("hour_x", "hour_y", "decay_30", "decay_90", "decay_180")
+_TAIL = ("last_alert_key", "last_recall_key", "sparse", "packed")  # set by from_list
+_SLOTS = tuple(f.name for f in fields(UserState))[:-len(_TAIL)]
+assert tuple(f.name for f in fields(UserState))[-len(_TAIL):] == _TAIL
+_REFS = ("last_alert_id", "last_recall_id")
+assert [getattr(UserState, n).index for n in _LOGS] == list(range(SECTIONS))
+assert [getattr(UserState, n).index for n in _NUMBERS] == list(range(NUMBERS))
+_KEPT_APART = (*SPARSE_NAMES, *_LOGS, *_NUMBERS, *_REFS)
+assert set(RECORD_FIELDS) == {*_SLOTS, *_KEPT_APART} \
+    and len(RECORD_FIELDS) == len(_SLOTS) + len(_KEPT_APART), \
+    "every UserState field (a slot, or kept apart) has its place in RECORD_FIELDS"
 _SLOT_AT = [RECORD_FIELDS.index(n) for n in _SLOTS]
 _SPARSE_AT = [RECORD_FIELDS.index(n) for n in SPARSE_NAMES]
-_AT = {n: RECORD_FIELDS.index(n)
-       for n in ("recent_ids", "purchase_log", "order_log", "alert_log", "spend_days")}
+_NUMBER_AT = [RECORD_FIELDS.index(n) for n in _NUMBERS]
+_SPARSE_DEFAULTS = list(SPARSE_DEFAULTS)
+_SPARSE_TYPES = list(map(type, SPARSE_DEFAULTS))
+# to_list gathers the values in this order, then puts them in the record's
+_PARTS = (*_SLOTS, *SPARSE_NAMES, *_LOGS, *_NUMBERS, *_REFS)
+_FROM_PARTS = [_PARTS.index(n) for n in RECORD_FIELDS]
+_slot_values = attrgetter(*_SLOTS)
+_sparse_values = attrgetter(*SPARSE_NAMES)
+_AT = {n: RECORD_FIELDS.index(n) for n in (*_LOGS, *_REFS)}
 _BLANK_RECORD = UserState("", 0.0, 0.0, 0.0).to_list()

@@ -18,11 +18,13 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from agents.kafka import codec
 from streams.core import event as ev
+from streams.core.alert_ref import AlertRef
 from streams.core.event import Event
 from streams.core.outputs import Outputs
+from streams.core.packed import PackedFloat, Section
 from streams.core.processor import PartitionProcessor
 from streams.core.sparse import SparseFields
-from streams.core.state import ALERT_LOG_CAP, CHANNELS, UserState
+from streams.core.state import ALERT_LOG_CAP, CHANNELS, RECORD_FIELDS, UserState
 from streams.settings import Settings
 from streams.testing import CAPS, MAX_EVENT_ID, MAX_ID, state_ceiling
 
@@ -47,12 +49,18 @@ def _leaf_types(hint: Any) -> list[Any]:
 
 
 def _collections() -> dict[str, Any]:
-    """UserState fields whose type is anything but a scalar (list, dict, set, ...), its
-    sparse ones included (``sparse`` is a fixed set of fields, not a collection)."""
+    """UserState fields (each of its record) whose type is anything but a scalar (list,
+    dict, set, ...). Its sparse fields count one by one (``sparse`` is a fixed set of
+    fields, not a collection), and so do its logs (``packed`` holds them and floats)."""
     hints = get_type_hints(UserState) | get_type_hints(SparseFields)
-    names = [f.name for f in fields(UserState) if f.name != "sparse"] \
-        + [f.name for f in fields(SparseFields)]
-    return {n: hints[n] for n in names
+    for n, v in vars(UserState).items():
+        if isinstance(v, Section):
+            hints[n] = bytes
+        elif isinstance(v, PackedFloat):
+            hints[n] = float
+        elif isinstance(v, AlertRef):
+            hints[n] = str | None
+    return {n: hints[n] for n in RECORD_FIELDS
             if any(t not in SCALARS for t in _leaf_types(hints[n]))}
 
 
