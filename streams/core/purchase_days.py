@@ -34,6 +34,10 @@ class PurchaseDayAggregates:
     def purchase_times(self) -> list[float]:
         raise NotImplementedError
 
+    def set_decays(self, d30: float, d90: float, d180: float) -> None:
+        """Set the three decayed counts at once (a state may store them together)."""
+        self.decay_30, self.decay_90, self.decay_180 = d30, d90, d180
+
     def fold_purchase_day(self, at: float, amount: float) -> None:
         """Fold a purchase into the purchase-day aggregates. Call it before the purchase
         enters ``purchase_log`` and ``last_purchase_at``. In time order only the first
@@ -42,14 +46,14 @@ class PurchaseDayAggregates:
         last = self.last_purchase_at
         if last is None or self.purchase_days == 0:
             self.purchase_days, self.last_day_spend, self.last_gap_days = 1, amount, 0
-            self.decay_30 = self.decay_90 = self.decay_180 = 1.0
+            self.set_decays(1.0, 1.0, 1.0)
             return
         day, last_day = int(at // DAY), int(last // DAY)
         if day > last_day:  # a new, later purchase day: the usual case
             gap = day - last_day
-            self.decay_30 = self.decay_30 * math.exp(_DECAY[0] * gap) + 1.0
-            self.decay_90 = self.decay_90 * math.exp(_DECAY[1] * gap) + 1.0
-            self.decay_180 = self.decay_180 * math.exp(_DECAY[2] * gap) + 1.0
+            self.set_decays(self.decay_30 * math.exp(_DECAY[0] * gap) + 1.0,
+                            self.decay_90 * math.exp(_DECAY[1] * gap) + 1.0,
+                            self.decay_180 * math.exp(_DECAY[2] * gap) + 1.0)
             self.purchase_days += 1
             self.last_gap_days = gap
             self.last_day_spend = amount
@@ -57,9 +61,9 @@ class PurchaseDayAggregates:
             self.last_day_spend += amount
         elif all(int(t // DAY) != day for t in self.purchase_times()):  # a late, new day
             age = last_day - day
-            self.decay_30 += math.exp(_DECAY[0] * age)
-            self.decay_90 += math.exp(_DECAY[1] * age)
-            self.decay_180 += math.exp(_DECAY[2] * age)
+            self.set_decays(self.decay_30 + math.exp(_DECAY[0] * age),
+                            self.decay_90 + math.exp(_DECAY[1] * age),
+                            self.decay_180 + math.exp(_DECAY[2] * age))
             if self.purchase_days == 1 or age < self.last_gap_days:
                 self.last_gap_days = age  # it falls between the last two purchase days
             self.purchase_days += 1

@@ -163,7 +163,8 @@ class UserState(HasSparse, PurchaseDayAggregates):
     @property
     def monetary(self) -> float:
         """Lifetime net spend: purchases minus refunds, never below zero."""
-        return max(0.0, self.gross_spend - self.refunded)
+        sparse = self.sparse  # read directly: this is on every event's path
+        return max(0.0, self.gross_spend - (0.0 if sparse is None else sparse.refunded))
 
     @property
     def repeat_purchases(self) -> int:
@@ -304,6 +305,9 @@ class UserState(HasSparse, PurchaseDayAggregates):
 
     def alert_times(self) -> list[float]:
         return unpack(self.alert_log)
+
+    def set_decays(self, d30: float, d90: float, d180: float) -> None:
+        self.packed = with_numbers(self.packed, 2, (d30, d90, d180))
 
     def add_hour(self, x: float, y: float) -> None:
         """Add an activity's local hour, as a point on the unit circle, to the sums."""
