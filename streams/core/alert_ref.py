@@ -27,6 +27,13 @@ def unpack_id(kept: bytes | str | None) -> str | None:
     return kept[:-_HEX // 2].decode("ascii") + kept[-_HEX // 2:].hex()
 
 
+def kept_beside(text: str | None, twin: bytes | str | None) -> bytes | str | None:
+    """``text`` as kept (``pack_id``), as the very object ``twin`` is when they are the
+    same id: a user's last alert is often also their last recall."""
+    kept = pack_id(text)
+    return twin if kept is not None and kept == twin else kept
+
+
 class AlertRef:
     """An alert id attribute kept packed in the slot named ``slot``. Set to the id its
     ``twin`` holds (the last alert was the last recall), it shares that object."""
@@ -46,6 +53,4 @@ class AlertRef:
         return self if obj is None else unpack_id(getattr(obj, self.slot))
 
     def __set__(self, obj: Any, value: str | None) -> None:
-        kept = pack_id(value)
-        other = getattr(obj, self.twin)
-        setattr(obj, self.slot, other if kept is not None and kept == other else kept)
+        setattr(obj, self.slot, kept_beside(value, getattr(obj, self.twin)))

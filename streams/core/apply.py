@@ -94,6 +94,7 @@ def apply_event(state: UserState, event: Event, settings: Settings) -> None:
 
     if kind == ev.PURCHASE:
         amount = event.amount or 0.0
+        key = None
         if event.order_id:
             key = key_of(event.order_id)
             seen = state.find_order(key)
@@ -102,7 +103,6 @@ def apply_event(state: UserState, event: Event, settings: Settings) -> None:
                 if (t, amount) < state.logged_order(seen):
                     replace_purchase(state, seen, t, amount)
                 return
-            state.log_order(key, t, amount)
         state.fold_purchase_day(t, amount)
         state.orders += 1
         state.gross_spend += amount
@@ -110,8 +110,7 @@ def apply_event(state: UserState, event: Event, settings: Settings) -> None:
             state.first_purchase_at = t
         if state.last_purchase_at is None or t > state.last_purchase_at:
             state.last_purchase_at = t
-        state.log_purchase(t, amount)
-        state.add_spend(t, amount)
+        state.record_purchase(key, t, amount)  # in the order, purchase and spend logs
     elif kind == ev.REFUND:
         state.refunds += 1
         state.refunded += event.amount or 0.0

@@ -19,14 +19,19 @@ Entry = tuple[CensusKey, UpliftKey | None]  # what a user counts for
 def satisfied(s: UserState) -> bool:
     """A buyer with no refund and no low average review (2.5 or below): the rule that
     also picks the service strategy for an alert."""
-    if s.orders == 0 or s.refunds:
+    if s.orders == 0:
         return False
-    return not s.reviews or s.rating_sum / s.reviews > 2.5
+    sparse = s.sparse  # read once: this is on every event's path
+    if sparse is None:
+        return True
+    return not sparse.refunds and (not sparse.reviews
+                                   or sparse.rating_sum / sparse.reviews > 2.5)
 
 
 def census_key(s: UserState) -> CensusKey:
-    return (s.stage, s.funnel_index(), s.orders >= 1, s.orders >= 2,
-            bool(s.referrals_sent or s.referred_converted), satisfied(s))
+    sparse, orders = s.sparse, s.orders
+    referrer = sparse is not None and bool(sparse.referrals_sent or sparse.referred_converted)
+    return (s.stage, s.funnel_index(), orders >= 1, orders >= 2, referrer, satisfied(s))
 
 
 class Census:

@@ -83,6 +83,25 @@ def insort_capped(log: bytes, entry: tuple[float, ...], cap: int) -> bytes:
     return log[width:] if len(log) > cap * width else log
 
 
+def with_day_amount(days: bytes, at: float, amount: float, cap: int) -> bytes:
+    """A log of (UTC day number, amount) pairs, sorted, with ``amount`` added to the day of
+    ``at``, keeping the days after the newest one less ``cap``."""
+    day = int(at // 86400.0)
+    values = unpack(days)
+    i = len(values)
+    while i and values[i - 2] > day:  # days come mostly in order: scan from the newest
+        i -= 2
+    if i and values[i - 2] == day:
+        values[i - 1] += amount
+    else:
+        values[i:i] = (day, amount)
+    oldest_kept = values[-2] - cap
+    drop = 0
+    while drop < len(values) and values[drop] <= oldest_kept:
+        drop += 2
+    return pack(values[drop:] if drop else values)
+
+
 # --- in records (lists, encoded as JSON) ---------------------------------------------------
 
 def ids_record(log: bytes) -> str:

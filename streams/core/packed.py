@@ -11,6 +11,7 @@ again, a few hundred bytes at most with the default caps. b"" stands for every n
 
 from __future__ import annotations
 
+import itertools
 import struct
 from collections.abc import Sequence
 from typing import Any, overload
@@ -20,9 +21,20 @@ NUMBERS = 5  # floats
 _ENDS = struct.Struct(f"={SECTIONS - 1}I")  # each log's end but the last's, after _HEAD
 _NUMBERS = struct.Struct(f"={NUMBERS}d")
 _F64 = struct.Struct("=d")
+_RUNS = {n: struct.Struct(f"={n}d") for n in range(1, NUMBERS + 1)}  # n numbers in a row
 _HEAD = _ENDS.size + _NUMBERS.size
 _ZERO = bytes(_HEAD)  # no logs, every number 0.0
 _ZERO_NUMBERS = (0.0,) * NUMBERS
+
+
+def sections(blob: bytes) -> list[bytes]:
+    """Every log of a packed blob, in order (to change several and write them at once,
+    with ``with_logs``)."""
+    if not blob:
+        return [b""] * SECTIONS
+    starts = [0, *_ENDS.unpack_from(blob)]
+    logs = blob[_HEAD:]
+    return [logs[a:b] for a, b in itertools.pairwise(starts)] + [logs[starts[-1]:]]
 
 
 def section(blob: bytes, i: int) -> bytes:
@@ -36,6 +48,12 @@ def section(blob: bytes, i: int) -> bytes:
 
 def number(blob: bytes, i: int) -> float:
     return _F64.unpack_from(blob, _ENDS.size + 8 * i)[0] if blob else 0.0
+
+
+def numbers(blob: bytes, first: int, count: int) -> tuple[float, ...]:
+    """``count`` numbers of a packed blob from index ``first`` on."""
+    return _RUNS[count].unpack_from(blob, _ENDS.size + 8 * first) if blob else \
+        _ZERO_NUMBERS[:count]
 
 
 def all_numbers(blob: bytes) -> tuple[float, ...]:
@@ -55,6 +73,19 @@ def packed(numbers: Sequence[float], logs: Sequence[bytes]) -> bytes:
     return _ENDS.pack(*ends) + values + b"".join(logs)
 
 
+def with_logs(blob: bytes, logs: Sequence[bytes]) -> bytes:
+    """``blob`` with every log replaced by ``logs``, in order; the numbers kept as they
+    are, bit for bit."""
+    numbers = blob[_ENDS.size:_HEAD] if blob else _ZERO[_ENDS.size:]
+    if not any(logs) and numbers == _ZERO[_ENDS.size:]:
+        return b""
+    ends, at = [], 0
+    for log in logs[:-1]:
+        at += len(log)
+        ends.append(at)
+    return _ENDS.pack(*ends) + numbers + b"".join(logs)
+
+
 def with_section(blob: bytes, i: int, value: bytes) -> bytes:
     """``blob`` with log ``i`` replaced by ``value``."""
     blob = blob or _ZERO
@@ -72,7 +103,7 @@ def with_numbers(blob: bytes, first: int, values: Sequence[float]) -> bytes:
     """``blob`` with the numbers from index ``first`` on replaced by ``values``."""
     blob = blob or _ZERO
     at = _ENDS.size + 8 * first
-    return blob[:at] + struct.pack(f"={len(values)}d", *values) + blob[at + 8 * len(values):]
+    return blob[:at] + _RUNS[len(values)].pack(*values) + blob[at + 8 * len(values):]
 
 
 class Section:
@@ -90,7 +121,14 @@ class Section:
     def __get__(self, obj: object, owner: type | None = None) -> bytes: ...
 
     def __get__(self, obj: Any, owner: type | None = None) -> Any:
-        return self if obj is None else section(obj.packed, self.index)
+        if obj is None:
+            return self
+        blob = obj.packed  # section() written out: logs are read several times an event
+        if not blob:
+            return b""
+        i, ends = self.index, _ENDS.unpack_from(blob)
+        start = _HEAD + ends[i - 1] if i else _HEAD
+        return blob[start:_HEAD + ends[i]] if i < SECTIONS - 1 else blob[start:]
 
     def __set__(self, obj: Any, value: bytes) -> None:
         obj.packed = with_section(obj.packed, self.index, value)
@@ -111,7 +149,10 @@ class PackedFloat:
     def __get__(self, obj: object, owner: type | None = None) -> float: ...
 
     def __get__(self, obj: Any, owner: type | None = None) -> Any:
-        return self if obj is None else number(obj.packed, self.index)
+        if obj is None:
+            return self
+        blob = obj.packed
+        return _F64.unpack_from(blob, _ENDS.size + 8 * self.index)[0] if blob else 0.0
 
     def __set__(self, obj: Any, value: float) -> None:
         obj.packed = with_numbers(obj.packed, self.index, (value,))

@@ -66,9 +66,10 @@ def is_quiet(hour: float, settings: Settings) -> bool:
 
 
 def usual_hour(state: UserState) -> int | None:
-    if state.hour_x == 0.0 and state.hour_y == 0.0:
+    x, y = state.hour_x, state.hour_y  # each read unpacks them (streams/core/packed.py)
+    if x == 0.0 and y == 0.0:
         return None
-    angle = math.atan2(state.hour_y, state.hour_x)
+    angle = math.atan2(y, x)
     return round((angle % (2 * math.pi)) / (2 * math.pi) * 24) % 24
 
 

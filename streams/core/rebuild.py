@@ -34,6 +34,11 @@ class _Fields(namedtuple("_Fields", RECORD_FIELDS)):  # type: ignore[misc]
     __slots__ = ()
     funnel_index = UserState.funnel_index
 
+    @property
+    def sparse(self) -> _Fields:
+        """The record holds the sparse fields itself (``UserState.sparse``)."""
+        return self
+
 
 _make = _Fields._make
 _N_FIELDS = len(RECORD_FIELDS)

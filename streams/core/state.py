@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields
 from operator import attrgetter
 from typing import Any
 
-from streams.core.alert_ref import AlertRef, pack_id, unpack_id
+from streams.core.alert_ref import AlertRef, kept_beside, pack_id, unpack_id
 from streams.core.logs import (
     KEY_BYTES,
     ORDER_BYTES,
@@ -28,6 +28,7 @@ from streams.core.logs import (
     pack,
     pack_entry,
     unpack,
+    with_day_amount,
     with_id,
 )
 from streams.core.packed import (
@@ -36,8 +37,11 @@ from streams.core.packed import (
     PackedFloat,
     Section,
     all_numbers,
+    numbers,
     packed,
     section,
+    sections,
+    with_logs,
     with_numbers,
 )
 from streams.core.purchase_days import DAY as DAY
@@ -203,33 +207,18 @@ class UserState(HasSparse, PurchaseDayAggregates):
 
     def add_spend(self, at: float, amount: float) -> None:
         """Add ``amount`` (negative for a refund) to the day of ``at``."""
-        day = int(at // 86400.0)
-        days = unpack(self.spend_days)
-        i = len(days)
-        while i and days[i - 2] > day:  # days come mostly in order: scan from the newest
-            i -= 2
-        if i and days[i - 2] == day:
-            days[i - 1] += amount
-        else:
-            days[i:i] = (day, amount)
-        oldest_kept = days[-2] - SPEND_DAYS_CAP
-        drop = 0
-        while drop < len(days) and days[drop] <= oldest_kept:
-            drop += 2
-        self.spend_days = pack(days[drop:] if drop else days)
+        self.spend_days = with_day_amount(self.spend_days, at, amount, SPEND_DAYS_CAP)
 
     def funnel_index(self) -> int:
-        if self.orders >= 1 and (self.shares or self.referrals_sent or self.referred_converted):
-            return 5
-        if self.orders >= 2:
-            return 4
-        if self.orders == 1:
-            return 3
-        if self.carted:
-            return 2
-        if self.interested:
-            return 1
-        return 0
+        orders, sparse = self.orders, self.sparse  # sparse read once: on every event's path
+        if orders >= 1:
+            if sparse is not None and (sparse.shares or sparse.referrals_sent
+                                       or sparse.referred_converted):
+                return 5
+            return 4 if orders >= 2 else 3
+        if sparse is None:
+            return 0
+        return 2 if sparse.carted else 1 if sparse.interested else 0
 
     def funnel_stage(self) -> str:
         return FUNNEL[self.funnel_index()]
@@ -311,7 +300,18 @@ class UserState(HasSparse, PurchaseDayAggregates):
 
     def add_hour(self, x: float, y: float) -> None:
         """Add an activity's local hour, as a point on the unit circle, to the sums."""
-        self.packed = with_numbers(self.packed, 0, (self.hour_x + x, self.hour_y + y))
+        sum_x, sum_y = numbers(self.packed, 0, 2)
+        self.packed = with_numbers(self.packed, 0, (sum_x + x, sum_y + y))
+
+    def record_purchase(self, key: bytes | None, at: float, amount: float) -> None:
+        """Log a purchase (its order's id digest ``key``, if any) in three logs at once."""
+        logs = sections(self.packed)
+        if key is not None:
+            logs[_ORDERS] = keep_last(logs[_ORDERS], key + pack_entry((at, amount)),
+                                      ORDER_LOG_CAP)
+        logs[_PURCHASES] = insort_capped(logs[_PURCHASES], (at, amount), PURCHASE_LOG_CAP)
+        logs[_SPEND] = with_day_amount(logs[_SPEND], at, amount, SPEND_DAYS_CAP)
+        self.packed = with_logs(self.packed, logs)
 
     def log_alert(self, at: float) -> None:
         self.alert_log = insort_capped(self.alert_log, (at,), ALERT_LOG_CAP)
@@ -343,8 +343,8 @@ class UserState(HasSparse, PurchaseDayAggregates):
         if sparse != _SPARSE_DEFAULTS or list(map(type, sparse)) != _SPARSE_TYPES:
             state.sparse = SparseFields(*sparse)
         alert, recall = at(_AT["last_alert_id"]), at(_AT["last_recall_id"])
-        state.last_alert_key = kept = pack_id(alert)  # shared when both are one id
-        state.last_recall_key = kept if recall == alert else pack_id(recall)
+        state.last_alert_key = kept = pack_id(alert)
+        state.last_recall_key = kept_beside(recall, kept)
         state.packed = packed(list(map(at, _NUMBER_AT)), (
             ids_from_record(values[_AT["recent_ids"]]),
             pack([v for pair in values[_AT["purchase_log"]] for v in pair]),
@@ -374,6 +374,7 @@ RECORD_FIELDS: tuple[str, ...] = (
     "last_day_spend", "last_gap_days", "decay_30", "decay_90", "decay_180",
     "recall_returns")
 _LOGS = ("recent_ids", "purchase_log", "order_log", "alert_log", "spend_days")
+_PURCHASES, _ORDERS, _SPEND = map(_LOGS.index, ("purchase_log", "order_log", "spend_days"))
 _NUMBERS = ("hour_x", "hour_y", "decay_30", "decay_90", "decay_180")
 _TAIL = ("last_alert_key", "last_recall_key", "sparse", "packed")  # set by from_list
 _SLOTS = tuple(f.name for f in fields(UserState))[:-len(_TAIL)]

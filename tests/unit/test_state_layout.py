@@ -12,8 +12,11 @@ from streams.core.packed import (
     NUMBERS,
     SECTIONS,
     number,
+    numbers,
     packed,
     section,
+    sections,
+    with_logs,
     with_numbers,
     with_section,
 )
@@ -64,7 +67,7 @@ def test_every_sparse_field_round_trips_through_the_record() -> None:
 
 def test_packed_logs_and_numbers_read_back_what_was_written_in_any_order() -> None:
     rng = random.Random(11)
-    blob, logs, numbers = b"", [b""] * SECTIONS, [0.0] * NUMBERS
+    blob, logs, values = b"", [b""] * SECTIONS, [0.0] * NUMBERS
     for _ in range(5_000):
         if rng.random() < 0.7:
             i = rng.randrange(SECTIONS)
@@ -73,11 +76,14 @@ def test_packed_logs_and_numbers_read_back_what_was_written_in_any_order() -> No
         else:
             i = rng.randrange(NUMBERS)
             x = rng.choice((0.0, -0.0, 1.0, rng.uniform(-1e9, 1e9), 5e-324))
-            blob, numbers[i] = with_numbers(blob, i, (x,)), x
-        assert [section(blob, n) for n in range(SECTIONS)] == logs
-        assert [number(blob, n) for n in range(NUMBERS)] == numbers
+            blob, values[i] = with_numbers(blob, i, (x,)), x
+        assert [section(blob, n) for n in range(SECTIONS)] == logs == sections(blob)
+        assert [number(blob, n) for n in range(NUMBERS)] == values
+        assert list(numbers(blob, 1, 3)) == values[1:4]
+        # all the logs written at once: the same blob, numbers kept bit for bit
+        assert with_logs(blob, logs) == blob or with_logs(blob, logs) == b"" == blob.strip(b"\0")
         # equal, but for an all-zero blob, which reads the same as b""
-        assert blob == packed(numbers, logs) or packed(numbers, logs) == b"" == blob.strip(b"\0")
+        assert blob == packed(values, logs) or packed(values, logs) == b"" == blob.strip(b"\0")
     assert packed([0.0] * NUMBERS, [b""] * SECTIONS) == b""
     assert section(b"", 2) == b"" and number(b"", 3) == 0.0
     negative_zero = packed([0.0, -0.0, 0.0, 0.0, 0.0], [b""] * SECTIONS)
@@ -96,6 +102,22 @@ def test_a_states_logs_and_floats_share_one_object_and_each_reads_as_its_own() -
     s.decay_90 = 3.5
     assert s.order_log == b"" and (s.hour_x, s.hour_y, s.decay_90) == (0.5, -0.25, 3.5)
     assert UserState.from_list(s.to_list()).packed == s.packed
+
+
+def test_a_purchase_logged_at_once_equals_its_three_logs_written_one_by_one() -> None:
+    rng = random.Random(5)
+    at_once, one_by_one = _blank(), _blank()
+    for n in range(300):
+        at, amount = rng.uniform(0, 400 * 86400.0), rng.choice((0.0, 9.99, rng.uniform(1, 99)))
+        key = None if n % 3 == 0 else n.to_bytes(8, "little")
+        at_once.record_purchase(key, at, amount)
+        if key is not None:
+            one_by_one.log_order(key, at, amount)
+        one_by_one.log_purchase(at, amount)
+        one_by_one.add_spend(at, amount)
+        if n % 7 == 0:  # the numbers in the same blob stay as they are
+            at_once.decay_30 = one_by_one.decay_30 = -0.0 if n % 2 else rng.random()
+        assert at_once.packed == one_by_one.packed
 
 
 def test_alert_ids_are_kept_packed_and_read_back_as_text() -> None:
