@@ -47,7 +47,9 @@ def recording(name: str) -> Recording:
 def replayed(events: list[Event], partitions: int = 4,
              ) -> tuple[dict[str, dict[str, Any]], Summary]:
     """Each user's state snapshot after replaying ``events`` in time order, and the summary."""
-    replay = Replay(Settings().with_overrides(partitions=partitions), None)
-    replay.feed(sorted(events, key=lambda e: e.occurred_at))
+    ordered = sorted(events, key=lambda e: e.occurred_at)
+    # "received" as the last call was made: nothing is in the future
+    replay = Replay(Settings().with_overrides(partitions=partitions), ordered[-1].occurred_at)
+    replay.feed(ordered)
     end = replay.finish(None)
     return {s["user_id"]: s for s in replay.snapshots(end)}, replay.summary
