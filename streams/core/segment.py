@@ -206,7 +206,6 @@ def _ids_as_text(obj: dict[str, Any]) -> dict[str, Any]:
     return {**obj, **{k: str(obj[k]) for k in ints}} if ints else obj
 
 
-
 # --- identify, alias, group ----------------------------------------------------------------
 
 _CONTRACT: Final = {ev.IDENTIFY: SEGMENT_IDENTIFY, ev.ALIAS: SEGMENT_ALIAS,
