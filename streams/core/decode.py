@@ -76,7 +76,7 @@ def _is_segment(obj: dict[str, Any]) -> bool:
     t = obj.get("type")
     if type(t) is str:
         return t in SEGMENT_CALLS or ("messageId" in obj and t not in _CANONICAL)
-    return "messageId" in obj
+    return "messageId" in obj or "batch" in obj  # a Segment batch envelope has no type
 
 
 def from_object(obj: Any) -> Event | Rejection:
@@ -139,7 +139,7 @@ def decode(raw: bytes | bytearray | memoryview | str, *,
         if t in SEGMENT_CALLS or ("messageId" in obj and t not in _CANONICAL):
             return _from_segment(obj)
         return _build(obj, False)
-    return _from_segment(obj) if "messageId" in obj else _build(obj, False)
+    return _from_segment(obj) if "messageId" in obj or "batch" in obj else _build(obj, False)
 
 
 _NON_JSON_NUMBER: Final = re.compile(rb"(?<![\"\w])-?(NaN|Infinity)\b")

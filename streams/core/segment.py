@@ -65,6 +65,10 @@ SEGMENT_EVENTS: Final[Mapping[str, str]] = {
     "Email Opened": ev.MESSAGE_OPENED, "Push Notification Opened": ev.MESSAGE_OPENED,
     "Email Link Clicked": ev.MESSAGE_CLICKED, "Push Notification Tapped": ev.MESSAGE_CLICKED,
     "Unsubscribed": ev.UNSUBSCRIBE,
+    # e-commerce spec v1 names, which v2 still accepts (analytics-android's docs use them)
+    "Completed Order": ev.PURCHASE, "Viewed Product": ev.PRODUCT_VIEW,
+    "Added Product": ev.ADD_TO_CART, "Removed Product": ev.REMOVE_FROM_CART,
+    "Viewed Product Category": ev.PAGE_VIEW,
 }
 # The channel a name implies. "Unsubscribed" comes from the email spec: email, unless the
 # call names one of our channels itself.
@@ -72,6 +76,9 @@ _SEGMENT_CHANNEL: Final = {
     "Email Opened": "email", "Email Link Clicked": "email", "Unsubscribed": "email",
     "Push Notification Opened": "app_push", "Push Notification Tapped": "app_push"}
 SEGMENT_DEFAULT_CURRENCY: Final = "USD"
+# Ids a library may send as JSON integers: analytics-ruby and analytics-php pass the
+# application's value through (a Rails `user.id`), where analytics-python sends str(id).
+_ID_FIELDS: Final = ("userId", "anonymousId", "previousId")
 
 
 # What a tracker may send as a number in a string ("19.90", "-3", "1e3"): JSON's number
@@ -144,6 +151,10 @@ def _to_canonical(obj: dict[str, Any]) -> dict[str, Any] | Rejection:
         props["amount"] = amount
         if props.get("currency") is None:
             props["currency"] = SEGMENT_DEFAULT_CURRENCY
+        if props.get("order_id") is None and props.get("orderId") is not None:
+            # e-commerce spec v1's key, written by analytics-go's SetOrderId and
+            # analytics-android's putOrderId
+            props["order_id"] = props["orderId"]
         if type(props.get("order_id")) is int:
             props["order_id"] = str(props["order_id"])
     elif etype == ev.REVIEW:  # the spec types rating as a string ("5")
@@ -174,6 +185,12 @@ def from_segment(obj: dict[str, Any]) -> Event | Rejection:
     event would be (with the Segment-only type "other"), identify/alias/group against
     their own contracts."""
     call = obj.get("type")
+    if call is None and type(obj.get("batch")) is list:
+        return Rejection(UNSUPPORTED_SEGMENT_CALL, "a Segment batch envelope (the body a "
+                         f"library posts to /v1/batch, {len(obj['batch'])} call(s)): journey "
+                         "takes one call per record, so send each call of batch[] as its own "
+                         "record", *_ids(obj))
+    obj = _ids_as_text(obj)
     if type(call) is str and call in IDENTITY_CALLS:
         return _identity_call(obj)
     mapped = _to_canonical(obj)
@@ -182,6 +199,11 @@ def from_segment(obj: dict[str, Any]) -> Event | Rejection:
     return build(mapped, allow_other=True, time_field=_time_field(obj))
 
 
+def _ids_as_text(obj: dict[str, Any]) -> dict[str, Any]:
+    """The call with integer ids as their decimal text, as Segment reads them; ``obj``
+    itself when there is none (a bool is no id)."""
+    ints = [k for k in _ID_FIELDS if type(obj.get(k)) is int]
+    return {**obj, **{k: str(obj[k]) for k in ints}} if ints else obj
 
 
 # --- identify, alias, group ----------------------------------------------------------------
@@ -195,6 +217,11 @@ _SUBSCRIPTION_CHANNEL: Final = {"EMAIL": "email", "SMS": "sms", "IOS_PUSH": "app
 
 def _identity_call(obj: dict[str, Any]) -> Event | Rejection:
     call = obj["type"]
+    anonymous = obj.get("anonymousId")
+    if call == ev.ALIAS and not obj.get("previousId") and type(anonymous) is str and anonymous:
+        # analytics-swift sends no previousId for a user it never identified; analytics.js
+        # and analytics-kotlin fill it with the anonymousId then, and so does journey
+        obj = {**obj, "previousId": anonymous}
     try:
         schemas.validator(_CONTRACT[call].name, _CONTRACT[call].version)(obj)
     except fastjsonschema.JsonSchemaValueException as exc:

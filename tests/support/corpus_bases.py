@@ -142,6 +142,13 @@ ACCEPTED: tuple[Case, ...] = tuple(Case(f"{category}/{name}", raw, "", kind, cat
     ("extra", SEGMENT, "identify-unknown-subscription-type", dumps(edit(_I, context={
         "messaging_subscriptions": [{"key": "+4930", "type": "WHATSAPP", "status": "nope"}]}))),
     ("extra", SEGMENT, "alias-to-itself", dumps(edit(_A, previousId="u-2"))),
+    # integer ids, as analytics-ruby and analytics-php pass an application's id through
+    ("type", SEGMENT, "segment-user-id-number", dumps(edit(_S, userId=42))),
+    ("type", SEGMENT, "identify-ids-numbers", dumps(edit(_I, userId=42, anonymousId=7))),
+    ("type", SEGMENT, "alias-previous-id-number", dumps(edit(_A, previousId=17))),
+    # analytics-swift's alias for a user it never identified: no previousId
+    ("missing", SEGMENT, "alias-previous-id-from-anonymous-id",
+     dumps(edit(_A, drop=("previousId",), anonymousId="a-2"))),
     ("time", SEGMENT, "identify-original-timestamp-only",
      dumps(edit(_I, drop=("timestamp",), originalTimestamp="2026-01-10T09:02:00.000Z"))),
 ])

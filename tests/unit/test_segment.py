@@ -126,3 +126,65 @@ def test_page_and_screen_calls_are_page_views() -> None:
         got = decode(line({"type": call, "name": "Home", "messageId": "m", "userId": "u",
                            "timestamp": "2024-05-03T16:21:07Z"}))
         assert isinstance(got, Event) and got.type == "page_view"
+
+
+# --- what real libraries send that the Spec's examples do not --------------------------------
+
+def test_the_spec_v1_order_id_key_names_the_order() -> None:
+    """analytics-go's SetOrderId and analytics-android's putOrderId write ``orderId``."""
+    got = decode(line(track("Order Completed", orderId="o-7", revenue=10.0, currency="USD")))
+    assert isinstance(got, Event), got
+    assert (got.type, got.order_id, got.amount, got.currency) == ("purchase", "o-7", 10.0, "USD")
+    both = decode(line(track("Order Completed", order_id="o-1", orderId="o-7", total=1)))
+    assert isinstance(both, Event) and both.order_id == "o-1"  # the v2 key wins
+    refund = decode(line(track("Order Refunded", orderId=17, total=4)))
+    assert isinstance(refund, Event) and refund.order_id == "17"
+
+
+@pytest.mark.parametrize("name, etype", [
+    ("Completed Order", "purchase"), ("Viewed Product", "product_view"),
+    ("Added Product", "add_to_cart"), ("Removed Product", "remove_from_cart"),
+    ("Viewed Product Category", "page_view")])
+def test_spec_v1_event_names_map(name: str, etype: str) -> None:
+    got = decode(line(track(name, orderId="o-1", total=3)))
+    assert isinstance(got, Event) and got.type == etype, got
+
+
+def test_integer_ids_are_read_as_their_text() -> None:
+    """analytics-ruby and analytics-php pass a numeric application id through."""
+    call = {**track("Product Viewed"), "userId": 42, "anonymousId": 7}
+    got = decode(line(call))
+    assert isinstance(got, Event) and got.user_id == "42"
+    anonymous = decode(line({**call, "userId": None}))
+    assert isinstance(anonymous, Event) and anonymous.user_id == "7"
+    alias = decode(line({"type": "alias", "messageId": "m-2", "userId": 42, "previousId": 7,
+                         "timestamp": "2024-05-03T16:21:07.118+00:00"}))
+    assert isinstance(alias, Event) and (alias.user_id, alias.properties) == (
+        "42", {"previous_id": "7"})
+    for bad in (42.5, True):
+        rejected(decode(line({**call, "userId": bad, "anonymousId": None})), "schema_violation")
+
+
+def test_an_alias_without_previous_id_stitches_the_anonymous_id() -> None:
+    """analytics-swift's alias(newId:) for a user it never identified: no previousId."""
+    call = {"type": "alias", "messageId": "6F1C", "anonymousId": "a-9", "userId": "u-1",
+            "timestamp": "2024-05-03T16:21:07.118Z"}
+    for previous in ({}, {"previousId": None}, {"previousId": ""}):
+        got = decode(line({**call, **previous}))
+        assert isinstance(got, Event) and got.properties == {"previous_id": "a-9"}, got
+    kept = decode(line({**call, "previousId": "u-0"}))
+    assert isinstance(kept, Event) and kept.properties == {"previous_id": "u-0"}
+    rejected(decode(line({**call, "anonymousId": None})), "schema_violation")
+    rejected(decode(line({k: v for k, v in call.items() if k != "anonymousId"})),
+             "missing_field")
+
+
+def test_a_batch_envelope_is_refused_whole_and_says_why() -> None:
+    calls = [track("Product Viewed"), {**track("Order Completed", order_id="o", total=1),
+                                       "messageId": "m-2"}]
+    for envelope in ({"batch": calls, "sentAt": "2024-05-03T16:21:08.000Z", "writeKey": "k"},
+                     {"messageId": "b-1", "sentAt": "2024-05-03T16:21:08Z", "batch": calls,
+                      "context": {"library": {"name": "analytics-go", "version": "3.0.0"}}}):
+        got = rejected(decode(line(envelope)), "unsupported_segment_call")
+        assert "batch envelope" in got.message and "2 call(s)" in got.message
+        assert rejected(dec.from_object(envelope), "unsupported_segment_call") == got

@@ -1,0 +1,209 @@
+"""Recordings of Segment libraries (tests/support/recorded/) through the decoder and a
+replay: every call taken, mapped to the right event, and each shopper stitched into one
+user whose orders, spend and refunds are the recording's."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import orjson
+import pytest
+
+from streams.core.decode import decode
+from streams.core.event import Event
+from streams.core.timefmt import rfc3339
+from tests.support.recordings import recording, replayed
+
+LIBRARIES = ("analytics-next-1.84.1", "analytics-node-3.1.0", "analytics-swift-1.9.4",
+             "analytics-ruby-2.5.0", "analytics-go-3.3.0", "analytics-python-2.4.0")
+NEW = LIBRARIES[:-1]  # the python file has its own test in test_identity.py
+
+# What each library's file must come to: (user, orders, net spend, refunds, funnel step,
+# first seen) per user, the identity merges, and the repeated calls dropped.
+OUTCOME: dict[str, tuple[list[tuple[str, int, float, int, str, str]], int, int]] = {
+    "analytics-next-1.84.1": (
+        [("cus_A81F2", 3, 159.0, 1, "advocate", "2026-09-01T17:02:11.204Z")], 1, 1),
+    "analytics-node-3.1.0": (
+        [("usr_7c2d91", 3, 132.5, 1, "advocate", "2026-09-03T09:14:03.120Z")], 1, 0),
+    "analytics-swift-1.9.4": (
+        [("user-5521", 2, 29.0, 1, "advocate", "2026-09-02T07:30:00.104Z"),
+         ("user-6003", 1, 14.5, 0, "purchased", "2026-09-21T19:00:00.500Z")], 2, 0),
+    "analytics-ruby-2.5.0": (
+        [("1042", 3, 153.4, 1, "advocate", "2026-09-05T12:00:05.031Z")], 1, 0),
+    "analytics-go-3.3.0": (
+        [("c-40017", 3, 153.9, 1, "advocate", "2026-10-16T06:50:01.250Z")], 1, 0),
+}
+
+# Every order and refund of each file: (type, user, UTC time, amount, currency, order id).
+MONEY: dict[str, list[tuple[str, str, str, float, str, str]]] = {
+    "analytics-next-1.84.1": [
+        ("purchase", "cus_A81F2", "2026-09-01T17:09:58.430Z", 78.9, "EUR", "ORD-51870"),
+        ("purchase", "cus_A81F2", "2026-09-01T17:09:58.430Z", 78.9, "EUR", "ORD-51870"),
+        ("purchase", "cus_A81F2", "2026-09-10T19:45:12.871Z", 80.1, "EUR", "ORD-52311"),
+        ("refund", "cus_A81F2", "2026-09-14T08:12:40.511Z", 29.0, "EUR", "ORD-51870"),
+        ("purchase", "cus_A81F2", "2026-10-02T18:20:05.450Z", 29.0, "EUR", "ORD-55002")],
+    "analytics-node-3.1.0": [
+        ("purchase", "usr_7c2d91", "2026-09-03T09:21:37.007Z", 43.5, "USD", "10523"),
+        ("purchase", "usr_7c2d91", "2026-09-12T22:06:12.096Z", 49.9, "USD", "10877"),
+        ("refund", "usr_7c2d91", "2026-09-15T10:00:03.555Z", 49.9, "USD", "10877"),
+        ("purchase", "usr_7c2d91", "2026-09-28T07:45:19.040Z", 89.0, "USD", "11630")],
+    "analytics-swift-1.9.4": [
+        ("purchase", "user-5521", "2026-09-02T07:36:20.742Z", 89.0, "GBP", "SH-30017"),
+        ("purchase", "user-5521", "2026-09-09T21:04:44.613Z", 29.0, "GBP", "SH-30342"),
+        ("refund", "user-5521", "2026-09-13T12:01:30.250Z", 89.0, "GBP", "SH-30017"),
+        ("purchase", "user-6003", "2026-09-21T19:05:03.455Z", 14.5, "EUR", "SH-31210")],
+    "analytics-ruby-2.5.0": [
+        ("purchase", "1042", "2026-09-05T12:06:09.455Z", 89.0, "USD", "90211"),
+        ("purchase", "1042", "2026-09-19T16:42:31.876Z", 59.9, "USD", "90577"),
+        ("refund", "1042", "2026-09-20T09:00:12.300Z", 10.0, "USD", "90577"),
+        ("purchase", "1042", "2026-10-11T11:11:11.111Z", 14.5, "USD", "91840")],
+    "analytics-go-3.3.0": [
+        ("purchase", "c-40017", "2026-10-16T06:55:02.345Z", 49.9, "EUR", "B-7781"),
+        ("purchase", "c-40017", "2026-10-27T18:00:40.005Z", 104.0, "EUR", "B-7902"),
+        ("refund", "c-40017", "2026-10-28T08:30:00Z", 14.5, "EUR", "B-7902"),
+        ("purchase", "c-40017", "2026-11-10T07:00:59.999Z", 14.5, "EUR", "B-8120")],
+}
+
+# Each file's calls by journey type (identify, alias and group are calls of their own).
+KINDS: dict[str, dict[str, int]] = {
+    "analytics-next-1.84.1": {"page_view": 3, "product_view": 2, "add_to_cart": 3,
+                              "identify": 1, "checkout_started": 1, "purchase": 4,
+                              "search": 1, "coupon_redeemed": 1, "refund": 1, "review": 1,
+                              "share": 1},
+    "analytics-node-3.1.0": {"page_view": 2, "product_view": 2, "add_to_cart": 1,
+                             "identify": 1, "checkout_started": 1, "purchase": 3,
+                             "refund": 1, "review": 1, "share": 1},
+    "analytics-swift-1.9.4": {"other": 2, "session_start": 3, "page_view": 3,
+                              "product_view": 2, "add_to_cart": 1, "identify": 1,
+                              "checkout_started": 1, "purchase": 3, "review": 1,
+                              "refund": 1, "share": 1, "alias": 1},
+    "analytics-ruby-2.5.0": {"page_view": 2, "product_view": 1, "add_to_cart": 1,
+                             "identify": 1, "checkout_started": 1, "purchase": 3,
+                             "refund": 1, "review": 1, "share": 1},
+    "analytics-go-3.3.0": {"page_view": 1, "product_view": 1, "add_to_cart": 1, "alias": 1,
+                           "identify": 1, "purchase": 3, "refund": 1, "review": 1,
+                           "share": 1},
+}
+
+
+@pytest.mark.parametrize("name", LIBRARIES)
+def test_every_recorded_call_is_taken(name: str) -> None:
+    rec = recording(name)
+    assert rec.rejections == []
+    assert len(rec.events) == len(rec.lines) > 10
+    for call, event in zip(rec.calls, rec.events, strict=True):
+        assert event.event_id == call["messageId"]
+        user = call.get("userId") or call.get("anonymousId")
+        assert event.user_id == str(user)  # an integer id as its text
+
+
+@pytest.mark.parametrize("name", NEW)
+def test_recorded_calls_map_to_their_events(name: str) -> None:
+    rec = recording(name)
+    assert Counter(e.type for e in rec.events) == KINDS[name]
+    money = [(e.type, e.user_id, rfc3339(e.occurred_at, 0), e.amount, e.currency, e.order_id)
+             for e in rec.events if e.type in ("purchase", "refund")]
+    assert money == MONEY[name]
+
+
+@pytest.mark.parametrize("name", NEW)
+def test_a_recording_replays_to_its_shoppers(name: str) -> None:
+    users, summary = replayed(recording(name).events)
+    want, merged, duplicates = OUTCOME[name]
+    assert summary.dead_letters == {}
+    assert summary.stitches == {"merged": merged}
+    assert summary.duplicates == duplicates
+    got = [(u, s["orders"], round(s["monetary"], 2), s["refunds"], s["funnel_stage"],
+            s["first_seen_at"]) for u, s in sorted(users.items())]
+    assert got == want  # no anonymous profile is left beside the user
+
+
+@pytest.mark.parametrize("name", NEW)
+def test_a_recording_sent_twice_counts_once(name: str) -> None:
+    """Retries keep the messageId: a second copy of every call changes nothing."""
+    events = recording(name).events
+    once, _ = replayed(events)
+    twice, summary = replayed(events + events)
+    assert twice == once
+    assert summary.duplicates >= len(events) - OUTCOME[name][1]
+
+
+@pytest.mark.parametrize("name", NEW)
+def test_a_batch_envelope_of_a_recording_is_refused_whole(name: str) -> None:
+    """The body a library posts to /v1/batch is not a call: it is refused with a reason
+    that says so, and nothing of it is applied."""
+    rec = recording(name)
+    body = orjson.dumps({"batch": rec.calls, "sentAt": "2026-11-30T10:00:00.000Z",
+                         "writeKey": "k"})
+    got = decode(body)
+    assert not isinstance(got, Event)
+    assert got.reason == "unsupported_segment_call"
+    assert f"batch envelope (the body a library posts to /v1/batch, {len(rec.calls)} call(s))" \
+        in got.message
+
+
+def _call(name: str, line: int) -> tuple[dict[str, Any], Event]:
+    rec = recording(name)
+    event = rec.decoded[line - 1]
+    assert isinstance(event, Event), event
+    return rec.calls[line - 1], event
+
+
+def test_analytics_next_quirks() -> None:
+    """analytics.js: userId null until identify, times in UTC with milliseconds, the
+    browser's zone in context.timezone, a retried POST with the same messageId."""
+    call, event = _call("analytics-next-1.84.1", 4)
+    assert call["userId"] is None and call["writeKey"] and call["_metadata"]["bundled"]
+    assert (event.user_id, event.type, event.utc_offset_min) == (call["anonymousId"],
+                                                                 "add_to_cart", None)
+    assert event.properties["timezone"] == "Europe/Berlin"
+    assert event.properties["product_id"] == "p-2040"
+    first, retry = _call("analytics-next-1.84.1", 8), _call("analytics-next-1.84.1", 9)
+    assert first[0]["messageId"] == retry[0]["messageId"]
+    assert retry[0]["_metadata"]["retryCount"] == 2 and first[1] == retry[1]
+    _, identify = _call("analytics-next-1.84.1", 6)
+    assert identify.properties["previous_id"] == call["anonymousId"]
+
+
+def test_analytics_node_quirks() -> None:
+    """@segment/analytics-node: numeric order ids, no anonymousId once logged in."""
+    call, event = _call("analytics-node-3.1.0", 7)
+    assert call["properties"]["order_id"] == 10523 and "anonymousId" not in call
+    assert (event.user_id, event.order_id, event.amount) == ("usr_7c2d91", "10523", 43.5)
+    assert call["messageId"].startswith("node-next-")
+
+
+def test_analytics_swift_quirks() -> None:
+    """analytics-swift: no userId key before identify, upper-case UUIDs, lifecycle
+    events, a rating as text, and alias(newId:) without a previousId."""
+    call, event = _call("analytics-swift-1.9.4", 1)
+    assert "userId" not in call and call["messageId"].isupper()
+    assert event.type == "other" and event.properties["segment_event"] == "Application Installed"
+    _, review = _call("analytics-swift-1.9.4", 14)
+    assert review.rating == 2
+    alias_call, alias = _call("analytics-swift-1.9.4", 19)
+    assert "previousId" not in alias_call
+    assert (alias.type, alias.user_id, alias.properties) == (
+        "alias", "user-6003", {"previous_id": alias_call["anonymousId"]})
+
+
+def test_analytics_ruby_quirks() -> None:
+    """analytics-ruby: a Rails integer user id, amounts as BigDecimal text, a server's
+    +00:00 stamp."""
+    call, event = _call("analytics-ruby-2.5.0", 8)
+    assert call["userId"] == 1042 and call["properties"]["total"] == "0.599e2"
+    assert (event.user_id, event.amount, event.order_id) == ("1042", 59.9, "90577")
+    assert call["timestamp"].endswith("+00:00") and event.utc_offset_min == 0
+
+
+def test_analytics_go_quirks() -> None:
+    """analytics-go: SetOrderId's orderId, nanosecond RFC 3339 in the server's zone, no
+    context on the messages (the batch carries it), a spec v1 event name."""
+    call, event = _call("analytics-go-3.3.0", 6)
+    assert "order_id" not in call["properties"] and "context" not in call
+    assert call["timestamp"] == "2026-10-16T08:55:02.345000449+02:00"
+    assert (event.order_id, event.amount, rfc3339(event.occurred_at, 0)) == (
+        "B-7781", 49.9, "2026-10-16T06:55:02.345Z")
+    call, event = _call("analytics-go-3.3.0", 11)
+    assert call["event"] == "Completed Order" and event.type == "purchase"
