@@ -11,8 +11,9 @@ stitch the anonymous profile into the user, identify traits, group calls.
 - whatever has a Segment name goes as a Segment call (page views as ``page``, sessions as
   ``Application Opened``) shaped as analytics-python 2.3.4 sends it for a zoned
   ``datetime``: ``timestamp`` to the millisecond with the user's offset, ``anonymousId:
-  null`` when the user is known, ``context.library``, ``integrations``; the rest stays
-  canonical, under whichever id is in use;
+  null`` when the user is known, ``context.library`` and the user's zone in
+  ``context.timezone`` (journey takes the zone from there, not from a stamp's offset),
+  ``integrations``; the rest stays canonical, under whichever id is in use;
 - a re-sent event (same id) is re-sent exactly as it was first sent.
 
 Every choice is a hash of the seed and an id, so the same history gives the same stream.
@@ -25,7 +26,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from streams.core import event as ev
-from streams.synth.noise import SEGMENT_NAMES, to_segment
+from streams.synth.noise import SEGMENT_NAMES, to_segment, zone_of
 
 LIBRARY = {"library": {"name": "analytics-python", "version": "2.3.4"}}
 _TRAITS = ({"email": "{u}@example.com", "phone": "+49 30 {n}"}, {"email": "{u}@example.com"},
@@ -53,7 +54,8 @@ def _call(event: dict[str, Any], user_id: str | None, anonymous_id: str | None,
             del call["name"]
     else:  # no Segment name: a canonical event, under the id in use
         return {**event, "user_id": user_id or anonymous_id}
-    return {**call, "userId": user_id, "anonymousId": anonymous_id, "context": LIBRARY,
+    return {**call, "userId": user_id, "anonymousId": anonymous_id,
+            "context": {**LIBRARY, "timezone": zone_of(event["occurred_at"])},
             "integrations": {}, "timestamp": _millis(event["occurred_at"])}
 
 
@@ -68,7 +70,7 @@ def _login(user: str, anon: str, event: dict[str, Any], seed: int) -> list[dict[
     n = int(_share(seed, "n", user) * 1e6)
     traits = {k: (v.format(u=user, n=n) if isinstance(v, str) else v)
               for k, v in _TRAITS[int(_share(seed, "traits", user) * len(_TRAITS))].items()}
-    base = {"context": {**LIBRARY, "timezone": "Europe/Berlin"}, "integrations": {},
+    base = {"context": {**LIBRARY, "timezone": zone_of(at)}, "integrations": {},
             "timestamp": _millis(at)}
     identify = {**base, "type": "identify", "messageId": f"id-{user}", "userId": user,
                 "anonymousId": anon, "traits": traits}

@@ -202,9 +202,10 @@ def finite(v: Any) -> float | None:
 
 
 def build(o: dict[str, Any], allow_other: bool, time_field: str = "occurred_at",
-          ) -> Event | Rejection:
+          stamp_is_local: bool = True) -> Event | Rejection:
     """The Event of a canonical object, checked against user-event.v1. ``time_field``
-    names ``occurred_at`` in messages (a Segment call's ``timestamp``, say)."""
+    names ``occurred_at`` in messages (a Segment call's ``timestamp``, say).
+    ``stamp_is_local``: a numeric offset in the time is the user's own (see the end)."""
     t: Any = o.get("type")
     props: Any = o.get("properties")
     eid, uid = o.get("event_id"), o.get("user_id")
@@ -257,7 +258,8 @@ def build(o: dict[str, Any], allow_other: bool, time_field: str = "occurred_at",
     # "Z" (UTC) and "-00:00" (RFC 3339: offset unknown) say nothing of the user's local
     # time: most trackers stamp in UTC. Only a numeric offset is taken as the user's.
     stamp: str = o["occurred_at"]
-    offset = None if stamp[-1] in "Zz" or stamp.endswith("-00:00") else when[1]  # type: ignore[index]
+    offset = None if not stamp_is_local or stamp[-1] in "Zz" or stamp.endswith("-00:00") \
+        else when[1]  # type: ignore[index]
     return Event(eid, uid, t, when[0], offset, amount, currency, order_id,  # type: ignore[arg-type,index]
                  rating, channel, referred, o.get("source"), props)
 

@@ -196,7 +196,10 @@ def from_segment(obj: dict[str, Any]) -> Event | Rejection:
     mapped = _to_canonical(obj)
     if isinstance(mapped, Rejection):
         return mapped
-    return build(mapped, allow_other=True, time_field=_time_field(obj))
+    # Segment's browser and mobile libraries stamp in UTC; its server libraries in the
+    # server's zone, which says nothing of where the user is. The user's zone comes from
+    # context.timezone (in ``mapped``), as for identify below.
+    return build(mapped, allow_other=True, time_field=_time_field(obj), stamp_is_local=False)
 
 
 def _ids_as_text(obj: dict[str, Any]) -> dict[str, Any]:

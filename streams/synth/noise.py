@@ -24,6 +24,23 @@ BAD_KINDS = ("not_json", "missing_field", "negative_amount", "no_timezone", "unk
              "bad_timestamp", "not_object")
 
 
+_ZONES_OFF_THE_HOUR = {"+05:30": "Asia/Kolkata", "+09:30": "Australia/Darwin"}  # no DST
+
+
+def zone_of(stamp: str) -> str:
+    """An IANA zone always at the offset of an RFC 3339 time (a synthetic user keeps one
+    offset all year)."""
+    suffix = stamp[-6:]
+    if stamp[-1] in "Zz":
+        return "Etc/UTC"
+    if suffix in _ZONES_OFF_THE_HOUR:
+        return _ZONES_OFF_THE_HOUR[suffix]
+    hours = int(suffix[1:3])
+    if hours == 0:
+        return "Etc/UTC"
+    return f"Etc/GMT{'-' if suffix[0] == '+' else '+'}{hours}"  # POSIX signs: east is minus
+
+
 def to_segment(event: dict[str, Any]) -> dict[str, Any]:
     """A canonical event as the Segment `track` call a Segment-instrumented shop would send."""
     props, kind = event["properties"], event["type"]
@@ -34,7 +51,8 @@ def to_segment(event: dict[str, Any]) -> dict[str, Any]:
     elif kind == ev.COUPON_REDEEMED:
         out = {"order_id": props["order_id"], "coupon_id": props["coupon"]}
     return {"type": "track", "event": SEGMENT_NAMES[kind], "messageId": event["event_id"],
-            "userId": event["user_id"], "timestamp": event["occurred_at"], "properties": out}
+            "userId": event["user_id"], "timestamp": event["occurred_at"], "properties": out,
+            "context": {"timezone": zone_of(event["occurred_at"])}}
 
 
 def _bad_line(rng: random.Random, event: dict[str, Any], n: int) -> str:
