@@ -165,8 +165,8 @@ class Settings:
 
     # --- Kafka and the worker ---
     broker: str = _f("", "Kafka bootstrap servers (host:port,...). Required by `worker`, "
-                     "`produce` and `tail`; `journey demo` starts an embedded broker itself.",
-                     "kafka")
+                     "`bootstrap`, `produce` and `tail`; `journey demo` starts an embedded "
+                     "broker itself.", "kafka")
     app_id: str = _f("journey", "Kafka consumer group and faust app id.", "kafka")
     topic_prefix: str = _f("journey.", "Prefix of every topic journey reads or writes.", "kafka")
     partitions: int = _f(4, "Partitions of the topics journey creates.", "kafka")

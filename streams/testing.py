@@ -24,6 +24,7 @@ from streams.core.state import (
     SPEND_DAYS_CAP,
     UserState,
 )
+from streams.core.suppression import SUPPRESSION_REASONS
 from streams.settings import Settings
 
 DAY = 86400.0
@@ -122,6 +123,10 @@ class Harness:
         self._credits.append(event)
 
     def on_suppressed(self, kind: str, reason: str) -> None:
+        # the metric's help and the docs list the known reasons; an unknown one is a bug
+        if reason not in SUPPRESSION_REASONS:
+            raise AssertionError(f"suppression reason {reason!r} is not in "
+                                 "streams/core/suppression.py")
         self.suppressed.append((kind, reason))
 
     def on_deferred(self, kind: str) -> None:

@@ -13,7 +13,11 @@ from streams.settings import Settings
 
 
 def _free(port: int) -> bool:
+    """Whether the broker could listen on ``port``. SO_REUSEADDR, as the broker itself
+    binds: connections of a stopped broker linger in TIME-WAIT for a minute and must not
+    count, while a live listener still makes the bind fail (Linux refuses it then)."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:

@@ -52,38 +52,64 @@ def _run(args: argparse.Namespace) -> int:
     return int(run(args, load_settings(args)) or 0)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="journey", description=__doc__)
-    p.add_argument("--version", action="version", version=f"journey {__version__}")
-    sub = p.add_subparsers(dest="command", required=True)
+DESCRIPTION = ("journey: customer-lifecycle alerts (churn warnings, recall triggers) from a "
+               "stream of storefront events. Backtest offline with 'replay'; run live on "
+               "Kafka with 'worker'. Settings: --config FILE, then JOURNEY_* variables "
+               "('journey config --markdown' lists them).")
+CONFIG_HELP = ("settings file (TOML; default: $JOURNEY_CONFIG, else none); JOURNEY_* "
+               "variables override it")
 
-    r = sub.add_parser("replay", help="backtest the lifecycle rules on JSONL history")
-    r.add_argument("inputs", nargs="+", type=Path, help="JSONL files (.gz allowed)")
-    r.add_argument("--until", type=parse_instant, help="advance the clock to this instant")
-    r.add_argument("--state-out", type=Path)
-    r.add_argument("--alerts-out", type=Path)
-    r.add_argument("--transitions-out", type=Path)
-    r.add_argument("--dead-letter-out", type=Path)
-    r.add_argument("--report", type=Path, help="write a self-contained HTML backtest report")
-    r.add_argument("--summary-json", type=Path, help="write the summary as JSON")
+
+def _command(sub: argparse._SubParsersAction, name: str,  # type: ignore[type-arg]
+             text: str) -> argparse.ArgumentParser:
+    """A command with its one-line help, shown in ``journey --help`` and its own --help,
+    and the --config option every command takes."""
+    parser: argparse.ArgumentParser = sub.add_parser(name, help=text, description=text)
+    parser.add_argument("--config", type=Path, metavar="FILE", help=CONFIG_HELP)
+    return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="journey", description=DESCRIPTION)
+    p.add_argument("--version", action="version", version=f"journey {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    r = _command(sub, "replay", "backtest the lifecycle rules on JSONL history")
+    r.add_argument("inputs", nargs="+", type=Path, metavar="FILE",
+                   help="JSONL event files (.gz allowed)")
+    r.add_argument("--until", type=parse_instant, metavar="T",
+                   help="advance the clock to this instant (default: the newest event)")
+    r.add_argument("--state-out", type=Path, metavar="FILE",
+                   help="write each user's final state here (JSONL; .gz compresses)")
+    r.add_argument("--alerts-out", type=Path, metavar="FILE",
+                   help="write the alerts here (JSONL; .gz compresses)")
+    r.add_argument("--transitions-out", type=Path, metavar="FILE",
+                   help="write the lifecycle transitions here (JSONL; .gz compresses)")
+    r.add_argument("--dead-letter-out", type=Path, metavar="FILE",
+                   help="write the rejected events, with their reasons, here (JSONL)")
+    r.add_argument("--report", type=Path, metavar="FILE",
+                   help="write a self-contained HTML backtest report")
+    r.add_argument("--summary-json", type=Path, metavar="FILE",
+                   help="write the summary as JSON")
     r.add_argument("--cut-over", type=parse_instant, metavar="T",
-                   help="the history ends at T, as `journey bootstrap --until T` leaves it; "
+                   help="the history ends at T, as 'journey bootstrap --until T' leaves it; "
                    "the --live files follow")
     r.add_argument("--live", type=Path, action="append", metavar="FILE",
                    help="events arriving after the cut-over, in file order (repeatable)")
     r.add_argument("--live-from", type=parse_instant, metavar="T",
                    help="alerts before T are historical (see --historical-alerts-out)")
-    r.add_argument("--historical-alerts-out", type=Path)
+    r.add_argument("--historical-alerts-out", type=Path, metavar="FILE",
+                   help="write the alerts dated before --live-from here (JSONL)")
     r.add_argument("--jobs", type=int, default=0, metavar="N",
                    help="processes to spread partitions over (default 0: one per core, up "
                    "to the partition count; 1: one process). Outputs are the same either way")
-    r.add_argument("--config", type=Path)
-    r.add_argument("--no-progress", action="store_true")
+    r.add_argument("--no-progress", action="store_true",
+                   help="no progress line (shown only on a terminal anyway)")
     r.set_defaults(func=_run)
 
-    c = sub.add_parser("config", help="print the effective settings")
-    c.add_argument("--config", type=Path)
-    c.add_argument("--markdown", action="store_true", help="the configuration reference")
+    c = _command(sub, "config", "print the effective settings (secrets masked)")
+    c.add_argument("--markdown", action="store_true",
+                   help="print the configuration reference instead")
     c.set_defaults(func=run_config)
 
     _add_kafka_commands(sub)
@@ -91,67 +117,82 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_kafka_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    w = sub.add_parser("worker", help="run the stream processor")
-    w.add_argument("--config", type=Path)
+    w = _command(sub, "worker", "run the stream processor (needs a broker)")
     w.set_defaults(func=_run)
 
-    bs = sub.add_parser("bootstrap", help="go live with history: replay it into the "
-                        "workers' table")
-    bs.add_argument("inputs", nargs="+", type=Path, help="JSONL files (.gz allowed)")
-    bs.add_argument("--until", type=parse_instant,
+    bs = _command(sub, "bootstrap", "go live with history: replay it into the workers' table")
+    bs.add_argument("inputs", nargs="+", type=Path, metavar="FILE",
+                    help="JSONL event files (.gz allowed)")
+    bs.add_argument("--until", type=parse_instant, metavar="T",
                     help="the history ends here (default: its last event)")
     bs.add_argument("--input-from", choices=("start", "end"), default=None,
                     help="where workers start on an input topic that already holds "
-                    "events: `start` applies them after the history, `end` skips them")
+                    "events: 'start' applies them after the history, 'end' skips them")
     bs.add_argument("--live-from", type=parse_instant, metavar="T",
                     help="alerts dated before T are historical, not published "
                     "(default: now)")
-    bs.add_argument("--alerts-out", type=Path, help="write the history's alerts here")
-    bs.add_argument("--transitions-out", type=Path)
-    bs.add_argument("--dead-letter-out", type=Path)
-    bs.add_argument("--report", type=Path, help="an HTML report of the history")
+    bs.add_argument("--alerts-out", type=Path, metavar="FILE",
+                    help="write the history's alerts here (JSONL; .gz compresses)")
+    bs.add_argument("--transitions-out", type=Path, metavar="FILE",
+                    help="write the history's lifecycle transitions here (JSONL)")
+    bs.add_argument("--dead-letter-out", type=Path, metavar="FILE",
+                    help="write the history's rejected events here (JSONL)")
+    bs.add_argument("--report", type=Path, metavar="FILE",
+                    help="an HTML report of the history")
     bs.add_argument("--force", action="store_true",
                     help="replace the table although workers already processed input")
-    bs.add_argument("--config", type=Path)
-    bs.add_argument("--no-progress", action="store_true")
+    bs.add_argument("--no-progress", action="store_true",
+                    help="no progress (default: a line on a terminal, else a line every "
+                    "10 s)")
     bs.set_defaults(func=_run)
 
-    b = sub.add_parser("broker", help="run the embedded Kafka-compatible broker")
+    b = _command(sub, "broker", "run the embedded Kafka-compatible broker (memory only)")
     b.add_argument("--port", type=int, default=9092,
                    help="port on 127.0.0.1 (default 9092, Kafka's own; 0: any free port)")
-    b.add_argument("--config", type=Path)
     b.set_defaults(func=_run)
 
-    d = sub.add_parser("demo", help="embedded broker + worker + simulated storefront")
-    d.add_argument("--duration", type=float, default=None, help="seconds to run, then stop")
-    d.add_argument("--speed", type=float, default=None, help="simulated days per second")
-    d.add_argument("--config", type=Path)
+    d = _command(sub, "demo", "embedded broker + worker + simulated storefront")
+    d.add_argument("--duration", type=float, default=None, metavar="SECONDS",
+                   help="seconds to run, then stop (default: until Ctrl-C on a terminal, "
+                   "else 90)")
+    d.add_argument("--speed", type=float, default=None, metavar="DAYS",
+                   help="simulated days per second (default 2)")
     d.set_defaults(func=_run)
 
-    pr = sub.add_parser("produce", help="validate and send a JSONL file of events")
-    pr.add_argument("file", type=Path)
-    pr.add_argument("--topic", default=None)
+    pr = _command(sub, "produce", "validate and send a JSONL file of events")
+    pr.add_argument("file", type=Path, metavar="FILE",
+                    help="JSONL events, one per line (.gz allowed)")
+    pr.add_argument("--topic", default=None,
+                    help="topic to send to (default: the input topic, <topic_prefix>events)")
     pr.add_argument("--allow-old", action="store_true",
                     help="also send events older than allowed_lateness behind now")
-    pr.add_argument("--config", type=Path)
     pr.set_defaults(func=_run)
 
-    t = sub.add_parser("tail", help="pretty-print alerts from a topic")
-    t.add_argument("topic", nargs="?", default=None)
-    t.add_argument("--from-beginning", action="store_true")
-    t.add_argument("--filter", action="append", default=[], help="FIELD=VALUE")
-    t.add_argument("--max", type=int, default=None, help="stop after this many records")
-    t.add_argument("--config", type=Path)
+    t = _command(sub, "tail", "pretty-print alerts from a topic")
+    t.add_argument("topic", nargs="?", default=None,
+                   help="topic to follow (default: both alert topics)")
+    t.add_argument("--from-beginning", action="store_true",
+                   help="start at each partition's first record (default: its end)")
+    t.add_argument("--filter", action="append", default=[], metavar="FIELD=VALUE",
+                   help="show only records whose FIELD (dotted for nested ones) is VALUE "
+                   "(repeatable: fields must all match, a repeated field any of its values)")
+    t.add_argument("--max", type=int, default=None, metavar="N",
+                   help="stop after this many records")
     t.set_defaults(func=_run)
 
-    s = sub.add_parser("synth", help="write a synthetic storefront history (JSONL)")
-    s.add_argument("out", type=Path)
-    s.add_argument("--users", type=int, default=1000)
-    s.add_argument("--days", type=float, default=180.0)
-    s.add_argument("--seed", type=int, default=7)
-    s.add_argument("--start", type=parse_instant, default=None)
-    s.add_argument("--segment-share", type=float, default=0.0)
-    s.add_argument("--config", type=Path)
+    s = _command(sub, "synth", "write a synthetic storefront history (JSONL) and its "
+                 "ground truth (OUT.truth.jsonl)")
+    s.add_argument("out", type=Path, metavar="OUT", help="the JSONL file to write")
+    s.add_argument("--users", type=int, default=1000, help="users to simulate (default 1000)")
+    s.add_argument("--days", type=float, default=180.0,
+                   help="length of the history in days (default 180, at least 14)")
+    s.add_argument("--seed", type=int, default=7,
+                   help="random seed: the same seed writes the same file (default 7)")
+    s.add_argument("--start", type=parse_instant, default=None, metavar="T",
+                   help="the first instant of the history (default: --days before now)")
+    s.add_argument("--segment-share", type=float, default=0.0, metavar="SHARE",
+                   help="share of events written as Segment 'track' calls, 0 to 1 "
+                   "(default 0)")
     s.set_defaults(func=_run)
 
 

@@ -38,7 +38,7 @@ from streams.settings import Settings
 PROG = "journey produce"
 _BOM = b"\xef\xbb\xbf"
 TOO_LATE = "too_late"
-SHOWN_BAD_LINES = 100  # the rest are only counted, by reason, in the summary
+SHOWN_BAD_LINES = 100  # invalid lines listed; the rest, and too_late ones, only counted
 FLUSH_TIMEOUT = 300.0
 BOOTSTRAP_TIMEOUT_MS = 10_000  # a live broker answers in milliseconds, even over TLS/SASL
 
@@ -108,7 +108,7 @@ def _send_file(path: Path, fh: Any, producer: JourneyProducer, not_before: float
     compressed = getattr(fh, "fileobj", None)
     delivery = _Delivery()
     reasons: Counter[str] = Counter()
-    sent = read = 0
+    sent = read = listed = 0
     json_seen = False
     started = time.monotonic()
     try:
@@ -137,8 +137,9 @@ def _send_file(path: Path, fh: Any, producer: JourneyProducer, not_before: float
                     _err(f"{path}: not JSON lines (none of the first {GIVE_UP_AFTER} lines "
                          "is JSON); nothing was sent")
                     return 2
-                shown = reasons.total() <= SHOWN_BAD_LINES
+                shown = listed < SHOWN_BAD_LINES
                 if shown:
+                    listed += 1
                     progress.clear()
                     print(f"{path}:{number}: {bad.reason}: {bad.message}", file=sys.stderr)
                 progress.draw(read, sent, _counts(sent, reasons.total()), force=shown)
@@ -163,19 +164,21 @@ def _send_file(path: Path, fh: Any, producer: JourneyProducer, not_before: float
         _err(f"sending to {producer.topic} failed: {exc!r}")
         return 1
     progress.close()
-    return _summary(path, producer.topic, delivery, sent, reasons, time.monotonic() - started)
+    return _summary(path, producer.topic, delivery, sent, reasons, listed,
+                    time.monotonic() - started)
 
 
 def _summary(path: Path, topic: str, delivery: _Delivery, sent: int, reasons: Counter[str],
-             seconds: float) -> int:
+             listed: int, seconds: float) -> int:
     rejected = reasons.total()
     rate = delivery.acked / seconds if seconds > 0 else 0.0
     by_reason = ", ".join(f"{k}={v}" for k, v in sorted(reasons.items()))
     print(f"sent      {delivery.acked:>12,}   to {topic} ({rate:,.0f}/s over {seconds:.1f}s)",
           file=sys.stderr)
     print(f"rejected  {rejected:>12,}   {by_reason}".rstrip(), file=sys.stderr)
-    if rejected > SHOWN_BAD_LINES:
-        print(f"(only the first {SHOWN_BAD_LINES} rejected lines are listed above)",
+    invalid = rejected - reasons[TOO_LATE]
+    if invalid > listed:
+        print(f"(only the first {listed} of the {invalid:,} invalid lines are listed above)",
               file=sys.stderr)
     unacked = sent - delivery.acked
     if unacked:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from typing import IO, Any
 
 from streams.settings import Settings
 
@@ -40,13 +41,10 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
 
 def serve(settings: Settings, bootstrap: str) -> int:
     """Run the worker until SIGTERM/SIGINT (exit 0) or a fatal fault (exit 3)."""
-    import faust
-
     from agents.kafka.worker import build
 
     rt = build(settings, bootstrap)
-    worker = faust.Worker(rt.app, loglevel=settings.log_level.lower(), quiet=True,
-                          override_logging=False)
+    worker = faust_worker(rt.app, settings)
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:
@@ -62,3 +60,15 @@ def serve(settings: Settings, bootstrap: str) -> int:
         print(f"journey worker: crashed: {exc!r}", file=sys.stderr)
         return 1
     return EXIT_FATAL if rt.fatal else 0
+
+
+def faust_worker(app: Any, settings: Settings, stdout: IO[str] | None = None) -> Any:
+    """faust's Worker for ``app``, without its start-up spinner unless ``stdout`` is a
+    terminal: the spinner ends by showing the cursor (``ESC[?25h``) even in a log file."""
+    import faust
+
+    worker = faust.Worker(app, loglevel=settings.log_level.lower(), quiet=True,
+                          override_logging=False, stdout=stdout or sys.stdout)
+    if not worker.stdout.isatty():
+        worker.spinner = None
+    return worker

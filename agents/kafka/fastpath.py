@@ -9,6 +9,7 @@ Prometheus series and handles rebalances through the fetcher, so it needs neithe
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 
@@ -118,7 +119,16 @@ def lean_app_class(fetch_max_wait_seconds: float = 1.5) -> type:
         Consumer = LeanConsumer
 
     class LeanApp(faust.App):
+        # Called with the reason when a service crashes the app (a timer, a callback, the
+        # consumer thread), before faust's own shutdown, which can hang on a lost broker.
+        on_service_crash: Callable[[BaseException], None] | None = None
+
         def _new_transport(self) -> Any:
             return LeanTransport(self.conf.broker_consumer, self)
+
+        def _crash(self, reason: BaseException) -> None:
+            if self.on_service_crash is not None:
+                self.on_service_crash(reason)
+            super()._crash(reason)
 
     return LeanApp

@@ -63,11 +63,14 @@ def log_user(user_id: str | None, settings: Settings) -> str:
 
 def exception_summary(exc: BaseException) -> str:
     """The exception's type and where it was raised, innermost frame first, without its
-    message (which may quote the record)."""
+    message (which may quote the record) unless the exception says it is ``log_safe``."""
     frames = traceback.extract_tb(exc.__traceback__)
     where = " <- ".join(f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno} in {f.name}"
                         for f in reversed(frames))
-    return f"{type(exc).__name__} at {where}" if where else type(exc).__name__
+    what = type(exc).__name__
+    if getattr(exc, "log_safe", False):  # journey's own, whose message names no user
+        what += f" ({exc})"
+    return f"{what} at {where}" if where else what
 
 
 __all__ = ["HASH_PREFIX", "UserIds", "exception_summary", "hashed_user_id", "log_hash_key",

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from streams.core.suppression import SUPPRESSION_REASONS
+
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 EVENT_AGE_BUCKETS = (0.1, 0.5, 1.0, 5.0, 30.0, 60.0, 300.0, 3600.0, 86400.0)
 
@@ -55,7 +57,7 @@ class Metrics:
             ["type", "priority", "control"], registry=r)
         self.alerts_suppressed = Counter(
             "journey_alerts_suppressed_total", "Alerts not sent, by type and reason "
-            "(frequency_cap, recall_cooldown, no_consent).", ["type", "reason"], registry=r)
+            f"({', '.join(SUPPRESSION_REASONS)}).", ["type", "reason"], registry=r)
         self.alerts_deferred = Counter(
             "journey_alerts_deferred_total", "Alerts whose send window was moved out of "
             "quiet hours.", ["type"], registry=r)

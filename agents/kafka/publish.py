@@ -3,8 +3,9 @@
 The producer's own request timeout (``broker_request_timeout_seconds``) makes a request
 the broker never answers fail instead of hang; a record that failed is sent again until
 ``deadline``. Past it, :class:`PublishTimeout` is raised and the worker treats it as a
-fault (exit 3): an orchestrator restart is better than a worker that holds a batch
-forever while its health check says it is fine.
+fault wherever it is raised (``agents.kafka.runtime.fatal``, exit 3): an orchestrator
+restart is better than a worker that holds a batch forever while its health check says
+it is fine.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ RETRY_PAUSE_SECONDS = 0.5
 
 class PublishTimeout(RuntimeError):
     """Records still unacknowledged when their deadline passed."""
+
+    log_safe = True  # the message holds a count and topic names, never a record
 
 
 class Outgoing(Protocol):

@@ -4,13 +4,16 @@ fault it must not carry on from."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from agents.kafka.logsafe import exception_summary
 from agents.kafka.metrics import Metrics
 from agents.kafka.pipeline import Pipeline
 from agents.kafka.progress import Progress
@@ -72,10 +75,34 @@ async def fatal(rt: Runtime, message: str) -> None:
     """Report unhealthy, then leave with exit code 3. There is nothing safe to commit
     when the broker lost our data, so no graceful shutdown is attempted (faust's own
     shutdown against a wiped broker can hang or crash with another exit code)."""
+    fatal_soon(rt, message, asyncio.get_running_loop())
+
+
+def fatal_soon(rt: Runtime, message: str, loop: asyncio.AbstractEventLoop) -> None:
+    """:func:`fatal` for code that is not a coroutine on ``loop``, the worker's loop: a
+    crash faust reports from a service, maybe in its consumer thread. Only the first
+    fault schedules the exit; later ones are logged (they are often its consequences)."""
+    first = not rt.fatal
     rt.fatal.append(message)
     rt.metrics.healthy.set(0)
     log.critical("FATAL: %s; exiting with code %d", message, EXIT_FATAL)
-    asyncio.get_running_loop().call_later(FATAL_GRACE_SECONDS, _hard_exit)
+    if first:
+        loop.call_soon_threadsafe(loop.call_later, FATAL_GRACE_SECONDS, _hard_exit)
+
+
+def guarded(rt: Runtime, what: str,
+            step: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+    """``step`` (a timer's body) made fatal when it raises: faust would otherwise crash
+    the app with its own exit code 1 and no FATAL line, after a shutdown that can hang
+    against a broker that is gone."""
+    @functools.wraps(step)
+    async def run() -> None:
+        try:
+            await step()
+        except Exception as exc:  # noqa: BLE001 - any failure of a timer is a fault
+            await fatal(rt, f"{what} failed: {exception_summary(exc)}")
+
+    return run
 
 
 def _hard_exit() -> None:

@@ -31,7 +31,7 @@ from agents.kafka.metrics import Metrics
 from agents.kafka.pipeline import Pipeline, Snapshots
 from agents.kafka.publish import send_acknowledged
 from agents.kafka.records import TICK, Record, Send, tick_value
-from agents.kafka.runtime import Runtime, fatal, owned
+from agents.kafka.runtime import Runtime, fatal, fatal_soon, guarded, owned
 from agents.kafka.table import Staged, changelog_groups
 from agents.kafka.tablerows import restore_from_table
 from agents.kafka.tablestore import changelog_offsets, users_table
@@ -127,6 +127,8 @@ def build(settings: Settings, bootstrap: str, metrics: Metrics | None = None) ->
     rt = Runtime(settings, topics, metrics, app, table, pipeline, bootstrap=bootstrap,
                  pending_changelog=pending_changelog)
     _wire(rt)
+    # whatever else crashes the app (a rebalance callback, the consumer thread) is fatal too
+    app.on_service_crash = lambda reason: _crashed(rt, reason)
     return rt
 
 
@@ -165,26 +167,23 @@ def _wire(rt: Runtime) -> None:
             rt.progress.finished()
             rt.metrics.processing_latency.observe(time.perf_counter() - started)
 
-    if settings.tick_interval_seconds > 0:
-        @app.timer(interval=settings.tick_interval_seconds, on_leader=False)
-        async def ticker() -> None:
-            """Stamp wall-clock ticks into the input partitions this worker owns."""
-            if not rt.ready:
-                return
-            now = time.time()
-            mine = owned(app, topics.events)
-            # what the table held before these ticks: the agent may apply a tick before
-            # this task reads its acknowledgement
-            floors = {(topics.events, tp.partition): rt.pipeline.held(topics.events,
-                                                                       tp.partition)
-                      for tp in mine}
-            ticks = [Send(topics.events, None, tick_value(now), [(KIND_HEADER, TICK)],
-                          tp.partition) for tp in mine]
-            if ticks:
-                acks = await send_acknowledged(app.producer, ticks, rt.deadline())
-                await _check_acks(rt, acks, floors)
+    async def ticker() -> None:
+        """Stamp wall-clock ticks into the input partitions this worker owns."""
+        if not rt.ready:
+            return
+        now = time.time()
+        mine = owned(app, topics.events)
+        # what the table held before these ticks: the agent may apply a tick before
+        # this task reads its acknowledgement
+        floors = {(topics.events, tp.partition): rt.pipeline.held(topics.events,
+                                                                   tp.partition)
+                  for tp in mine}
+        ticks = [Send(topics.events, None, tick_value(now), [(KIND_HEADER, TICK)],
+                      tp.partition) for tp in mine]
+        if ticks:
+            acks = await send_acknowledged(app.producer, ticks, rt.deadline())
+            await _check_acks(rt, acks, floors)
 
-    @app.timer(interval=2.0, on_leader=False)
     async def gauges() -> None:
         rt.pipeline.refresh_gauges()
         mine = owned(app, topics.events)
@@ -194,13 +193,17 @@ def _wire(rt: Runtime) -> None:
             if high is not None and high >= 0:
                 rt.pipeline.set_lag(tp.partition, high)
 
-    @app.timer(interval=3.0, on_leader=False)
     async def watchdog() -> None:
-        try:
-            await check_broker(rt)
-            await check_progress(rt)
-        except Exception as exc:  # noqa: BLE001 - a worker that cannot watch itself says so
-            await fatal(rt, f"the watchdog failed: {exception_summary(exc)}")
+        await check_broker(rt)
+        await check_progress(rt)
+
+    # Every timer's failure goes through fatal(): a tick unacknowledged past the outage
+    # allowance (PublishTimeout) must end the worker like any other broker fault.
+    if settings.tick_interval_seconds > 0:
+        app.timer(interval=settings.tick_interval_seconds, on_leader=False)(
+            guarded(rt, "the ticker", ticker))
+    app.timer(interval=2.0, on_leader=False)(guarded(rt, "the gauges", gauges))
+    app.timer(interval=3.0, on_leader=False)(guarded(rt, "the watchdog", watchdog))
 
     @app.task
     async def mark_ready() -> None:
@@ -225,6 +228,13 @@ def _wire(rt: Runtime) -> None:
         rt.serving = True
     _ = out_topics  # declared so faust creates them at start-up
     install_views(rt)
+
+
+def _crashed(rt: Runtime, reason: BaseException) -> None:
+    """A crash faust reports (see ``fastpath.lean_app_class``) is fatal, unless a fault
+    was reported already or the worker is stopping on a signal."""
+    if not rt.fatal and not rt.app.should_stop:
+        fatal_soon(rt, f"faust crashed: {exception_summary(reason)}", rt.app.loop)
 
 
 def _make_revoke_handler(rt: Runtime) -> Any:

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from streams.core.churn.model import ChurnModel
 from streams.core.event import Event
+from streams.core.suppression import SuppressionReason
 
 
 @dataclass(slots=True)
@@ -35,7 +36,8 @@ class Outputs:
     feedback: list[Event] = field(default_factory=list)  # events for other users
     applied: list[Event] = field(default_factory=list)
     duplicates: int = 0
-    suppressed: list[tuple[str, str]] = field(default_factory=list)  # (alert type, reason)
+    # (alert type, reason)
+    suppressed: list[tuple[str, SuppressionReason]] = field(default_factory=list)
     deferred: list[str] = field(default_factory=list)  # alert types sent outside quiet hours
     reactivations: list[str] = field(default_factory=list)  # treated | control | none
     refits: int = 0
@@ -82,7 +84,7 @@ class Sink(Protocol):
         """journey's own news for another user (a referral credit), for that user's
         partition."""
 
-    def on_suppressed(self, kind: str, reason: str) -> None:
+    def on_suppressed(self, kind: str, reason: SuppressionReason) -> None:
         """An alert of ``kind`` not sent, and why."""
 
     def on_deferred(self, kind: str) -> None:

@@ -8,6 +8,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from streams.core.state import CHANNEL_BIT, UserState, channel_mask
+from streams.core.suppression import SuppressionReason
 from streams.core.timefmt import offset_text, rfc3339
 from streams.settings import Settings
 
@@ -48,7 +49,7 @@ def ranked_channels(state: UserState, high_value: bool, settings: Settings) -> l
     return [c for c in order if allowed & CHANNEL_BIT.get(c, 0)]
 
 
-def unreachable_reason(state: UserState, settings: Settings) -> str:
+def unreachable_reason(state: UserState, settings: Settings) -> SuppressionReason:
     """Why a user has no channel left: ``no_consent``, or ``no_contact`` when channels are
     consented but identify said the user has no address or number for them."""
     consented = state.consented(channel_mask(settings.default_consent)) \
@@ -101,7 +102,8 @@ def send_window(state: UserState, now: float, offset_min: int, settings: Setting
     return SendWindow(start - shift, end - shift, offset_min, deferred)
 
 
-def cap_reason(state: UserState, kind: str, now: float, settings: Settings) -> str | None:
+def cap_reason(state: UserState, kind: str, now: float,
+               settings: Settings) -> SuppressionReason | None:
     """Why this alert must not go out now, or None."""
     if kind == "recall_trigger" and state.last_recall_at is not None \
             and now - state.last_recall_at < settings.recall_cooldown_days * DAY:
