@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import time
 
 import pytest
 
@@ -40,6 +41,17 @@ def _states(port: int) -> set[str]:
     return {line.split()[0] for line in out.splitlines() if line.strip()}
 
 
+def _settled_states(port: int, within: float = 5.0) -> set[str]:
+    """The port's socket states once the closing handshake has finished (TIME-WAIT
+    only), or as they are when ``within`` seconds have passed."""
+    deadline = time.monotonic() + within
+    states = _states(port)
+    while states != {"TIME-WAIT"} and time.monotonic() < deadline:
+        time.sleep(0.05)
+        states = _states(port)
+    return states
+
+
 def test_a_port_with_a_listener_is_refused() -> None:
     with _listener() as listener:
         assert not _free(int(listener.getsockname()[1]))
@@ -48,7 +60,7 @@ def test_a_port_with_a_listener_is_refused() -> None:
 def test_a_port_held_only_by_time_wait_counts_as_free() -> None:
     port = _time_wait_port()
     try:
-        states = _states(port)
+        states = _settled_states(port)
     except FileNotFoundError:
         states = set()  # no ss here: the bind below still shows the probe is not fooled
     if states and states != {"TIME-WAIT"}:

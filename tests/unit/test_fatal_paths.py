@@ -69,6 +69,14 @@ def timer_body(rt: Runtime, name: str) -> Callable[[], Awaitable[None]]:
     raise AssertionError(f"no timer {name!r} registered")
 
 
+async def until(condition: Callable[[], bool], within: float = 10.0) -> None:
+    """Wait for ``condition``, at most about ``within`` seconds."""
+    for _ in range(int(within / 0.01)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+
+
 def healthy(rt: Runtime) -> float:
     return rt.metrics.registry.get_sample_value("journey_healthy") or 0.0
 
@@ -81,7 +89,7 @@ def test_a_tick_never_acknowledged_is_fatal(rt: Runtime, exits: list[int],
 
     async def run() -> None:
         await ticker()  # returns: the fault is reported, not raised into faust
-        await asyncio.sleep(0.1)
+        await until(lambda: bool(exits))  # the exit comes after the grace period
 
     with caplog.at_level(logging.CRITICAL, logger="journey.worker"):
         asyncio.run(run())
@@ -106,7 +114,7 @@ def test_a_failing_timer_is_fatal(rt: Runtime, exits: list[int], name: str,
 
     async def run() -> None:
         await body()
-        await asyncio.sleep(0.1)
+        await until(lambda: bool(exits))  # the exit comes after the grace period
 
     asyncio.run(run())
     assert [m.split(":")[0] for m in rt.fatal] == [f"the {name} failed"], rt.fatal
@@ -118,7 +126,7 @@ def test_a_crash_faust_reports_is_fatal_once(rt: Runtime, exits: list[int]) -> N
         rt.app.loop = asyncio.get_running_loop()
         rt.app._crash(ConnectionError("the consumer thread died"))
         rt.app._crash(ConnectionError("and its consequence"))  # already fatal: no more
-        await asyncio.sleep(0.1)
+        await until(lambda: bool(exits))  # the exit comes after the grace period
 
     asyncio.run(run())
     assert rt.fatal == ["faust crashed: ConnectionError"], rt.fatal
