@@ -63,21 +63,18 @@ def all_numbers(blob: bytes) -> tuple[float, ...]:
 
 def packed(numbers: Sequence[float], logs: Sequence[bytes]) -> bytes:
     """The blob of ``NUMBERS`` numbers and ``SECTIONS`` logs, in order."""
-    values = _NUMBERS.pack(*numbers)
-    if not any(logs) and values == _ZERO[_ENDS.size:]:  # -0.0 is kept: it is not all zero
-        return b""
-    ends, at = [], 0
-    for log in logs[:-1]:
-        at += len(log)
-        ends.append(at)
-    return _ENDS.pack(*ends) + values + b"".join(logs)
+    return _joined(_NUMBERS.pack(*numbers), logs)
 
 
 def with_logs(blob: bytes, logs: Sequence[bytes]) -> bytes:
     """``blob`` with every log replaced by ``logs``, in order; the numbers kept as they
     are, bit for bit."""
-    numbers = blob[_ENDS.size:_HEAD] if blob else _ZERO[_ENDS.size:]
-    if not any(logs) and numbers == _ZERO[_ENDS.size:]:
+    return _joined(blob[_ENDS.size:_HEAD] if blob else _ZERO[_ENDS.size:], logs)
+
+
+def _joined(numbers: bytes, logs: Sequence[bytes]) -> bytes:
+    """The blob of packed ``numbers`` and ``logs``; b"" for no logs and all +0.0."""
+    if not any(logs) and numbers == _ZERO[_ENDS.size:]:  # -0.0 is kept: it is not all zero
         return b""
     ends, at = [], 0
     for log in logs[:-1]:
