@@ -166,6 +166,19 @@ def test_recall_threshold_keeps_its_promise_without_labels() -> None:
     assert fit.recall_threshold(np.array([]), 0.8) == 1.0
 
 
+def test_recall_threshold_over_several_horizons() -> None:
+    """Churned counts the buyers expected to stay quiet for two horizons running:
+    p ** 2 each, when the horizons are independent trials."""
+    rng = np.random.default_rng(6)
+    p = rng.beta(2, 1.2, size=40_000)
+    t = fit.recall_threshold(p, 0.8, horizons=2)
+    assert (p[p >= t] ** 2).sum() >= 0.8 * (p ** 2).sum()
+    assert t > fit.recall_threshold(p, 0.8)  # fewer, surer buyers than over one horizon
+    gone = (rng.random(p.size) < p) & (rng.random(p.size) < p)
+    assert (gone & (p >= t)).sum() / gone.sum() == pytest.approx(0.8, abs=0.01)
+    assert fit.recall_threshold(p, 0.8, horizons=1) == fit.recall_threshold(p, 0.8)
+
+
 def test_auc_and_quality_against_brute_force() -> None:
     rng = np.random.default_rng(5)
     scores = np.round(rng.random(300), 1)  # ties on purpose

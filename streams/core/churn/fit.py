@@ -84,14 +84,15 @@ def logit_model(f: Fit, fitted_at: float, horizon_days: float, rows: int,
                       sig(f.bias), rows=rows, positives=positives, quality=quality)
 
 
-def recall_threshold(p: np.ndarray, recall: float) -> float:
-    """The largest ``t`` such that the probabilities at or above ``t`` add up to at least
-    ``recall`` of all of them: the model's own estimate that "p >= t" finds that share of
-    the users who will not buy. Needs no label."""
+def recall_threshold(p: np.ndarray, recall: float, horizons: float = 1.0) -> float:
+    """The largest ``t`` such that the buyers with ``p >= t`` carry at least ``recall``
+    of the model's expected lapsers over ``horizons`` horizons in a row, each buyer's
+    chance of that taken as ``p ** horizons``: the model's own estimate that "p >= t"
+    finds that share of the users who will not buy for that long. Needs no label."""
     s = np.sort(np.asarray(p, dtype=np.float64))[::-1]
     if s.size == 0:
         return 1.0
-    cum = np.cumsum(s)
+    cum = np.cumsum(s if horizons == 1 else s ** horizons)
     i = int(np.searchsorted(cum, recall * cum[-1], side="left"))
     value = float(s[min(i, s.size - 1)])
     t = sig(value)

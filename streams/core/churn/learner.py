@@ -84,7 +84,8 @@ def refit(memory: ChurnMemory, at: float, buyers: Buyers,
 def with_thresholds(model: ChurnModel, scores: np.ndarray, settings: Settings) -> ChurnModel:
     """``model`` with its stage thresholds: the operator's, or label-free from the
     model's own probabilities. Declining never lies above churned."""
-    churned = settings.churn_churned_threshold or fit.recall_threshold(scores, CHURNED_RECALL)
+    churned = settings.churn_churned_threshold or fit.recall_threshold(
+        scores, CHURNED_RECALL, settings.churn_gone_horizons)
     declining = settings.churn_declining_threshold \
         or fit.recall_threshold(scores, DECLINING_RECALL)
     return ChurnModel(model.kind, model.fitted_at, model.horizon_days, model.weights,
