@@ -7,6 +7,7 @@ import logging
 import sys
 from typing import IO, Any
 
+from agents.kafka.logrepeats import CLIENT_LOGGERS, limit_client_repeats
 from streams.settings import Settings
 
 EXIT_BROKER_UNREACHABLE = 2
@@ -22,9 +23,10 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # The Kafka clients log every protocol request at DEBUG: record payloads, and with SASL
     # PLAIN the password. They stay at INFO even when journey itself logs at DEBUG.
-    for client in ("aiokafka", "kafka"):
+    for client in CLIENT_LOGGERS:
         quiet = logging.getLogger(client)
         quiet.setLevel(max(quiet.getEffectiveLevel(), logging.INFO))
+    limit_client_repeats()  # a broker outage would log about 100 client errors a second
     if not settings.broker:
         print("journey worker: no broker configured; set JOURNEY_BROKER (or run "
               "`journey demo`, which starts the embedded one)", file=sys.stderr)

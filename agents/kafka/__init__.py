@@ -14,7 +14,8 @@
 - ``metrics``: every Prometheus series; ``web``: the HTTP endpoints, which read a worker
   through the ``WorkerView`` protocol;
 - ``config``: Kafka client arguments from ``Settings``, for every client journey makes;
-- ``logsafe``: what of a user may appear in a log line.
+- ``logsafe``: what of a user may appear in a log line; ``logrepeats``: Kafka client
+  log lines at most once per kind per window.
 
 Importing this package imports nothing else: ``agents.client`` uses ``config`` and
 ``topics`` without faust.

@@ -1,0 +1,100 @@
+"""Kafka client log lines, each kind at most once per window (agents/kafka/logrepeats)."""
+
+from __future__ import annotations
+
+import logging
+
+from agents.kafka.logrepeats import MAX_KINDS, RepeatLimiter, limit_client_repeats
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(f"{record.name} {record.levelname} {record.getMessage()}")
+
+
+def _logger(name: str, handler: logging.Handler) -> logging.Logger:
+    log = logging.getLogger(name)
+    log.handlers = [handler]
+    log.propagate = False
+    log.setLevel(logging.INFO)
+    return log
+
+
+def test_a_flood_of_client_errors_passes_once_a_window_and_counts_the_rest() -> None:
+    clock, out = Clock(), Collect()
+    out.addFilter(RepeatLimiter(window=30.0, clock=clock))
+    log = _logger("aiokafka.test_flood", out)
+    for i in range(300):  # 100 a second for 3 s, as in a broker outage
+        clock.now = i / 100
+        log.error("Unable connect to node with id %s: %s", 1, f"refused {i}")
+    assert out.lines == ["aiokafka.test_flood ERROR Unable connect to node with id 1: refused 0"]
+    clock.now = 30.5
+    log.error("Unable connect to node with id %s: %s", 1, "refused again")
+    assert out.lines[1] == ("aiokafka.test_flood ERROR Unable connect to node with id 1: "
+                            "refused again [299 more like this held back in the last 30 s]")
+    clock.now = 61.0  # a quiet window: the next one passes with no count
+    log.error("Unable connect to node with id %s: %s", 1, "once more")
+    assert out.lines[2].endswith("once more")
+
+
+def test_kinds_are_told_apart_and_other_loggers_always_pass() -> None:
+    clock, out = Clock(), Collect()
+    out.addFilter(RepeatLimiter(window=30.0, clock=clock))
+    client = _logger("kafka.test_kinds", out)
+    ours = _logger("journey.test_kinds", out)
+    for _ in range(3):
+        client.error("Unable to update metadata from %s", 1)
+        client.warning("Unable to update metadata from %s", 1)  # another level
+        client.error("Failed fetch messages from %s", 1)  # another template
+        ours.error("journey's own line")
+    assert len(out.lines) == 3 + 3
+    assert sum("journey's own line" in line for line in out.lines) == 3
+
+
+def test_a_template_with_percent_signs_still_formats_after_its_count() -> None:
+    clock, out = Clock(), Collect()
+    out.addFilter(RepeatLimiter(window=1.0, clock=clock))
+    log = _logger("aiokafka.test_percent", out)
+    log.error("%d%% of fetches failed", 50)
+    log.error("%d%% of fetches failed", 60)
+    clock.now = 2.0
+    log.error("%d%% of fetches failed", 70)
+    assert out.lines[-1].endswith("70% of fetches failed [1 more like this held back in the "
+                                  "last 1 s]")
+
+
+def test_the_memory_of_kinds_is_bounded() -> None:
+    clock, out = Clock(), Collect()
+    limiter = RepeatLimiter(window=1.0, clock=clock)
+    out.addFilter(limiter)
+    log = _logger("aiokafka.test_bound", out)
+    for i in range(3 * MAX_KINDS):
+        clock.now = float(i)  # every kind is a window old by the next one
+        log.error(f"formatted before logging: {i}")
+    assert len(out.lines) == 3 * MAX_KINDS
+    assert len(limiter._kinds) <= MAX_KINDS
+
+
+def test_the_worker_puts_the_limiter_where_client_records_arrive() -> None:
+    out = Collect()
+    limiter = limit_client_repeats([out])
+    assert limiter in out.filters
+    log = logging.getLogger("aiokafka.consumer.test_worker")
+    log.handlers = [out]
+    log.propagate = False
+    log.setLevel(logging.INFO)
+    for _ in range(50):
+        log.error("Failed fetch messages from %s: %s", 1, "NodeNotReadyError")
+    assert len(out.lines) == 1
