@@ -150,7 +150,9 @@ def field_rows(node: Node, defs: Node, prefix: str = "") -> Iterator[tuple[str, 
     for name, child in node.get("properties", {}).items():
         path = prefix + name
         resolved = _resolve(child, defs)
-        typed = any(k in resolved for k in ("type", "enum", "const", "anyOf"))
+        # an anyOf of bare `required` lists is a rule on the fields (see _key_rules)
+        typed = any(k in resolved for k in ("type", "enum", "const")) or (
+            "anyOf" in resolved and not all(set(b) == {"required"} for b in resolved["anyOf"]))
         if typed:
             yield path, type_text(child, defs), name in required, _description(child, defs)
         if "properties" in resolved:
@@ -195,10 +197,30 @@ def _rule(branch: Node, defs: Node) -> list[str]:
                 text += f" ({'; '.join(rules)})"
             options.append(text)
         lines.append("  At least one of: " + "; ".join(options) + ".")
+    lines += _key_rules(then)
     rows = list(field_rows(then, defs))
     if rows:
         lines += ["", *("  " + row for row in _table(rows))]
     return [*lines, ""]
+
+
+def _key_rules(then: Node) -> list[str]:
+    """Which keys of an object field go together: an anyOf of bare `required` lists (at
+    least one), and an if/then of them (this key needs that one)."""
+    def keys(name: str, required: list[str]) -> str:
+        return " and ".join(f"`{name}.{k}`" for k in required)
+
+    out = []
+    for name, node in then.get("properties", {}).items():
+        choices = [b["required"] for b in node.get("anyOf", ()) if set(b) == {"required"}]
+        if choices:
+            out.append("  Needs at least one of: "
+                       + "; ".join(keys(name, c) for c in choices) + ".")
+        given, need = node.get("if", {}), node.get("then", {})
+        if set(given) == {"required"} and set(need) == {"required"}:
+            out.append(f"  With {keys(name, given['required'])}, "
+                       f"{keys(name, need['required'])} is required too.")
+    return out
 
 
 def render_schema(name: str, version: int = 1) -> list[str]:

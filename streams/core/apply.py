@@ -113,8 +113,10 @@ def apply_event(state: UserState, event: Event, settings: Settings) -> None:
         state.record_purchase(key, t, amount)  # in the order, purchase and spend logs
     elif kind == ev.REFUND:
         state.refunds += 1
-        state.refunded += event.amount or 0.0
-        state.add_spend(t, -(event.amount or 0.0))
+        given = event.amount if event.amount is not None else full_refund(state, event)
+        if given is not None:
+            state.refunded += given
+            state.add_spend(t, -given)
     elif kind in (ev.PRODUCT_VIEW, ev.SEARCH, ev.WISHLIST_ADD):
         state.interested = True
     elif kind in (ev.ADD_TO_CART, ev.CHECKOUT_STARTED):
@@ -167,6 +169,15 @@ def _traits(state: UserState, props: dict[str, Any], settings: Settings) -> None
             if bits & known:
                 state.contact_bits = state.contact_bits & ~(known | there) \
                     | bits & (known | there)
+
+
+def full_refund(state: UserState, event: Event) -> float | None:
+    """What a refund without an amount gives back: the whole of its order, as logged.
+    None for an order not in the log (not arrived yet, or older than the last
+    ORDER_LOG_CAP orders): the refund counts, no spend moves, and the order counts in
+    full if it arrives later (docs/producing.md#full-refunds)."""
+    seen = state.find_order(key_of(event.order_id)) if event.order_id else None
+    return None if seen is None else state.logged_order(seen)[1]
 
 
 def converted_referrer(state: UserState) -> tuple[str, float] | None:

@@ -54,11 +54,33 @@ def _leaf(node: Mapping[str, Any]) -> Callable[[Any], bool]:
     return schemas.leaf_predicate(node, _DEFS)
 
 
+_Keys = tuple[str, ...]
+
+
 class _Rule(NamedTuple):
     """What one event type needs under ``properties``, from the schema's if/then."""
     needs_properties: bool
-    required: tuple[str, ...]
+    required: _Keys
     checks: tuple[tuple[str, Callable[[Any], bool]], ...]
+    any_of: tuple[tuple[_Keys, ...], ...] = ()  # per anyOf, its branches' required keys
+    implied: tuple[tuple[_Keys, _Keys], ...] = ()  # (if these keys, then these too)
+
+    def holds(self, props: Mapping[str, Any]) -> bool:
+        """Whether ``props`` surely meets every rule the schema has for it."""
+        return (all(k in props for k in self.required)
+                and (not self.any_of or all(any(all(k in props for k in keys) for keys in alts)
+                                            for alts in self.any_of))
+                and (not self.implied or all(not all(k in props for k in cond)
+                                             or all(k in props for k in need)
+                                             for cond, need in self.implied))
+                and all(check(props[k]) for k, check in self.checks if k in props))
+
+
+def _required_only(node: Any) -> _Keys | None:
+    """The keys of a node that says nothing but ``required``; None for any other node."""
+    if type(node) is not dict or set(node) != {"required"} or not node["required"]:
+        return None
+    return tuple(node["required"])
 
 
 def _type_rules(doc: Mapping[str, Any]) -> dict[str, _Rule | None]:
@@ -67,27 +89,42 @@ def _type_rules(doc: Mapping[str, Any]) -> dict[str, _Rule | None]:
     needs = dict.fromkeys(types, False)
     required: dict[str, list[str]] = {t: [] for t in types}
     checks: dict[str, list[tuple[str, Callable[[Any], bool]]]] = {t: [] for t in types}
+    any_of: dict[str, list[tuple[_Keys, ...]]] = {t: [] for t in types}
+    implied: dict[str, list[tuple[_Keys, _Keys]]] = {t: [] for t in types}
     opaque: set[str] = set()
     for branch in doc.get("allOf", ()):
         cond = branch.get("if", {}).get("properties", {}).get("type", {})
         hit = [cond["const"]] if "const" in cond else list(cond.get("enum", []))
         then = branch.get("then", {})
         inner = then.get("properties", {}).get("properties", {})
+        # anyOf and if/then of bare `required` lists: "one of these keys", "this needs that"
+        branches = inner.get("anyOf", ())
+        alts = tuple(keys for keys in map(_required_only, branches) if keys is not None)
+        given, need = _required_only(inner.get("if")), _required_only(inner.get("then"))
         if not (hit and set(branch) <= {"description", "if", "then"}
                 and set(then) <= {"required", "properties"}
                 and set(then.get("required", [])) <= {"properties"}
                 and set(then.get("properties", {})) <= {"properties"}
-                and set(inner) <= {"description", "required", "properties"}):
+                and set(inner) <= {"description", "required", "properties", "anyOf", "if",
+                                   "then"}
+                and len(alts) == len(branches) and ("anyOf" not in inner or alts)
+                and ("if" in inner or "then" in inner) == (given is not None
+                                                           and need is not None)):
             opaque.update(types)  # a rule of a shape we cannot read: trust only the validator
             continue
         for t in hit:
             needs[t] = needs[t] or "properties" in then.get("required", [])
             required[t] += inner.get("required", [])
+            if alts:
+                any_of[t].append(alts)
+            if given is not None and need is not None:
+                implied[t].append((given, need))
             try:
                 checks[t] += [(k, _leaf(s)) for k, s in inner.get("properties", {}).items()]
             except LookupError:
                 opaque.add(t)
-    return {t: None if t in opaque else _Rule(needs[t], tuple(required[t]), tuple(checks[t]))
+    return {t: None if t in opaque else _Rule(needs[t], tuple(required[t]), tuple(checks[t]),
+                                              tuple(any_of[t]), tuple(implied[t]))
             for t in types}
 
 
@@ -129,6 +166,21 @@ _LIFT: Final = {ev.PURCHASE: _MONEY, ev.REFUND: _MONEY, ev.REVIEW: _RATING,
                 ev.MESSAGE_CLICKED: _CHANNEL, ev.REFERRAL: _REFERRED}
 
 
+def _money_rule_holds(r: _Rule | None) -> bool:
+    """What build's money lifting relies on: an amount comes with its currency, and a
+    money event without an amount names its order (a full refund)."""
+    if r is None:
+        return False
+    with_currency = "currency" in r.required or (("amount",), ("currency",)) in r.implied
+    named = "amount" in r.required or any(
+        all({"amount", "order_id"} & set(keys) for keys in alts) for alts in r.any_of)
+    return with_currency and named
+
+
+if not all(_money_rule_holds(_RULES[t]) for t, lift in _LIFT.items() if lift == _MONEY):
+    raise LookupError("user-event.v1's money rules changed; update canonical.build")
+
+
 @cache
 def validator(allow_other: bool) -> Callable[[Any], Any]:
     if not allow_other:
@@ -141,6 +193,19 @@ def validator(allow_other: bool) -> Callable[[Any], Any]:
 
 # --- explaining a rejection ---------------------------------------------------------------
 
+# A refund names what it gives back: an amount, or the order it refunds in full.
+REFUND_NEEDS: Final = ("a refund needs an amount (properties.amount, with properties.currency) "
+                       "or the refunded order's id (properties.order_id, for a full refund)")
+
+
+def _needs(r: _Rule) -> str:
+    """What a type's rule needs under properties, in words: ``properties.a, properties.b``."""
+    parts = ["properties." + k for k in r.required]
+    parts += [" or ".join(" and ".join("properties." + k for k in keys) for keys in alts)
+              for alts in r.any_of]
+    return ", ".join(parts)
+
+
 def explain(exc: fastjsonschema.JsonSchemaValueException, obj: dict[str, Any],
              segment: bool = False) -> Rejection:
     """A validator error as a dead-letter reason and a message that names the field."""
@@ -152,9 +217,15 @@ def explain(exc: fastjsonschema.JsonSchemaValueException, obj: dict[str, Any],
         text = ", ".join((field + "." if field else "") + k for k in missing)
         t = obj.get("type")
         r = _RULES.get(t) if type(t) is str and not segment else None
-        if missing == ["properties"] and not field and r is not None and r.required:
-            text += f" ({t} events need " + ", ".join("properties." + k for k in r.required) + ")"
+        if missing == ["properties"] and not field and r is not None \
+                and (r.required or r.any_of):
+            text += f" ({t} events need " + _needs(r) + ")"
         return Rejection(MISSING_FIELD, f"missing field {text}", *ids)
+    if rule == "anyOf" and field == "properties" and isinstance(value, dict):
+        text = REFUND_NEEDS if obj.get("type") == ev.REFUND else "one of " + " or ".join(
+            " and ".join("properties." + k for k in b.get("required", ()))
+            for b in exc.rule_definition or ())
+        return Rejection(MISSING_FIELD, f"missing field: {text}", *ids)
     if rule == "anyOf" and segment and not field:  # no user id, or no time at all
         names = [b["required"][0] for b in exc.rule_definition or () if b.get("required")]
         if not any(n in obj for n in names):
@@ -223,9 +294,8 @@ def build(o: dict[str, Any], allow_other: bool, time_field: str = "occurred_at",
             ok = "properties" not in o and not rule.needs_properties
         elif type(props) is dict and ("timezone" not in props
                                       or CHECK_TIMEZONE(props["timezone"])):
-            ok = not (rule.required or rule.checks) or (
-                all(k in props for k in rule.required)
-                and all(check(props[k]) for k, check in rule.checks if k in props))
+            ok = not (rule.required or rule.checks or rule.any_of
+                      or rule.implied) or rule.holds(props)
     if not ok:
         try:  # the validator has the last word, and names the field at fault
             validator(allow_other)(o)
@@ -243,12 +313,13 @@ def build(o: dict[str, Any], allow_other: bool, time_field: str = "occurred_at",
     lift = _LIFT.get(t)
     if lift is not None:  # only what the schema has checked for this type
         if lift == _MONEY:
-            amount = finite(props["amount"])
-            if amount is None:  # NaN or infinity, which only from_object can be handed
-                return Rejection(INVALID_AMOUNT, "properties.amount must be a finite number, "
-                                 f"got {_show(props['amount'])}", *_ids(o))
-            amount += 0.0  # -0.0 (which the schema allows) is plain 0 to the aggregates
-            currency, order_id = props["currency"], props.get("order_id")
+            if "amount" in props:  # else a full refund of order_id (the schema saw to it)
+                amount = finite(props["amount"])
+                if amount is None:  # NaN or infinity, which only from_object can be handed
+                    return Rejection(INVALID_AMOUNT, "properties.amount must be a finite "
+                                     f"number, got {_show(props['amount'])}", *_ids(o))
+                amount += 0.0  # -0.0 (which the schema allows) is plain 0 to the aggregates
+            currency, order_id = props.get("currency"), props.get("order_id")
         elif lift == _RATING:
             rating = int(props["rating"])
         elif lift == _CHANNEL:

@@ -104,15 +104,24 @@ def _money(holder: dict[str, Any], key: str, where: str) -> float | Rejection:
     return f + 0.0  # -0.0 is plain 0
 
 
-def _order_amount(props: dict[str, Any], name: str) -> float | Rejection:
+def _states_amount(props: dict[str, Any]) -> bool:
+    """Whether a call says how much, well or badly: an order or a partial refund. A stray
+    ``amount`` (not a spec key) counts, so it is never mistaken for a full refund."""
+    return any(props.get(k) is not None for k in ("revenue", "total", "amount")) \
+        or props.get("products") not in (None, [])
+
+
+def _order_amount(props: dict[str, Any], name: str, refund: bool) -> float | Rejection:
     """revenue, else total, else the sum of product price times quantity."""
     for key in ("revenue", "total"):
         if props.get(key) is not None:
             return _money(props, key, "properties")
     products = props.get("products")
     if not isinstance(products, list) or not products:
+        full = ", or for a full refund only the refunded order's id (properties.order_id)" \
+            if refund else ""
         return Rejection(MISSING_FIELD, f"missing field: {name} needs properties.revenue, "
-                         "properties.total or priced properties.products")
+                         f"properties.total or priced properties.products{full}")
     total = 0.0
     for i, p in enumerate(products):
         if not isinstance(p, dict) or p.get("price") is None:
@@ -145,18 +154,20 @@ def _to_canonical(obj: dict[str, Any]) -> dict[str, Any] | Rejection:
     if name is not None:
         props["segment_event"] = name
     if etype in (ev.PURCHASE, ev.REFUND):
-        amount = _order_amount(props, str(name))
-        if isinstance(amount, Rejection):
-            return amount._replace(event_id=obj["messageId"], user_id=_ids(obj)[1])
-        props["amount"] = amount
-        if props.get("currency") is None:
-            props["currency"] = SEGMENT_DEFAULT_CURRENCY
         if props.get("order_id") is None and props.get("orderId") is not None:
             # e-commerce spec v1's key, written by analytics-go's SetOrderId and
             # analytics-android's putOrderId
             props["order_id"] = props["orderId"]
         if type(props.get("order_id")) is int:
             props["order_id"] = str(props["order_id"])
+        # The spec's full refund names only the order: the core refunds its logged amount.
+        if etype == ev.PURCHASE or _states_amount(props) or props.get("order_id") in (None, ""):
+            amount = _order_amount(props, str(name), refund=etype == ev.REFUND)
+            if isinstance(amount, Rejection):
+                return amount._replace(event_id=obj["messageId"], user_id=_ids(obj)[1])
+            props["amount"] = amount
+            if props.get("currency") is None:
+                props["currency"] = SEGMENT_DEFAULT_CURRENCY
     elif etype == ev.REVIEW:  # the spec types rating as a string ("5")
         r = props.get("rating")
         if isinstance(r, str) and len(r) <= 8 and r.strip().isdecimal() and r.isascii():

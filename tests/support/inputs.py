@@ -75,7 +75,10 @@ def assert_sane(event: Event) -> None:
         return
     assert event.type in EVENT_TYPES
     assert event.utc_offset_min is None or abs(event.utc_offset_min) < 24 * 60
-    if event.type in ("purchase", "refund"):
+    if event.type == "refund" and event.amount is None:  # a full refund of a named order
+        assert type(event.order_id) is str and event.order_id
+        assert event.currency is None or event.currency in CURRENCIES
+    elif event.type in ("purchase", "refund"):
         assert event.amount is not None and event.currency in CURRENCIES
     if event.amount is not None:
         assert math.isfinite(event.amount) and 0.0 <= event.amount <= MAX_AMOUNT
