@@ -5,22 +5,26 @@ attempt, fetch and coordinator call: about 100 lines a second on the embedded br
 3,000 before the worker gives up. That buries journey's own lines, and what shippers
 charge for. Each kind of line (logger, level and message template, not its arguments)
 passes once per window; the next one to pass after that says how many were held back.
+Held lines not followed by another of their kind are not reported.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable
 
 WINDOW_SECONDS = 30.0
-MAX_KINDS = 1024  # past this, kinds quiet for a whole window are forgotten
+MAX_KINDS = 1024  # past this, the kind that passed longest ago is forgotten
 CLIENT_LOGGERS = ("aiokafka", "kafka")
+_DECIDED = "journey_repeat_passes"  # set on a record once judged: every handler agrees
 
 
 class RepeatLimiter(logging.Filter):
     """Passes the first record of each kind per ``window`` seconds from the loggers named
-    in ``prefixes`` (and their children); records of other loggers always pass."""
+    in ``prefixes`` (and their children); records of other loggers always pass. One
+    limiter may sit on several handlers, and clients may log from threads."""
 
     def __init__(self, prefixes: Iterable[str] = CLIENT_LOGGERS, window: float = WINDOW_SECONDS,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -28,28 +32,38 @@ class RepeatLimiter(logging.Filter):
         self.prefixes = tuple(prefixes)
         self.window = window
         self.clock = clock
-        self._kinds: dict[tuple[str, int, str], tuple[float, int]] = {}  # -> passed at, held
+        self._lock = threading.Lock()
+        # kind -> (when it last passed, records held since); oldest pass first
+        self._kinds: dict[tuple[str, int, str], tuple[float, int]] = {}
 
     def _limited(self, name: str) -> bool:
         return any(name == p or name.startswith(p + ".") for p in self.prefixes)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not self._limited(record.name):
-            return True
+        decided = getattr(record, _DECIDED, None)
+        if decided is not None:  # another handler's copy of this limiter judged it
+            return bool(decided)
+        passes = not self._limited(record.name) or self._judge(record)
+        setattr(record, _DECIDED, passes)
+        return passes
+
+    def _judge(self, record: logging.LogRecord) -> bool:
         kind = (record.name, record.levelno, str(record.msg))
-        now = self.clock()
-        seen = self._kinds.get(kind)
-        if seen is not None and now - seen[0] < self.window:
-            self._kinds[kind] = (seen[0], seen[1] + 1)
-            return False
-        held = seen[1] if seen is not None else 0
-        if seen is None and len(self._kinds) >= MAX_KINDS:
-            self._kinds = {k: v for k, v in self._kinds.items() if now - v[0] < self.window}
-        self._kinds[kind] = (now, 0)
-        if held:
+        with self._lock:
+            now = self.clock()
+            seen = self._kinds.get(kind)
+            if seen is not None and now - seen[0] < self.window:
+                self._kinds[kind] = (seen[0], seen[1] + 1)
+                return False
+            if seen is not None:
+                del self._kinds[kind]  # re-inserted below as the newest
+            elif len(self._kinds) >= MAX_KINDS:
+                del self._kinds[next(iter(self._kinds))]
+            self._kinds[kind] = (now, 0)
+        if seen is not None and seen[1]:
             # appended to the template, so no "%" of ours meets the record's arguments
-            record.msg = f"{record.msg} [{held} more like this held back in the last " \
-                f"{self.window:g} s]"
+            record.msg = f"{record.msg} [{seen[1]} more like this held back over the " \
+                f"last {now - seen[0]:.0f} s]"
         return True
 
 
