@@ -112,9 +112,10 @@ class Settings:
         65, "Of those rows, at least this many users who bought and as many who did not.",
         "churn")
     churn_gone_horizons: float = _f(
-        2.0, "What `churned` means: no purchase for this many horizons "
-        "(`churn_horizon_days`) in a row. The label-free churned threshold counts each "
-        "buyer's chance of that as their churn score to this power. At least 1.", "churn")
+        2.0, "How many horizons (`churn_horizon_days`) in a row without a purchase make a "
+        "buyer gone, for the label-free churned threshold: it takes each buyer's chance of "
+        "that as their churn score to this power (the horizons as independent trials). "
+        "From 1 to 12; higher flags fewer, surer buyers.", "churn")
     churn_declining_threshold: float = _f(
         0.0, "Pin the churn score at which a buyer becomes `declining`. 0: set at each fit "
         "from the model's own probabilities (95% of the expected lapsers).", "churn")
@@ -369,8 +370,8 @@ def _churn_problems(s: Settings) -> list[str]:
         found.append("churn_snapshot_days must be a multiple of refit_interval_days")
     if not _multiple(s.churn_horizon_days, s.churn_snapshot_days):
         found.append("churn_horizon_days must be a multiple of churn_snapshot_days")
-    if not s.churn_gone_horizons >= 1.0:
-        found.append("churn_gone_horizons must be at least 1")
+    if not 1.0 <= s.churn_gone_horizons <= 12.0:  # also NaN and infinity
+        found.append("churn_gone_horizons must be from 1 to 12")
     pinned = (s.churn_declining_threshold, s.churn_churned_threshold)
     if any(not 0.0 <= t < 1.0 for t in pinned):
         found.append("churn thresholds must be in [0, 1)")

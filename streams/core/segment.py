@@ -168,6 +168,10 @@ def _to_canonical(obj: dict[str, Any]) -> dict[str, Any] | Rejection:
             props["amount"] = amount
             if props.get("currency") is None:
                 props["currency"] = SEGMENT_DEFAULT_CURRENCY
+        else:  # a null amount or currency says nothing, as it does on an order
+            for key in ("amount", "currency"):
+                if key in props and props[key] is None:
+                    del props[key]
     elif etype == ev.REVIEW:  # the spec types rating as a string ("5")
         r = props.get("rating")
         if isinstance(r, str) and len(r) <= 8 and r.strip().isdecimal() and r.isascii():

@@ -176,7 +176,6 @@ def test_recall_threshold_over_several_horizons() -> None:
     assert t > fit.recall_threshold(p, 0.8)  # fewer, surer buyers than over one horizon
     gone = (rng.random(p.size) < p) & (rng.random(p.size) < p)
     assert (gone & (p >= t)).sum() / gone.sum() == pytest.approx(0.8, abs=0.01)
-    assert fit.recall_threshold(p, 0.8, horizons=1) == fit.recall_threshold(p, 0.8)
 
 
 def test_auc_and_quality_against_brute_force() -> None:

@@ -37,6 +37,16 @@ def test_a_segment_full_refund_lowers_net_spend_by_the_order(key: str) -> None:
     assert s.net_spend_90d(refund.occurred_at) == pytest.approx(25.0)
 
 
+@pytest.mark.parametrize("nulls", [{"currency": None}, {"amount": None},
+                                   {"amount": None, "currency": None}])
+def test_a_segment_full_refund_with_null_amount_or_currency_is_still_one(
+        nulls: dict[str, None]) -> None:
+    refund = segment_refund(order_id="A-100", **nulls)  # null says nothing, as on an order
+    assert refund.amount is None and refund.order_id == "A-100"
+    s = folded(segment_order("A-100", 40.0), refund).state("u-1")
+    assert s.refunded == pytest.approx(40.0) and s.monetary == pytest.approx(0.0)
+
+
 def test_a_canonical_refund_naming_only_its_order_refunds_the_whole_order() -> None:
     refund = canonical_refund(order_id="o-7")
     assert refund.amount is None and refund.currency is None

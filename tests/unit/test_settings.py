@@ -130,6 +130,7 @@ def test_unreadable_value_names_the_setting() -> None:
     ({"default_consent": ["fax"]}, "default_consent"),
     ({"default_timezone": "Mars/Olympus"}, "default_timezone"),
     ({"churn_gone_horizons": 0.5}, "churn_gone_horizons"),
+    ({"churn_gone_horizons": float("inf")}, "churn_gone_horizons"),
 ])
 def test_validation_errors(changes: dict[str, object], fragment: str) -> None:
     with pytest.raises(ValueError, match=fragment):
