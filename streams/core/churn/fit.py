@@ -92,7 +92,7 @@ def recall_threshold(p: np.ndarray, recall: float, horizons: float = 1.0) -> flo
     s = np.sort(np.asarray(p, dtype=np.float64))[::-1]
     if s.size == 0:
         return 1.0
-    cum = np.cumsum(s if horizons == 1 else s ** horizons)
+    cum = np.cumsum(s ** horizons)
     i = int(np.searchsorted(cum, recall * cum[-1], side="left"))
     value = float(s[min(i, s.size - 1)])
     t = sig(value)
