@@ -9,7 +9,7 @@ what JSON Schema cannot say: non-finite amounts and implausible event times.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import fields
 from functools import cache
 from typing import Any, Final, NamedTuple
@@ -198,12 +198,14 @@ REFUND_NEEDS: Final = ("a refund needs an amount (properties.amount, with proper
                        "or the refunded order's id (properties.order_id, for a full refund)")
 
 
+def _either(alts: Iterable[Iterable[str]]) -> str:
+    """Alternative key sets under properties, in words: ``properties.a or properties.b``."""
+    return " or ".join(" and ".join("properties." + k for k in keys) for keys in alts)
+
+
 def _needs(r: _Rule) -> str:
     """What a type's rule needs under properties, in words: ``properties.a, properties.b``."""
-    parts = ["properties." + k for k in r.required]
-    parts += [" or ".join(" and ".join("properties." + k for k in keys) for keys in alts)
-              for alts in r.any_of]
-    return ", ".join(parts)
+    return ", ".join(["properties." + k for k in r.required] + [_either(a) for a in r.any_of])
 
 
 def explain(exc: fastjsonschema.JsonSchemaValueException, obj: dict[str, Any],
@@ -222,9 +224,8 @@ def explain(exc: fastjsonschema.JsonSchemaValueException, obj: dict[str, Any],
             text += f" ({t} events need " + _needs(r) + ")"
         return Rejection(MISSING_FIELD, f"missing field {text}", *ids)
     if rule == "anyOf" and field == "properties" and isinstance(value, dict):
-        text = REFUND_NEEDS if obj.get("type") == ev.REFUND else "one of " + " or ".join(
-            " and ".join("properties." + k for k in b.get("required", ()))
-            for b in exc.rule_definition or ())
+        text = REFUND_NEEDS if obj.get("type") == ev.REFUND else "one of " + _either(
+            b.get("required", ()) for b in exc.rule_definition or ())
         return Rejection(MISSING_FIELD, f"missing field: {text}", *ids)
     if rule == "anyOf" and segment and not field:  # no user id, or no time at all
         names = [b["required"][0] for b in exc.rule_definition or () if b.get("required")]
