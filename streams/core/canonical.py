@@ -295,12 +295,8 @@ def build(o: dict[str, Any], allow_other: bool, time_field: str = "occurred_at",
             ok = "properties" not in o and not rule.needs_properties
         elif type(props) is dict and ("timezone" not in props
                                       or CHECK_TIMEZONE(props["timezone"])):
-            if rule.any_of or rule.implied:  # only refunds: the common types stay inline
-                ok = rule.holds(props)
-            else:
-                ok = not (rule.required or rule.checks) or (
-                    all(k in props for k in rule.required)
-                    and all(check(props[k]) for k, check in rule.checks if k in props))
+            ok = not (rule.required or rule.checks or rule.any_of
+                      or rule.implied) or rule.holds(props)
     if not ok:
         try:  # the validator has the last word, and names the field at fault
             validator(allow_other)(o)
