@@ -244,6 +244,10 @@ def explain(exc: fastjsonschema.JsonSchemaValueException, obj: dict[str, Any],
         return Rejection(UNKNOWN_TYPE, f"unknown event type {_show(value)}; expected one of "
                          + ", ".join(TYPES), *ids)
     if field in ("occurred_at", "timestamp", "originalTimestamp", "sentAt"):
+        if segment:  # what streams/core/segment_time.py mends
+            return Rejection(INVALID_TIMESTAMP, f"{field} {_show(value)} is not an ISO 8601 "
+                             "date-time, e.g. 2024-05-03T18:21:07+02:00, ...07+0200 or "
+                             "...07.118Z (one without an offset is read as UTC)", *ids)
         return Rejection(INVALID_TIMESTAMP, f"{field} {_show(value)} is not an RFC 3339 "
                          "date-time with a UTC offset, e.g. 2024-05-03T18:21:07+02:00", *ids)
     if field == "properties.amount":

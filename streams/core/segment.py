@@ -14,7 +14,7 @@ further than the decoder.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 import fastjsonschema
@@ -44,6 +44,7 @@ from streams.core.rejection import (
 )
 from streams.core.rejection import ids_of as _ids
 from streams.core.rejection import show as _show
+from streams.core.segment_time import mended
 from streams.core.state import EMAIL_KNOWN, HAS_EMAIL, HAS_PHONE, PHONE_KNOWN
 
 SEGMENT_CALLS: Final = frozenset({"track", "page", "screen", "identify", "group", "alias"})
@@ -144,10 +145,10 @@ def _to_canonical(obj: dict[str, Any]) -> dict[str, Any] | Rejection:
     if "type" in obj and call not in _TAKEN:  # say so before any field it may lack
         return Rejection(UNSUPPORTED_SEGMENT_CALL, f"Segment call type {_show(call)} is not "
                          f"supported; {TAKES}", *_ids(obj))
-    try:
-        schemas.validator("segment-track")(obj)
-    except fastjsonschema.JsonSchemaValueException as exc:
-        return explain(exc, obj, segment=True)
+    checked = _checked(obj, schemas.validator("segment-track"))
+    if isinstance(checked, Rejection):
+        return checked
+    obj = checked
     props = dict(obj.get("properties") or {})
     name = obj.get("event") if call == "track" else None
     etype = ev.PAGE_VIEW if name is None else SEGMENT_EVENTS.get(name, ev.OTHER)
@@ -191,8 +192,30 @@ def _to_canonical(obj: dict[str, Any]) -> dict[str, Any] | Rejection:
 
 def _time_field(obj: dict[str, Any]) -> str:
     """The call's time: the schema holds each one given to RFC 3339, and wants one."""
-    return ("timestamp" if "timestamp" in obj
-            else "originalTimestamp" if "originalTimestamp" in obj else "sentAt")
+    return ("timestamp" if obj.get("timestamp") is not None
+            else "originalTimestamp" if obj.get("originalTimestamp") is not None else "sentAt")
+
+
+def _checked(obj: dict[str, Any], validate: Callable[[Any], Any]) -> dict[str, Any] | Rejection:
+    """``obj`` if its contract takes it; else the call with its times mended (see
+    segment_time) if that takes it; else why not, naming the value as it was sent."""
+    try:
+        validate(obj)
+        return obj
+    except fastjsonschema.JsonSchemaValueException as exc:
+        fix = mended(obj)
+        if fix is None:
+            return explain(exc, obj, segment=True)
+    better, was = fix
+    try:
+        validate(better)
+        return better
+    except fastjsonschema.JsonSchemaValueException as exc:
+        why = explain(exc, better, segment=True)
+    for key, value in was.items():  # a mended time that is still wrong: show what came
+        if value is not None and why.message.startswith(key + " "):
+            return why._replace(message=why.message.replace(_show(better[key]), _show(value), 1))
+    return why
 
 
 def from_segment(obj: dict[str, Any]) -> Event | Rejection:
@@ -214,7 +237,12 @@ def from_segment(obj: dict[str, Any]) -> Event | Rejection:
     # Segment's browser and mobile libraries stamp in UTC; its server libraries in the
     # server's zone, which says nothing of where the user is. The user's zone comes from
     # context.timezone (in ``mapped``), as for identify below.
-    return build(mapped, allow_other=True, time_field=_time_field(obj), stamp_is_local=False)
+    field = _time_field(obj)
+    got = build(mapped, allow_other=True, time_field=field, stamp_is_local=False)
+    if isinstance(got, Rejection) and mapped["occurred_at"] != obj[field]:  # a mended time
+        return got._replace(message=got.message.replace(
+            _show(mapped["occurred_at"]), _show(obj[field]), 1))
+    return got
 
 
 def _ids_as_text(obj: dict[str, Any]) -> dict[str, Any]:
@@ -240,12 +268,11 @@ def _identity_call(obj: dict[str, Any]) -> Event | Rejection:
         # analytics-swift sends no previousId for a user it never identified; analytics.js
         # and analytics-kotlin fill it with the anonymousId then, and so does journey
         obj = {**obj, "previousId": anonymous}
-    try:
-        schemas.validator(_CONTRACT[call].name, _CONTRACT[call].version)(obj)
-    except fastjsonschema.JsonSchemaValueException as exc:
-        return explain(exc, obj, segment=True)
+    checked = _checked(obj, schemas.validator(_CONTRACT[call].name, _CONTRACT[call].version))
+    if isinstance(checked, Rejection):
+        return checked
     field = _time_field(obj)
-    when = parse_date_time(obj[field])
+    when = parse_date_time(checked[field])
     if when is None or not EARLIEST_EVENT_AT <= when[0] < LATEST_EVENT_AT:
         return Rejection(INVALID_TIMESTAMP, f"{field} {_show(obj[field])} is not a plausible "
                          f"event time: journey takes {EVENT_TIME_RANGE}", *_ids(obj))

@@ -122,6 +122,12 @@ ACCEPTED: tuple[Case, ...] = tuple(Case(f"{category}/{name}", raw, "", kind, cat
     ("time", CANONICAL, "leap-second", dumps(edit(_V, occurred_at="2016-12-31T23:59:60Z"))),
     ("time", SEGMENT, "segment-sent-at-only", dumps(edit(_S, drop=("timestamp",),
                                                          sentAt="2026-01-10T09:01:00Z"))),
+    # as Segment's API reads them (streams/core/segment_time.py)
+    ("time", SEGMENT, "segment-null-time-beside-sent-at",
+     dumps(edit(_S, timestamp=None, sentAt="2026-01-10T09:01:00Z"))),
+    ("time", SEGMENT, "segment-basic-offset",
+     dumps(edit(_S, timestamp="2026-01-10T10:01:00+0100"))),
+    ("time", SEGMENT, "segment-no-zone-is-utc", dumps(edit(_S, timestamp="2026-01-10T09:01:00"))),
     ("deep", CANONICAL, "exactly-32-levels", dumps(props(_V, extra=nested(30)))),
     ("huge", CANONICAL, "string-of-16Ki", dumps(props(_V, note="y" * 16_384))),
     ("huge", CANONICAL, "array-of-1000", dumps(props(_V, tags=[0] * 1000))),

@@ -111,7 +111,7 @@ def test_segment_ids_times_and_zones() -> None:
     ({"userId": None}, "missing_field"),
     ({"userId": ""}, "schema_violation"),
     ({"timestamp": None}, "missing_field"),
-    ({"timestamp": "2024-05-03T16:21:07"}, "invalid_timestamp"),
+    ({"timestamp": "2024-05-03 16:21:07Z"}, "invalid_timestamp"),
     ({"event": None}, "missing_field"),
     ({"messageId": None}, "missing_field"),
     ({"properties": "x"}, "schema_violation"),
@@ -131,6 +131,102 @@ def test_page_and_screen_calls_are_page_views() -> None:
 
 
 # --- what real libraries send that the Spec's examples do not --------------------------------
+
+_AT = at(2024, 5, 3, 16, 21, 7)
+
+
+@pytest.mark.parametrize("times, when", [
+    ({"timestamp": None, "sentAt": "2024-05-03T16:21:07Z"}, _AT),
+    ({"timestamp": "2024-05-03T16:21:07Z", "originalTimestamp": None}, _AT),
+    ({"timestamp": "2024-05-03T16:21:07Z", "sentAt": None}, _AT),
+    ({"timestamp": None, "originalTimestamp": None, "sentAt": "2024-05-03T16:21:07Z"}, _AT),
+])
+def test_a_null_time_beside_a_given_one_is_no_time(times: dict[str, Any], when: float) -> None:
+    """analytics-java through a serializeNulls() Gson writes "sentAt": null on each call."""
+    for call in ({**track("Product Viewed"), **times},
+                 {"type": "identify", "messageId": "m-1", "userId": "u-1", **times}):
+        if "timestamp" not in times:
+            del call["timestamp"]
+        got = decode(line(call))
+        assert isinstance(got, Event) and got.occurred_at == when, got
+
+
+def test_null_objects_are_none() -> None:
+    """The same Gson writes "context": null and "properties": null where none was set."""
+    nulls = {"context": None, "properties": None, "integrations": None}
+    order = {**track("Order Completed"), **nulls, "properties": {"order_id": "o", "total": 5}}
+    got = decode(line(order))
+    assert isinstance(got, Event) and got.amount == 5.0
+    got = decode(line({**track("Product Viewed"), **nulls}))
+    assert isinstance(got, Event) and got.properties == {"segment_event": "Product Viewed"}
+    for call in ({"type": "identify", "traits": None}, {"type": "group", "groupId": "g"},
+                 {"type": "alias", "previousId": "a"}):
+        got = decode(line({**call, "messageId": "m", "userId": "u", **nulls,
+                           "timestamp": "2024-05-03T16:21:07Z"}))
+        assert isinstance(got, Event), got
+    rejected(decode(line({**track("Product Viewed"), "context": [1]})), "schema_violation")
+
+
+def test_null_times_alone_are_a_missing_time() -> None:
+    call = {**track("Product Viewed"), "timestamp": None, "sentAt": None}
+    got = rejected(decode(line(call)), "missing_field")
+    assert "timestamp, originalTimestamp, sentAt" in got.message
+
+
+@pytest.mark.parametrize("text, when", [
+    ("2024-05-03T16:21:07+0000", _AT),
+    ("2024-05-03T16:21:07.118+0000", _AT + 0.118),
+    ("2024-05-03T21:51:07+0530", _AT),
+    ("2024-05-03T08:21:07-0800", _AT),
+    ("2024-05-03T18:21:07+02", _AT),
+    ("2024-05-03T18:21:07.5-00", at(2024, 5, 3, 18, 21, 7) + 0.5),
+    # no offset: UTC, as Segment's API reads it (.NET's DateTime.ToString("o"), Kind
+    # Unspecified; analytics_flutter before 1.1)
+    ("2024-05-03T16:21:07.0000000", _AT),
+    ("2024-05-03T16:21:07", _AT),
+])
+def test_iso_8601_times_are_read_for_segment(text: str, when: float) -> None:
+    for field in ("timestamp", "originalTimestamp", "sentAt"):
+        call = {k: v for k, v in track("Product Viewed").items() if k != "timestamp"}
+        got = decode(line({**call, field: text}))
+        assert isinstance(got, Event) and got.occurred_at == pytest.approx(when), (field, got)
+        assert got.utc_offset_min is None  # a Segment stamp's offset is never the user's
+    alias = decode(line({"type": "alias", "messageId": "m", "userId": "u", "previousId": "a",
+                         "timestamp": text}))
+    assert isinstance(alias, Event) and alias.occurred_at == pytest.approx(when)
+
+
+@pytest.mark.parametrize("text", [
+    "2024-05-03T16:21:07+5", "2024-05-03T16:21:07+2400", "2024-05-03T16:21:07+0060",
+    "2024-05-03T16:21:07+24", "2024-05-03T16:21:07+00000", "2024-05-03T16:21:07+0:00",
+    "2024-05-03 16:21:07+0000", "2024-02-30T16:21:07+0000", "2024-05-03T24:00:00",
+    "2024-05-03T16:21", "2024-05-03", "2024-05-03T16:21:07+02:00Z",
+    "\uff12\uff10\uff12\uff14-05-03T16:21:07",  # full-width digits
+])
+def test_garbage_times_are_still_refused(text: str) -> None:
+    got = rejected(decode(line({**track("Product Viewed"), "timestamp": text})),
+                   "invalid_timestamp")
+    assert got.message.startswith(f"timestamp {text!r} is not an ISO 8601 date-time")
+
+
+def test_a_mended_time_is_checked_and_named_as_sent() -> None:
+    got = rejected(decode(line({**track("Product Viewed"),
+                                "timestamp": "1970-01-01T00:33:44+0000"})), "invalid_timestamp")
+    assert got.message.startswith("timestamp '1970-01-01T00:33:44+0000' is not a plausible")
+    got = rejected(decode(line({"type": "identify", "messageId": "m", "userId": "u",
+                                "timestamp": "1970-01-01T00:33:44"})), "invalid_timestamp")
+    assert got.message.startswith("timestamp '1970-01-01T00:33:44' is not a plausible")
+    # another field's fault is still found in a call whose time was mended
+    rejected(decode(line({**track("Product Viewed"), "timestamp": "2024-05-03T16:21:07+0000",
+                          "properties": "x"})), "schema_violation")
+
+
+def test_the_canonical_event_stays_strict_rfc_3339() -> None:
+    for text in ("2024-05-03T16:21:07+0000", "2024-05-03T16:21:07", "2024-05-03T18:21:07+02"):
+        rejected(decode(line({"event_id": "e", "user_id": "u", "type": "page_view",
+                              "occurred_at": text})), "invalid_timestamp")
+        assert schemas.parse_date_time(text) is None
+
 
 def test_the_spec_v1_order_id_key_names_the_order() -> None:
     """analytics-go's SetOrderId and analytics-android's putOrderId write ``orderId``."""

@@ -16,7 +16,8 @@ from streams.core.timefmt import rfc3339
 from tests.support.recordings import recording, replayed
 
 LIBRARIES = ("analytics-next-1.84.1", "analytics-node-3.1.0", "analytics-swift-1.9.4",
-             "analytics-ruby-2.5.0", "analytics-go-3.3.0", "analytics-python-2.4.0")
+             "analytics-ruby-2.5.0", "analytics-go-3.3.0", "analytics-java-3.5.4",
+             "analytics-php-3.8.2", "analytics-dotnet-3.8.1", "analytics-python-2.4.0")
 NEW = LIBRARIES[:-1]  # the python file has its own test in test_identity.py
 
 # What each library's file must come to: (user, orders, net spend, refunds, funnel step,
@@ -33,10 +34,16 @@ OUTCOME: dict[str, tuple[list[tuple[str, int, float, int, str, str]], int, int]]
         [("1042", 3, 153.4, 1, "advocate", "2026-09-05T12:00:05.031Z")], 1, 0),
     "analytics-go-3.3.0": (
         [("c-40017", 3, 153.9, 1, "advocate", "2026-10-16T06:50:01.250Z")], 1, 0),
+    "analytics-java-3.5.4": (
+        [("cust-20931", 3, 163.9, 1, "advocate", "2026-09-07T18:02:44.310Z")], 1, 0),
+    "analytics-php-3.8.2": (
+        [("7781", 3, 128.9, 1, "advocate", "2026-09-12T08:15:02Z")], 1, 0),
+    "analytics-dotnet-3.8.1": (
+        [("u_5f3a9c", 3, 183.4, 1, "advocate", "2026-09-08T14:03:11.512Z")], 1, 0),
 }
 
 # Every order and refund of each file: (type, user, UTC time, amount, currency, order id).
-MONEY: dict[str, list[tuple[str, str, str, float, str, str]]] = {
+MONEY: dict[str, list[tuple[str, str, str, float | None, str | None, str]]] = {
     "analytics-next-1.84.1": [
         ("purchase", "cus_A81F2", "2026-09-01T17:09:58.430Z", 78.9, "EUR", "ORD-51870"),
         ("purchase", "cus_A81F2", "2026-09-01T17:09:58.430Z", 78.9, "EUR", "ORD-51870"),
@@ -63,6 +70,21 @@ MONEY: dict[str, list[tuple[str, str, str, float, str, str]]] = {
         ("purchase", "c-40017", "2026-10-27T18:00:40.005Z", 104.0, "EUR", "B-7902"),
         ("refund", "c-40017", "2026-10-28T08:30:00Z", 14.5, "EUR", "B-7902"),
         ("purchase", "c-40017", "2026-11-10T07:00:59.999Z", 14.5, "EUR", "B-8120")],
+    "analytics-java-3.5.4": [
+        ("purchase", "cust-20931", "2026-09-07T18:08:13.448Z", 49.9, "EUR", "100458"),
+        ("purchase", "cust-20931", "2026-09-19T07:44:57.730Z", 44.95, "EUR", "100912"),
+        ("refund", "cust-20931", "2026-09-23T10:12:30Z", 19.95, "EUR", "100912"),
+        ("purchase", "cust-20931", "2026-10-14T20:01:15.264Z", 89.0, "EUR", "101377")],
+    "analytics-php-3.8.2": [
+        ("purchase", "7781", "2026-09-12T08:22:48Z", 39.9, "EUR", "5120"),
+        ("purchase", "7781", "2026-09-30T17:05:55Z", 25.98, "EUR", "5188"),
+        ("refund", "7781", "2026-10-02T06:00:00Z", None, None, "5188"),  # in full
+        ("purchase", "7781", "2026-10-28T11:30:19Z", 89.0, "EUR", "5302")],
+    "analytics-dotnet-3.8.1": [
+        ("purchase", "u_5f3a9c", "2026-09-08T14:09:18.661Z", 129.9, "USD", "SO-40017"),
+        ("purchase", "u_5f3a9c", "2026-09-20T13:15:42Z", 59.0, "USD", "SO-40102"),
+        ("refund", "u_5f3a9c", "2026-09-24T19:00:03.001Z", 30.0, "USD", "SO-40017"),
+        ("purchase", "u_5f3a9c", "2026-10-19T12:30:00.250Z", 24.5, "USD", "SO-40388")],
 }
 
 # Each file's calls by journey type (identify, alias and group are calls of their own).
@@ -84,6 +106,9 @@ KINDS: dict[str, dict[str, int]] = {
     "analytics-go-3.3.0": {"page_view": 1, "product_view": 1, "add_to_cart": 1, "alias": 1,
                            "identify": 1, "purchase": 3, "refund": 1, "review": 1,
                            "share": 1},
+    **{name: {"page_view": 2, "product_view": 1, "add_to_cart": 1, "identify": 1,
+              "checkout_started": 1, "purchase": 3, "refund": 1, "review": 1, "share": 1}
+       for name in ("analytics-java-3.5.4", "analytics-php-3.8.2", "analytics-dotnet-3.8.1")},
 }
 
 
@@ -209,3 +234,62 @@ def test_analytics_go_quirks() -> None:
         "B-7781", 49.9, "2026-10-16T06:55:02.345Z")
     call, event = _call("analytics-go-3.3.0", 11)
     assert call["event"] == "Completed Order" and event.type == "purchase"
+
+
+def test_analytics_java_quirks() -> None:
+    """analytics-java through a serializeNulls() Gson: every unset field written as null
+    (sentAt, context, anonymousId, properties), BigDecimal amounts with their scale, Gson's
+    HTML-safe escapes, UTC times to the millisecond, no library in the message (the batch
+    carries it)."""
+    name = "analytics-java-3.5.4"
+    raw = recording(name).lines[0]
+    assert b"\\u003d" in raw and b"\\u0026" in raw  # "=" and "&" of the page's URL
+    call, event = _call(name, 6)
+    assert call["sentAt"] is None and call["context"] is None and call["anonymousId"] is None
+    assert b'"revenue":49.90' in recording(name).lines[5] and call["integrations"] == {}
+    assert (event.type, event.amount, event.order_id) == ("purchase", 49.9, "100458")
+    assert rfc3339(event.occurred_at, 0) == call["timestamp"]
+    call, event = _call(name, 7)
+    assert call["properties"] is None and (event.type, event.properties) == ("page_view", {})
+    call, event = _call(name, 8)  # no revenue or total: the products' sum
+    assert "total" not in call["properties"] and event.amount == 44.95
+
+
+def test_analytics_php_quirks() -> None:
+    """analytics-php: an integer user id, date('c') times in the server's zone without a
+    fraction, json_encode's escaped slashes and \\u escapes, amounts as decimal text, an
+    empty properties object, a full refund by order id."""
+    name = "analytics-php-3.8.2"
+    assert b'"url":"https:\\/\\/kaffee.example.de\\/"' in recording(name).lines[0]
+    call, event = _call(name, 2)
+    assert b"Kaffeem\\u00fchle" in recording(name).lines[1]
+    assert call["properties"]["name"] == "Kaffeemühle Classic"
+    assert call["context"]["library"] == {"name": "analytics-php", "version": "3.8.2",
+                                          "consumer": "LibCurl"}
+    call, event = _call(name, 6)
+    assert call["userId"] == 7781 and call["properties"]["revenue"] == "39.90"
+    assert call["timestamp"] == "2026-09-12T10:22:48+02:00" and "sentAt" not in call
+    assert (event.user_id, event.amount, event.order_id) == ("7781", 39.9, "5120")
+    call, event = _call(name, 7)
+    assert call["properties"] == {} and event.type == "page_view"
+    call, event = _call(name, 9)
+    assert call["properties"] == {"order_id": 5188}
+    assert (event.type, event.amount, event.order_id) == ("refund", None, "5188")
+
+
+def test_analytics_dotnet_quirks() -> None:
+    """Analytics.NET: Json.NET writes nulls (anonymousId, category), DateTime.Now.ToString("o")
+    with seven fraction digits and the server's offset, decimals with their scale, and a
+    back-office import whose DateTime of Kind Unspecified has no offset: read as UTC, as
+    Segment's API reads it."""
+    name = "analytics-dotnet-3.8.1"
+    call, event = _call(name, 1)
+    assert call["userId"] is None and call["category"] is None
+    assert call["timestamp"] == "2026-09-08T10:03:11.5123456-04:00"
+    assert rfc3339(event.occurred_at, 0) == "2026-09-08T14:03:11.512Z"
+    assert event.user_id == call["anonymousId"] and event.utc_offset_min is None
+    call, event = _call(name, 8)
+    assert call["timestamp"] == "2026-09-20T13:15:42.0000000"  # no offset
+    assert (event.type, rfc3339(event.occurred_at, 0), event.amount) == (
+        "purchase", "2026-09-20T13:15:42Z", 59.0)
+    assert b'"total":59.00' in recording(name).lines[7]
