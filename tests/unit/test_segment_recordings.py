@@ -17,7 +17,10 @@ from tests.support.recordings import recording, replayed
 
 LIBRARIES = ("analytics-next-1.84.1", "analytics-node-3.1.0", "analytics-swift-1.9.4",
              "analytics-ruby-2.5.0", "analytics-go-3.3.0", "analytics-java-3.5.4",
-             "analytics-php-3.8.2", "analytics-dotnet-3.8.1", "analytics-python-2.4.0")
+             "analytics-php-3.8.2", "analytics-dotnet-3.8.1", "analytics-kotlin-1.24.1",
+             "analytics-csharp-2.6.0", "analytics-react-native-2.21.4",
+             "analytics-android-4.11.4", "analytics-ios-4.1.8", "analytics-flutter-1.1.10",
+             "analytics-python-2.4.0")
 NEW = LIBRARIES[:-1]  # the python file has its own test in test_identity.py
 
 # What each library's file must come to: (user, orders, net spend, refunds, funnel step,
@@ -40,6 +43,18 @@ OUTCOME: dict[str, tuple[list[tuple[str, int, float, int, str, str]], int, int]]
         [("7781", 3, 128.9, 1, "advocate", "2026-09-12T08:15:02Z")], 1, 0),
     "analytics-dotnet-3.8.1": (
         [("u_5f3a9c", 3, 183.4, 1, "advocate", "2026-09-08T14:03:11.512Z")], 1, 0),
+    "analytics-kotlin-1.24.1": (
+        [("cli-88412", 3, 88.3, 1, "advocate", "2026-09-04T18:20:01.112Z")], 1, 0),
+    "analytics-csharp-2.6.0": (
+        [("acct_71c0e2", 3, 115.4, 1, "advocate", "2026-09-09T16:40:12.480Z")], 1, 0),
+    "analytics-react-native-2.21.4": (
+        [("bloom-50917", 3, 83.95, 1, "advocate", "2026-09-06T21:14:00.210Z")], 1, 0),
+    "analytics-android-4.11.4": (
+        [("kb-302114", 3, 113.4, 1, "advocate", "2026-09-10T06:45:00.050Z")], 1, 0),
+    "analytics-ios-4.1.8": (
+        [("pl_61c2a9", 3, 125.49, 1, "advocate", "2026-09-11T12:00:00.125Z")], 1, 0),
+    "analytics-flutter-1.1.10": (
+        [("mc-9031077", 3, 155.4, 1, "advocate", "2026-09-14T22:10:05.301Z")], 1, 0),
 }
 
 # Every order and refund of each file: (type, user, UTC time, amount, currency, order id).
@@ -85,6 +100,36 @@ MONEY: dict[str, list[tuple[str, str, str, float | None, str | None, str]]] = {
         ("purchase", "u_5f3a9c", "2026-09-20T13:15:42Z", 59.0, "USD", "SO-40102"),
         ("refund", "u_5f3a9c", "2026-09-24T19:00:03.001Z", 30.0, "USD", "SO-40017"),
         ("purchase", "u_5f3a9c", "2026-10-19T12:30:00.250Z", 24.5, "USD", "SO-40388")],
+    "analytics-kotlin-1.24.1": [
+        ("purchase", "cli-88412", "2026-09-04T18:25:47.903Z", 69.8, "EUR", "ES-20481"),
+        ("purchase", "cli-88412", "2026-09-15T09:02:44.870Z", 18.5, "EUR", "ES-20977"),
+        ("refund", "cli-88412", "2026-09-18T11:40:02.007Z", 34.9, "EUR", "ES-20481"),
+        ("purchase", "cli-88412", "2026-10-03T20:15:09.334Z", 34.9, "EUR", "ES-21503")],
+    "analytics-csharp-2.6.0": [
+        ("purchase", "acct_71c0e2", "2026-09-09T16:45:07.075Z", 44.9, "USD", "GX-1204"),
+        ("purchase", "acct_71c0e2", "2026-09-22T02:10:44.500Z", 89.0, "USD", "GX-1377"),
+        ("refund", "acct_71c0e2", "2026-09-25T13:00:00.012Z", 31.0, "USD", "GX-1377"),
+        ("purchase", "acct_71c0e2", "2026-10-12T19:30:18.224Z", 12.5, "USD", "GX-1590")],
+    "analytics-react-native-2.21.4": [
+        ("purchase", "bloom-50917", "2026-09-06T21:19:40.066Z", 59.0, "AUD", "BL-77120"),
+        ("refund", "bloom-50917", "2026-09-12T08:03:55.129Z", None, None, "BL-77120"),  # in full
+        ("purchase", "bloom-50917", "2026-10-01T23:45:09.902Z", 34.95, "AUD", "BL-78804"),
+        ("purchase", "bloom-50917", "2026-10-14T10:10:10.101Z", 49.0, "AUD", "BL-79310")],
+    "analytics-android-4.11.4": [
+        ("purchase", "kb-302114", "2026-09-10T06:50:02.384Z", 79.0, "EUR", "50-11873"),
+        ("purchase", "kb-302114", "2026-09-21T15:31:09.670Z", 43.0, "EUR", "50-12240"),
+        ("refund", "kb-302114", "2026-09-23T09:12:44.015Z", 21.5, "EUR", "50-12240"),
+        ("purchase", "kb-302114", "2026-10-07T17:03:59.998Z", 12.9, "EUR", "50-12907")],
+    "analytics-ios-4.1.8": [
+        ("purchase", "pl_61c2a9", "2026-09-11T12:06:17.580Z", 89.99, "CAD", "PX-33018"),
+        ("purchase", "pl_61c2a9", "2026-09-19T23:30:45.712Z", 24.0, "CAD", "PX-33462"),
+        ("refund", "pl_61c2a9", "2026-09-22T14:10:00.048Z", 45.0, "CAD", "PX-33018"),
+        ("purchase", "pl_61c2a9", "2026-10-05T01:05:06.007Z", 56.5, "CAD", "PX-34190")],
+    "analytics-flutter-1.1.10": [
+        ("purchase", "mc-9031077", "2026-09-14T22:16:55.123Z", 129.8, "BRL", "MC-88120"),
+        ("purchase", "mc-9031077", "2026-09-27T13:40:10.400Z", 38.0, "BRL", "MC-89544"),
+        ("refund", "mc-9031077", "2026-09-29T10:00:31.875Z", 64.9, "BRL", "MC-88120"),
+        ("purchase", "mc-9031077", "2026-10-20T18:59:59.999Z", 52.5, "BRL", "MC-90311")],
 }
 
 # Each file's calls by journey type (identify, alias and group are calls of their own).
@@ -108,7 +153,23 @@ KINDS: dict[str, dict[str, int]] = {
                            "share": 1},
     **{name: {"page_view": 2, "product_view": 1, "add_to_cart": 1, "identify": 1,
               "checkout_started": 1, "purchase": 3, "refund": 1, "review": 1, "share": 1}
-       for name in ("analytics-java-3.5.4", "analytics-php-3.8.2", "analytics-dotnet-3.8.1")},
+       for name in ("analytics-java-3.5.4", "analytics-php-3.8.2", "analytics-dotnet-3.8.1",
+                    "analytics-csharp-2.6.0")},
+    "analytics-kotlin-1.24.1": {"other": 2, "session_start": 1, "page_view": 2,
+                                "product_view": 1, "add_to_cart": 1, "identify": 1,
+                                "checkout_started": 1, "purchase": 3, "refund": 1,
+                                "review": 1, "share": 1},
+    **{name: {"session_start": 1, "page_view": pages, "product_view": 1, "add_to_cart": 1,
+              "alias": 1, "identify": 1, "checkout_started": 1, "purchase": 3, "refund": 1,
+              "review": 1, "share": 1}
+       for name, pages in (("analytics-react-native-2.21.4", 2), ("analytics-ios-4.1.8", 1))},
+    "analytics-android-4.11.4": {"session_start": 1, "page_view": 1, "product_view": 1,
+                                 "add_to_cart": 1, "identify": 1, "checkout_started": 1,
+                                 "purchase": 3, "refund": 1, "review": 1, "share": 1},
+    "analytics-flutter-1.1.10": {"other": 1, "session_start": 1, "page_view": 1,
+                                 "product_view": 1, "add_to_cart": 1, "identify": 1,
+                                 "checkout_started": 1, "purchase": 3, "refund": 1,
+                                 "review": 1, "share": 1},
 }
 
 
@@ -293,3 +354,111 @@ def test_analytics_dotnet_quirks() -> None:
     assert (event.type, rfc3339(event.occurred_at, 0), event.amount) == (
         "purchase", "2026-09-20T13:15:42Z", 59.0)
     assert b'"total":59.00' in recording(name).lines[7]
+
+
+def test_analytics_kotlin_quirks() -> None:
+    """analytics-kotlin: no userId key while anonymous (a blank one is filtered out), a
+    screen's category as "", the device's zone in context.timezone, UTC milliseconds, a
+    lifecycle event journey does not map, an identify with userId and anonymousId."""
+    name = "analytics-kotlin-1.24.1"
+    call, event = _call(name, 1)
+    assert "userId" not in call and call["timestamp"] == "2026-09-04T18:20:01.112Z"
+    assert (event.type, event.user_id) == ("other", call["anonymousId"])
+    assert event.properties["timezone"] == "Europe/Madrid"
+    call, event = _call(name, 3)
+    assert (call["type"], call["name"], call["category"]) == ("screen", "Inicio", "")
+    assert call["context"]["screen"]["density"] == 2.625 and event.type == "page_view"
+    call, event = _call(name, 6)
+    assert event.properties["previous_id"] == call["anonymousId"]
+    assert event.properties["timezone"] == "Europe/Madrid"
+    call, event = _call(name, 9)
+    assert (event.amount, event.order_id) == (69.8, "ES-20481")  # revenue, not total
+
+
+def test_analytics_csharp_quirks() -> None:
+    """Analytics-CSharp: every unset field written as null (userId, metrics), a page's
+    category as "", DateTime.UtcNow.ToString("o") with seven fraction digits, context.os
+    as a string, no timezone, doubles without a fraction (89)."""
+    name = "analytics-csharp-2.6.0"
+    call, event = _call(name, 1)
+    assert call["userId"] is None and call["metrics"] is None and call["category"] == ""
+    assert isinstance(call["context"]["os"], str) and call["context"]["platform"] == ".NET"
+    assert (event.type, event.user_id) == ("page_view", call["anonymousId"])
+    assert "timezone" not in event.properties
+    call, event = _call(name, 6)
+    assert call["timestamp"] == "2026-09-09T16:43:22.6100441Z"
+    assert rfc3339(event.occurred_at, 0) == "2026-09-09T16:43:22.610Z"
+    call, event = _call(name, 8)
+    assert b'"revenue":89,' in recording(name).lines[7] and event.amount == 89.0
+
+
+def test_analytics_react_native_quirks() -> None:
+    """analytics-react-native: no userId key while anonymous, screens without a category,
+    an empty context.traits, alias(newId) filling previousId with the anonymousId, a full
+    refund by order id, a products-only order."""
+    name = "analytics-react-native-2.21.4"
+    call, event = _call(name, 2)
+    assert "userId" not in call and "category" not in call and call["context"]["traits"] == {}
+    assert event.type == "page_view" and event.properties["timezone"] == "Australia/Sydney"
+    call, event = _call(name, 5)
+    assert call["previousId"] == call["anonymousId"]
+    assert (event.type, event.user_id, event.properties) == (
+        "alias", "bloom-50917", {"previous_id": call["anonymousId"]})
+    call, event = _call(name, 10)
+    assert call["properties"] == {"order_id": "BL-77120"}
+    assert (event.type, event.amount, event.order_id) == ("refund", None, "BL-77120")
+    call, event = _call(name, 13)
+    assert "revenue" not in call["properties"] and event.amount == 49.0
+
+
+def test_analytics_android_quirks() -> None:
+    """analytics-android 4.x: channel "mobile", the cached traits (with anonymousId) in
+    context.traits and in identify's traits, putOrderId's orderId, Product's id, a
+    java.util.Date property as Date.toString(), a rating as text."""
+    name = "analytics-android-4.11.4"
+    call, event = _call(name, 1)
+    assert call["channel"] == "mobile" and "userId" not in call
+    assert call["context"]["traits"] == {"anonymousId": call["anonymousId"]}
+    call, event = _call(name, 5)
+    assert call["traits"]["anonymousId"] == call["anonymousId"] == event.properties["previous_id"]
+    call, event = _call(name, 7)
+    assert "order_id" not in call["properties"] and call["properties"]["products"][0]["id"]
+    assert call["properties"]["delivery_date"] == "Sat Sep 12 00:00:00 GMT+02:00 2026"
+    assert (event.type, event.amount, event.order_id) == ("purchase", 79.0, "50-11873")
+    call, event = _call(name, 8)  # no revenue or total: the products' sum
+    assert (event.amount, event.order_id) == (43.0, "50-12240")
+    _, review = _call(name, 10)
+    assert review.rating == 4
+
+
+def test_analytics_ios_quirks() -> None:
+    """analytics-ios 4.x (Objective-C): NSJSONSerialization's escaped slashes, upper-case
+    CFUUID ids, an NSDate property as ISO 8601 UTC text, empty url/referring_application on
+    Application Opened, alias then identify."""
+    name = "analytics-ios-4.1.8"
+    raw = recording(name).lines[0]
+    assert b'"timezone":"America\\/Toronto"' in raw
+    call, event = _call(name, 1)
+    assert call["messageId"].isupper() and call["properties"]["url"] == ""
+    assert (event.type, event.properties["timezone"]) == ("session_start", "America/Toronto")
+    call, event = _call(name, 5)
+    assert (event.type, event.properties) == ("alias", {"previous_id": call["anonymousId"]})
+    call, event = _call(name, 8)
+    assert call["properties"]["delivery_date"] == "2026-09-16T04:00:00.000Z"
+    assert (event.amount, event.order_id) == (89.99, "PX-33018")
+
+
+def test_analytics_flutter_quirks() -> None:
+    """analytics_flutter 1.1: json_serializable writes nulls (userId, integrations),
+    toUtc().toIso8601String() with microseconds (milliseconds when those are zero), a route
+    name as the screen name."""
+    name = "analytics-flutter-1.1.10"
+    call, event = _call(name, 1)
+    assert call["userId"] is None and call["integrations"] is None
+    assert call["timestamp"] == "2026-09-14T22:10:05.301442Z"
+    assert (event.type, event.user_id) == ("other", call["anonymousId"])
+    call, event = _call(name, 3)
+    assert call["name"] == "/home" and event.type == "page_view"
+    call, event = _call(name, 9)
+    assert call["timestamp"] == "2026-09-27T13:40:10.400Z"
+    assert (event.amount, event.order_id) == (38.0, "MC-89544")
