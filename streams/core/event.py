@@ -89,5 +89,8 @@ def event_to_dict(e: Event) -> dict[str, Any]:
 def event_from_dict(d: dict[str, Any]) -> Event:
     """The Event of :func:`event_to_dict` (of journey's own making: not validated)."""
     return Event(d["event_id"], d["user_id"], d["type"], float(d["occurred_at"]),
-                 *(d.get(name) for name in _OPTIONAL[:-1]), source=d.get("source", "journey"),
+                 utc_offset_min=d.get("utc_offset_min"), amount=d.get("amount"),
+                 currency=d.get("currency"), order_id=d.get("order_id"),
+                 rating=d.get("rating"), channel=d.get("channel"),
+                 referred_user_id=d.get("referred_user_id"), source=d.get("source", "journey"),
                  properties=d.get("properties") or {})

@@ -55,7 +55,7 @@ def keep_last(log: bytes, entry: bytes, cap: int) -> bytes:
 
 def unpack(log: bytes) -> list[float]:
     """The floats of a log of values (not of one with digests in it), in order."""
-    return memoryview(log).cast("d").tolist() if log else []
+    return memoryview(log).cast("d").tolist() if log else []  # type: ignore[return-value]
 
 
 def pack(values: Sequence[float]) -> bytes:
@@ -139,7 +139,7 @@ def orders_from_record(value: list[object]) -> bytes:
         return b"".join(keys[n * KEY_BYTES:(n + 1) * KEY_BYTES] + times[n * pair:(n + 1) * pair]
                         for n in range(len(keys) // KEY_BYTES))
     if isinstance(value[0], (list, tuple)):  # a list per order: flatten
-        value = [v for entry in value for v in entry]  # type: ignore[union-attr]
+        value = [v for entry in value for v in entry]  # type: ignore[union-attr, attr-defined]
     return b"".join(key_of(str(value[i])) + pack_entry((float(value[i + 1]),  # type: ignore
                                                         float(value[i + 2])))  # type: ignore
                     for i in range(0, len(value), 3))

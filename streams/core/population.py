@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import heapq
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import cast
 
 from streams.core import btyd
 from streams.core.churn.model import ChurnModel
@@ -51,7 +52,7 @@ class Model:
     @classmethod
     def from_list(cls, v: list[object]) -> Model:
         """A stored model; one stored before the churn model existed has none."""
-        r, alpha, a, b = v[0]  # type: ignore[misc]
+        r, alpha, a, b = cast("list[float]", v[0])
         model = cls(btyd.MBGParams(r, alpha, a, b), *v[1:6])  # type: ignore[arg-type]
         churn = v[6] if len(v) > 6 else None
         if churn is not None:
@@ -114,7 +115,7 @@ class Sample:
                 members.discard(dropped)
                 members.add(u)
 
-    def __iter__(self) -> Iterable[str]:  # type: ignore[override]
+    def __iter__(self) -> Iterator[str]:
         return iter(sorted(self._members))
 
     def hashed(self) -> list[tuple[int, str]]:
