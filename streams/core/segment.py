@@ -214,8 +214,13 @@ def _checked(obj: dict[str, Any], validate: Callable[[Any], Any]) -> dict[str, A
         why = explain(exc, better, segment=True)
     for key, value in was.items():  # a mended time that is still wrong: show what came
         if value is not None and why.message.startswith(key + " "):
-            return why._replace(message=why.message.replace(_show(better[key]), _show(value), 1))
+            return _as_sent(why, better[key], value)
     return why
+
+
+def _as_sent(why: Rejection, mended: object, sent: object) -> Rejection:
+    """``why``, quoting a time segment_time mended as it was sent."""
+    return why._replace(message=why.message.replace(_show(mended), _show(sent), 1))
 
 
 def from_segment(obj: dict[str, Any]) -> Event | Rejection:
@@ -240,8 +245,7 @@ def from_segment(obj: dict[str, Any]) -> Event | Rejection:
     field = _time_field(obj)
     got = build(mapped, allow_other=True, time_field=field, stamp_is_local=False)
     if isinstance(got, Rejection) and mapped["occurred_at"] != obj[field]:  # a mended time
-        return got._replace(message=got.message.replace(
-            _show(mapped["occurred_at"]), _show(obj[field]), 1))
+        return _as_sent(got, mapped["occurred_at"], obj[field])
     return got
 
 
