@@ -1,4 +1,4 @@
-"""Leaner faust plumbing for the state agent, measured in ``bench/faust_paths.py``.
+"""Leaner faust plumbing for the worker, measured in ``bench/faust_paths.py``.
 
 faust's default Monitor keeps per-event statistics for its own web pages, and its
 consumer wraps every delivered message in a four-task ``wait_first``. Removing both made
@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from agents.kafka.inbox import Inbox
 
 
 def lean_monitor_class() -> type:
@@ -46,7 +49,9 @@ def lean_monitor_class() -> type:
 
 
 def lean_app_class(fetch_max_wait_seconds: float = 1.5) -> type:
-    """A faust App whose consumer hands each fetched message straight to the conductor.
+    """A faust App whose consumer hands each fetched message straight to the conductor,
+    or, for the topics of the app's :class:`~agents.kafka.inbox.Inbox`, each fetched run
+    of them as one batch.
 
     faust's drain loop wraps every message in ``Service.wait_first(callback(message),
     suspend_flow.wait())``, which creates four tasks and an ``asyncio.wait`` per message so
@@ -93,12 +98,17 @@ def lean_app_class(fetch_max_wait_seconds: float = 1.5) -> type:
             acking = self.app.topics.acks_enabled_for
             suspended = self.suspend_flow.is_set
             stopped, fetcher_stopped = self._stopped.is_set, fetcher._stopped.is_set
+            inbox: Inbox | None = getattr(self.app, "inbox", None)
+            batched = inbox.topics if inbox is not None else frozenset()
+            max_batch = inbox.max_batch if inbox is not None else 0
             while not (stopped() or fetcher_stopped()):
                 records = self.getmany(timeout=1.0)
                 await asyncio.sleep(0)
                 since_yield = 0
+                batch: list[Any] = []
                 async for tp, message in records:
                     if suspended():
+                        batch = []  # a rebalance: seeks back to the committed offsets
                         break
                     offset, last = message.offset, read_offsets[tp]
                     if last is not None and offset < last:
@@ -108,12 +118,21 @@ def lean_app_class(fetch_max_wait_seconds: float = 1.5) -> type:
                     if every is not None and self._n_acked >= every:
                         self._n_acked = 0
                         await self.commit()
+                    if message.topic in batched:
+                        batch.append(message)
+                        read_offsets[tp] = offset
+                        if len(batch) >= max_batch:
+                            await inbox.put(batch)  # type: ignore[union-attr]
+                            batch = []
+                        continue
                     await deliver(message)
                     read_offsets[tp] = offset
                     since_yield += 1
                     if since_yield >= 256:  # let the agents drain their buffers
                         since_yield = 0
                         await asyncio.sleep(0)
+                if batch:
+                    await inbox.put(batch)  # type: ignore[union-attr]
 
     class LeanTransport(faust_aiokafka.Transport):
         Consumer = LeanConsumer
@@ -122,6 +141,9 @@ def lean_app_class(fetch_max_wait_seconds: float = 1.5) -> type:
         # Called with the reason when a service crashes the app (a timer, a callback, the
         # consumer thread), before faust's own shutdown, which can hang on a lost broker.
         on_service_crash: Callable[[BaseException], None] | None = None
+        # Where the consumer puts its input topics' records, in batches (see
+        # ``agents.kafka.inbox``); None: every record goes through faust's conductor.
+        inbox: Inbox | None = None
 
         def _new_transport(self) -> Any:
             return LeanTransport(self.conf.broker_consumer, self)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 @dataclass
 class Progress:
-    """When the state agent last finished a batch, and since when it holds one."""
+    """When the state loop last finished a batch, and since when it holds one."""
 
     last_done: float = field(default_factory=time.monotonic)
     busy_since: float | None = None

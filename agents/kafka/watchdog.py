@@ -101,6 +101,6 @@ async def check_progress(rt: Runtime) -> None:
     if stalled > limit:
         where = "holding a batch" if rt.progress.busy_since is not None else "idle"
         await fatal(rt, f"no batch completed for {stalled:.0f}s with {waiting} input "
-                        f"records waiting (agent {where})")
+                        f"records waiting (state loop {where})")
     elif not waiting and rt.progress.busy_since is None:
         rt.progress.idle()

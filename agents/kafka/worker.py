@@ -1,8 +1,9 @@
-"""The faust app: topics, the users table, the state agent, the ticker, the gauges and
+"""The faust app: topics, the users table, the state loop, the ticker, the gauges and
 the watchdog (``watchdog``), sharing a :class:`~agents.kafka.runtime.Runtime`.
 
-One agent (concurrency 1: it is the only table writer) reads the input topic and the
-repartition topic in batches and hands them to :class:`agents.kafka.pipeline.Pipeline`. Before
+One state loop (the only table writer) takes batches of the input topic and the
+repartition topic from the consumer (``agents.kafka.inbox``) and hands them to
+:class:`agents.kafka.pipeline.Pipeline`. Before
 a batch is acknowledged, its state records and outputs are flushed to the broker, so an
 offset is never committed ahead of the state it produced (at-least-once; the core's
 position and event-id checks make redelivery harmless).
@@ -18,7 +19,7 @@ import asyncio
 import socket
 import time
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import faust
 
@@ -26,6 +27,7 @@ from agents.kafka import codec
 from agents.kafka.bootstrap import unfinished
 from agents.kafka.config import kafka_kwargs
 from agents.kafka.heal import committed_offsets, fill, retrying
+from agents.kafka.inbox import Inbox
 from agents.kafka.logsafe import exception_summary
 from agents.kafka.metrics import Metrics
 from agents.kafka.pipeline import Pipeline, Snapshots
@@ -42,8 +44,7 @@ from streams.core.context import PartitionContext
 from streams.core.partitioning import partition_for
 from streams.settings import Settings
 
-BATCH_MAX = 2000
-BATCH_WITHIN = 0.05  # seconds: a batch waits at most this long to fill
+BATCH_MAX = 2000  # input records per batch, at most
 
 
 def _headers(raw: Any) -> dict[str, bytes]:
@@ -53,13 +54,9 @@ def _headers(raw: Any) -> dict[str, bytes]:
     return {k: (v if isinstance(v, bytes) else str(v).encode()) for k, v in items}
 
 
-def to_records(events: Sequence[Any]) -> list[Record]:
-    out = []
-    for ev in events:
-        msg = ev.message
-        out.append(Record(msg.topic, msg.partition, msg.offset, msg.key, msg.value,
-                          (msg.timestamp or 0.0), _headers(msg.headers)))
-    return out
+def to_records(messages: Sequence[Any]) -> list[Record]:
+    return [Record(m.topic, m.partition, m.offset, m.key, m.value, (m.timestamp or 0.0),
+                   _headers(m.headers)) for m in messages]
 
 
 def build(settings: Settings, bootstrap: str, metrics: Metrics | None = None) -> Runtime:
@@ -149,21 +146,31 @@ def _wire(rt: Runtime) -> None:
     out_topics = {name: app.topic(name, partitions=settings.partitions)
                   for name in topics.outputs()}
 
-    @app.agent(inputs, concurrency=1, name="journey-state")
-    async def state_agent(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):
+    # The consumer hands the input topics' records to the inbox in batches, not to a
+    # faust agent (agents.kafka.inbox); the topics are registered so that it subscribes.
+    app.topics.add(cast(faust.TopicT, inputs.clone(is_iterator=True)))
+    inbox = Inbox(app, frozenset(inputs.topics), BATCH_MAX)
+    cast(Any, app).inbox = inbox  # read by fastpath's consumer
+
+    @app.task
+    async def state_loop() -> None:
+        """The only table writer: each batch's state and outputs are acknowledged by the
+        broker before its input offsets are."""
+        while True:
+            messages = await inbox.take()
             rt.progress.started()
             started = time.perf_counter()
             try:
-                records = await _without_holes(rt, to_records(events))
+                records = await _without_holes(rt, to_records(messages))
                 sends = rt.pipeline.handle(records)
                 rt.pipeline.commit_state()
                 await _publish(rt, sends)
             except Exception as exc:  # noqa: BLE001 - any failure of a batch is fatal
-                # faust would restart a crashed agent on a stream whose buffered records
-                # and offsets it no longer tracks; a restart of the process is sound
-                await fatal(rt, f"the state agent failed: {exception_summary(exc)}")
+                # the batch's offsets are left unacknowledged: a restarted process takes
+                # it up again from the table's checkpoint
+                await fatal(rt, f"the state loop failed: {exception_summary(exc)}")
                 await asyncio.Event().wait()
+            inbox.done(messages)
             rt.progress.finished()
             rt.metrics.processing_latency.observe(time.perf_counter() - started)
 
