@@ -21,10 +21,11 @@ from typing import Any
 
 
 class Inbox:
-    """Lists of faust messages of ``topics``, at most ``max_batch`` each, ``depth`` deep."""
+    """Lists of faust messages of ``topics``, at most ``max_batch`` each, ``depth`` deep;
+    :meth:`take` joins those waiting into one batch of up to ``max_batch``."""
 
     def __init__(self, app: Any, topics: frozenset[str], max_batch: int,
-                 depth: int = 2) -> None:
+                 depth: int = 4) -> None:
         self.topics = topics
         self.max_batch = max_batch
         self.depth = depth
@@ -56,6 +57,11 @@ class Inbox:
             self._waiting.clear()
             await self._waiting.wait()
         messages = self._batches.popleft()
+        # what else waits, up to max_batch: under load, one batch per fetch would pay a
+        # batch's acknowledged writes for each fetch, and records would queue behind them
+        batches, limit = self._batches, self.max_batch
+        while batches and len(messages) + len(batches[0]) <= limit:
+            messages += batches.popleft()
         self._room.set()
         track = self._app.consumer.track_message
         for m in messages:

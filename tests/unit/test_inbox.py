@@ -52,17 +52,18 @@ def test_a_batch_is_tracked_when_taken_and_acked_when_done() -> None:
     asyncio.run(main())
 
 
-def test_batches_come_out_in_order_and_a_full_inbox_holds_the_fetch_loop() -> None:
+def test_a_full_inbox_holds_the_fetch_loop_and_take_joins_what_waits() -> None:
     async def main() -> None:
-        inbox, _, _ = make(depth=2)
-        await inbox.put(["a"])
-        await inbox.put(["b"])
-        third = asyncio.ensure_future(inbox.put(["c"]))
+        inbox, _, consumer = make(depth=2)  # max_batch=3
+        await inbox.put(["a1", "a2"])
+        await inbox.put(["b1", "b2"])
+        third = asyncio.ensure_future(inbox.put(["c1"]))
         await settle()
         assert not third.done() and len(inbox) == 2
-        assert await inbox.take() == ["a"]
+        assert await inbox.take() == ["a1", "a2"]  # a and b together would pass 3
         await asyncio.wait_for(third, 1.0)
-        assert [await inbox.take(), await inbox.take()] == [["b"], ["c"]]
+        assert await inbox.take() == ["b1", "b2", "c1"]  # in order, joined
+        assert consumer.tracked == ["a1", "a2", "b1", "b2", "c1"]
 
     asyncio.run(main())
 
