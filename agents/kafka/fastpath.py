@@ -56,8 +56,9 @@ def lean_app_class(fetch_max_wait_seconds: float = 1.5) -> type:
     faust's drain loop wraps every message in ``Service.wait_first(callback(message),
     suspend_flow.wait())``, which creates four tasks and an ``asyncio.wait`` per message so
     that a rebalance can interrupt a delivery blocked on a full stream buffer. Here the
-    delivery is awaited directly; a rebalance still stops the Fetcher, which cancels this
-    loop, and a set ``suspend_flow`` ends the current batch at the next message.
+    delivery is awaited directly: a set ``suspend_flow`` ends the current round at the next
+    message, and what a rebalance made stale meanwhile is dropped downstream (the conductor
+    waits on flow control; the inbox checks its clears and the consumer generation).
     """
     import faust
     from faust.transport.drivers import aiokafka as faust_aiokafka
@@ -106,6 +107,7 @@ def lean_app_class(fetch_max_wait_seconds: float = 1.5) -> type:
                 await asyncio.sleep(0)
                 since_yield = 0
                 batch: list[Any] = []
+                begun = 0  # the inbox's clears when the batch's first record was read
                 async for tp, message in records:
                     if suspended():
                         batch = []  # a rebalance: seeks back to the committed offsets
@@ -119,11 +121,15 @@ def lean_app_class(fetch_max_wait_seconds: float = 1.5) -> type:
                         self._n_acked = 0
                         await self.commit()
                     if message.topic in batched:
+                        if not batch:
+                            begun = inbox.clears  # type: ignore[union-attr]
                         batch.append(message)
                         read_offsets[tp] = offset
                         if len(batch) >= max_batch:
-                            await inbox.put(batch)  # type: ignore[union-attr]
+                            put = await inbox.put(batch, begun)  # type: ignore[union-attr]
                             batch = []
+                            if not put:
+                                break  # the rest of the round is as stale
                         continue
                     await deliver(message)
                     read_offsets[tp] = offset
@@ -132,7 +138,7 @@ def lean_app_class(fetch_max_wait_seconds: float = 1.5) -> type:
                         since_yield = 0
                         await asyncio.sleep(0)
                 if batch:
-                    await inbox.put(batch)  # type: ignore[union-attr]
+                    await inbox.put(batch, begun)  # type: ignore[union-attr]
 
     class LeanTransport(faust_aiokafka.Transport):
         Consumer = LeanConsumer

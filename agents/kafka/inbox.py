@@ -38,35 +38,53 @@ class Inbox:
         self._flow = app.flow_control
         self._flow.manage_queue(self)  # cleared on revoke and on resume
 
-    async def put(self, messages: list[Any]) -> None:
-        """Wait for room (and for flow to be active), then hand over ``messages``; a
-        rebalance meanwhile drops them, as it drops what is already here."""
-        clears = self._clears
+    @property
+    def clears(self) -> int:
+        """How many times a rebalance has cleared the inbox: a batch begun before the
+        latest clear is stale (see :meth:`put`)."""
+        return self._clears
+
+    async def put(self, messages: list[Any], begun: int | None = None) -> bool:
+        """Wait for room (and for flow to be active), then hand over ``messages``, whose
+        first record was read when :attr:`clears` was ``begun``. False: a rebalance since
+        made them stale and they were dropped, as what was already here was."""
+        clears = self._clears if begun is None else begun
         await self._flow.acquire()
         while len(self._batches) >= self.depth:
             self._room.clear()
             await self._room.wait()
         if self._clears != clears or not self._flow.is_active():
-            return
+            return False
         self._batches.append(messages)
         self._waiting.set()
+        return True
 
     async def take(self) -> list[Any]:
-        """The next batch, its records tracked: a rebalance now waits for their acks."""
-        while not self._batches:
-            self._waiting.clear()
-            await self._waiting.wait()
-        messages = self._batches.popleft()
-        # what else waits, up to max_batch: under load, one batch per fetch would pay a
-        # batch's acknowledged writes for each fetch, and records would queue behind them
-        batches, limit = self._batches, self.max_batch
-        while batches and len(messages) + len(batches[0]) <= limit:
-            messages += batches.popleft()
-        self._room.set()
-        track = self._app.consumer.track_message
-        for m in messages:
-            track(m)
-        return messages
+        """The next batch, its records tracked: a rebalance now waits for their acks.
+        Records fetched under an earlier consumer generation (before a rebalance) are
+        dropped unacknowledged, as faust's streams drop them."""
+        while True:
+            while not self._batches:
+                self._waiting.clear()
+                await self._waiting.wait()
+            messages = self._batches.popleft()
+            # what else waits, up to max_batch: under load, one batch per fetch would pay
+            # a batch's acknowledged writes for each fetch, and records would queue
+            batches, limit = self._batches, self.max_batch
+            while batches and len(messages) + len(batches[0]) <= limit:
+                messages += batches.popleft()
+            self._room.set()
+            if not self._flow.is_active():
+                continue
+            generation = self._app.consumer_generation_id
+            if any(m.generation_id != generation for m in messages):
+                messages = [m for m in messages if m.generation_id == generation]
+                if not messages:
+                    continue
+            track = self._app.consumer.track_message
+            for m in messages:
+                track(m)
+            return messages
 
     def done(self, messages: list[Any]) -> None:
         """Acknowledge a batch: its offsets may now be committed."""

@@ -71,8 +71,9 @@ def build(settings: Settings, bootstrap: str, metrics: Metrics | None = None) ->
     app = lean_app_class(settings.fetch_max_wait_seconds)(
         settings.app_id,
         Monitor=lean_monitor_class(),
-        # a few batches: the buffer is shared by all partitions, and records of a partition
-        # with a backlog would keep the others waiting behind them
+        # for what faust still delivers itself; the input's buffer is the
+        # inbox's four batches (agents.kafka.inbox), shared by all partitions: records
+        # of a partition with a backlog keep the others waiting behind them
         stream_buffer_maxsize=4 * BATCH_MAX,
         broker_max_poll_records=5000,
         **kafka_kwargs(settings, "faust", bootstrap=bootstrap),
