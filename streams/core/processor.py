@@ -198,19 +198,26 @@ class PartitionProcessor:
                 or seen.has_seen(event.event_id)):
             out.duplicates += 1
             # time still passes: a restarted partition going over records its users
-            # already hold must fire timers and judge lateness as the first pass did
-            if not feedback and t > clock.now and clock.within_skew(t, received_at):
-                self._pass_time(t, out)
+            # already hold must fire timers, re-fit and judge lateness as the first pass did
+            if not feedback:
+                if t > clock.now and clock.within_skew(t, received_at):
+                    self._pass_time(t, out)
+                self.refits.start(t)
             clock.note_position(position)
             return
         rejected = clock.rejection(event, received_at, feedback)
         if rejected is not None:
             out.rejected.append(rejected)
             return
-        if t > clock.now and not feedback:  # news from another partition is not our time
-            self._pass_time(t, out)
-            state = self.store.get(uid)  # what fell due may have merged this id away
-            redirect = self.redirects.get(uid) if state is None else None
+        if not feedback:  # news from another partition is not our time
+            if t > clock.now:
+                self._pass_time(t, out)
+                state = self.store.get(uid)  # what fell due may have merged this id away
+                redirect = self.redirects.get(uid) if state is None else None
+            # The re-fit grid starts at the partition's first own event, new user or not:
+            # going over its first batch again, a restarted partition meets that event as
+            # a duplicate and must start the grid at the same instant.
+            self.refits.start(t)
         clock.note_position(position)
         if redirect is not None:
             identity.forward(self.redirects, redirect, event, position, out,
@@ -223,7 +230,6 @@ class PartitionProcessor:
             state = new_state(event)
             before = None
             self.sample.offer(uid)
-            self.refits.start(t)
             if revived is not None:
                 identity.revive(state, revived)
         else:

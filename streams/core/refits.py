@@ -1,7 +1,8 @@
 """When a partition re-fits its population model, and the re-fits it has made.
 
 Re-fits fall on an epoch-aligned grid, ``refit_interval_days`` apart, from the first
-instant after the partition's first user; every ``churn_snapshot_days`` one of them is
+instant after the partition's first own event (news from other partitions does not
+start it); every ``churn_snapshot_days`` one of them is
 also a snapshot refit of the churn model (``churn.learner``). A re-fit reads other
 users' states, so a restarted worker going over an instant again must not recompute it
 from states that may already be ahead: the re-fits made since the last checkpoint are
@@ -42,7 +43,7 @@ class RefitSchedule:
         return nxt
 
     def start(self, t: float) -> None:
-        """The partition's first user arrived at ``t``: the first re-fit is after it."""
+        """The partition's first own event is at ``t``: the first re-fit is after it."""
         if self.next_at is None:
             self.next_at = self.next_epoch(t)
 
@@ -74,9 +75,12 @@ class RefitSchedule:
         return fitted
 
     def restore(self, next_at: float | None, refits: dict[float, list[object]] | None) -> None:
-        """As a restarted partition: the checkpoint's re-fits are read back, not redone."""
-        self.next_at = next_at
+        """As a restarted partition: the checkpoint's re-fits are read back, not redone.
+        A checkpoint from before the partition's first event has no next instant; if its
+        batch re-fitted, the first of those re-fits is it (checkpoints written before the
+        grid started at any own event relied on a new user arriving to find it again)."""
         self.log = dict(refits or {})
+        self.next_at = min(self.log) if next_at is None and self.log else next_at
 
     def claim(self) -> dict[float, list[object]]:
         """The re-fits a checkpoint claims: all logged. The log then keeps only those

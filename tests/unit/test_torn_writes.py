@@ -69,7 +69,7 @@ class Broker:
 
     def publish(self, s: Send, now: float) -> None:
         p = s.partition if s.partition is not None else partition_for(
-            (s.key or b"").decode(), PARTITIONS)
+            (s.key or b"").decode(), self.settings.partitions)
         self.append(s.topic, p, s.key, s.value, dict(s.headers), now)
 
     def copy(self) -> Broker:
@@ -108,8 +108,9 @@ class Run:
     """One worker over the fake broker, with a kill switch after N changelog writes."""
 
     def __init__(self, broker: Broker, kill_after_writes: int | None = None,
-                 fetch: random.Random | None = None) -> None:
+                 fetch: random.Random | None = None, batch: int = BATCH) -> None:
         self.broker = broker
+        self.batch = batch
         # with ``fetch``, each batch takes a random share of each topic-partition, in a
         # random order: a consumer fetches its topics independently of each other
         self.fetch = fetch
@@ -136,17 +137,17 @@ class Run:
         self.position = {tp: broker.committed.get(tp, 0) for tp in self._tps()}
         self.restarted = bool(broker.changelog)
 
-    @staticmethod
-    def _tps() -> list[tuple[str, int]]:
-        return [(t, p) for t in (TOPICS.events, TOPICS.repartition) for p in range(PARTITIONS)]
+    def _tps(self) -> list[tuple[str, int]]:
+        return [(t, p) for t in (TOPICS.events, TOPICS.repartition)
+                for p in range(self.broker.settings.partitions)]
 
     def _next_batch(self) -> list[Record]:
-        tps, rng = self._tps(), self.fetch
+        tps, rng, batch = self._tps(), self.fetch, self.batch
         if rng is None:
-            return self._take([BATCH] * len(tps), tps)
+            return self._take([batch] * len(tps), tps)
         rng.shuffle(tps)
-        shares = [rng.choice([0, 1, BATCH // 3, BATCH]) for _ in tps]
-        return self._take(shares, tps) or self._take([BATCH] * len(tps), tps)  # never stall
+        shares = [rng.choice([0, 1, batch // 3, batch]) for _ in tps]
+        return self._take(shares, tps) or self._take([batch] * len(tps), tps)  # never stall
 
     def _take(self, shares: list[int], tps: list[tuple[str, int]]) -> list[Record]:
         out: list[Record] = []
@@ -396,3 +397,60 @@ def test_a_re_closed_id_keeps_what_it_took_after_the_restart(seed: int) -> None:
     last.run()
     truth = {u: s for u, s in whole.states().items() if s is not None}
     assert not field_diffs(last.states(), truth, AGGREGATES)
+
+
+# The chaos run's history (agents.testing.chaos) on the default settings: four partitions,
+# the weekly re-fit grid, and batches as large as the worker's.
+WIDE = Settings().with_overrides(partitions=4, tick_interval_seconds=0.0)
+
+
+def _wide_history(start: float) -> Broker:
+    events, _ = generate(SynthConfig(users=400, days=60, start=start, seed=43))
+    broker = Broker(settings=WIDE)
+    received = start + 330 * DAY  # all of it sent long after it happened, as chaos does
+    for e in events:
+        if isinstance(e, dict):
+            key = str(e["user_id"])
+            broker.append(TOPICS.events, partition_for(key, WIDE.partitions), key.encode(),
+                          orjson.dumps(e), {}, received)
+    return broker
+
+
+def _close(broker: Broker, end: float) -> None:
+    for p in range(WIDE.partitions):
+        broker.append(TOPICS.events, p, None, tick_value(end), {KIND_HEADER: TICK}, end)
+
+
+@pytest.mark.parametrize("start", [1_765_000_000.0, 1_767_000_000.0])
+def test_a_kill_right_after_each_partitions_first_batch_changes_nothing(start: float) -> None:
+    """The checkpoint before a partition's first batch has no clock and no re-fit instant
+    yet. Killed once that batch's users were written, the worker goes over the batch again
+    with every user known. The re-fit grid used to start only at a new user, so the
+    batch's logged re-fits were skipped and the model went its own way: in the chaos
+    two-worker failover of 2026-12-04 a churn warning went missing, and here five to nine
+    did for these two histories."""
+    batch, end = 2000, start + 330 * DAY
+    history = _wide_history(start)
+    whole = Run(history.copy(), batch=batch)
+    whole.step()
+    first_batch = len(whole.broker.changelog)
+    whole.run()
+    _close(whole.broker, end)
+    whole.run()
+    assert any(r for r in whole.broker.changelog[:first_batch]
+               if r[0].startswith(CTX_PREFIX) and r[1] is not None
+               and codec.loads(r[1]).get("refits")), "the first batch re-fits"
+
+    broker = history.copy()
+    first = Run(broker, kill_after_writes=first_batch, batch=batch)
+    with pytest.raises(Killed):
+        first.run()
+    _close(broker, end)
+    second = Run(broker, batch=batch)
+    assert second.restarted
+    second.run()
+    truth = {u: s for u, s in whole.states().items() if s is not None}
+    assert not field_diffs(second.states(), truth, CORE_FIELDS)
+    counts, examples = alert_differences(first.alerts + second.alerts, whole.alerts)
+    assert counts["missing"] + counts["unexpected"] + counts["inexact_resends"] == 0, \
+        (counts, examples)
