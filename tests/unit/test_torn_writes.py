@@ -67,6 +67,11 @@ class Broker:
         log = self.logs.setdefault((topic, partition), [])
         log.append(Record(topic, partition, len(log), key, value, timestamp, headers))
 
+    def tick_all(self, t: float) -> None:
+        """A wall-clock tick at ``t`` into every partition of the events topic."""
+        for p in range(self.settings.partitions):
+            self.append(TOPICS.events, p, None, tick_value(t), {KIND_HEADER: TICK}, t)
+
     def publish(self, s: Send, now: float) -> None:
         p = s.partition if s.partition is not None else partition_for(
             (s.key or b"").decode(), self.settings.partitions)
@@ -91,16 +96,14 @@ def _history(source: str, settings: Settings | None = None) -> Broker:
     items += [(START + d * DAY, 0, None) for d in range(46)]
     items.sort(key=lambda x: (x[0], x[1]))
     for t, _, e in items:
-        if e is None:  # a tick into every partition
-            for p in range(PARTITIONS):
-                broker.append(TOPICS.events, p, None, tick_value(t), {KIND_HEADER: TICK}, t)
+        if e is None:
+            broker.tick_all(t)
         else:
             key = record_key(e)
             broker.append(TOPICS.events, partition_for(key, PARTITIONS), key.encode(),
                           orjson.dumps(e), {}, t + 1)
     end = START + 200 * DAY  # long after the history: every timer comes due
-    for p in range(PARTITIONS):
-        broker.append(TOPICS.events, p, None, tick_value(end), {KIND_HEADER: TICK}, end)
+    broker.tick_all(end)
     return broker
 
 
@@ -361,8 +364,7 @@ def test_three_kills_anywhere_with_topics_fetched_unevenly(reference: Reference,
             run.run()
         alerts += run.alerts
     end = START + 200 * DAY  # the last restart ticks every partition, at the same instant
-    for p in range(PARTITIONS):
-        broker.append(TOPICS.events, p, None, tick_value(end), {KIND_HEADER: TICK}, end)
+    broker.tick_all(end)
     last = Run(broker, fetch=random.Random(rng.random()))
     last.run()
     alerts += last.alerts
@@ -391,8 +393,7 @@ def test_a_re_closed_id_keeps_what_it_took_after_the_restart(seed: int) -> None:
         with pytest.raises(Killed):
             run.run()
     end = START + 200 * DAY
-    for p in range(PARTITIONS):
-        broker.append(TOPICS.events, p, None, tick_value(end), {KIND_HEADER: TICK}, end)
+    broker.tick_all(end)
     last = Run(broker, fetch=random.Random(rng.random()))
     last.run()
     truth = {u: s for u, s in whole.states().items() if s is not None}
@@ -416,11 +417,6 @@ def _wide_history(start: float) -> Broker:
     return broker
 
 
-def _close(broker: Broker, end: float) -> None:
-    for p in range(WIDE.partitions):
-        broker.append(TOPICS.events, p, None, tick_value(end), {KIND_HEADER: TICK}, end)
-
-
 @pytest.mark.parametrize("start", [1_765_000_000.0, 1_767_000_000.0])
 def test_a_kill_right_after_each_partitions_first_batch_changes_nothing(start: float) -> None:
     """The checkpoint before a partition's first batch has no clock and no re-fit instant
@@ -435,7 +431,7 @@ def test_a_kill_right_after_each_partitions_first_batch_changes_nothing(start: f
     whole.step()
     first_batch = len(whole.broker.changelog)
     whole.run()
-    _close(whole.broker, end)
+    whole.broker.tick_all(end)
     whole.run()
     assert any(r for r in whole.broker.changelog[:first_batch]
                if r[0].startswith(CTX_PREFIX) and r[1] is not None
@@ -445,7 +441,7 @@ def test_a_kill_right_after_each_partitions_first_batch_changes_nothing(start: f
     first = Run(broker, kill_after_writes=first_batch, batch=batch)
     with pytest.raises(Killed):
         first.run()
-    _close(broker, end)
+    broker.tick_all(end)
     second = Run(broker, batch=batch)
     assert second.restarted
     second.run()
