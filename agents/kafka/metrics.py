@@ -6,6 +6,9 @@ here; ``tests/deploy/test_deploy_metrics.py`` checks that mechanically.
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections.abc import Sequence
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from streams.core.suppression import SUPPRESSION_REASONS
@@ -133,3 +136,22 @@ class Metrics:
         self.healthy = Gauge(
             "journey_healthy", "1 while the worker is healthy, 0 after it found a fault "
             "it cannot carry on from.", registry=r)
+
+
+def observe_many(histogram: Histogram, amounts: Sequence[float]) -> None:
+    """``histogram.observe`` for each of ``amounts``, one lock round per bucket touched
+    instead of two per amount: the worker observes every applied event's age.
+
+    It reads prometheus_client's own bucket bounds and values (``_upper_bounds``,
+    ``_buckets``, ``_sum``); ``tests/unit/test_metrics_batch.py`` checks the result
+    against ``observe``, so a client release that changes them fails there."""
+    if not amounts:
+        return
+    bounds = histogram._upper_bounds
+    counts = [0] * len(bounds)
+    for amount in amounts:
+        counts[bisect_left(bounds, amount)] += 1  # the first bound >= amount, as observe
+    for bucket, count in zip(histogram._buckets, counts, strict=True):
+        if count:
+            bucket.inc(count)
+    histogram._sum.inc(sum(amounts))

@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from agents.kafka.metrics import Metrics
+from agents.kafka.metrics import Metrics, observe_many
 from agents.kafka.records import FEEDBACK, Record, Send, encode_feedback
 from agents.kafka.topics import KIND_HEADER, SCHEMA_HEADER, Topics
 from streams.core.churn.model import ChurnModel
@@ -36,6 +36,7 @@ class RecordSink:
         self.sends: list[Send] = []
         self.record: Record | None = None
         self.applied: dict[str, int] = {}  # events applied, by type: counted per batch
+        self.ages: list[float] = []  # their ages when applied: observed per batch
 
     def take(self) -> list[Send]:
         """The batch's records to publish; the next batch starts empty."""
@@ -47,6 +48,8 @@ class RecordSink:
         for kind, count in self.applied.items():
             self.metrics.events_applied.labels(kind).inc(count)
         self.applied.clear()
+        observe_many(self.metrics.event_age, self.ages)
+        self.ages.clear()
 
     def dead(self, reason: str, message: str, rec: Record, event_id: str | None = None,
              user_id: str | None = None) -> None:
@@ -64,10 +67,10 @@ class RecordSink:
 
     def on_applied(self, events: list[Event]) -> None:
         now = self.wall_clock()
-        applied, age = self.applied, self.metrics.event_age
+        applied, ages = self.applied, self.ages
         for e in events:
             applied[e.type] = applied.get(e.type, 0) + 1
-            age.observe(max(0.0, now - e.occurred_at))
+            ages.append(max(0.0, now - e.occurred_at))
             if e.type in IDENTITY_CALLS:
                 self.metrics.segment_calls.labels(e.type, "applied").inc()
 

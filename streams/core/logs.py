@@ -38,7 +38,12 @@ def find_key(log: bytes, key: bytes, stride: int) -> int:
 
 def has_id(log: bytes, text: str) -> bool:
     """Whether a log of id digests holds ``text``'s."""
-    return find_key(log, key_of(text), KEY_BYTES) >= 0
+    return has_key(log, key_of(text))
+
+
+def has_key(log: bytes, key: bytes) -> bool:
+    """Whether a log of id digests holds ``key`` (a digest from ``key_of``)."""
+    return find_key(log, key, KEY_BYTES) >= 0
 
 
 def with_id(log: bytes, text: str, cap: int) -> bytes:

@@ -30,6 +30,7 @@ from streams.core.credits import HeldCredits, credit_for
 from streams.core.decisions import NEVER
 from streams.core.event import GROUP, Event
 from streams.core.identity import MERGE, STITCH, Redirect
+from streams.core.logs import has_key, key_of
 from streams.core.outputs import Outputs
 from streams.core.population import Model, Sample
 from streams.core.refits import RefitSchedule, model_wakeups
@@ -193,9 +194,10 @@ class PartitionProcessor:
                 return
             revived, redirect = redirect, None  # a merge come full circle: a user again
         seen = state if state is not None else redirect
+        key = key_of(event.event_id)  # taken once: checked here, remembered below
         if seen is not None and (
                 (position is not None and position <= seen.max_position)
-                or seen.has_seen(event.event_id)):
+                or has_key(seen.recent_ids, key)):
             out.duplicates += 1
             # time still passes: a restarted partition going over records its users
             # already hold must fire timers, re-fit and judge lateness as the first pass did
@@ -237,7 +239,7 @@ class PartitionProcessor:
         inputs = None if before is None else stages.schedule_inputs(state)
         if position is not None:
             state.max_position = max(state.max_position, position)
-        state.remember_id(event.event_id, self.settings.dedupe_window)
+        state.remember_key(key, self.settings.dedupe_window)
         if event.type == MERGE:
             identity.merge_into(state, identity.merged_state(event))
         else:

@@ -241,6 +241,10 @@ class UserState(HasSparse, PurchaseDayAggregates):
     def remember_id(self, event_id: str, cap: int) -> None:
         self.recent_ids = with_id(self.recent_ids, event_id, cap)
 
+    def remember_key(self, key: bytes, cap: int) -> None:
+        """``remember_id`` with the id's digest (``logs.key_of``) already taken."""
+        self.recent_ids = keep_last(self.recent_ids, key, cap)
+
     def has_seen(self, event_id: str) -> bool:
         """Whether ``event_id`` is in the dedupe window."""
         return has_id(self.recent_ids, event_id)
