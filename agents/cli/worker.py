@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import sys
 from typing import IO, Any
@@ -47,6 +48,9 @@ def serve(settings: Settings, bootstrap: str) -> int:
 
     rt = build(settings, bootstrap)
     worker = faust_worker(rt.app, settings)
+    # Everything imported and built so far lives as long as the process: out of the
+    # collector's sight, a full collection no longer walks it (see streams.collector).
+    gc.freeze()
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:
