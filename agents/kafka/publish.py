@@ -76,9 +76,48 @@ async def send_acknowledged(producer: Any, items: Sequence[Outgoing], deadline: 
 
 
 async def _send_all(producer: Any, items: Sequence[Outgoing]) -> list[Any]:
-    futures = [await producer.send(s.topic, s.key, s.value, s.partition, None, s.headers)
-               for s in items]
-    return list(await asyncio.gather(*futures, return_exceptions=True))
+    """Per item (in order) its record metadata, or the exception its batch failed with.
+
+    Records go out as one aiokafka batch per topic-partition (as many as the producer's
+    batch size needs) rather than one ``send()`` and future each: about a fifth of the
+    client's CPU per record on the embedded broker. Offsets within a batch are
+    consecutive, so each record's is its batch's first plus its place in it, as aiokafka
+    itself reports for ``send()``. Partition and timestamp are chosen as ``send()``
+    chooses them."""
+    # faust's Producer wraps aiokafka's (which the tests may hand in directly)
+    client = producer._ensure_producer() if hasattr(producer, "_ensure_producer") else producer
+    by_tp: dict[tuple[str, int], list[int]] = {}
+    for n, s in enumerate(items):
+        partition = s.partition
+        if partition is None:
+            await client.client._wait_on_metadata(s.topic)
+            partition = client._partition(s.topic, None, s.key, s.value, s.key, s.value)
+        by_tp.setdefault((s.topic, partition), []).append(n)
+    sent: list[tuple[Any, list[int]]] = []
+    for (topic, partition), members in by_tp.items():
+        batch = client.create_batch()
+        taken: list[int] = []
+        for n in members:
+            s = items[n]
+            if batch.append(timestamp=None, key=s.key, value=s.value,
+                            headers=s.headers) is None:  # full: send it, start the next
+                sent.append((await client.send_batch(batch, topic, partition=partition),
+                             taken))
+                batch, taken = client.create_batch(), []  # (a new list: the old one is sent)
+                if batch.append(timestamp=None, key=s.key, value=s.value,
+                                headers=s.headers) is None:
+                    raise ValueError(f"a record of {len(s.value or b'')} bytes does not "
+                                     f"fit in an empty producer batch ({topic})")
+            taken.append(n)
+        if taken:
+            sent.append((await client.send_batch(batch, topic, partition=partition), taken))
+    results: list[Any] = [None] * len(items)
+    done = await asyncio.gather(*(future for future, _ in sent), return_exceptions=True)
+    for (_, taken), got in zip(sent, done, strict=True):
+        for k, n in enumerate(taken):
+            results[n] = got if isinstance(got, BaseException) \
+                else got._replace(offset=got.offset + k)
+    return results
 
 
 def _topics(items: Sequence[Outgoing]) -> str:
