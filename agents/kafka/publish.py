@@ -87,10 +87,13 @@ async def _send_all(producer: Any, items: Sequence[Outgoing]) -> list[Any]:
     # faust's Producer wraps aiokafka's (which the tests may hand in directly)
     client = producer._ensure_producer() if hasattr(producer, "_ensure_producer") else producer
     by_tp: dict[tuple[str, int], list[int]] = {}
+    known: set[str] = set()  # topics whose partitions the client has looked up
     for n, s in enumerate(items):
         partition = s.partition
         if partition is None:
-            await client.client._wait_on_metadata(s.topic)
+            if s.topic not in known:
+                await client.client._wait_on_metadata(s.topic)
+                known.add(s.topic)
             partition = client._partition(s.topic, None, s.key, s.value, s.key, s.value)
         by_tp.setdefault((s.topic, partition), []).append(n)
     sent: list[tuple[Any, list[int]]] = []
