@@ -23,7 +23,9 @@ def settings_markdown() -> str:
             section = sec
             lines += ["", f"## {sec}", "", "| setting | environment | default | meaning |",
                       "|---|---|---|---|"]
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        factory = f.default_factory
+        default = f.default if f.default is not dataclasses.MISSING else \
+            factory() if callable(factory) else None
         env = f"`{ENV_PREFIX}{f.name.upper()}`"
         doc = f.metadata["doc"]
         if f.metadata.get("secret"):

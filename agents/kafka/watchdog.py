@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Any, cast
 
 from agents.kafka.config import kafka_kwargs
 from agents.kafka.runtime import Runtime, fatal, owned
@@ -86,7 +87,7 @@ async def check_progress(rt: Runtime) -> None:
     if rt.fatal or not rt.ready:
         return
     limit = rt.settings.stall_seconds
-    recovery = rt.app.tables.recovery
+    recovery = cast(Any, rt.app.tables).recovery  # (faust's TableManagerT does not declare it)
     if recovery.in_recovery:
         # a partition recovery has not started reading yet has no offset (None)
         read = sum(o for o in (*recovery.active_offsets.values(),

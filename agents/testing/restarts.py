@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,6 +92,10 @@ def run_history_flood(settings: Settings, workers: Workers, events: list[dict[st
     return report
 
 
+def _ready(worker: Worker) -> Callable[[], bool]:
+    return lambda: worker.health()[0] == 200
+
+
 def run_crash_loop(settings: Settings, workers: Workers, tmp_path: Path, *, users: int,
                    kills: int, seed: int, partitions: int = 4,
                    within: float = 3.0) -> ChaosReport:
@@ -101,12 +106,12 @@ def run_crash_loop(settings: Settings, workers: Workers, tmp_path: Path, *, user
     report = ChaosReport(events=total, kills=kills, workers=1)
     worker = workers.start(settings)
     for _ in range(kills):
-        worker.wait_for(lambda w=worker: w.health()[0] == 200, 120, "/health/ready")
+        worker.wait_for(_ready(worker), 120, "/health/ready")
         time.sleep(rng.uniform(0.0, within))
         worker.kill()
         killed = time.monotonic()
         worker = workers.start(settings)
-        worker.wait_for(lambda w=worker: w.health()[0] == 200, 120, "ready after a kill")
+        worker.wait_for(_ready(worker), 120, "ready after a kill")
         report.recovery_seconds.append(time.monotonic() - killed)
     compare_with_replay(settings, [worker], path, done, tmp_path, report, partitions)
     return report

@@ -33,7 +33,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from streams.collector import SWEEP_EVERY, gc_paused, sweep_young
 from streams.core import identity
@@ -42,6 +42,7 @@ from streams.core.event import Event
 from streams.core.outputs import Outputs, drain
 from streams.core.partitioning import partition_for
 from streams.core.processor import PartitionProcessor
+from streams.core.state import UserState
 from streams.replay.engine import LineWriter, Replay, Summary, Writer, drops
 
 # Below this many events process start-up costs more than it saves.
@@ -165,7 +166,7 @@ def _feed(replay: Replay, events: Iterable[Event], until: float | None, jobs: in
         for result in results:
             for p, proc in result.processors.items():
                 replay.processors[p] = proc
-                replay.stores[p] = proc.store  # type: ignore[assignment]
+                replay.stores[p] = cast(dict[str, UserState], proc.store)  # a replay's are dicts
             for name in _WORKER_COUNTS:
                 mine = getattr(result.summary, name)
                 if isinstance(mine, Counter):
@@ -195,6 +196,10 @@ def _read(path: Path) -> Iterator[Tagged]:
             except EOFError:
                 return
             yield from block
+
+
+# what the forked workers of _run read (set in the parent just before the fork)
+_job: tuple[Replay, list[Event], int, Path] | None = None
 
 
 def _run(replay: Replay, events: list[Event], jobs: int, spill: Path) -> list[_Result]:
