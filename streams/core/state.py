@@ -29,7 +29,6 @@ from streams.core.logs import (
     pack_entry,
     unpack,
     with_day_amount,
-    with_id,
 )
 from streams.core.packed import (
     NUMBERS,
@@ -238,11 +237,8 @@ class UserState(HasSparse, PurchaseDayAggregates):
 
     # --- bounded logs -----------------------------------------------------------------
 
-    def remember_id(self, event_id: str, cap: int) -> None:
-        self.recent_ids = with_id(self.recent_ids, event_id, cap)
-
     def remember_key(self, key: bytes, cap: int) -> None:
-        """``remember_id`` with the id's digest (``logs.key_of``) already taken."""
+        """Put an event id's digest (``logs.key_of``) in the dedupe window."""
         self.recent_ids = keep_last(self.recent_ids, key, cap)
 
     def has_seen(self, event_id: str) -> bool:

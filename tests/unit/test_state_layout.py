@@ -8,6 +8,7 @@ import random
 import sys
 
 from streams.core.alert_ref import pack_id, unpack_id
+from streams.core.logs import key_of
 from streams.core.packed import (
     NUMBERS,
     SECTIONS,
@@ -92,7 +93,7 @@ def test_packed_logs_and_numbers_read_back_what_was_written_in_any_order() -> No
 
 def test_a_states_logs_and_floats_share_one_object_and_each_reads_as_its_own() -> None:
     s = _blank()
-    s.remember_id("e1", 64)
+    s.remember_key(key_of("e1"), 64)
     s.log_purchase(10.0, 5.0)
     s.log_alert(20.0)
     s.add_spend(10.0, 5.0)
