@@ -96,21 +96,22 @@ async def _send_all(producer: Any, items: Sequence[Outgoing]) -> list[Any]:
                 known.add(s.topic)
             partition = client._partition(s.topic, None, s.key, s.value, s.key, s.value)
         by_tp.setdefault((s.topic, partition), []).append(n)
+    def add(batch: Any, s: Outgoing) -> bool:  # False: the batch is full
+        return batch.append(timestamp=None, key=s.key, value=s.value,
+                            headers=s.headers) is not None
+
     sent: list[tuple[Any, list[int]]] = []
     for (topic, partition), members in by_tp.items():
         batch = client.create_batch()
         taken: list[int] = []
         for n in members:
-            s = items[n]
-            if batch.append(timestamp=None, key=s.key, value=s.value,
-                            headers=s.headers) is None:  # full: send it, start the next
+            if not add(batch, items[n]):  # full: send it, start the next
                 sent.append((await client.send_batch(batch, topic, partition=partition),
                              taken))
                 batch, taken = client.create_batch(), []  # (a new list: the old one is sent)
-                if batch.append(timestamp=None, key=s.key, value=s.value,
-                                headers=s.headers) is None:
-                    raise ValueError(f"a record of {len(s.value or b'')} bytes does not "
-                                     f"fit in an empty producer batch ({topic})")
+                if not add(batch, items[n]):
+                    raise ValueError(f"a record of {len(items[n].value or b'')} bytes does "
+                                     f"not fit in an empty producer batch ({topic})")
             taken.append(n)
         if taken:
             sent.append((await client.send_batch(batch, topic, partition=partition), taken))
