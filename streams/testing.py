@@ -18,6 +18,7 @@ from streams.core.outputs import Outputs, Rejected, drain
 from streams.core.processor import PartitionProcessor
 from streams.core.state import (
     ALERT_LOG_CAP,
+    HELD_REFUND_CAP,
     ORDER_LOG_CAP,
     PURCHASE_LOG_CAP,
     RECORD_FIELDS,
@@ -176,6 +177,7 @@ CAPS: dict[str, Callable[[Settings], int]] = {
     "order_log": lambda s: 24 * ORDER_LOG_CAP,  # digest, time, amount
     "alert_log": lambda s: 8 * ALERT_LOG_CAP,
     "spend_days": lambda s: 16 * SPEND_DAYS_CAP,  # day, net spend
+    "held_refunds": lambda s: 16 * HELD_REFUND_CAP,  # order id digest, refund time
 }
 
 
@@ -188,5 +190,6 @@ def state_ceiling(settings: Settings) -> int:
     purchases = PURCHASE_LOG_CAP * (2 * number + 3)
     alert_times = ALERT_LOG_CAP * number
     spend_days = SPEND_DAYS_CAP * (2 * number + 3)
+    held = HELD_REFUND_CAP * (16 + number + 2) + 8  # hex digests, times
     scalars = len(RECORD_FIELDS) * (text + 1)  # generous: as if each were an id
-    return ids + orders + purchases + alert_times + spend_days + scalars + 16
+    return ids + orders + purchases + alert_times + spend_days + held + scalars + 16

@@ -111,12 +111,20 @@ def apply_event(state: UserState, event: Event, settings: Settings) -> None:
         if state.last_purchase_at is None or t > state.last_purchase_at:
             state.last_purchase_at = t
         state.record_purchase(key, t, amount)  # in the order, purchase and spend logs
+        if key is not None and state.held_refunds:
+            for refund_at in state.release_refunds(key):  # its full refunds came first
+                refund(state, refund_at, amount)
     elif kind == ev.REFUND:
         state.refunds += 1
-        given = event.amount if event.amount is not None else full_refund(state, event)
-        if given is not None:
-            state.refunded += given
-            state.add_spend(t, -given)
+        if event.amount is not None:
+            refund(state, t, event.amount)
+        elif event.order_id:
+            key = key_of(event.order_id)
+            seen = state.find_order(key)
+            if seen is None:
+                state.hold_refund(key, t)  # until the order comes
+            else:
+                refund(state, t, state.logged_order(seen)[1])
     elif kind in (ev.PRODUCT_VIEW, ev.SEARCH, ev.WISHLIST_ADD):
         state.interested = True
     elif kind in (ev.ADD_TO_CART, ev.CHECKOUT_STARTED):
@@ -171,13 +179,12 @@ def _traits(state: UserState, props: dict[str, Any], settings: Settings) -> None
                     | bits & (known | there)
 
 
-def full_refund(state: UserState, event: Event) -> float | None:
-    """What a refund without an amount gives back: the whole of its order, as logged.
-    None for an order not in the log (not arrived yet, or older than the last
-    ORDER_LOG_CAP orders): the refund counts, no spend moves, and the order counts in
-    full if it arrives later (docs/producing.md#full-refunds)."""
-    seen = state.find_order(key_of(event.order_id)) if event.order_id else None
-    return None if seen is None else state.logged_order(seen)[1]
+def refund(state: UserState, at: float, amount: float) -> None:
+    """Give ``amount`` back at ``at``. A full refund (an order id, no amount) gives back
+    the amount counted for its order, when the order comes if it has not yet: the same
+    in whichever order the two arrive (docs/producing.md#full-refunds)."""
+    state.refunded += amount
+    state.add_spend(at, -amount)
 
 
 def converted_referrer(state: UserState) -> tuple[str, float] | None:

@@ -37,9 +37,9 @@ from typing import Any, Final
 
 from streams.core import event as ev
 from streams.core.alerts import stable_id
-from streams.core.apply import PREVIOUS_ID, READ_PROPERTIES, replace_purchase
+from streams.core.apply import PREVIOUS_ID, READ_PROPERTIES, refund, replace_purchase
 from streams.core.event import Event
-from streams.core.logs import has_id, ids_from_record, ids_record, with_id
+from streams.core.logs import has_id, held_entries, ids_from_record, ids_record, with_id
 from streams.core.outputs import Outputs, Rejected
 from streams.core.state import CONTACTS, RECORD_FIELDS, UserState
 
@@ -58,7 +58,7 @@ MERGED: Final = (
     "reviews", "rating_sum", "consent_mask", "contact_bits", "utc_offset_min", "hour_x",
     "hour_y", "alerts_sent", "recalls", "alert_log", "last_alert_id", "last_recall_id",
     "last_recall_at", "last_recall_control", "spend_days", "purchase_days", "last_day_spend",
-    "last_gap_days", "decay_30", "decay_90", "decay_180", "recall_returns")
+    "last_gap_days", "decay_30", "decay_90", "decay_180", "recall_returns", "held_refunds")
 
 
 @dataclass(slots=True)
@@ -175,6 +175,7 @@ def merge_into(t: UserState, s: UserState) -> None:
     _merge_orders(t, s)
     t.refunds += s.refunds
     t.refunded += s.refunded
+    _merge_held_refunds(t, s)
     t.interested = t.interested or s.interested
     t.carted = t.carted or s.carted
     t.shares += s.shares
@@ -231,6 +232,19 @@ def _merge_orders(t: UserState, s: UserState) -> None:
             else min(t.first_purchase_at, s.first_purchase_at)
         t.last_purchase_at = last if t.last_purchase_at is None \
             else max(t.last_purchase_at, last)
+
+
+def _merge_held_refunds(t: UserState, s: UserState) -> None:
+    """Full refunds either profile holds: those whose order the other profile had are
+    settled now, as if the person had been one profile all along."""
+    held = held_entries(t.held_refunds + s.held_refunds)
+    t.held_refunds = b""
+    for key, at in sorted(held, key=lambda entry: entry[1]):
+        seen = t.find_order(key)
+        if seen is None:
+            t.hold_refund(key, at)
+        else:
+            refund(t, at, t.logged_order(seen)[1])
 
 
 def _merge_alerts(t: UserState, s: UserState) -> None:

@@ -16,6 +16,7 @@ from hashlib import blake2b
 KEY_BYTES = 8  # an id's digest
 VALUE_BYTES = 8  # a float64
 ORDER_BYTES = KEY_BYTES + 2 * VALUE_BYTES  # an order: its id's digest, time, amount
+HELD_BYTES = KEY_BYTES + VALUE_BYTES  # a held full refund: its order id's digest, its time
 # one packer per entry width (values per entry); native byte order, as memoryview reads it
 _ROW = {n: struct.Struct(f"={n}d") for n in (1, 2)}
 
@@ -131,6 +132,31 @@ def orders_record(log: bytes) -> list[object]:
     keys = b"".join(log[i:i + KEY_BYTES] for i in starts)
     times = [v for i in starts for v in entry_at(log, i + KEY_BYTES, 2)]
     return [keys.hex(), times]
+
+
+def held_record(log: bytes) -> list[object]:
+    """Held full refunds as written in a record: [digests as hex, [time, ...]], or []."""
+    if not log:
+        return []
+    starts = range(0, len(log), HELD_BYTES)
+    keys = b"".join(log[i:i + KEY_BYTES] for i in starts)
+    return [keys.hex(), [entry_at(log, i + KEY_BYTES, 1)[0] for i in starts]]
+
+
+def held_from_record(value: list[object]) -> bytes:
+    """Held full refunds from ``held_record``'s form."""
+    if not value:
+        return b""
+    keys, times = bytes.fromhex(str(value[0])), value[1]
+    assert isinstance(times, list)
+    return b"".join(keys[n * KEY_BYTES:(n + 1) * KEY_BYTES] + pack_entry((float(at),))
+                    for n, at in enumerate(times))
+
+
+def held_entries(log: bytes) -> list[tuple[bytes, float]]:
+    """Held full refunds as (order id digest, refund time), oldest first."""
+    return [(log[i:i + KEY_BYTES], entry_at(log, i + KEY_BYTES, 1)[0])
+            for i in range(0, len(log), HELD_BYTES)]
 
 
 def orders_from_record(value: list[object]) -> bytes:

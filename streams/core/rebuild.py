@@ -42,13 +42,19 @@ class _Fields(namedtuple("_Fields", RECORD_FIELDS)):  # type: ignore[misc]
 
 _make = _Fields._make
 _N_FIELDS = len(RECORD_FIELDS)
+# A record written before held_refunds lacks only that: its row is read the short way too.
+_PADDABLE = RECORD_FIELDS.index("held_refunds")
+_BLANK = UserState("", 0.0, 0.0, 0.0).to_list()
 
 
 def row_of_list(values: list[Any], window: float) -> Row:
     """The row of a state given as ``UserState.to_list()`` (decoded, not yet a state);
     ``window``: the census's uplift window, in seconds."""
-    if len(values) != _N_FIELDS:  # an older or newer layout: take the long way
-        return row_of_state(UserState.from_list(values), window)
+    n = len(values)
+    if n != _N_FIELDS:
+        if not _PADDABLE <= n < _N_FIELDS:  # an older or newer layout: take the long way
+            return row_of_state(UserState.from_list(values), window)
+        values = [*values, *_BLANK[n:]]  # only fields the row does not read are missing
     view: Any = _make(values)
     return view.user_id, view.wake_at, (census_key(view), uplift_key(view, window))
 

@@ -2,7 +2,7 @@
 
 Most users of a retail log only buy: they never refund, review, use a coupon, share,
 refer, or tell us their consent, time zone or contact details. As slots of ``UserState``
-those sixteen fields would cost 8 bytes each for every user. ``UserState`` keeps them in
+those fields would cost 8 bytes each for every user. ``UserState`` keeps them in
 one ``SparseFields`` object instead, made on the first write of a value other than the
 default; until then, reading one gives its default. Code reads and writes them as plain
 attributes of the state (``state.refunds += 1``), through the ``Sparse`` descriptor.
@@ -35,6 +35,9 @@ class SparseFields:
     utc_offset_min: int | None = None
     # EMAIL_KNOWN | HAS_EMAIL | PHONE_KNOWN | HAS_PHONE from identify traits; 0: never told
     contact_bits: int = 0
+    # full refunds that came before their order (order id digest, refund time; see
+    # streams/core/apply.py), settled when the order comes; HELD_REFUND_CAP at most
+    held_refunds: bytes = b""
 
 
 SPARSE_NAMES: tuple[str, ...] = tuple(f.name for f in fields(SparseFields))
@@ -97,6 +100,7 @@ class HasSparse:
     consent_mask: Sparse[int | None] = Sparse(None)
     utc_offset_min: Sparse[int | None] = Sparse(None)
     contact_bits = Sparse(0)
+    held_refunds = Sparse(b"")
 
 
 assert tuple(n for n in vars(HasSparse) if isinstance(vars(HasSparse)[n], Sparse)) \

@@ -14,11 +14,15 @@ from typing import Any
 
 from streams.core.alert_ref import AlertRef, kept_beside, pack_id, unpack_id
 from streams.core.logs import (
+    HELD_BYTES,
     KEY_BYTES,
     ORDER_BYTES,
     entry_at,
     find_key,
     has_id,
+    held_entries,
+    held_from_record,
+    held_record,
     ids_from_record,
     ids_record,
     insort_capped,
@@ -72,6 +76,7 @@ SPEND_WINDOW_DAYS = 90  # monetary_90d: net spend (purchases minus refunds) over
 # daily net spend is kept for the days since the newest one's window began: at most this many
 SPEND_DAYS_CAP = SPEND_WINDOW_DAYS + 1
 ALERT_LOG_CAP = 8  # recent alert times kept for the contact cap
+HELD_REFUND_CAP = 8  # full refunds kept waiting for their order
 
 
 def channel_mask(channels: list[str] | tuple[str, ...]) -> int:
@@ -292,6 +297,21 @@ class UserState(HasSparse, PurchaseDayAggregates):
         self.order_log = keep_last(self.order_log, key + pack_entry((at, amount)),
                                    ORDER_LOG_CAP)
 
+    def hold_refund(self, key: bytes, at: float) -> None:
+        """Keep a full refund at ``at`` of the order whose id has digest ``key``, which
+        has not come yet (the newest HELD_REFUND_CAP are kept)."""
+        self.held_refunds = keep_last(self.held_refunds, key + pack_entry((at,)),
+                                      HELD_REFUND_CAP)
+
+    def release_refunds(self, key: bytes) -> list[float]:
+        """The times of the full refunds held for order ``key``, which are let go."""
+        held = self.held_refunds
+        if find_key(held, key, HELD_BYTES) < 0:
+            return []
+        entries = held_entries(held)
+        self.held_refunds = b"".join(k + pack_entry((at,)) for k, at in entries if k != key)
+        return [at for k, at in entries if k == key]
+
     def alert_times(self) -> list[float]:
         return unpack(self.alert_log)
 
@@ -327,7 +347,9 @@ class UserState(HasSparse, PurchaseDayAggregates):
                  orders_record(section(blob, 2)), self.alert_times(), self.spend_by_day(),
                  *all_numbers(blob),
                  unpack_id(self.last_alert_key), unpack_id(self.last_recall_key))
-        return list(map(parts.__getitem__, _FROM_PARTS))
+        record = list(map(parts.__getitem__, _FROM_PARTS))
+        record[_HELD_AT] = held_record(self.held_refunds)
+        return record
 
     @classmethod
     def from_list(cls, values: list[Any]) -> UserState:
@@ -339,6 +361,7 @@ class UserState(HasSparse, PurchaseDayAggregates):
         at = values.__getitem__
         state = cls(*map(at, _SLOT_AT))
         sparse = list(map(at, _SPARSE_AT))
+        sparse[_HELD_SPARSE] = held_from_record(sparse[_HELD_SPARSE])
         # the types too: a record must read back as it was written (0 is not 0.0)
         if sparse != _SPARSE_DEFAULTS or list(map(type, sparse)) != _SPARSE_TYPES:
             state.sparse = SparseFields(*sparse)
@@ -372,7 +395,7 @@ RECORD_FIELDS: tuple[str, ...] = (
     "alerts_sent", "recalls", "alert_log", "last_alert_id", "last_recall_id",
     "last_recall_at", "last_recall_control", "spend_days", "contact_bits", "purchase_days",
     "last_day_spend", "last_gap_days", "decay_30", "decay_90", "decay_180",
-    "recall_returns")
+    "recall_returns", "held_refunds")
 _LOGS = ("recent_ids", "purchase_log", "order_log", "alert_log", "spend_days")
 _PURCHASES, _ORDERS, _SPEND = map(_LOGS.index, ("purchase_log", "order_log", "spend_days"))
 _NUMBERS = ("hour_x", "hour_y", "decay_30", "decay_90", "decay_180")
@@ -397,4 +420,6 @@ _FROM_PARTS = [_PARTS.index(n) for n in RECORD_FIELDS]
 _slot_values = attrgetter(*_SLOTS)
 _sparse_values = attrgetter(*SPARSE_NAMES)
 _AT = {n: RECORD_FIELDS.index(n) for n in (*_LOGS, *_REFS)}
+_HELD_AT = RECORD_FIELDS.index("held_refunds")  # bytes in the state, readable in the record
+_HELD_SPARSE = SPARSE_NAMES.index("held_refunds")
 _BLANK_RECORD = UserState("", 0.0, 0.0, 0.0).to_list()

@@ -126,6 +126,8 @@ def _poison_events(count: int) -> Iterator[tuple[Event, list[Event]]]:
             kw = {"amount": 10.0 + i % 7, "currency": "EUR", "order_id": _long(f"o{i}")}
         elif kind == ev.REFUND:
             kw = {"amount": 1.5, "currency": "EUR", "order_id": _long(f"o{i - 3}")}
+            if i // len(KINDS) % 2:  # a full refund of an order that never comes: held
+                kw = {"order_id": _long(f"never{i}")}
         elif kind == ev.REFERRAL:
             friend = _long(f"friend{i}")
             kw = {"referred_user_id": friend}

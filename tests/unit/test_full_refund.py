@@ -5,13 +5,17 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 
 import schemas
-from streams.core import canonical
+from streams.core import canonical, identity
+from streams.core.apply import apply_event
 from streams.core.decode import decode
 from streams.core.event import Event
-from streams.core.state import ORDER_LOG_CAP
+from streams.core.logs import held_entries, key_of
+from streams.core.state import HELD_REFUND_CAP, ORDER_LOG_CAP, RECORD_FIELDS, UserState
+from streams.settings import Settings
 from tests.support.inputs import event, line, rejected, track
 from tests.support.refunds import (
     REFERENCE,
@@ -76,16 +80,66 @@ def test_a_full_refund_of_an_unknown_order_counts_and_moves_no_spend() -> None:
     assert s.spend_by_day() == before.spend_by_day()
 
 
-def test_a_full_refund_before_its_order_refunds_nothing() -> None:
-    """Documented: journey keeps no pending refunds, so an order overtaken by its full
-    refund (within the allowed lateness) counts in full."""
+def _money(s: UserState) -> tuple[Any, ...]:
+    return (s.orders, s.refunds, s.refunded, s.monetary, s.gross_spend, s.spend_by_day(),
+            s.held_refunds)
+
+
+@pytest.mark.parametrize("order_at", ["2026-03-05T09:00:00Z", "2026-03-05T10:00:00Z"])
+def test_a_full_refund_that_comes_before_its_order_is_settled_when_the_order_comes(
+        order_at: str) -> None:
+    """Arrival order does not matter (a live worker takes events as they arrive, a
+    replay in time order): the order stamped before or after its refund, within the
+    allowed lateness."""
+    order = canonical_order("o-7", 59.9, at=order_at)
     refund = canonical_refund(order_id="o-7")
-    order = canonical_order("o-7", 59.9, at="2026-03-05T09:00:00Z")
-    h = folded(refund, order)
-    s = h.state("u-1")
-    assert not h.rejected
-    assert (s.orders, s.refunds, s.refunded) == (1, 1, 0.0)
-    assert s.monetary == pytest.approx(59.9)
+    early = folded(refund)
+    held = early.state("u-1")
+    assert (held.refunds, held.refunded, held.monetary) == (1, 0.0, 0.0)
+    assert held.held_refunds  # waiting for o-7
+    first, second = folded(refund, order), folded(order, refund)
+    assert not first.rejected and not second.rejected
+    a, b = first.state("u-1"), second.state("u-1")
+    assert _money(a) == _money(b)
+    assert (a.orders, a.refunds, a.held_refunds) == (1, 1, b"")
+    assert a.refunded == pytest.approx(59.9) and a.monetary == 0.0
+
+
+def test_a_held_refund_outlives_a_restart() -> None:
+    """Held in the state's record (the table's changelog), as hex digests and times."""
+    h = folded(canonical_refund(order_id="o-7"))
+    record = orjson.loads(orjson.dumps(h.state("u-1").to_list()))
+    held = record[RECORD_FIELDS.index("held_refunds")]
+    assert held[0] == key_of("o-7").hex() and len(held[1]) == 1
+    back = UserState.from_list(record)
+    assert back == h.state("u-1")
+    apply_event(back, canonical_order("o-7", 20.0), Settings())
+    assert (back.refunded, back.monetary, back.held_refunds) == (20.0, 0.0, b"")
+
+
+def test_a_refund_held_on_one_profile_settles_against_the_order_of_the_other() -> None:
+    """An anonymous profile's full refund of an order its user made signed in: the
+    merge settles it, as one profile would have."""
+    settings = Settings()
+    anon, user = UserState("a", 0.0, 0.0, 0.0), UserState("u", 0.0, 0.0, 0.0)
+    lost = canonical_refund(event_id="r-2", order_id="o-lost")
+    apply_event(anon, canonical_refund(order_id="o-7"), settings)
+    apply_event(anon, lost, settings)
+    apply_event(user, canonical_order("o-7", 30.0), settings)
+    identity.merge_into(user, anon)
+    assert (user.orders, user.refunds, user.refunded, user.monetary) == (1, 2, 30.0, 0.0)
+    assert held_entries(user.held_refunds) == [(key_of("o-lost"), lost.occurred_at)]
+
+
+def test_only_the_newest_held_refunds_are_kept() -> None:
+    refunds = [canonical_refund(event_id=f"r-{i}", order_id=f"o-{i}")
+               for i in range(HELD_REFUND_CAP + 2)]
+    s = folded(*refunds).state("u-1")
+    assert len(held_entries(s.held_refunds)) == HELD_REFUND_CAP
+    assert held_entries(s.held_refunds)[0][0] == key_of("o-2")  # o-0 and o-1 let go
+    late = folded(*refunds, *(canonical_order(o, amount, event_id=o, at="2026-03-05T09:40:00Z")
+                              for o, amount in (("o-0", 5.0), ("o-5", 7.0)))).state("u-1")
+    assert (late.refunds, late.refunded, late.monetary) == (HELD_REFUND_CAP + 2, 7.0, 5.0)
 
 
 def test_a_full_refund_of_an_order_gone_from_the_bounded_log_refunds_nothing() -> None:

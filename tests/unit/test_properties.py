@@ -114,6 +114,9 @@ _ORDER_TWICE = _swapped(make_event("u", "purchase", 1.0, amount=10.0, order_id="
 # signup and purchase arrived last
 _REFUND_FIRST = _swapped(make_event("u", "purchase", 1.0, amount=5.7),
                          make_event("u", "refund", 1.001, amount=3.37), 3.0)
+# (c') a full refund (no amount) overtaking its order: held until the order comes
+_FULL_REFUND_FIRST = _swapped(make_event("u", "purchase", 1.0, amount=5.7, order_id="o1"),
+                              make_event("u", "refund", 1.001, order_id="o1"), 3.0)
 _CREDIT_TIME = _swapped(make_event("u", "purchase", 1.0, amount=3.77),
                         make_event("u", "signup", 1.001, properties={"referred_by": "r"}), 10.0)
 # (e) a user with no activity at all counts from first sight, not from first arrival
@@ -135,6 +138,7 @@ _TWO_REFERRERS = ([make_event("u", "signup", 0.0, properties={"referred_by": "an
 @example(_FIRST_NOT_ACTIVITY)
 @example(_ORDER_TWICE)
 @example(_REFUND_FIRST)
+@example(_FULL_REFUND_FIRST)
 @example(_CREDIT_TIME)
 @example(_NO_ACTIVITY)
 @example(_TWO_REFERRERS)
