@@ -135,3 +135,35 @@ def precision_recall(flagged: np.ndarray, lost: np.ndarray) -> tuple[int, float,
     n = int(flagged.sum())
     hits = int((flagged & lost).sum())
     return n, hits / n if n else math.nan, hits / max(int(lost.sum()), 1)
+
+
+def feature_ceiling(purchases: Iterable[Purchase], cut: float, ids: list[str],
+                    lost: np.ndarray, folds: int = 5) -> float:
+    """AUC of journey's own churn features at ``cut`` in a logistic regression trained on
+    the holdout labels themselves (``folds``-fold cross-validation, journey's fit and
+    regularisation). No live system has those labels: this is the most these features
+    can tell, against which the learned score's AUC is read. The features come from
+    journey's core, each customer's calibration purchases folded into a fresh state."""
+    from streams.core.apply import apply_event
+    from streams.core.churn import features
+    from streams.core.event import Event
+    from streams.core.state import UserState
+    from streams.settings import Settings
+
+    settings = Settings()
+    states: dict[str, UserState] = {}
+    for p in sorted((p for p in purchases if p.at < cut), key=lambda p: p.at):
+        s = states.get(p.customer)
+        if s is None:
+            s = states[p.customer] = UserState(p.customer, p.at, p.at, p.at)
+        apply_event(s, Event(event_id=p.order_id, user_id=p.customer, type="purchase",
+                             occurred_at=p.at, amount=p.amount, currency="USD",
+                             order_id=p.order_id), settings)
+    x = features.feature_matrix(np.array([features.row(states[u], cut) for u in ids]))
+    y = lost.astype(np.float64)
+    fold = np.arange(len(ids)) % folds  # ids are sorted; the split is fixed, not tuned
+    scores = np.empty(len(ids))
+    for k in range(folds):
+        model = fit.fit(x[fold != k], y[fold != k])
+        scores[fold == k] = x[fold == k] @ model.weights + model.bias
+    return auc(scores, lost)

@@ -15,6 +15,9 @@ of the log). Printed from the same run:
 - precision and recall of ``lifecycle_stage = churned`` at the cut, for both replays;
   and, for reference only, the best precision a threshold on ``churn_risk`` could reach
   at recall 0.80 if it could read the holdout (no live system can);
+- for reference only, the AUC of journey's own features in a logistic regression trained
+  on the holdout labels themselves (cross-validated): the most those features can tell,
+  which the learned score, trained on the stream's past, can at best reach;
 - each partition's churn model at the cut and the live quality of its scores over time.
 
 The model baselines count purchase *days*, as journey's learned score does.
@@ -40,6 +43,7 @@ from churn_cohort import (
     Purchase,
     auc,
     build_cohort,
+    feature_ceiling,
     precision_recall,
     run_replay,
     state_column,
@@ -94,10 +98,12 @@ def evaluate(name: str, purchases: Sequence[Purchase], cut_day: dt.date, weeks: 
     old_run = run_replay(journey, calib, until, work / "state-before.jsonl", None, BEFORE)
     print(f"  replays: {now_run.seconds:.1f} s (default settings), {old_run.seconds:.1f} s "
           "(before the learned score)")
-    return report(cohort, now_run.state, old_run.state, now_run.summary)
+    ceiling = feature_ceiling(purchases, cut, cohort.ids, cohort.lost)
+    return report(cohort, now_run.state, old_run.state, now_run.summary, ceiling)
 
 
-def report(co: Cohort, state: dict, before: dict, summary: dict) -> dict[str, float]:
+def report(co: Cohort, state: dict, before: dict, summary: dict,
+           ceiling: float) -> dict[str, float]:
     lost, ids = co.lost, co.ids
     x, t_x, T = co.x, co.t_x, co.T
     risk = state_column(state, ids, "churn_risk")
@@ -142,6 +148,8 @@ def report(co: Cohort, state: dict, before: dict, summary: dict) -> dict[str, fl
     oracle = best_precision(risk, lost, TARGET_RECALL)
     print(f"  reference only (reads the holdout): best precision of churn_risk >= t at "
           f"recall >= {TARGET_RECALL:.2f}: {oracle:.4f}")
+    print(f"  reference only (reads the holdout): AUC of journey's own features in a "
+          f"logistic regression trained on the holdout labels (5-fold CV): {ceiling:.4f}")
     _models(summary)
     n, prec, rec = precision_recall(churned, lost)
     score_auc = rows[0][1]
