@@ -8,7 +8,7 @@ import logging
 import sys
 from typing import IO, Any
 
-from agents.kafka.logrepeats import CLIENT_LOGGERS, limit_client_repeats
+from agents.kafka.logrepeats import CLIENT_LOGGERS, flush_installed, limit_client_repeats
 from streams.settings import Settings
 
 EXIT_BROKER_UNREACHABLE = 2
@@ -17,8 +17,6 @@ EXIT_FATAL = 3
 
 def run_worker(args: argparse.Namespace, settings: Settings) -> int:
     import agents.kafka.worker  # noqa: F401 - first, so a light install says so at once
-    from agents.broker import BrokerUnavailable, wait_for_broker
-    from agents.kafka.config import kafka_kwargs
 
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -28,6 +26,16 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
         quiet = logging.getLogger(client)
         quiet.setLevel(max(quiet.getEffectiveLevel(), logging.INFO))
     limit_client_repeats()  # a broker outage would log about 100 client errors a second
+    try:
+        return _checked_serve(settings)
+    finally:
+        flush_installed()  # what the limiter still holds: an outage's last lines, counted
+
+
+def _checked_serve(settings: Settings) -> int:
+    from agents.broker import BrokerUnavailable, wait_for_broker
+    from agents.kafka.config import kafka_kwargs
+
     if not settings.broker:
         print("journey worker: no broker configured; set JOURNEY_BROKER (or run "
               "`journey demo`, which starts the embedded one)", file=sys.stderr)

@@ -4,6 +4,7 @@ fault it must not carry on from."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import os
@@ -106,6 +107,12 @@ def guarded(rt: Runtime, what: str,
 
 
 def _hard_exit() -> None:
+    from agents.kafka.logrepeats import flush_installed
+
+    # the held client lines of the outage that is ending us, counted; the exit must
+    # happen whatever logging does
+    with contextlib.suppress(Exception):
+        flush_installed()
     logging.shutdown()
     sys.stderr.flush()
     os._exit(EXIT_FATAL)

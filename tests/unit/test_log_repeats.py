@@ -5,7 +5,12 @@ from __future__ import annotations
 import logging
 import threading
 
-from agents.kafka.logrepeats import MAX_KINDS, RepeatLimiter, limit_client_repeats
+from agents.kafka.logrepeats import (
+    MAX_KINDS,
+    RepeatLimiter,
+    flush_installed,
+    limit_client_repeats,
+)
 
 
 class Clock:
@@ -150,3 +155,41 @@ def test_the_worker_puts_the_limiter_where_client_records_arrive() -> None:
         root.removeHandler(out)
         for handler in root.handlers:
             handler.removeFilter(limiter)
+
+
+def test_what_is_still_held_is_counted_on_the_way_out() -> None:
+    """The end of an outage (the worker stops, or exits on the fault) is not followed by
+    another line of its kind: ``flush`` reports the newest held line with the count."""
+    clock, out = Clock(), Collect()
+    limiter = RepeatLimiter(window=30.0, clock=clock)
+    out.addFilter(limiter)
+    log = _logger("aiokafka.test_flush", out)
+    for i in range(5):
+        clock.now = float(i)
+        log.error("fetch failed: %s", f"refused {i}")
+    log.warning("coordinator dead")  # passes, holds nothing
+    clock.now = 12.0
+    assert limiter.flush() == 1
+    assert out.lines == [
+        "aiokafka.test_flush ERROR fetch failed: refused 0",
+        "aiokafka.test_flush WARNING coordinator dead",
+        "aiokafka.test_flush ERROR fetch failed: refused 4 [the last of 4 like this held "
+        "back over the last 12 s]"]
+    assert limiter.flush() == 0  # counted once
+    clock.now = 13.0
+    log.error("fetch failed: %s", "refused 5")  # a new window began at the flush
+    assert limiter.flush() == 1 and out.lines[-1].endswith("[the last of 1 like this held "
+                                                           "back over the last 1 s]")
+
+
+def test_flush_installed_reaches_each_limiter_the_worker_put_up() -> None:
+    out = Collect()
+    limiter = limit_client_repeats([out])
+    limiter.clock = Clock()
+    log = _logger("kafka.test_flush_installed", out)
+    for _ in range(3):
+        log.error("broker gone")
+    assert flush_installed() >= 1
+    assert out.lines[-1] == ("kafka.test_flush_installed ERROR broker gone [the last of 2 "
+                             "like this held back over the last 0 s]")
+    assert limiter.flush() == 0
