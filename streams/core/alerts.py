@@ -85,6 +85,22 @@ def strategy(state: UserState, kind: str, tier: str, user_role: str) -> dict[str
             "reason": "personalised offer on what they bought before"}
 
 
+def episode_start(state: UserState, r: Rhythm) -> float:
+    """Where the inactivity episode an alert is about began: its id names it."""
+    return r.anchor if state.orders == 0 else max(r.anchor, state.last_active_at)
+
+
+def alert_id(kind: str, state: UserState, episode: float) -> str:
+    return stable_id(PREFIX[kind], state.user_id, kind, episode_key(episode))
+
+
+def counted_alert(kind: str, state: UserState, r: Rhythm, settings: Settings) -> dict[str, Any]:
+    """An alert as a driver that only counts alerts gets it: its type, and the id and
+    control flag the state keeps (the same as ``build_alert``'s)."""
+    return {"type": kind, "alert_id": alert_id(kind, state, episode_start(state, r)),
+            "control": is_control(state.user_id, settings)}
+
+
 def build_alert(kind: str, state: UserState, now: float, r: Rhythm, model: Model,
                 p_alive: float, risk: Risk, stage_from: str, channels: list[str],
                 window: SendWindow, settings: Settings) -> dict[str, Any]:
@@ -112,11 +128,11 @@ def build_alert(kind: str, state: UserState, now: float, r: Rhythm, model: Model
         "refunds": state.refunds,
         "summary": _summary(kind, state, idle_days, since_buy, r, p_alive, risk, tier),
     }
-    episode = r.anchor if state.orders == 0 else max(r.anchor, state.last_active_at)
+    episode = episode_start(state, r)
     alert: dict[str, Any] = {
         "schema": SCHEMA[kind],
         "type": kind,
-        "alert_id": stable_id(PREFIX[kind], state.user_id, kind, episode_key(episode)),
+        "alert_id": alert_id(kind, state, episode),
         "user_id": state.user_id,
         "detected_at": rfc3339(now),
         "episode_started_at": rfc3339(episode),

@@ -110,7 +110,19 @@ def transition(state: UserState, old: str | None, new: str, now: float, reason: 
                 state.recall_returns += 1
         else:
             out.reactivations.append("none")
-    record: dict[str, Any] = {
+    if out.transition_records:
+        out.transitions.append(_transition_record(state, old, new, now, reason, after_id,
+                                                  after_control, days_inactive))
+    else:
+        out.transitions.append({"type": "lifecycle_transition"})  # counted only
+    state.stage = new
+    state.stage_since = now
+
+
+def _transition_record(state: UserState, old: str | None, new: str, now: float,
+                       reason: str, after_id: str | None, after_control: bool | None,
+                       days_inactive: float | None) -> dict[str, Any]:
+    return {
         "schema": LIFECYCLE_TRANSITION.id,
         "type": "lifecycle_transition",
         "transition_id": alerts.stable_id("lt", state.user_id, old, new,
@@ -120,14 +132,11 @@ def transition(state: UserState, old: str | None, new: str, now: float, reason: 
         "from_stage": old,
         "to_stage": new,
         "reason": reason,
-        "reactivation": reactivation,
+        "reactivation": reason == "reactivation",
         "after_alert_id": after_id,
         "after_alert_control": after_control,
         "days_inactive": None if days_inactive is None else round(days_inactive, 3),
     }
-    out.transitions.append(record)
-    state.stage = new
-    state.stage_since = now
 
 
 def alert(kind: str, state: UserState, now: float, r: lifecycle.Rhythm, stage_from: str,
@@ -147,11 +156,14 @@ def alert(kind: str, state: UserState, now: float, r: lifecycle.Rhythm, stage_fr
     offset = state.utc_offset_min if state.utc_offset_min is not None \
         else reach.zone_offset(settings.default_timezone, now)
     window = reach.send_window(state, now, offset, settings)
-    p_alive = lifecycle.p_alive(state, model, now, settings)
-    risk = alerts.Risk(*lifecycle.churn_score(state, model, now, settings, r),
-                       _risk_threshold(kind, state, model))
-    record = alerts.build_alert(kind, state, now, r, model, p_alive, risk, stage_from,
-                                channels, window, settings)
+    if out.alert_records:
+        p_alive = lifecycle.p_alive(state, model, now, settings)
+        risk = alerts.Risk(*lifecycle.churn_score(state, model, now, settings, r),
+                           _risk_threshold(kind, state, model))
+        record = alerts.build_alert(kind, state, now, r, model, p_alive, risk, stage_from,
+                                    channels, window, settings)
+    else:
+        record = alerts.counted_alert(kind, state, r, settings)
     if now < live_from:
         # about a lapse from before going live: reported, not sent, so not recorded as
         # sent (caps, cooldown and reactivation attribution ignore it)

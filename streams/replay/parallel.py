@@ -235,7 +235,8 @@ def _replay_share(replay: Replay, events: list[Event], jobs: int, job: int,
      replay.dead_letters_to) = captures
     alerts, historical, transitions, dead = captures
     models = summary.churn_models
-    out = Outputs()
+    out = Outputs(alert_records=replay.out.alert_records,
+                  transition_records=replay.out.transition_records)
     tagged: list[Tagged] = []
     gc.disable()  # (a worker process: see streams.collector)
     for i, event in enumerate(events):
