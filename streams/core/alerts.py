@@ -94,11 +94,13 @@ def alert_id(kind: str, state: UserState, episode: float) -> str:
     return stable_id(PREFIX[kind], state.user_id, kind, episode_key(episode))
 
 
-def counted_alert(kind: str, state: UserState, r: Rhythm, settings: Settings) -> dict[str, Any]:
-    """An alert as a driver that only counts alerts gets it: its type, and the id and
-    control flag the state keeps (the same as ``build_alert``'s)."""
+def counted_alert(kind: str, state: UserState, now: float, r: Rhythm,
+                  settings: Settings) -> dict[str, Any]:
+    """An alert as a driver that only counts alerts gets it: its type and time (a report
+    counts alerts by day), and the id and control flag the state keeps (the same as
+    ``build_alert``'s)."""
     return {"type": kind, "alert_id": alert_id(kind, state, episode_start(state, r)),
-            "control": is_control(state.user_id, settings)}
+            "detected_at": rfc3339(now), "control": is_control(state.user_id, settings)}
 
 
 def build_alert(kind: str, state: UserState, now: float, r: Rhythm, model: Model,

@@ -163,7 +163,7 @@ def alert(kind: str, state: UserState, now: float, r: lifecycle.Rhythm, stage_fr
         record = alerts.build_alert(kind, state, now, r, model, p_alive, risk, stage_from,
                                     channels, window, settings)
     else:
-        record = alerts.counted_alert(kind, state, r, settings)
+        record = alerts.counted_alert(kind, state, now, r, settings)
     if now < live_from:
         # about a lapse from before going live: reported, not sent, so not recorded as
         # sent (caps, cooldown and reactivation attribution ignore it)

@@ -47,8 +47,8 @@ class Outputs:
     stitches: list[str] = field(default_factory=list)  # identity outcomes (see identity)
     touched: set[str] = field(default_factory=set)  # users whose state changed (not drained)
     # False: a driver that only counts them (a replay writing no file) gets alerts, or
-    # transitions, as their type alone (an alert also with its id and control flag, which
-    # the state keeps); the state is the same either way. Not cleared.
+    # transitions, as their type alone (an alert also with its time, and the id and
+    # control flag the state keeps); the state is the same either way. Not cleared.
     alert_records: bool = True
     transition_records: bool = True
 

@@ -141,9 +141,8 @@ class Replay:
         self.historical_to = on_historical
         self.summary = Summary()
         # records nobody writes are only counted: not built (see Outputs)
-        self.out = Outputs(
-            alert_records=track_series or not (drops(on_alert) and drops(on_historical)),
-            transition_records=not drops(on_transition))
+        self.out = Outputs(alert_records=not (drops(on_alert) and drops(on_historical)),
+                           transition_records=not drops(on_transition))
         self.track_series = track_series
         self._next_day: float | None = None
         self._credits: list[Event] = []  # journey's own news on its way, in order

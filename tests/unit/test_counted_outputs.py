@@ -46,7 +46,8 @@ def without_referrals() -> list[Event]:
 def _replay(events: list[Event], written: bool, jobs: int | None = None) -> dict[str, Any]:
     kept: list[dict[str, Any]] = []
     writers = {"on_alert": kept.append, "on_transition": kept.append} if written else {}
-    replay = Replay(Settings(), received_at=UNTIL, **writers)
+    # the report's daily series (serial only) counts alerts by the day they came
+    replay = Replay(Settings(), received_at=UNTIL, track_series=jobs is None, **writers)
     assert replay.out.alert_records is written and replay.out.transition_records is written
     if jobs is None:
         replay.feed(events, UNTIL)
@@ -56,7 +57,8 @@ def _replay(events: list[Event], written: bool, jobs: int | None = None) -> dict
     return {"records": [s.to_list() for store in replay.stores
                         for _, s in sorted(store.items())],
             "snapshots": list(replay.snapshots(as_of)),
-            "summary": replay.summary.as_dict(), "written": len(kept)}
+            "summary": replay.summary.as_dict(), "written": len(kept),
+            "per_day": replay.summary.alerts_per_day}
 
 
 def test_counting_only_leaves_the_same_state_and_summary(
@@ -71,7 +73,8 @@ def test_counting_only_leaves_the_same_state_and_summary(
     monkeypatch.setattr(decisions, "_transition_record", not_built)
     counted = _replay(with_referrals, written=False)
     assert counted["summary"]["reactivations"]  # alert ids and control flags were kept
-    for key in ("records", "snapshots", "summary"):
+    assert len(full["per_day"]) > 10
+    for key in ("records", "snapshots", "summary", "per_day"):
         assert counted[key] == full[key], key
 
 
