@@ -119,12 +119,7 @@ def apply_event(state: UserState, event: Event, settings: Settings) -> None:
         if event.amount is not None:
             refund(state, t, event.amount)
         elif event.order_id:
-            key = key_of(event.order_id)
-            seen = state.find_order(key)
-            if seen is None:
-                state.hold_refund(key, t)  # until the order comes
-            else:
-                refund(state, t, state.logged_order(seen)[1])
+            refund_order(state, key_of(event.order_id), t)
     elif kind in (ev.PRODUCT_VIEW, ev.SEARCH, ev.WISHLIST_ADD):
         state.interested = True
     elif kind in (ev.ADD_TO_CART, ev.CHECKOUT_STARTED):
@@ -185,6 +180,16 @@ def refund(state: UserState, at: float, amount: float) -> None:
     in whichever order the two arrive (docs/producing.md#full-refunds)."""
     state.refunded += amount
     state.add_spend(at, -amount)
+
+
+def refund_order(state: UserState, key: bytes, at: float) -> None:
+    """A full refund at ``at`` of the order whose id has digest ``key``: its logged
+    amount, or, for an order not come yet, held until it comes."""
+    seen = state.find_order(key)
+    if seen is None:
+        state.hold_refund(key, at)
+    else:
+        refund(state, at, state.logged_order(seen)[1])
 
 
 def converted_referrer(state: UserState) -> tuple[str, float] | None:

@@ -37,7 +37,7 @@ from typing import Any, Final
 
 from streams.core import event as ev
 from streams.core.alerts import stable_id
-from streams.core.apply import PREVIOUS_ID, READ_PROPERTIES, refund, replace_purchase
+from streams.core.apply import PREVIOUS_ID, READ_PROPERTIES, refund_order, replace_purchase
 from streams.core.event import Event
 from streams.core.logs import has_id, held_entries, ids_from_record, ids_record, with_id
 from streams.core.outputs import Outputs, Rejected
@@ -240,11 +240,7 @@ def _merge_held_refunds(t: UserState, s: UserState) -> None:
     held = held_entries(t.held_refunds + s.held_refunds)
     t.held_refunds = b""
     for key, at in sorted(held, key=lambda entry: entry[1]):
-        seen = t.find_order(key)
-        if seen is None:
-            t.hold_refund(key, at)
-        else:
-            refund(t, at, t.logged_order(seen)[1])
+        refund_order(t, key, at)
 
 
 def _merge_alerts(t: UserState, s: UserState) -> None:

@@ -136,11 +136,10 @@ def orders_record(log: bytes) -> list[object]:
 
 def held_record(log: bytes) -> list[object]:
     """Held full refunds as written in a record: [digests as hex, [time, ...]], or []."""
-    if not log:
+    entries = held_entries(log)
+    if not entries:
         return []
-    starts = range(0, len(log), HELD_BYTES)
-    keys = b"".join(log[i:i + KEY_BYTES] for i in starts)
-    return [keys.hex(), [entry_at(log, i + KEY_BYTES, 1)[0] for i in starts]]
+    return [b"".join(key for key, _ in entries).hex(), [at for _, at in entries]]
 
 
 def held_from_record(value: list[object]) -> bytes:

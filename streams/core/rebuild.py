@@ -20,7 +20,7 @@ from streams.core.census import Entry, census_key
 from streams.core.context import PartitionContext
 from streams.core.population import Sample
 from streams.core.processor import PartitionProcessor
-from streams.core.state import CHURNED, RECORD_FIELDS, UserState
+from streams.core.state import BLANK_RECORD, CHURNED, RECORD_FIELDS, UserState
 from streams.core.uplift import uplift_key
 from streams.settings import Settings
 
@@ -44,7 +44,6 @@ _make = _Fields._make
 _N_FIELDS = len(RECORD_FIELDS)
 # A record written before held_refunds lacks only that: its row is read the short way too.
 _PADDABLE = RECORD_FIELDS.index("held_refunds")
-_BLANK = UserState("", 0.0, 0.0, 0.0).to_list()
 
 
 def row_of_list(values: list[Any], window: float) -> Row:
@@ -54,7 +53,7 @@ def row_of_list(values: list[Any], window: float) -> Row:
     if n != _N_FIELDS:
         if not _PADDABLE <= n < _N_FIELDS:  # an older or newer layout: take the long way
             return row_of_state(UserState.from_list(values), window)
-        values = [*values, *_BLANK[n:]]  # only fields the row does not read are missing
+        values = [*values, *BLANK_RECORD[n:]]  # only fields the row does not read are missing
     view: Any = _make(values)
     return view.user_id, view.wake_at, (census_key(view), uplift_key(view, window))
 

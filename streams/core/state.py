@@ -357,7 +357,7 @@ class UserState(HasSparse, PurchaseDayAggregates):
         ids as text, orders as lists, no spend days, no purchase-day aggregates."""
         n = len(values)
         if n < len(RECORD_FIELDS):  # older records end earlier: the rest are defaults
-            values = [*values, *_BLANK_RECORD[n:]]
+            values = [*values, *BLANK_RECORD[n:]]
         at = values.__getitem__
         state = cls(*map(at, _SLOT_AT))
         sparse = list(map(at, _SPARSE_AT))
@@ -422,4 +422,4 @@ _sparse_values = attrgetter(*SPARSE_NAMES)
 _AT = {n: RECORD_FIELDS.index(n) for n in (*_LOGS, *_REFS)}
 _HELD_AT = RECORD_FIELDS.index("held_refunds")  # bytes in the state, readable in the record
 _HELD_SPARSE = SPARSE_NAMES.index("held_refunds")
-_BLANK_RECORD = UserState("", 0.0, 0.0, 0.0).to_list()
+BLANK_RECORD = UserState("", 0.0, 0.0, 0.0).to_list()  # every field at its default
