@@ -25,10 +25,7 @@ def after_event(state: UserState, event: Event, known: bool, now: float, model: 
     """Re-derive the stage of a user ``event`` was applied to (``known``: the user was
     seen before), record a change; returns the user's next deadline. Alerts dated before
     ``live_from`` are historical (see :func:`alert`)."""
-    r = lifecycle.rhythm(state, model, settings)
-    learned = lifecycle.learned_for(state, model)
-    stage = lifecycle.stage_at(r, now) if learned is None \
-        else stages.stage_at(learned, state, r.active_stage, now, settings)
+    stage, r = _stage_now(state, now, model, settings)
     old = state.stage if known else None
     if old == CHURNED and stage in ACTIVE_STAGES \
             and settings.reactivation_requires == "purchase" \
@@ -36,11 +33,11 @@ def after_event(state: UserState, event: Event, known: bool, now: float, model: 
             and not identity.brings_purchase(event, state.stage_since):
         stage = CHURNED  # browsing is not a comeback here; late activity still counts
     if stage != old:
-        enter(state, old, stage, now, r, change_reason(old, stage, event, state), model,
-              settings, out, live_from)
+        enter(state, old, stage, now, r or lifecycle.rhythm(state, model, settings),
+              change_reason(old, stage, event, state), model, settings, out, live_from)
     if stage == CHURNED:
         return None
-    return lifecycle.next_deadline(r, now) if learned is None \
+    return lifecycle.next_deadline(r, now) if r is not None \
         else stages.next_wake(state, stage, now, settings)
 
 
@@ -48,14 +45,24 @@ def at_deadline(state: UserState, now: float, model: Model, settings: Settings,
                 out: Outputs, live_from: float = NEVER) -> float | None:
     """Re-derive the stage of a user whose deadline came, record a change; returns the
     user's next deadline."""
-    r = lifecycle.rhythm(state, model, settings)
-    learned = lifecycle.learned_for(state, model)
-    stage = lifecycle.stage_at(r, now) if learned is None \
-        else stages.stage_at(learned, state, r.active_stage, now, settings)
+    stage, r = _stage_now(state, now, model, settings)
     if stage != state.stage:
-        enter(state, state.stage, stage, now, r, "inactivity", model, settings, out, live_from)
-    return lifecycle.next_deadline(r, now) if learned is None \
+        enter(state, state.stage, stage, now, r or lifecycle.rhythm(state, model, settings),
+              "inactivity", model, settings, out, live_from)
+    return lifecycle.next_deadline(r, now) if r is not None \
         else stages.next_wake(state, stage, now, settings)
+
+
+def _stage_now(state: UserState, now: float, model: Model,
+               settings: Settings) -> tuple[str, lifecycle.Rhythm | None]:
+    """The user's stage at ``now`` and the rhythm it was read from; None under the learned
+    score, which reads no rhythm: it is then built only when an alert needs it."""
+    learned = lifecycle.learned_for(state, model)
+    if learned is None:
+        r = lifecycle.rhythm(state, model, settings)
+        return lifecycle.stage_at(r, now), r
+    active = lifecycle.active_stage(state, settings)
+    return stages.stage_at(learned, state, active, now, settings), None
 
 
 def due(state: UserState, woken_at: float, model: Model, settings: Settings) -> float | None:
@@ -155,14 +162,16 @@ def alert(kind: str, state: UserState, now: float, r: lifecycle.Rhythm, stage_fr
         return
     offset = state.utc_offset_min if state.utc_offset_min is not None \
         else reach.zone_offset(settings.default_timezone, now)
-    window = reach.send_window(state, now, offset, settings)
     if out.alert_records:
+        window = reach.send_window(state, now, offset, settings)
+        deferred = window.deferred
         p_alive = lifecycle.p_alive(state, model, now, settings)
         risk = alerts.Risk(*lifecycle.churn_score(state, model, now, settings, r),
                            _risk_threshold(kind, state, model))
         record = alerts.build_alert(kind, state, now, r, model, p_alive, risk, stage_from,
                                     channels, window, settings)
     else:
+        deferred = reach.is_deferred(now, offset, settings)  # (a count needs no window)
         record = alerts.counted_alert(kind, state, now, r, settings)
     if now < live_from:
         # about a lapse from before going live: reported, not sent, so not recorded as
@@ -170,7 +179,7 @@ def alert(kind: str, state: UserState, now: float, r: lifecycle.Rhythm, stage_fr
         out.historical.append(record)
         out.suppressed.append((kind, "historical"))
         return
-    if window.deferred:
+    if deferred:
         out.deferred.append(kind)
     out.alerts.append(record)
     state.alerts_sent += 1

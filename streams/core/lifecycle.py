@@ -8,7 +8,7 @@ is still browsing within ``activity_grace_days`` is not declining yet.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from streams.core import btyd
 from streams.core.churn.model import BTYD, LOGIT, ChurnModel, score
@@ -19,9 +19,9 @@ from streams.settings import Settings
 DAY = 86400.0
 
 
-@dataclass(slots=True, frozen=True)
-class Rhythm:
-    """When this user's inactivity turns into decline and churn."""
+class Rhythm(NamedTuple):
+    """When this user's inactivity turns into decline and churn (a named tuple: one is
+    built per wake and per event, and a tuple is built much faster than a frozen class)."""
 
     active_stage: str  # the stage the user is in while active
     gap_days: float  # the usual gap the thresholds are built on
@@ -47,7 +47,7 @@ def rhythm(state: UserState, model: Model, settings: Settings) -> Rhythm:
         d, c = settings.new_user_decline_days, settings.new_user_churn_days
         anchor = state.last_active_at
         return Rhythm(NEW, d, "new_user", anchor + d * DAY, anchor + c * DAY, d, c, anchor)
-    active = MATURE if state.repeat_purchases >= settings.mature_min_repeat_purchases else GROWING
+    active = active_stage(state, settings)
     own = state.avg_gap_days()
     if own is not None and state.orders >= settings.own_rhythm_min_orders and own > 0:
         gap, source = own, "own"
@@ -59,6 +59,11 @@ def rhythm(state: UserState, model: Model, settings: Settings) -> Rhythm:
     decline_at = max(state.last_purchase_at + d * DAY, grace)
     churn_at = max(state.last_purchase_at + c * DAY, grace)
     return Rhythm(active, gap, source, decline_at, churn_at, d, c, state.last_purchase_at)
+
+
+def active_stage(buyer: UserState, settings: Settings) -> str:
+    """The stage ``buyer`` (a user with an order) has while active."""
+    return MATURE if buyer.repeat_purchases >= settings.mature_min_repeat_purchases else GROWING
 
 
 def stage_at(r: Rhythm, now: float) -> str:

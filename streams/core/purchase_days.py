@@ -34,6 +34,10 @@ class PurchaseDayAggregates:
     def purchase_times(self) -> list[float]:
         raise NotImplementedError
 
+    def decays(self) -> tuple[float, ...]:
+        """The three decayed counts at once (a state may read them together)."""
+        return self.decay_30, self.decay_90, self.decay_180
+
     def set_decays(self, d30: float, d90: float, d180: float) -> None:
         """Set the three decayed counts at once (a state may store them together)."""
         self.decay_30, self.decay_90, self.decay_180 = d30, d90, d180

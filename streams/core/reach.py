@@ -66,6 +66,11 @@ def is_quiet(hour: float, settings: Settings) -> bool:
     return qs <= hour < qe
 
 
+def is_deferred(now: float, offset_min: int, settings: Settings) -> bool:
+    """Whether an alert raised at ``now`` waits for its window: it is quiet hours there."""
+    return is_quiet(((now + offset_min * 60) % DAY) / HOUR, settings)
+
+
 def usual_hour(state: UserState) -> int | None:
     x, y = state.hour_x, state.hour_y  # each read unpacks them (streams/core/packed.py)
     if x == 0.0 and y == 0.0:
@@ -79,8 +84,7 @@ def send_window(state: UserState, now: float, offset_min: int, settings: Setting
     never inside quiet hours."""
     local = now + offset_min * 60
     day_start = local - (local % DAY)
-    hour_now = (local % DAY) / HOUR
-    deferred = is_quiet(hour_now, settings)
+    deferred = is_deferred(now, offset_min, settings)
     preferred = usual_hour(state)
     if preferred is not None and not is_quiet(preferred, settings):
         start = day_start + preferred * HOUR

@@ -315,6 +315,9 @@ class UserState(HasSparse, PurchaseDayAggregates):
     def alert_times(self) -> list[float]:
         return unpack(self.alert_log)
 
+    def decays(self) -> tuple[float, ...]:
+        return numbers(self.packed, 2, 3)
+
     def set_decays(self, d30: float, d90: float, d180: float) -> None:
         self.packed = with_numbers(self.packed, 2, (d30, d90, d180))
 

@@ -37,10 +37,10 @@ def row(s: UserState, now: float) -> list[float]:
     last = s.last_purchase_at or 0.0
     first = s.first_purchase_at if s.first_purchase_at is not None else last
     r = max(0.0, (now - last) / DAY)
+    d30, d90, d180 = s.decays()
     return [r, (last - first) / DAY + r, float(max(s.purchase_days, 1)), s.gross_spend,
             s.last_day_spend, float(s.last_gap_days), mean_gap_days(s),
-            s.decay_30 * math.exp(_K[0] * r), s.decay_90 * math.exp(_K[1] * r),
-            s.decay_180 * math.exp(_K[2] * r)]
+            d30 * math.exp(_K[0] * r), d90 * math.exp(_K[1] * r), d180 * math.exp(_K[2] * r)]
 
 
 def features(s: UserState, now: float) -> list[float]:

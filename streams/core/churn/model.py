@@ -144,7 +144,7 @@ class Curve:
         self.tenure0 = (last - first) / DAY
         self.w_rec, self.w_ten, self.w_gap = w[0], w[1], w[9]
         self.w30, self.w90, self.w180 = w[10], w[11], w[12]
-        self.d30, self.d90, self.d180 = s.decay_30, s.decay_90, s.decay_180
+        self.d30, self.d90, self.d180 = s.decays()
 
     def z(self, r: float) -> float:
         log1p, exp = math.log1p, math.exp
@@ -219,7 +219,7 @@ def curve(model: ChurnModel, s: UserState) -> Curve:
     crossing, its stage and its alert's score read the same one)."""
     global _cached
     key = (s.last_purchase_at, s.first_purchase_at, s.purchase_days, s.gross_spend,
-           s.last_day_spend, s.last_gap_days, s.decay_30, s.decay_90, s.decay_180)
+           s.last_day_spend, s.last_gap_days, s.decays())
     hit = _cached
     if hit is not None and hit[0] is model and hit[1] == key:
         return hit[2]
@@ -274,7 +274,8 @@ def score_each(model: ChurnModel, buyers: Sequence[UserState], now: float) -> li
         z = z + w0 * log1p(r) + w1 * log1p((last - first) / DAY + r)
         if inv_gap:
             z += w9 * log1p(r * inv_gap)
-        z += w10 * log1p(s.decay_30 * exp(k30 * r))
-        z += w11 * log1p(s.decay_90 * exp(k90 * r))
-        out.append(_sigmoid(z + w12 * log1p(s.decay_180 * exp(k180 * r))))
+        d30, d90, d180 = s.decays()
+        z += w10 * log1p(d30 * exp(k30 * r))
+        z += w11 * log1p(d90 * exp(k90 * r))
+        out.append(_sigmoid(z + w12 * log1p(d180 * exp(k180 * r))))
     return out

@@ -13,7 +13,7 @@ floor). The crossing is solved when that wake fires (:func:`due`), off the event
 
 from __future__ import annotations
 
-from streams.core.churn.model import ChurnModel, Curve, crossing, curve
+from streams.core.churn.model import ChurnModel, crossing, curve, score_each
 from streams.core.state import CHURNED, DAY, DECLINING, INACTIVE_STAGES, UserState
 from streams.settings import Settings
 
@@ -73,8 +73,7 @@ def schedule_inputs(s: UserState) -> tuple[object, ...]:
     floors' inputs and the score's (``features.row``). An event that leaves these as they
     were leaves the wake as it was (see ``PartitionProcessor._settle``)."""
     return (s.stage, s.stage_since, s.last_active_at, s.last_purchase_at, s.first_purchase_at,
-            s.purchase_days, s.gross_spend, s.last_day_spend, s.last_gap_days, s.decay_30,
-            s.decay_90, s.decay_180)
+            s.purchase_days, s.gross_spend, s.last_day_spend, s.last_gap_days, s.decays())
 
 
 def past_threshold(model: ChurnModel, s: UserState, at: float, settings: Settings) -> bool:
@@ -83,6 +82,7 @@ def past_threshold(model: ChurnModel, s: UserState, at: float, settings: Setting
     if s.stage == CHURNED:
         return False
     decline_floor, churn_floor = floors(s, settings)
+    # (score_each, not a Curve: a refit asks this of every active buyer, once each)
     if s.stage == DECLINING:
-        return at >= churn_floor and Curve(model, s).crossed(at, model.churned_threshold)
-    return at >= decline_floor and Curve(model, s).crossed(at, model.declining_threshold)
+        return at >= churn_floor and score_each(model, (s,), at)[0] >= model.churned_threshold
+    return at >= decline_floor and score_each(model, (s,), at)[0] >= model.declining_threshold
