@@ -6,31 +6,21 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 import pytest
 
 from streams.core import alerts, decisions
-from streams.core.decode import decode
 from streams.core.event import Event
 from streams.replay import Replay, parallel
 from streams.settings import Settings
-from streams.synth import SynthConfig, generate
+from streams.synth import SynthConfig
 from streams.testing import BASE, DAY
+from tests.support.histories import synth_events
 
 UNTIL = BASE + 150 * DAY
 
 
 def _events(referrals: bool) -> list[Event]:
-    raw, _ = generate(SynthConfig(users=400, days=120, start=BASE, seed=11))
-    out = []
-    for item in raw:
-        if isinstance(item, dict) and not referrals:
-            item = {**item, "properties": {k: v for k, v in item.get("properties", {}).items()
-                                           if k != "referred_by"}}
-        e = decode(orjson.dumps(item))
-        if isinstance(e, Event):
-            out.append(e)
-    return out
+    return synth_events(SynthConfig(users=400, days=120, start=BASE, seed=11), referrals)
 
 
 @pytest.fixture(scope="module")

@@ -9,28 +9,18 @@ from typing import Any
 import orjson
 import pytest
 
-from streams.core.decode import decode
 from streams.core.event import Event
 from streams.replay import Replay, parallel
 from streams.replay.engine import LineWriter
 from streams.settings import Settings
-from streams.synth import SynthConfig, generate
+from streams.synth import SynthConfig
 from streams.testing import BASE, DAY
+from tests.support.histories import synth_events
 
 
 def _history(referrals: bool) -> list[Event]:
-    raw, _ = generate(SynthConfig(users=400, days=90, start=BASE, seed=7, duplicate_share=0.02))
-    events = []
-    for item in raw:
-        if not isinstance(item, dict):
-            continue
-        if not referrals:
-            item = {**item, "properties": {k: v for k, v in item.get("properties", {}).items()
-                                           if k != "referred_by"}}
-        e = decode(orjson.dumps(item))
-        if isinstance(e, Event):
-            events.append(e)
-    return events
+    return synth_events(SynthConfig(users=400, days=90, start=BASE, seed=7,
+                                    duplicate_share=0.02), referrals)
 
 
 @pytest.fixture(scope="module")
