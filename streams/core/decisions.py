@@ -33,7 +33,7 @@ def after_event(state: UserState, event: Event, known: bool, now: float, model: 
             and not identity.brings_purchase(event, state.stage_since):
         stage = CHURNED  # browsing is not a comeback here; late activity still counts
     if stage != old:
-        enter(state, old, stage, now, r or lifecycle.rhythm(state, model, settings),
+        enter(state, old, stage, now, _rhythm(r, state, model, settings),
               change_reason(old, stage, event, state), model, settings, out, live_from)
     if stage == CHURNED:
         return None
@@ -47,7 +47,7 @@ def at_deadline(state: UserState, now: float, model: Model, settings: Settings,
     user's next deadline."""
     stage, r = _stage_now(state, now, model, settings)
     if stage != state.stage:
-        enter(state, state.stage, stage, now, r or lifecycle.rhythm(state, model, settings),
+        enter(state, state.stage, stage, now, _rhythm(r, state, model, settings),
               "inactivity", model, settings, out, live_from)
     return lifecycle.next_deadline(r, now) if r is not None \
         else stages.next_wake(state, stage, now, settings)
@@ -63,6 +63,11 @@ def _stage_now(state: UserState, now: float, model: Model,
         return lifecycle.stage_at(r, now), r
     active = lifecycle.active_stage(state, settings)
     return stages.stage_at(learned, state, active, now, settings), None
+
+
+def _rhythm(r: lifecycle.Rhythm | None, state: UserState, model: Model,
+            settings: Settings) -> lifecycle.Rhythm:
+    return r if r is not None else lifecycle.rhythm(state, model, settings)
 
 
 def due(state: UserState, woken_at: float, model: Model, settings: Settings) -> float | None:
