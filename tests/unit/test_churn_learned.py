@@ -107,3 +107,24 @@ def test_a_new_model_wakes_the_same_buyers_as_a_walk_over_every_user(
     h.advance_to(at(END_DAY))
     assert sum(1 for n in compared if n) >= 2, compared  # some re-fits woke buyers
     assert (dormant_seen > 0) == (reach_days < 30), dormant_seen
+
+
+def test_alerts_under_the_learned_score_still_explain_the_users_rhythm(
+        run: tuple[Harness, dict[str, float]]) -> None:
+    """The stage comes from the score, but the evidence keeps the usual gap (the rhythm
+    is built only when the stage changes: decisions._stage_now)."""
+    h, _ = run
+    checked = 0
+    for alert in h.alerts:
+        evidence = alert["evidence"]
+        assert evidence["gap_source"] in ("own", "population")
+        if evidence["churn_scorer"] != LOGIT or evidence["gap_source"] != "own":
+            continue
+        s = h.state(alert["user_id"])
+        if evidence["orders"] != s.orders:
+            continue  # bought since: the rhythm moved on
+        gap = s.avg_gap_days()
+        assert gap is not None
+        assert evidence["usual_gap_days"] == round(gap, 3), alert["alert_id"]
+        checked += 1
+    assert checked > USERS // 10
