@@ -90,6 +90,11 @@ def mask_channels(mask: int) -> list[str]:
     return [c for c in CHANNELS if mask & CHANNEL_BIT[c]]
 
 
+# Where the packed floats sit among the numbers of ``packed`` (streams/core/packed.py).
+HOUR_SUMS_AT = 0  # hour_x, hour_y
+DECAYS_AT = 2  # decay_30, decay_90, decay_180
+
+
 @dataclass(slots=True, eq=False)
 class UserState(HasSparse, PurchaseDayAggregates):
     user_id: str
@@ -120,8 +125,8 @@ class UserState(HasSparse, PurchaseDayAggregates):
     gross_spend: float = 0.0  # purchases; refunds (``refunded``) are kept apart
 
     active_seen: bool = False
-    hour_x = PackedFloat(0)  # circular sum of local activity hours (see ``add_hour``)
-    hour_y = PackedFloat(1)
+    hour_x = PackedFloat(HOUR_SUMS_AT)  # circular sum of local activity hours (``add_hour``)
+    hour_y = PackedFloat(HOUR_SUMS_AT + 1)
 
     stage: str = NEW
     stage_since: float = 0.0
@@ -145,9 +150,9 @@ class UserState(HasSparse, PurchaseDayAggregates):
     last_gap_days: int = 0  # days between the last two purchase days; 0 with one
     # purchase days decayed with HALF_LIVES, as of the last purchase day (decayed
     # further when read)
-    decay_30 = PackedFloat(2)
-    decay_90 = PackedFloat(3)
-    decay_180 = PackedFloat(4)
+    decay_30 = PackedFloat(DECAYS_AT)
+    decay_90 = PackedFloat(DECAYS_AT + 1)
+    decay_180 = PackedFloat(DECAYS_AT + 2)
     recall_returns: int = 0  # recalls followed by a return within uplift_window_days
     # Kept compactly, read and written through the attributes above: the alert ids
     # (streams/core/alert_ref.py), then refunds, engagement, referral, consent and
@@ -316,15 +321,15 @@ class UserState(HasSparse, PurchaseDayAggregates):
         return unpack(self.alert_log)
 
     def decays(self) -> tuple[float, ...]:
-        return numbers(self.packed, 2, 3)
+        return numbers(self.packed, DECAYS_AT, 3)
 
     def set_decays(self, d30: float, d90: float, d180: float) -> None:
-        self.packed = with_numbers(self.packed, 2, (d30, d90, d180))
+        self.packed = with_numbers(self.packed, DECAYS_AT, (d30, d90, d180))
 
     def add_hour(self, x: float, y: float) -> None:
         """Add an activity's local hour, as a point on the unit circle, to the sums."""
-        sum_x, sum_y = numbers(self.packed, 0, 2)
-        self.packed = with_numbers(self.packed, 0, (sum_x + x, sum_y + y))
+        sum_x, sum_y = numbers(self.packed, HOUR_SUMS_AT, 2)
+        self.packed = with_numbers(self.packed, HOUR_SUMS_AT, (sum_x + x, sum_y + y))
 
     def record_purchase(self, key: bytes | None, at: float, amount: float) -> None:
         """Log a purchase (its order's id digest ``key``, if any) in three logs at once."""
