@@ -25,6 +25,7 @@ from streams.core import event as ev
 from streams.core.apply import CHANNELS_OFF, CHANNELS_ON, CONSENT, CONTACT_BITS, PREVIOUS_ID
 from streams.core.canonical import CHANNELS as _CHANNELS
 from streams.core.canonical import CHECK_TIMEZONE as _CHECK_TIMEZONE
+from streams.core.canonical import CURRENCIES as _CURRENCIES
 from streams.core.canonical import build, explain, finite
 from streams.core.contracts import SEGMENT_ALIAS, SEGMENT_GROUP, SEGMENT_IDENTIFY
 from streams.core.event import Event
@@ -173,6 +174,10 @@ def _to_canonical(obj: dict[str, Any]) -> dict[str, Any] | Rejection:
             for key in ("amount", "currency"):
                 if key in props and props[key] is None:
                     del props[key]
+        currency = props.get("currency")
+        if type(currency) is str and currency.upper() in _CURRENCIES:
+            # a code in any case is that currency: the spec v2's own example sends 'usd'
+            props["currency"] = currency.upper()
     elif etype == ev.REVIEW:  # the spec types rating as a string ("5")
         r = props.get("rating")
         if isinstance(r, str) and len(r) <= 8 and r.strip().isdecimal() and r.isascii():

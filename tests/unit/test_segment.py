@@ -70,7 +70,7 @@ def test_segment_order_amount(props: dict[str, Any], amount: float) -> None:
     # (an Order Refunded with only its order id is a full refund: test_full_refund.py)
     ("Order Completed", {}, "missing_field"),
     ("Order Refunded", {"products": [{"name": "no price"}]}, "missing_field"),
-    ("Order Refunded", {"total": 5, "currency": "usd"}, "unknown_currency"),
+    ("Order Refunded", {"total": 5, "currency": "dollars"}, "unknown_currency"),
 ])
 def test_segment_order_problems(name: str, props: dict[str, Any], reason: str) -> None:
     got = rejected(decode(line(track(name, order_id="o-1", **props))), reason)
@@ -286,3 +286,23 @@ def test_a_batch_envelope_is_refused_whole_and_says_why() -> None:
         got = rejected(decode(line(envelope)), "unsupported_segment_call")
         assert "batch envelope" in got.message and "2 call(s)" in got.message
         assert rejected(dec.from_object(envelope), "unsupported_segment_call") == got
+
+
+# --- valid Segment input that journey used to refuse or misread ------------------------------
+
+@pytest.mark.parametrize("name, props, code", [
+    ("Order Completed", {"order_id": "o-1", "total": 5, "currency": "eur"}, "EUR"),
+    ("Order Completed", {"order_id": "o-1", "revenue": "5", "currency": "Gbp"}, "GBP"),
+    ("Order Refunded", {"order_id": "o-1", "total": 5, "currency": "usd"}, "USD"),
+    ("Order Refunded", {"order_id": "o-1", "currency": "chf"}, "CHF"),  # a full refund
+])
+def test_a_lower_case_currency_is_its_code(name: str, props: dict[str, Any], code: str) -> None:
+    """The e-commerce spec v2's own example sends ``currency: 'usd'``: a code in any case
+    names the same currency, so a Segment order is not lost to the dead letters for it."""
+    got = decode(line(track(name, **props)))
+    assert isinstance(got, Event), got
+    assert got.currency == code and got.properties["currency"] == code
+    bad = rejected(decode(line(track(name, order_id="o-1", total=5, currency="abc"))),
+                   "unknown_currency")
+    assert "'abc'" in bad.message  # a code that is none is still named as sent
+
