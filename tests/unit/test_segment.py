@@ -306,3 +306,17 @@ def test_a_lower_case_currency_is_its_code(name: str, props: dict[str, Any], cod
                    "unknown_currency")
     assert "'abc'" in bad.message  # a code that is none is still named as sent
 
+
+def test_a_null_time_zone_or_subscription_list_is_none() -> None:
+    """A server library passes the application's context through: a user without a known
+    zone is ``"timezone": null`` from Node, Python or Ruby, and that says nothing."""
+    got = decode(line({**track("Product Viewed"), "context": {"timezone": None}}))
+    assert isinstance(got, Event) and "timezone" not in got.properties, got
+    identify = decode(line({"type": "identify", "messageId": "m-2", "userId": "u-1",
+                            "anonymousId": "a-1", "timestamp": "2024-05-03T16:21:07Z",
+                            "context": {"timezone": None, "messaging_subscriptions": None}}))
+    assert isinstance(identify, Event), identify
+    assert identify.properties == {"previous_id": "a-1"}
+    rejected(decode(line({**track("Product Viewed"), "context": {"timezone": 7}})),
+             "schema_violation")
+
