@@ -89,6 +89,10 @@ _ID_FIELDS: Final = ("userId", "anonymousId", "previousId")
 _NUMBER_TEXT: Final = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 
 
+# A rating as text: whole stars, written with a zero fraction or without ("4", "4.0").
+_STARS: Final = re.compile(r"([0-9]{1,8})(?:\.0+)?")
+
+
 def _money(holder: dict[str, Any], key: str, where: str) -> float | Rejection:
     """A non-negative money value; trackers often send numbers as strings, so take those."""
     v = holder[key]
@@ -180,8 +184,12 @@ def _to_canonical(obj: dict[str, Any]) -> dict[str, Any] | Rejection:
             props["currency"] = currency.upper()
     elif etype == ev.REVIEW:  # the spec types rating as a string ("5")
         r = props.get("rating")
-        if isinstance(r, str) and len(r) <= 8 and r.strip().isdecimal() and r.isascii():
-            props["rating"] = int(r)  # short: int() of a long digit string is costly
+        if r is None or (type(r) is str and not r.strip()):
+            etype = ev.OTHER  # a review without stars: the spec's properties are all optional
+        elif type(r) is str and len(r) <= 16 and r.isascii():
+            stars = _STARS.fullmatch(r.strip())  # short: int() of long digits is costly
+            if stars is not None:
+                props["rating"] = int(stars.group(1))
     elif name in _SEGMENT_CHANNEL and (etype != ev.UNSUBSCRIBE
                                        or props.get("channel") not in _CHANNELS):
         props["channel"] = _SEGMENT_CHANNEL[name]  # type: ignore[index]

@@ -320,3 +320,25 @@ def test_a_null_time_zone_or_subscription_list_is_none() -> None:
     rejected(decode(line({**track("Product Viewed"), "context": {"timezone": 7}})),
              "schema_violation")
 
+
+@pytest.mark.parametrize("rating", [None, "", "  "])
+def test_a_review_without_stars_is_activity(rating: Any) -> None:
+    """The spec's Product Reviewed properties are all optional (a text-only review, or a
+    null written by Gson's serializeNulls or Json.NET): it counts as activity, as a
+    name journey does not map would, and is not dead-lettered."""
+    for props in ({"product_id": "p-1", "review_body": "ok"},
+                  {"product_id": "p-1", "rating": rating}):
+        got = decode(line(track("Product Reviewed", **props)))
+        assert isinstance(got, Event), (props, got)
+        assert (got.type, got.rating) == (OTHER, None)
+        assert got.properties["segment_event"] == "Product Reviewed"
+
+
+def test_a_whole_rating_written_with_a_fraction_is_read() -> None:
+    """The spec types rating as a string: "4.0" is four stars, as the number 4.0 is."""
+    for rating in ("4.0", " 4.00 ", 4.0):
+        got = decode(line(track("Product Reviewed", rating=rating)))
+        assert isinstance(got, Event) and got.rating == 4, (rating, got)
+    for rating in ("five", "4.5", "6.0", "4.0e0"):
+        rejected(decode(line(track("Product Reviewed", rating=rating))), "schema_violation")
+
