@@ -71,6 +71,9 @@ SEGMENT_EVENTS: Final[Mapping[str, str]] = {
     "Completed Order": ev.PURCHASE, "Viewed Product": ev.PRODUCT_VIEW,
     "Added Product": ev.ADD_TO_CART, "Removed Product": ev.REMOVE_FROM_CART,
     "Viewed Product Category": ev.PAGE_VIEW,
+    # names the v2 spec says its events are aliased to, and a wishlist item moved to the cart
+    "Clicked Product": ev.PRODUCT_VIEW, "Started Order": ev.CHECKOUT_STARTED,
+    "Wishlist Product Added to Cart": ev.ADD_TO_CART,
 }
 # The channel a name implies. "Unsubscribed" comes from the email spec: email, unless the
 # call names one of our channels itself.

@@ -342,3 +342,12 @@ def test_a_whole_rating_written_with_a_fraction_is_read() -> None:
     for rating in ("five", "4.5", "6.0", "4.0e0"):
         rejected(decode(line(track("Product Reviewed", rating=rating))), "schema_violation")
 
+
+@pytest.mark.parametrize("name, etype", [
+    ("Clicked Product", "product_view"),  # v2's Product Clicked is aliased to it
+    ("Started Order", "checkout_started"),  # v2's Checkout Started is aliased to it
+    ("Wishlist Product Added to Cart", "add_to_cart"),  # moved from the wishlist to the cart
+])
+def test_spec_aliases_map(name: str, etype: str) -> None:
+    got = decode(line(track(name, product_id="p-1")))
+    assert isinstance(got, Event) and got.type == etype, got
