@@ -47,7 +47,8 @@ _TOP: Final = _SCHEMA["properties"]
 _TOP_KEYS: Final = frozenset(_TOP)
 TYPES: Final = tuple(_TOP["type"]["enum"])  # the canonical types (no "other")
 CHANNELS: Final = frozenset(_DEFS["channel"]["enum"])
-_CURRENCIES: Final = frozenset(_DEFS["currency"]["enum"])
+CURRENCIES: Final = frozenset(_DEFS["currency"]["enum"])
+_CURRENCIES: Final = CURRENCIES
 
 
 def _leaf(node: Mapping[str, Any]) -> Callable[[Any], bool]:

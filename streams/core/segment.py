@@ -25,6 +25,7 @@ from streams.core import event as ev
 from streams.core.apply import CHANNELS_OFF, CHANNELS_ON, CONSENT, CONTACT_BITS, PREVIOUS_ID
 from streams.core.canonical import CHANNELS as _CHANNELS
 from streams.core.canonical import CHECK_TIMEZONE as _CHECK_TIMEZONE
+from streams.core.canonical import CURRENCIES as _CURRENCIES
 from streams.core.canonical import build, explain, finite
 from streams.core.contracts import SEGMENT_ALIAS, SEGMENT_GROUP, SEGMENT_IDENTIFY
 from streams.core.event import Event
@@ -70,6 +71,9 @@ SEGMENT_EVENTS: Final[Mapping[str, str]] = {
     "Completed Order": ev.PURCHASE, "Viewed Product": ev.PRODUCT_VIEW,
     "Added Product": ev.ADD_TO_CART, "Removed Product": ev.REMOVE_FROM_CART,
     "Viewed Product Category": ev.PAGE_VIEW,
+    # names the v2 spec says its events are aliased to, and a wishlist item moved to the cart
+    "Clicked Product": ev.PRODUCT_VIEW, "Started Order": ev.CHECKOUT_STARTED,
+    "Wishlist Product Added to Cart": ev.ADD_TO_CART,
 }
 # The channel a name implies. "Unsubscribed" comes from the email spec: email, unless the
 # call names one of our channels itself.
@@ -86,6 +90,10 @@ _ID_FIELDS: Final = ("userId", "anonymousId", "previousId")
 # syntax, ASCII only. float() also reads "1_000", " nan", "infinity" and other scripts'
 # digits, none of which a tracker means as an amount.
 _NUMBER_TEXT: Final = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+
+
+# A rating as text: whole stars, written with a zero fraction or without ("4", "4.0").
+_STARS: Final = re.compile(r"([0-9]{1,8})(?:\.0+)?")
 
 
 def _money(holder: dict[str, Any], key: str, where: str) -> float | Rejection:
@@ -173,10 +181,18 @@ def _to_canonical(obj: dict[str, Any]) -> dict[str, Any] | Rejection:
             for key in ("amount", "currency"):
                 if key in props and props[key] is None:
                     del props[key]
+        currency = props.get("currency")
+        if type(currency) is str and currency.upper() in _CURRENCIES:
+            # a code in any case is that currency: the spec v2's own example sends 'usd'
+            props["currency"] = currency.upper()
     elif etype == ev.REVIEW:  # the spec types rating as a string ("5")
         r = props.get("rating")
-        if isinstance(r, str) and len(r) <= 8 and r.strip().isdecimal() and r.isascii():
-            props["rating"] = int(r)  # short: int() of a long digit string is costly
+        if r is None or (type(r) is str and not r.strip()):
+            etype = ev.OTHER  # a review without stars: the spec's properties are all optional
+        elif type(r) is str and len(r) <= 16 and r.isascii():
+            stars = _STARS.fullmatch(r.strip())  # short: int() of long digits is costly
+            if stars is not None:
+                props["rating"] = int(stars.group(1))
     elif name in _SEGMENT_CHANNEL and (etype != ev.UNSUBSCRIBE
                                        or props.get("channel") not in _CHANNELS):
         props["channel"] = _SEGMENT_CHANNEL[name]  # type: ignore[index]

@@ -118,6 +118,8 @@ ACCEPTED: tuple[Case, ...] = tuple(Case(f"{category}/{name}", raw, "", kind, cat
     ("amount", SEGMENT, "segment-amount-as-text", dumps(props(_O, revenue=" 19.90 "))),
     ("currency", CANONICAL, "withdrawn-code-for-history", dumps(props(_P, currency="HRK"))),
     ("currency", SEGMENT, "segment-currency-null-means-usd", dumps(props(_O, currency=None))),
+    # the e-commerce spec v2's own example sends currency: 'usd'
+    ("currency", SEGMENT, "segment-lower-case-code", dumps(props(_O, currency="usd"))),
     ("time", CANONICAL, "earliest-time", dumps(edit(_V, occurred_at="1990-01-01T00:00:00Z"))),
     ("time", CANONICAL, "leap-second", dumps(edit(_V, occurred_at="2016-12-31T23:59:60Z"))),
     ("time", SEGMENT, "segment-sent-at-only", dumps(edit(_S, drop=("timestamp",),

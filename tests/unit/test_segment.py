@@ -70,7 +70,7 @@ def test_segment_order_amount(props: dict[str, Any], amount: float) -> None:
     # (an Order Refunded with only its order id is a full refund: test_full_refund.py)
     ("Order Completed", {}, "missing_field"),
     ("Order Refunded", {"products": [{"name": "no price"}]}, "missing_field"),
-    ("Order Refunded", {"total": 5, "currency": "usd"}, "unknown_currency"),
+    ("Order Refunded", {"total": 5, "currency": "dollars"}, "unknown_currency"),
 ])
 def test_segment_order_problems(name: str, props: dict[str, Any], reason: str) -> None:
     got = rejected(decode(line(track(name, order_id="o-1", **props))), reason)
@@ -286,3 +286,68 @@ def test_a_batch_envelope_is_refused_whole_and_says_why() -> None:
         got = rejected(decode(line(envelope)), "unsupported_segment_call")
         assert "batch envelope" in got.message and "2 call(s)" in got.message
         assert rejected(dec.from_object(envelope), "unsupported_segment_call") == got
+
+
+# --- valid Segment input that journey used to refuse or misread ------------------------------
+
+@pytest.mark.parametrize("name, props, code", [
+    ("Order Completed", {"order_id": "o-1", "total": 5, "currency": "eur"}, "EUR"),
+    ("Order Completed", {"order_id": "o-1", "revenue": "5", "currency": "Gbp"}, "GBP"),
+    ("Order Refunded", {"order_id": "o-1", "total": 5, "currency": "usd"}, "USD"),
+    ("Order Refunded", {"order_id": "o-1", "currency": "chf"}, "CHF"),  # a full refund
+])
+def test_a_lower_case_currency_is_its_code(name: str, props: dict[str, Any], code: str) -> None:
+    """The e-commerce spec v2's own example sends ``currency: 'usd'``: a code in any case
+    names the same currency, so a Segment order is not lost to the dead letters for it."""
+    got = decode(line(track(name, **props)))
+    assert isinstance(got, Event), got
+    assert got.currency == code and got.properties["currency"] == code
+    bad = rejected(decode(line(track(name, order_id="o-1", total=5, currency="abc"))),
+                   "unknown_currency")
+    assert "'abc'" in bad.message  # a code that is none is still named as sent
+
+
+def test_a_null_time_zone_or_subscription_list_is_none() -> None:
+    """A server library passes the application's context through: a user without a known
+    zone is ``"timezone": null`` from Node, Python or Ruby, and that says nothing."""
+    got = decode(line({**track("Product Viewed"), "context": {"timezone": None}}))
+    assert isinstance(got, Event) and "timezone" not in got.properties, got
+    identify = decode(line({"type": "identify", "messageId": "m-2", "userId": "u-1",
+                            "anonymousId": "a-1", "timestamp": "2024-05-03T16:21:07Z",
+                            "context": {"timezone": None, "messaging_subscriptions": None}}))
+    assert isinstance(identify, Event), identify
+    assert identify.properties == {"previous_id": "a-1"}
+    rejected(decode(line({**track("Product Viewed"), "context": {"timezone": 7}})),
+             "schema_violation")
+
+
+@pytest.mark.parametrize("rating", [None, "", "  "])
+def test_a_review_without_stars_is_activity(rating: Any) -> None:
+    """The spec's Product Reviewed properties are all optional (a text-only review, or a
+    null written by Gson's serializeNulls or Json.NET): it counts as activity, as a
+    name journey does not map would, and is not dead-lettered."""
+    for props in ({"product_id": "p-1", "review_body": "ok"},
+                  {"product_id": "p-1", "rating": rating}):
+        got = decode(line(track("Product Reviewed", **props)))
+        assert isinstance(got, Event), (props, got)
+        assert (got.type, got.rating) == (OTHER, None)
+        assert got.properties["segment_event"] == "Product Reviewed"
+
+
+def test_a_whole_rating_written_with_a_fraction_is_read() -> None:
+    """The spec types rating as a string: "4.0" is four stars, as the number 4.0 is."""
+    for rating in ("4.0", " 4.00 ", 4.0):
+        got = decode(line(track("Product Reviewed", rating=rating)))
+        assert isinstance(got, Event) and got.rating == 4, (rating, got)
+    for rating in ("five", "4.5", "6.0", "4.0e0"):
+        rejected(decode(line(track("Product Reviewed", rating=rating))), "schema_violation")
+
+
+@pytest.mark.parametrize("name, etype", [
+    ("Clicked Product", "product_view"),  # v2's Product Clicked is aliased to it
+    ("Started Order", "checkout_started"),  # v2's Checkout Started is aliased to it
+    ("Wishlist Product Added to Cart", "add_to_cart"),  # moved from the wishlist to the cart
+])
+def test_spec_aliases_map(name: str, etype: str) -> None:
+    got = decode(line(track(name, product_id="p-1")))
+    assert isinstance(got, Event) and got.type == etype, got
