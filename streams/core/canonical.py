@@ -48,7 +48,6 @@ _TOP_KEYS: Final = frozenset(_TOP)
 TYPES: Final = tuple(_TOP["type"]["enum"])  # the canonical types (no "other")
 CHANNELS: Final = frozenset(_DEFS["channel"]["enum"])
 CURRENCIES: Final = frozenset(_DEFS["currency"]["enum"])
-_CURRENCIES: Final = CURRENCIES
 
 
 def _leaf(node: Mapping[str, Any]) -> Callable[[Any], bool]:
@@ -258,7 +257,7 @@ def explain(exc: fastjsonschema.JsonSchemaValueException, obj: dict[str, Any],
         return Rejection(INVALID_AMOUNT, "properties.amount must be a non-negative number, "
                          f"got {_show(value)}", *ids)
     if field == "properties.currency":
-        hint = ("; codes are upper case" if type(value) is str and value.upper() in _CURRENCIES
+        hint = ("; codes are upper case" if type(value) is str and value.upper() in CURRENCIES
                 else "")
         return Rejection(UNKNOWN_CURRENCY, "properties.currency must be the ISO 4217 code of "
                          f"a currency, such as EUR or USD, got {_show(value)}{hint}", *ids)
