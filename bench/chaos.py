@@ -1,11 +1,13 @@
 """Chaos soak: SIGKILL workers at random points of a known history, compare with replay.
 
     .venv/bin/python bench/chaos.py [--users 2000] [--kills 10] [--pair] [--seed 7] [--segment]
+                                    [--at-start [--store rocksdb://]]
 
 The same run as ``tests/kafka/test_chaos.py`` (``agents/testing/chaos.py``), longer:
 more users, more kills. Starts its own embedded broker; prints M, N, lost, double-counted,
 wrong states, wrong alerts and the recovery time of every kill. Exits 1 when anything was
-lost, counted twice or wrong.
+lost, counted twice or wrong. ``--at-start`` kills each replacement at a random moment of
+its own start instead (``agents/testing/restarts.py``), and prints where the kills landed.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from agents.broker import EmbeddedBroker
 from agents.kafka.topics import create_topics
 from agents.testing.chaos import run_chaos
 from agents.testing.kafka_io import topic_suffixes
+from agents.testing.restarts import run_start_kills
 from agents.testing.workers import PARTITIONS, Workers
 from streams.settings import Settings
 
@@ -39,6 +42,11 @@ def main() -> int:
     parser.add_argument("--segment", action="store_true",
                         help="send the history as Segment calls, anonymous visitors "
                              "stitched into their users at login")
+    parser.add_argument("--at-start", action="store_true",
+                        help="kill each replacement at a random moment of its start: "
+                             "before it answers, while it restores the table, just after")
+    parser.add_argument("--store", default="memory://",
+                        help="the table store of the workers, with --at-start")
     parser.add_argument("--keep", type=Path, default=None, metavar="DIR",
                         help="write the broker's and workers' logs here and keep them")
     args = parser.parse_args()
@@ -54,8 +62,16 @@ def main() -> int:
         asyncio.run(create_topics(broker.bootstrap, names, PARTITIONS))
         pool = Workers(Path(tmp))
         try:
-            report = run_chaos(settings, pool, Path(tmp), users=args.users, kills=args.kills,
-                               pair=args.pair, seed=args.seed, segment=args.segment)
+            if args.at_start:
+                report, statuses = run_start_kills(settings, pool, Path(tmp), users=args.users,
+                                                   kills=args.kills, seed=args.seed,
+                                                   store=args.store)
+                print("/health of each worker when it was killed (None: not answering "
+                      "yet; 503: restoring):", statuses)
+            else:
+                report = run_chaos(settings, pool, Path(tmp), users=args.users,
+                                   kills=args.kills, pair=args.pair, seed=args.seed,
+                                   segment=args.segment)
         finally:
             pool.cleanup()
     print(report.line())

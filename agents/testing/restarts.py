@@ -4,6 +4,9 @@
   clock, so dead-lettered as ``too_late``), with a SIGKILL while it dead-letters.
 - A crash loop: SIGKILL within the first seconds after the worker is ready, several times
   in a row, so kills land in table recovery, the heal and the first batches.
+- Kills at start: SIGKILL at a random moment from the process's start on, several times in
+  a row, with a table already behind it: before the web server answers, while the table
+  is restored (``/health`` 503), and just after it is ready.
 
 Like an orchestrator, the runs restart a worker that exits (a fault it reported, code 3)
 and count it; a worker that neither progresses nor exits is the failure they look for.
@@ -19,7 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agents.testing.chaos import ChaosReport, compare_with_replay, send_old_history
+from agents.testing.chaos import (
+    ChaosReport,
+    committed_share,
+    compare_with_replay,
+    send_old_history,
+)
 from agents.testing.kafka_io import all_topics, produce_events, sentinels
 from agents.testing.workers import Worker, Workers
 from streams.settings import Settings
@@ -115,3 +123,34 @@ def run_crash_loop(settings: Settings, workers: Workers, tmp_path: Path, *, user
         report.recovery_seconds.append(time.monotonic() - killed)
     compare_with_replay(settings, [worker], path, done, tmp_path, report, partitions)
     return report
+
+
+def run_start_kills(settings: Settings, workers: Workers, tmp_path: Path, *, users: int,
+                    kills: int, seed: int, store: str = "memory://",
+                    partitions: int = 4) -> tuple[ChaosReport, list[int | None]]:
+    """Once a worker has committed 30% of the history, SIGKILL it and its replacements
+    ``kills`` times, each at a random moment up to 1.5 times as long after its start as
+    the first worker took to get ready; then let the last one finish and compare with
+    replay. Also returns each victim's ``/health`` status just before its kill (None:
+    nothing answered yet), to show where the kills landed."""
+    rng = random.Random(seed)
+    path, done, total = send_old_history(settings, users, seed, tmp_path)
+    report = ChaosReport(events=total, kills=kills, workers=1)
+    events_topic = all_topics(settings).events
+    worker = workers.start(settings, store=store)
+    began = time.monotonic()
+    worker.wait_for(_ready(worker), 120, "/health/ready")
+    to_ready = time.monotonic() - began
+    worker.wait_for(lambda: committed_share(settings, events_topic, partitions, total) >= 0.3,
+                    240, "30% of the input committed")
+    statuses: list[int | None] = []
+    for _ in range(kills):
+        worker.kill()
+        worker = workers.start(settings, store=store)
+        time.sleep(rng.uniform(0.0, 1.5 * to_ready))
+        statuses.append(worker.health()[0])
+    killed = time.monotonic()
+    worker.wait_for(_ready(worker), 120, "ready after the last kill")
+    report.recovery_seconds.append(time.monotonic() - killed)
+    compare_with_replay(settings, [worker], path, done, tmp_path, report, partitions)
+    return report, statuses

@@ -10,7 +10,7 @@ import pytest
 
 from agents.testing.chaos import old_history
 from agents.testing.kafka_io import topic_suffixes
-from agents.testing.restarts import run_crash_loop, run_history_flood
+from agents.testing.restarts import run_crash_loop, run_history_flood, run_start_kills
 from agents.testing.workers import PARTITIONS, Workers
 from streams.settings import Settings
 
@@ -35,6 +35,20 @@ def test_kills_in_the_first_seconds_after_ready_lose_nothing(
     make_topics(*topic_suffixes(kafka_settings), partitions=PARTITIONS)
     report = run_crash_loop(kafka_settings, workers, tmp_path, users=300, kills=4, seed=53)
     print(report.line().replace("chaos:", "crash loop:"))
+    assert (report.lost, report.double) == (0, 0), report.line()
+    assert not report.diffs, f"{report.line()}; {report.diffs[:10]}; {report.details}"
+    assert report.wrong_alerts == 0, f"{report.line()}; {report.alerts}; {report.examples}"
+
+
+def test_kills_at_any_moment_of_the_start_lose_nothing_with_rocksdb(
+        broker: Any, kafka_settings: Settings, make_topics: Any, workers: Workers,
+        tmp_path: Path) -> None:
+    """rocksdb:// writes its local files while it restores: a kill there must not leave
+    them ahead of or behind the changelog."""
+    make_topics(*topic_suffixes(kafka_settings), partitions=PARTITIONS)
+    report, statuses = run_start_kills(kafka_settings, workers, tmp_path, users=300, kills=4,
+                                       seed=57, store="rocksdb://")
+    print(report.line().replace("chaos:", "kills at start:"), "/health at each kill:", statuses)
     assert (report.lost, report.double) == (0, 0), report.line()
     assert not report.diffs, f"{report.line()}; {report.diffs[:10]}; {report.details}"
     assert report.wrong_alerts == 0, f"{report.line()}; {report.alerts}; {report.examples}"
