@@ -61,7 +61,7 @@ def render_report(replay: Replay, as_of: float) -> str:
 
 def _user_row(snap: dict[str, Any]) -> dict[str, Any]:
     keep = ("user_id", "churn_risk", "recency_days", "lifecycle_stage", "value_tier",
-            "funnel_stage", "role")
+            "funnel_stage", "role", "monetary")
     return {k: snap.get(k) for k in keep}
 
 
@@ -225,18 +225,26 @@ def _crosstab(users: list[dict[str, Any]], key: str, title: str,
     return _table([title, "users", "share", *stages], rows)
 
 
+def _at_stake(u: dict[str, Any]) -> float:
+    """Value at risk, as an alert's ``priority_score``: lifetime net spend times churn risk."""
+    return max(float(u["monetary"]), 0.0) * float(u["churn_risk"])
+
+
 def _riskiest(s: Summary, users: list[dict[str, Any]]) -> str:
-    ranked = sorted(users, key=lambda u: (-float(u["churn_risk"]), str(u["user_id"])))
+    # Not by churn risk alone: users who never bought sit at the top of that, all alike.
+    ranked = sorted(users, key=lambda u: (-_at_stake(u), -float(u["churn_risk"]),
+                                          str(u["user_id"])))
     known = bool(s.came_back)
-    headers = ["user", "churn_risk", "stage", "recency_days", "value tier"]
+    headers = ["user", "value at risk", "churn_risk", "stage", "recency_days", "net spend",
+               "value tier"]
     if known:
         headers.append("came back")
     rows = []
     for u in ranked[:RISKIEST_SHOWN]:
-        row = [u["user_id"], u["churn_risk"], u["lifecycle_stage"], u["recency_days"],
-               u["value_tier"]]
+        row = [u["user_id"], f"{_at_stake(u):,.2f}", u["churn_risk"], u["lifecycle_stage"],
+               u["recency_days"], f"{float(u['monetary']):,.2f}", u["value_tier"]]
         if known:
             row.append(u["user_id"] in s.came_back)
         rows.append(row)
-    return f"<h2>Highest churn risk at the cut (top {RISKIEST_SHOWN})</h2>" + \
-        _table(headers, rows)
+    return (f"<h2>Most value at risk at the cut (top {RISKIEST_SHOWN})</h2><p>Lifetime net "
+            "spend times churn risk, as an alert's priority_score.</p>" + _table(headers, rows))

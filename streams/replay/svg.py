@@ -18,6 +18,7 @@ PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b
            "#ff9da7", "#9c755f", "#bab0ac")
 
 _LEFT, _RIGHT, _TOP, _BOTTOM = 64, 20, 34, 46
+_CHAR_WIDTH = 7.0  # a generous width of one character at the charts' font size (11)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,10 +108,13 @@ class _Frame:
             out.append(f'<text x="{self.x0 - 6}" y="{y}" text-anchor="end" '
                        f'dominant-baseline="middle">{escape(text)}</text>')
         for v, text in self.x.ticks:
-            x = _f(self.px(v))
+            at = self.px(v)
+            x = _f(at)
             out.append(f'<line x1="{x}" y1="{self.y0}" x2="{x}" y2="{self.y0 + 4}" '
                        'stroke="#555"/>')
-            out.append(f'<text x="{x}" y="{self.y0 + 16}" text-anchor="middle">'
+            # a label centred on a tick near the right edge would run off the picture
+            anchor = "end" if at + len(text) * _CHAR_WIDTH / 2 > self.width else "middle"
+            out.append(f'<text x="{x}" y="{self.y0 + 16}" text-anchor="{anchor}">'
                        f'{escape(text)}</text>')
         out.append(f'<line x1="{self.x0}" y1="{self.y0}" x2="{self.x1}" y2="{self.y0}" '
                    'stroke="#555"/>')

@@ -12,7 +12,7 @@ from streams.core.event import Event
 from streams.replay import Replay
 from streams.replay.calibration import auc, reliability
 from streams.replay.report import write_report
-from streams.replay.svg import day_axis, value_axis
+from streams.replay.svg import day_axis, line_chart, value_axis
 from streams.settings import Settings
 from streams.testing import DAY, make_event
 from tests.support.lapses import END_DAY, lapse_stream
@@ -76,9 +76,11 @@ def parse(html: str) -> StrictTree:
 def history(seed: int = 11, users: int = 50) -> list[Event]:
     """Users who sign up, browse and buy at their own pace, then stop at a random day, so
     some are still active after day 90 and some are not; plus a hostile user id that
-    signs up and vanishes (so it ranks among the riskiest)."""
+    signs up, makes a large order and vanishes (so it ranks among the riskiest)."""
     rng = random.Random(seed)
-    events = [make_event(HOSTILE_ID, "signup", 0.5), make_event(HOSTILE_ID, "page_view", 1.0)]
+    events = [make_event(HOSTILE_ID, "signup", 0.5), make_event(HOSTILE_ID, "page_view", 1.0),
+              make_event(HOSTILE_ID, "purchase", 1.5, amount=900.0, currency="EUR",
+                         order_id="hostile-1")]
     for uid in (f"u{i:03d}" for i in range(users)):
         t = rng.uniform(0, 10)
         stop = rng.uniform(20, 130)
@@ -252,3 +254,34 @@ def test_churn_section_shows_each_refits_live_quality_and_the_uplift(tmp_path: P
     assert u is not None and u.treated.settled > 0 and u.control.settled > 0
     assert _row(tree, "treated")[1:3] == [f"{u.treated.settled:,}", f"{u.treated.returned:,}"]
     assert _row(tree, "control")[1:3] == [f"{u.control.settled:,}", f"{u.control.returned:,}"]
+
+
+def test_the_users_listed_are_those_with_most_value_at_risk(
+        backtest: tuple[Replay, float, str]) -> None:
+    """Ranked by net spend times churn risk (an alert's priority_score), not by churn risk
+    alone, at whose top users who never bought all sit alike."""
+    replay, as_of, html = backtest
+    rows = parse(html).rows
+    start = next(i for i, r in enumerate(rows) if r[:3] == ["user", "value at risk",
+                                                              "churn_risk"])
+    shown = [r[0] for r in rows[start + 1:start + 21]]
+    snaps = list(replay.snapshots(as_of))
+    stake = {u["user_id"]: u["monetary"] * u["churn_risk"] for u in snaps}
+    assert len(shown) == 20 and len(set(shown)) == 20
+    assert min(stake[u] for u in shown) >= max(v for k, v in stake.items() if k not in shown)
+    assert [stake[u] for u in shown] == sorted((stake[u] for u in shown), reverse=True)
+    # churn risk alone would have listed others: the ones who never bought
+    riskiest = sorted(snaps, key=lambda u: -u["churn_risk"])[:20]
+    assert {u["user_id"] for u in riskiest} != set(shown)
+
+
+def test_an_x_label_at_the_right_edge_stays_inside_the_chart() -> None:
+    x = day_axis(BASE, BASE + 28 * DAY)  # the last tick sits on the right edge
+    svg = line_chart("t", x, value_axis(0, 1, "AUC"), [], width=480)
+    last = x.ticks[-1][1]
+    tag = svg[:svg.index(f">{last}</text>")]
+    tag = tag[tag.rindex("<text"):]
+    assert 'text-anchor="end"' in tag
+    first = x.ticks[0][1]
+    tag = svg[:svg.index(f">{first}</text>")]
+    assert 'text-anchor="middle"' in tag[tag.rindex("<text"):]
