@@ -15,7 +15,11 @@ def settings_markdown() -> str:
     lines = ["# Configuration reference", "",
              "Generated from `streams/settings.py` by `journey config --markdown`. Set a value "
              "with the environment variable shown, or in a TOML file passed with `--config` "
-             "(or `JOURNEY_CONFIG`); the environment wins.", ""]
+             "(or `JOURNEY_CONFIG`); the environment wins.", "",
+             "In the TOML file the setting names are the keys. The sections below may be "
+             "written as tables or left out; they are only for the reader:", "",
+             "```toml", "[kafka]", 'broker = "kafka-1:9092"', "", "[lifecycle]",
+             "purchase_cycle_days = 7.0", "```", ""]
     section = None
     for f in fields(Settings):
         sec = f.metadata["section"]

@@ -181,7 +181,7 @@ def _add_kafka_commands(sub: argparse._SubParsersAction) -> None:  # type: ignor
     t.set_defaults(func=_run)
 
     s = _command(sub, "synth", "write a synthetic storefront history (JSONL) and its "
-                 "ground truth (OUT.truth.jsonl)")
+                 "ground truth (OUT + '.truth.jsonl', e.g. history.jsonl.truth.jsonl)")
     s.add_argument("out", type=Path, metavar="OUT", help="the JSONL file to write")
     s.add_argument("--users", type=int, default=1000, help="users to simulate (default 1000)")
     s.add_argument("--days", type=float, default=180.0,
