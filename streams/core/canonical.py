@@ -208,6 +208,11 @@ def _needs(r: _Rule) -> str:
     return ", ".join(["properties." + k for k in r.required] + [_either(a) for a in r.any_of])
 
 
+# Fields of a Segment call that a canonical event never has: a body without "type" and
+# "messageId" (as posted to Segment's HTTP API) is told so.
+_SEGMENT_SHAPED: Final = frozenset({"userId", "anonymousId", "event", "traits"})
+
+
 def explain(exc: fastjsonschema.JsonSchemaValueException, obj: dict[str, Any],
              segment: bool = False) -> Rejection:
     """A validator error as a dead-letter reason and a message that names the field."""
@@ -222,6 +227,9 @@ def explain(exc: fastjsonschema.JsonSchemaValueException, obj: dict[str, Any],
         if missing == ["properties"] and not field and r is not None \
                 and (r.required or r.any_of):
             text += f" ({t} events need " + _needs(r) + ")"
+        elif not field and not segment and _SEGMENT_SHAPED & obj.keys():
+            text += ("; this looks like a Segment call, which journey takes with its type "
+                     "(track, identify, ...) and messageId, as Segment's libraries send them")
         return Rejection(MISSING_FIELD, f"missing field {text}", *ids)
     if rule == "anyOf" and field == "properties" and isinstance(value, dict):
         text = REFUND_NEEDS if obj.get("type") == ev.REFUND else "one of " + _either(

@@ -190,6 +190,18 @@ def test_missing_field() -> None:
     assert "properties.order_id" in got.message
 
 
+def test_a_segment_body_without_type_and_message_id_is_told_what_it_lacks() -> None:
+    """As posted to Segment's HTTP API: the endpoint names the call, so the body has no
+    type, and Segment adds the messageId. journey needs both in the record."""
+    body = {"userId": "u-1", "event": "Order Completed", "properties": {"revenue": 5},
+            "timestamp": "2026-01-01T00:00:00Z"}
+    got = rejected(decode(line(body)), "missing_field")
+    assert "looks like a Segment call" in got.message and "messageId" in got.message
+    assert got.user_id == "u-1"
+    got = rejected(decode(line(event(occurred_at=None))), "missing_field")
+    assert "Segment" not in got.message  # a canonical event is not told about Segment
+
+
 def test_unknown_type() -> None:
     got = rejected(decode(line(event(type="teleport"))), "unknown_type")
     assert "'teleport'" in got.message and "page_view" in got.message
