@@ -8,11 +8,12 @@ what JSON Schema cannot say: non-finite amounts and implausible event times.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from functools import cache
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
 
 import fastjsonschema
 
@@ -57,23 +58,42 @@ def _leaf(node: Mapping[str, Any]) -> Callable[[Any], bool]:
 _Keys = tuple[str, ...]
 
 
-class _Rule(NamedTuple):
+@dataclass(frozen=True, slots=True)
+class _Rule:
     """What one event type needs under ``properties``, from the schema's if/then."""
     needs_properties: bool
     required: _Keys
     checks: tuple[tuple[str, Callable[[Any], bool]], ...]
     any_of: tuple[tuple[_Keys, ...], ...] = ()  # per anyOf, its branches' required keys
     implied: tuple[tuple[_Keys, _Keys], ...] = ()  # (if these keys, then these too)
+    # the same keys as sets, for holds(): it runs for nearly every event decoded
+    _required: frozenset[str] = dataclasses.field(init=False)
+    _any_of: tuple[tuple[frozenset[str], ...], ...] = dataclasses.field(init=False)
+    _implied: tuple[tuple[frozenset[str], frozenset[str]], ...] = dataclasses.field(init=False)
+    trivial: bool = dataclasses.field(init=False)  # nothing to check: any properties object holds
+
+    def __post_init__(self) -> None:
+        put = object.__setattr__
+        put(self, "_required", frozenset(self.required))
+        put(self, "_any_of", tuple(tuple(map(frozenset, alts)) for alts in self.any_of))
+        put(self, "_implied", tuple((frozenset(c), frozenset(n)) for c, n in self.implied))
+        put(self, "trivial", not (self.required or self.checks or self.any_of or self.implied))
 
     def holds(self, props: Mapping[str, Any]) -> bool:
         """Whether ``props`` surely meets every rule the schema has for it."""
-        return (all(k in props for k in self.required)
-                and (not self.any_of or all(any(all(k in props for k in keys) for keys in alts)
-                                            for alts in self.any_of))
-                and (not self.implied or all(not all(k in props for k in cond)
-                                             or all(k in props for k in need)
-                                             for cond, need in self.implied))
-                and all(check(props[k]) for k, check in self.checks if k in props))
+        keys = props.keys()
+        if not keys >= self._required:
+            return False
+        for alts in self._any_of:
+            if not any(keys >= keys_of for keys_of in alts):
+                return False
+        for given, need in self._implied:
+            if keys >= given and not keys >= need:
+                return False
+        for k, check in self.checks:  # noqa: SIM110 - a loop: no generator per event
+            if k in props and not check(props[k]):
+                return False
+        return True
 
 
 def _required_only(node: Any) -> _Keys | None:
@@ -307,8 +327,7 @@ def build(o: dict[str, Any], allow_other: bool, time_field: str = "occurred_at",
             ok = "properties" not in o and not rule.needs_properties
         elif type(props) is dict and ("timezone" not in props
                                       or CHECK_TIMEZONE(props["timezone"])):
-            ok = not (rule.required or rule.checks or rule.any_of
-                      or rule.implied) or rule.holds(props)
+            ok = rule.trivial or rule.holds(props)
     if not ok:
         try:  # the validator has the last word, and names the field at fault
             validator(allow_other)(o)
