@@ -291,14 +291,18 @@ async def _show(demo: Demo, done: asyncio.Event) -> None:
             width = shutil.get_terminal_size((120, 40)).columns
             sys.stdout.write(CLEAR + render_frame(snap, width))
         else:
+            if snap.elapsed - last_status >= STATUS_SECONDS:
+                last_status = snap.elapsed
+                print(render_status(snap))
             for kind, after in sorted(demo.tally.first_after.items(), key=lambda kv: kv[1]):
                 if kind not in announced:
                     announced.add(kind)
                     example = demo.tally.examples.get(kind, [{}])[0]
-                    print(f"[{after:5.1f}s] first {kind}: {alert_lines(example)[0]}")
-            if snap.elapsed - last_status >= STATUS_SECONDS:
-                last_status = snap.elapsed
-                print(render_status(snap))
+                    # stamped when printed, so the lines stay in order; ``after`` is
+                    # when the alert came in, up to a frame earlier
+                    now = max(snap.elapsed, after)
+                    print(f"[{now:5.1f}s] first {kind} (in at {after:.1f}s): "
+                          f"{alert_lines(example)[0]}")
         sys.stdout.flush()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(done.wait(), FRAME_SECONDS)
