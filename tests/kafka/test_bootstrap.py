@@ -7,6 +7,9 @@ the ticks, so every instant is chosen and even P(alive) and churn risk must matc
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -17,7 +20,7 @@ import pytest
 from agents.testing import kafka_io as io
 from agents.testing.kafka_io import event_time, rfc3339
 from agents.testing.replay_check import ReplayResult, field_diffs, run_replay
-from agents.testing.workers import PARTITIONS, Worker, Workers, replay_env
+from agents.testing.workers import PARTITIONS, ROOT, Worker, Workers, replay_env
 from schemas import parse_date_time
 from streams.settings import Settings
 from streams.synth import SynthConfig, generate, write_jsonl
@@ -234,6 +237,32 @@ def test_a_killed_bootstrap_is_refused_by_workers_until_a_rerun_completes(
     worker = workers.start(s, **OVERRIDES)
     worker.wait_ready()
     same_states(worker, as_bootstrapped(tmp_path / "history.jsonl", cut, s, tmp_path / "replay"))
+
+
+def test_a_bootstrap_killed_9_while_it_writes_users_is_refused_until_a_rerun_completes(
+        broker: Any, kafka_settings: Settings, make_topics: Any, workers: Workers,
+        tmp_path: Path) -> None:
+    """A real SIGKILL, batches in flight: no clean-up runs, some partitions' users are
+    written and others not (tests/support/killed_bootstrap.py)."""
+    s = kafka_settings
+    events = history(make_topics, 300, 40, 120, seed=13)
+    write_jsonl(events, tmp_path / "history.jsonl")
+    cut = event_time(events[-1]) + DAY
+    args = bootstrap_args(tmp_path / "history.jsonl", cut)
+    killed = subprocess.run([sys.executable, "-m", "tests.support.killed_bootstrap", "users",
+                             "100", *args], cwd=ROOT, env=replay_env(s, **OVERRIDES),
+                            capture_output=True, text=True, timeout=300, check=False)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert "killing myself in users" in killed.stderr, killed.stderr
+    refused = workers.start(s, **OVERRIDES)
+    assert refused.wait_exit(120) == 3, refused.log_tail()
+    assert "run `journey bootstrap` again" in refused.log_path.read_text()
+    rerun = journey(args, s)
+    assert rerun.returncode == 0, rerun.stderr
+    worker = workers.start(s, **OVERRIDES)
+    worker.wait_ready()
+    same_states(worker, as_bootstrapped(tmp_path / "history.jsonl", cut, s, tmp_path / "replay"))
+    print(killed.stderr.strip().splitlines()[-1])
 
 
 def test_an_input_topic_that_already_holds_events(
