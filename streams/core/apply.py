@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime
+import re
+from datetime import datetime, timedelta, timezone, tzinfo
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -36,12 +37,26 @@ def new_state(event: Event) -> UserState:
                      last_active_at=t, stage_since=t)
 
 
+# A fixed offset as some trackers name the zone: RudderStack's JavaScript SDK sends
+# "GMT+0530", Java's TimeZone (Android) "GMT+05:30" when the device has no zone id.
+_FIXED_OFFSET = re.compile(r"(?:GMT|UTC)([+-])([0-9]{1,2})(?::?([0-9]{2}))?")
+
+
 @lru_cache(maxsize=512)
-def _zone(name: str) -> ZoneInfo | None:
+def _zone(name: str) -> tzinfo | None:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
+        pass
+    fixed = _FIXED_OFFSET.fullmatch(name)
+    if fixed is None:
         return None
+    sign, h, m = fixed.groups()
+    hours, minutes = int(h), int(m or 0)
+    if hours > 14 or minutes >= 60:  # no zone is further from UTC than 14 hours
+        return None
+    total = hours * 60 + minutes
+    return timezone(timedelta(minutes=-total if sign == "-" else total))
 
 
 def _zone_offset(name: str, at: float) -> int:

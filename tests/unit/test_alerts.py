@@ -290,6 +290,26 @@ def test_iana_timezone_property_sets_the_offset(harness: HarnessFactory) -> None
     assert of(h)[0]["send_window"]["utc_offset"] == "-05:00"  # January: EST
 
 
+@pytest.mark.parametrize(("zone", "offset"), [
+    ("GMT+0530", "+05:30"),  # RudderStack's JavaScript SDK
+    ("GMT+05:30", "+05:30"),  # Java's TimeZone id on a device without a zone id
+    ("GMT-3", "-03:00"), ("UTC+01:00", "+01:00")])
+def test_a_fixed_offset_zone_sets_the_offset(harness: HarnessFactory, zone: str,
+                                             offset: str) -> None:
+    h = harness().send(make_event("u", "page_view", 0.5, utc_offset_min=None,
+                                  properties={"timezone": zone}))
+    h.advance_days(8)
+    assert of(h)[0]["send_window"]["utc_offset"] == offset
+
+
+@pytest.mark.parametrize("zone", ["GMT+15", "GMT+05:75", "GMT+0530x", "Mars/Olympus"])
+def test_an_unknown_zone_leaves_the_default(harness: HarnessFactory, zone: str) -> None:
+    h = harness(default_timezone="Asia/Tokyo")
+    h.send(make_event("u", "page_view", 0.5, utc_offset_min=None,
+                      properties={"timezone": zone})).advance_days(8)
+    assert of(h)[0]["send_window"]["utc_offset"] == "+09:00"
+
+
 # --- caps and cooldowns -------------------------------------------------------------------
 
 

@@ -96,6 +96,10 @@ def test_segment_ids_times_and_zones() -> None:
     assert isinstance(got, Event)
     assert (got.user_id, got.occurred_at, got.utc_offset_min) == ("a-1", at(2024, 5, 3, 16), None)
     assert got.properties["timezone"] == "America/New_York"
+    for fixed in ("GMT+0530", "GMT+05:30"):  # RudderStack's JavaScript SDK; Android
+        call["context"] = {"timezone": fixed}
+        got = decode(line(call))
+        assert isinstance(got, Event) and got.properties["timezone"] == fixed
     call["context"] = {"timezone": "not a zone!"}  # trackers sometimes send junk: ignored
     got = decode(line(call))
     assert isinstance(got, Event) and "timezone" not in got.properties
