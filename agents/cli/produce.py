@@ -2,7 +2,8 @@
 
 Each non-blank line is checked by the worker's decoder. Bad lines are reported on stderr as
 ``FILE:LINE: reason: message`` and not sent; good lines are sent byte for byte as they are
-in the file (never re-encoded), keyed by user id.
+in the file (never re-encoded), keyed by user id. A Segment batch envelope (the body a
+library posts to /v1/batch) is sent as its calls, each a record keyed by its user.
 
 Events older than ``allowed_lateness_seconds`` behind now are not sent either: a running
 worker would dead-letter them as ``too_late``. History goes in with ``journey bootstrap``;
@@ -32,6 +33,8 @@ from kafka.errors import KafkaError
 
 from agents.cli.progress import ProgressBar
 from agents.client.producer import InvalidEvent, JourneyProducer
+from streams.core.decode import decode
+from streams.core.segment_batch import batch_calls
 from streams.replay.sources import GIVE_UP_AFTER, NOT_JSON, InputError, open_lines
 from streams.settings import Settings
 
@@ -62,6 +65,15 @@ class _Delivery:
         self.failed += 1
         if self.first_error is None:
             self.first_error = exc
+
+
+def _calls(line: bytes, max_bytes: int) -> list[bytes]:
+    """A Segment batch envelope's calls, each to be sent as a record of its own keyed by
+    its user (streams/core/segment_batch.py); any other line as it is."""
+    if b'"batch"' not in line:
+        return [line]
+    calls = batch_calls(line, decode(line, max_bytes=max_bytes))
+    return [line] if calls is None else calls
 
 
 def _err(text: str) -> None:
@@ -119,37 +131,38 @@ def _send_file(path: Path, fh: Any, producer: JourneyProducer, not_before: float
                 line = line[len(_BOM):]
             if not line.strip():
                 continue
-            try:
-                future = producer.send_raw(line, not_before=not_before)
-            except InvalidEvent as bad:
-                reasons[bad.reason] += 1
-                if bad.reason == TOO_LATE:  # old, not bad: counted, and told about once
-                    if not sent and reasons[TOO_LATE] >= GIVE_UP_AFTER:
+            for piece in _calls(line, producer.max_bytes):
+                try:
+                    future = producer.send_raw(piece, not_before=not_before)
+                except InvalidEvent as bad:
+                    reasons[bad.reason] += 1
+                    if bad.reason == TOO_LATE:  # old, not bad: counted, and told about once
+                        if not sent and reasons[TOO_LATE] >= GIVE_UP_AFTER:
+                            progress.close()
+                            _err(f"{path}: the first {GIVE_UP_AFTER} valid events are history; "
+                                 f"nothing was sent. {_old_advice()}")
+                            return 2
+                        continue
+                    if bad.reason not in NOT_JSON:
+                        json_seen = True
+                    elif not json_seen and reasons.total() >= GIVE_UP_AFTER:
                         progress.close()
-                        _err(f"{path}: the first {GIVE_UP_AFTER} valid events are history; "
-                             f"nothing was sent. {_old_advice()}")
+                        _err(f"{path}: not JSON lines (none of the first {GIVE_UP_AFTER} lines "
+                             "is JSON); nothing was sent")
                         return 2
+                    shown = listed < SHOWN_BAD_LINES
+                    if shown:
+                        listed += 1
+                        progress.clear()
+                        print(f"{path}:{number}: {bad.reason}: {bad.message}", file=sys.stderr)
+                    progress.draw(read, sent, _counts(sent, reasons.total()), force=shown)
                     continue
-                if bad.reason not in NOT_JSON:
-                    json_seen = True
-                elif not json_seen and reasons.total() >= GIVE_UP_AFTER:
-                    progress.close()
-                    _err(f"{path}: not JSON lines (none of the first {GIVE_UP_AFTER} lines "
-                         "is JSON); nothing was sent")
-                    return 2
-                shown = listed < SHOWN_BAD_LINES
-                if shown:
-                    listed += 1
-                    progress.clear()
-                    print(f"{path}:{number}: {bad.reason}: {bad.message}", file=sys.stderr)
-                progress.draw(read, sent, _counts(sent, reasons.total()), force=shown)
-                continue
-            json_seen = True
-            future.add_callback(delivery.ok)
-            future.add_errback(delivery.error)
-            sent += 1
-            if sent % 1024 == 0:
-                progress.draw(read, sent, _counts(sent, reasons.total()))
+                json_seen = True
+                future.add_callback(delivery.ok)
+                future.add_errback(delivery.error)
+                sent += 1
+                if sent % 1024 == 0:
+                    progress.draw(read, sent, _counts(sent, reasons.total()))
         progress.draw(read, sent, _counts(sent, reasons.total()), force=True)
         producer.flush(FLUSH_TIMEOUT)
     except (OSError, EOFError) as exc:  # a truncated .gz, a disk error mid-file

@@ -30,6 +30,7 @@ from streams.core.decode import Rejection, decode
 from streams.core.outputs import Outputs, drain
 from streams.core.partitioning import partition_for
 from streams.core.processor import PartitionProcessor
+from streams.core.segment_batch import batch_calls
 from streams.settings import Settings
 
 log = logging.getLogger("journey.pipeline")
@@ -257,6 +258,10 @@ class Pipeline:
             got = decode(rec.value if rec.value is not None else b"",
                          max_bytes=self.settings.max_event_bytes)
             if isinstance(got, Rejection):
+                calls = batch_calls(rec.value or b"", got)
+                if calls is not None:
+                    self._split(calls, rec)
+                    return False
                 self.sink.dead(got.reason, got.message, rec, got.event_id, got.user_id)
                 return False
             want = partition_for(got.user_id, self.settings.partitions)
@@ -269,6 +274,20 @@ class Pipeline:
             position = rec.offset if rec.topic == self.topics.events else None
             proc.process(got, self.out, received_at=rec.timestamp, position=position)
         return True
+
+    def _split(self, calls: list[bytes], rec: Record) -> None:
+        """A Segment batch envelope's calls on to their users' partitions through the
+        repartition topic, each a record of its own, as a mis-keyed event goes; a call
+        that names no user stays on this partition, to be dead-lettered there with its
+        own reason."""
+        n = self.settings.partitions
+        for call in calls:
+            one = decode(call, max_bytes=self.settings.max_event_bytes)
+            user = one.user_id
+            want = rec.partition if user is None else partition_for(user, n)
+            self.sink.sends.append(Send(self.topics.repartition,
+                                        None if user is None else user.encode(), call, [],
+                                        want))
 
     def _tick_instant(self, rec: Record) -> float | None:
         """A tick's instant, or None (dead-lettered) when it is no number, or lies in the

@@ -19,6 +19,7 @@ from typing import IO
 
 from streams.core.decode import Rejection, decode
 from streams.core.event import Event
+from streams.core.segment_batch import batch_calls
 
 
 class InputError(Exception):
@@ -68,6 +69,17 @@ def read_events(paths: list[Path], max_bytes: int) -> Iterator[tuple[Event | Bad
                     if not line.strip():
                         continue
                     got = decode(line, max_bytes=max_bytes)
+                    calls = batch_calls(line, got)
+                    if calls is not None:  # a Segment batch envelope: its calls, in order
+                        json_seen = True
+                        yield from _pending(pending)
+                        size = len(raw)  # the line's bytes go with its first call
+                        for call in calls:
+                            one = decode(call, max_bytes=max_bytes)
+                            yield (BadLine(str(path), n, call, one)
+                                   if isinstance(one, Rejection) else one), size
+                            size = 0
+                        continue
                     item = BadLine(str(path), n, line, got) if isinstance(got, Rejection) else got
                     if not json_seen:
                         if isinstance(item, BadLine) and item.rejection.reason in NOT_JSON:
@@ -76,9 +88,7 @@ def read_events(paths: list[Path], max_bytes: int) -> Iterator[tuple[Event | Bad
                                 break
                             continue
                         json_seen = True
-                        for held in pending:
-                            yield held, len(held.raw)
-                        pending.clear()
+                        yield from _pending(pending)
                     yield item, len(raw)
             except (OSError, EOFError, gzip.BadGzipFile) as exc:
                 raise InputError(f"{path}: cannot read: {exc}") from exc
@@ -86,6 +96,13 @@ def read_events(paths: list[Path], max_bytes: int) -> Iterator[tuple[Event | Bad
             first = pending[0]
             raise InputError(f"{path}: not JSON lines (line {first.line}: "
                              f"{first.rejection.message})")
+
+
+def _pending(held: list[BadLine]) -> Iterator[tuple[BadLine, int]]:
+    """The bad lines held before the first JSON line, once one is seen; ``held`` empties."""
+    for bad in held:
+        yield bad, len(bad.raw)
+    held.clear()
 
 
 def time_ordered(events: Iterator[Event], budget: int = 2_000_000) -> Iterator[Event]:

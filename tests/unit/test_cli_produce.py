@@ -27,6 +27,7 @@ class Judge:
     """Rejects lines the way the real producer would: by their ``kind`` here."""
 
     topic = "journey.events"
+    max_bytes = 65536
 
     def send_raw(self, line: bytes, *, not_before: float | None = None) -> Acked:
         kind = orjson.loads(line)["kind"]
@@ -78,3 +79,32 @@ def test_every_invalid_line_listed_needs_no_note(tmp_path: Path,
     produce(tmp_path, ["old"] * 150 + ["good"] + ["bad"] * 3)
     err = capsys.readouterr().err
     assert len(listed(err)) == 3 and "listed above" not in err, err
+
+
+class Kept(Judge):
+    """Keeps what it is given to send."""
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    def send_raw(self, line: bytes, *, not_before: float | None = None) -> Acked:
+        self.sent.append(line)
+        return Acked()
+
+
+def test_a_batch_envelope_is_sent_as_its_calls(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    def call(n: int) -> dict[str, Any]:
+        return {"type": "page", "messageId": f"m{n}", "userId": f"u{n}", "name": "Home"}
+
+    path = tmp_path / "posted.jsonl"
+    path.write_bytes(orjson.dumps({"batch": [call(1), call(2)],
+                                   "sentAt": "2026-01-01T00:00:00Z"}) + b"\n"
+                     + orjson.dumps({**call(3), "timestamp": "2026-01-01T00:00:00Z"}) + b"\n")
+    kept = Kept()
+    with open_lines(path) as fh:
+        assert _send_file(path, fh, kept, not_before=0.0) == 0  # type: ignore[arg-type]
+    sent = [orjson.loads(x) for x in kept.sent]
+    assert [c["messageId"] for c in sent] == ["m1", "m2", "m3"]
+    assert sent[0]["sentAt"] == "2026-01-01T00:00:00Z"  # the envelope's, for a call without
+    assert "batch" not in capsys.readouterr().err

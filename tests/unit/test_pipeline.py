@@ -201,3 +201,33 @@ def test_a_feedback_header_on_the_input_topic_is_not_trusted() -> None:
     sends = pipeline.handle([_control(TOPICS.events, b"feedback", forged)])
     assert [orjson.loads(s.value)["reason"] for s in sends] != []
     assert pipeline.snapshot(ALICE) is None
+
+
+def test_a_segment_batch_envelope_goes_on_as_its_calls_to_their_users_partitions() -> None:
+    """The body a library posts to /v1/batch, written to Kafka as it is: each call goes
+    through the repartition topic to its user's partition as a record of its own (a call
+    without a user stays here, to be dead-lettered there), and is applied from there."""
+    carol = _user_on(1, 0)
+
+    def call(n: int, user: str | None) -> dict[str, Any]:
+        made = {"type": "track", "event": "Order Completed", "messageId": f"m{n}",
+                "timestamp": f"2026-01-01T0{n}:00:00Z",
+                "properties": {"order_id": f"o{n}", "total": 10 + n, "currency": "EUR"}}
+        return made if user is None else {**made, "userId": user}
+
+    body = orjson.dumps({"batch": [call(1, ALICE), call(2, carol), call(3, None)],
+                         "sentAt": "2026-01-01T09:00:00Z", "writeKey": "k"})
+    pipeline, _ = _pipeline({})
+    received = START + 86400.0
+    sends = pipeline.handle([Record(TOPICS.events, 0, 0, b"k", body, received)])
+    assert [(s.topic, s.key, s.partition) for s in sends] == [
+        (TOPICS.repartition, ALICE.encode(), 0), (TOPICS.repartition, carol.encode(), 1),
+        (TOPICS.repartition, None, 0)]
+    assert pipeline.snapshot(ALICE) is None  # nothing applied from the envelope itself
+    pipeline.commit_state()
+    onward = [Record(TOPICS.repartition, s.partition or 0, i, s.key, s.value, received)
+              for i, s in enumerate(sends)]
+    after = pipeline.handle(onward)
+    dead = [orjson.loads(s.value) for s in after if s.topic == TOPICS.dead_letter]
+    assert [d["reason"] for d in dead] == ["missing_field"]
+    assert _orders(pipeline, ALICE) == (1, 11.0) and _orders(pipeline, carol) == (1, 12.0)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 
 import schemas
 from streams.core import decode as dec
 from streams.core.decode import decode, to_object
 from streams.core.event import OTHER, Event
+from streams.core.segment_batch import batch_calls
 from tests.support.inputs import at, line, rejected, track
 
 SEGMENT = schemas.load("segment-track")["examples"]
@@ -290,6 +292,30 @@ def test_a_batch_envelope_is_refused_whole_and_says_why() -> None:
         got = rejected(decode(line(envelope)), "unsupported_segment_call")
         assert "batch envelope" in got.message and "2 call(s)" in got.message
         assert rejected(dec.from_object(envelope), "unsupported_segment_call") == got
+
+
+def test_a_batch_envelope_splits_into_its_calls_as_segment_would_take_them() -> None:
+    """The envelope's sentAt for a call without one, its context under the call's own."""
+    no_time = {k: v for k, v in track("Product Viewed").items() if k != "timestamp"}
+    own = {**track("Order Completed", order_id="o", total=1), "messageId": "m-2",
+           "context": {"timezone": "Europe/Paris"}, "sentAt": "2024-05-03T16:21:07.900Z"}
+    body = line({"batch": [no_time, own, 7], "sentAt": "2024-05-03T16:21:08.000Z",
+                 "context": {"timezone": "Asia/Tokyo", "locale": "ja-JP"}, "writeKey": "k"})
+    calls = batch_calls(body, decode(body))
+    assert calls is not None and len(calls) == 3
+    first, second = (orjson.loads(c) for c in calls[:2])
+    assert first["sentAt"] == "2024-05-03T16:21:08.000Z"
+    assert first["context"] == {"timezone": "Asia/Tokyo", "locale": "ja-JP"}
+    assert second["context"] == {"timezone": "Europe/Paris", "locale": "ja-JP"}
+    assert second["sentAt"] == own["sentAt"]  # a call's own fields are kept
+    got = decode(calls[0])
+    assert isinstance(got, Event) and got.occurred_at == at(2024, 5, 3, 16, 21, 8)
+    assert got.properties["timezone"] == "Asia/Tokyo"
+    rejected(decode(calls[2]), "not_an_object")  # dead-lettered on its own
+    # not an envelope: any other record, a rejected call, and a batch with a type
+    for other in (line(track("Product Viewed")), line({**own, "type": "Track"}),
+                  line({"type": "batch", "messageId": "b", "batch": [own]})):
+        assert batch_calls(other, decode(other)) is None
 
 
 # --- valid Segment input that journey used to refuse or misread ------------------------------

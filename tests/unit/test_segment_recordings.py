@@ -5,6 +5,7 @@ user whose orders, spend and refunds are the recording's."""
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -12,7 +13,9 @@ import pytest
 
 from streams.core.decode import decode
 from streams.core.event import Event
+from streams.core.limits import MAX_EVENT_BYTES_DEFAULT
 from streams.core.timefmt import rfc3339
+from streams.replay.sources import read_events
 from tests.support.recordings import recording, replayed
 
 LIBRARIES = ("analytics-next-1.84.1", "analytics-node-3.1.0", "analytics-swift-1.9.4",
@@ -216,17 +219,21 @@ def test_a_recording_sent_twice_counts_once(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", NEW)
-def test_a_batch_envelope_of_a_recording_is_refused_whole(name: str) -> None:
-    """The body a library posts to /v1/batch is not a call: it is refused with a reason
-    that says so, and nothing of it is applied."""
+def test_a_recording_posted_as_batches_reads_as_its_calls(name: str, tmp_path: Path) -> None:
+    """The body a library posts to /v1/batch is not one call, so ``decode`` refuses it;
+    replay and bootstrap read each of its calls in order (the worker sends them on to
+    their users' partitions), the same events as the calls one per line."""
     rec = recording(name)
-    body = orjson.dumps({"batch": rec.calls, "sentAt": "2026-11-30T10:00:00.000Z",
-                         "writeKey": "k"})
-    got = decode(body)
-    assert not isinstance(got, Event)
-    assert got.reason == "unsupported_segment_call"
-    assert f"batch envelope (the body a library posts to /v1/batch, {len(rec.calls)} call(s))" \
-        in got.message
+    bodies = [{"batch": rec.calls[i:i + 4], "sentAt": "2026-11-30T10:00:00.000Z",
+               "writeKey": "k"} for i in range(0, len(rec.calls), 4)]
+    got = decode(orjson.dumps(bodies[0]))
+    assert not isinstance(got, Event) and got.reason == "unsupported_segment_call"
+    assert f"batch envelope (the body a library posts to /v1/batch, {len(bodies[0]['batch'])} " \
+        "call(s))" in got.message
+    path = tmp_path / "posted.jsonl"
+    path.write_bytes(b"".join(orjson.dumps(b) + b"\n" for b in bodies))
+    read = [item for item, _ in read_events([path], MAX_EVENT_BYTES_DEFAULT)]
+    assert read == rec.events
 
 
 def _call(name: str, line: int) -> tuple[dict[str, Any], Event]:
