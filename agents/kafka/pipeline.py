@@ -258,7 +258,9 @@ class Pipeline:
             got = decode(rec.value if rec.value is not None else b"",
                          max_bytes=self.settings.max_event_bytes)
             if isinstance(got, Rejection):
-                calls = batch_calls(rec.value or b"", got)
+                # split once, as replay does: an envelope inside an envelope is refused
+                calls = batch_calls(rec.value or b"", got) \
+                    if rec.topic == self.topics.events else None
                 if calls is not None:
                     self._split(calls, rec)
                     return False

@@ -231,3 +231,19 @@ def test_a_segment_batch_envelope_goes_on_as_its_calls_to_their_users_partitions
     dead = [orjson.loads(s.value) for s in after if s.topic == TOPICS.dead_letter]
     assert [d["reason"] for d in dead] == ["missing_field"]
     assert _orders(pipeline, ALICE) == (1, 11.0) and _orders(pipeline, carol) == (1, 12.0)
+
+
+def test_an_envelope_inside_an_envelope_is_refused_as_replay_refuses_it() -> None:
+    """Calls are split out of an input record once; replay reads a line's calls once."""
+    inner = {"batch": [{"type": "page", "messageId": "m1", "userId": ALICE,
+                        "timestamp": "2026-01-01T01:00:00Z"}]}
+    body = orjson.dumps({"batch": [inner], "sentAt": "2026-01-01T09:00:00Z"})
+    pipeline, _ = _pipeline({})
+    received = START + 86400.0
+    sends = pipeline.handle([Record(TOPICS.events, 0, 0, b"k", body, received)])
+    assert [s.topic for s in sends] == [TOPICS.repartition]
+    pipeline.commit_state()
+    after = pipeline.handle([Record(TOPICS.repartition, sends[0].partition or 0, 0,
+                                    sends[0].key, sends[0].value, received)])
+    assert [orjson.loads(s.value)["reason"] for s in after] == ["unsupported_segment_call"]
+    assert pipeline.snapshot(ALICE) is None
