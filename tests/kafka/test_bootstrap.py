@@ -198,6 +198,24 @@ def test_workers_restore_the_bootstrapped_table_and_restart(
           f"{seconds:.1f}s; {store} workers restored every user, twice")
 
 
+def refused_by_workers(s: Settings, workers: Workers) -> None:
+    """A worker started on a half-loaded table stops at once, with the fault code and
+    the way out."""
+    refused = workers.start(s, **OVERRIDES)
+    assert refused.wait_exit(120) == 3, refused.log_tail()
+    assert "run `journey bootstrap` again" in refused.log_path.read_text()
+
+
+def rerun_matches_replay(args: list[str], s: Settings, workers: Workers, tmp_path: Path,
+                         cut: float) -> None:
+    """``journey bootstrap`` run again completes, and a worker then holds replay's users."""
+    rerun = journey(args, s)
+    assert rerun.returncode == 0, rerun.stderr
+    worker = workers.start(s, **OVERRIDES)
+    worker.wait_ready()
+    same_states(worker, as_bootstrapped(tmp_path / "history.jsonl", cut, s, tmp_path / "replay"))
+
+
 class _Killed(Exception):
     """Stands for a kill -9 of `journey bootstrap` between two of its steps."""
 
@@ -228,15 +246,8 @@ def test_a_killed_bootstrap_is_refused_by_workers_until_a_rerun_completes(
     args = bootstrap_args(tmp_path / "history.jsonl", cut)
     for phase in ("users", "checkpoints"):  # killed before the checkpoints; before the end
         _bootstrap_killed_after(phase, args, s, monkeypatch)
-        refused = workers.start(s, **OVERRIDES)
-        code = refused.wait_exit(120)
-        assert code == 3, refused.log_tail()
-        assert "run `journey bootstrap` again" in refused.log_path.read_text()
-    rerun = journey(args, s)
-    assert rerun.returncode == 0, rerun.stderr
-    worker = workers.start(s, **OVERRIDES)
-    worker.wait_ready()
-    same_states(worker, as_bootstrapped(tmp_path / "history.jsonl", cut, s, tmp_path / "replay"))
+        refused_by_workers(s, workers)
+    rerun_matches_replay(args, s, workers, tmp_path, cut)
 
 
 def test_a_bootstrap_killed_9_while_it_writes_users_is_refused_until_a_rerun_completes(
@@ -254,14 +265,8 @@ def test_a_bootstrap_killed_9_while_it_writes_users_is_refused_until_a_rerun_com
                             capture_output=True, text=True, timeout=300, check=False)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert "killing myself in users" in killed.stderr, killed.stderr
-    refused = workers.start(s, **OVERRIDES)
-    assert refused.wait_exit(120) == 3, refused.log_tail()
-    assert "run `journey bootstrap` again" in refused.log_path.read_text()
-    rerun = journey(args, s)
-    assert rerun.returncode == 0, rerun.stderr
-    worker = workers.start(s, **OVERRIDES)
-    worker.wait_ready()
-    same_states(worker, as_bootstrapped(tmp_path / "history.jsonl", cut, s, tmp_path / "replay"))
+    refused_by_workers(s, workers)
+    rerun_matches_replay(args, s, workers, tmp_path, cut)
     print(killed.stderr.strip().splitlines()[-1])
 
 
