@@ -87,6 +87,7 @@ class Sample:
         self.k = k
         self._heap: list[tuple[int, str]] = []  # max-heap via negated hash
         self._members: set[str] = set()
+        self._sorted: list[tuple[int, str]] | None = None  # hashed(), until the next change
 
     def offer(self, user_id: str) -> None:
         if user_id in self._members:
@@ -95,15 +96,18 @@ class Sample:
         if len(self._heap) < self.k:
             heapq.heappush(self._heap, (-h, user_id))
             self._members.add(user_id)
+            self._sorted = None
         elif -self._heap[0][0] > h:
             _, dropped = heapq.heapreplace(self._heap, (-h, user_id))
             self._members.discard(dropped)
             self._members.add(user_id)
+            self._sorted = None
 
     def load(self, user_ids: Iterable[str]) -> None:
         """Offer many users at once (a restore): the same sample as ``offer`` one by one,
         since it depends only on which users exist."""
         members = self._members
+        self._sorted = None
         fresh = {u for u in user_ids if u not in members}
         for h, u in heapq.nsmallest(self.k, ((user_hash(u), u) for u in fresh)):
             neg = -h
@@ -119,8 +123,11 @@ class Sample:
         return iter(sorted(self._members))
 
     def hashed(self) -> list[tuple[int, str]]:
-        """The members with their hashes, smallest hash first."""
-        return sorted((-h, user_id) for h, user_id in self._heap)
+        """The members with their hashes, smallest hash first (kept between re-fits: once
+        a partition is large, a new user rarely enters the sample). Do not modify it."""
+        if self._sorted is None:
+            self._sorted = sorted((-h, user_id) for h, user_id in self._heap)
+        return self._sorted
 
     def __len__(self) -> int:
         return len(self._members)

@@ -300,10 +300,8 @@ class PartitionProcessor:
             self._fire(state, woken_at, out)
 
     def _refit(self, at: float, out: Outputs) -> None:
-        store = self.store
-        sample = [(h, store.get(u)) for h, u in self.sample.hashed()]
         old = self.model
-        self.model = self.refits.refit(old, sample, at)
+        self.model = self.refits.refit(old, self.sample.hashed(), self.store.get, at)
         out.refits += 1
         if self.model.churn is not None and self.model.churn is not old.churn:
             out.churn_models.append((self.partition, self.model.churn))

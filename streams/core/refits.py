@@ -12,7 +12,7 @@ comes round again.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping, Sequence
 
 from streams.core import lifecycle, population
 from streams.core.churn import learner, stages
@@ -22,8 +22,10 @@ from streams.core.state import CHURNED, UserState
 from streams.settings import Settings
 
 DAY = 86400.0
-# the sample by hash, smallest first, with each id's state (None: a redirected id)
-Sampled = Iterable[tuple[int, UserState | None]]
+# the sample's ids by hash, smallest first; and a way to read an id's state (None: a
+# redirected id), called only for the ids a re-fit reads
+Sampled = Sequence[tuple[int, str]]
+StateOf = Callable[[str], "UserState | None"]
 
 
 class RefitSchedule:
@@ -47,7 +49,7 @@ class RefitSchedule:
         if self.next_at is None:
             self.next_at = self.next_epoch(t)
 
-    def refit(self, model: Model, sample: Sampled, at: float) -> Model:
+    def refit(self, model: Model, sample: Sampled, state_of: StateOf, at: float) -> Model:
         """The model re-fitted at ``at`` (from the log, if this instant was fitted
         before); the next re-fit is one step on."""
         logged = self.log.get(at)
@@ -58,15 +60,13 @@ class RefitSchedule:
             if snapshot and fitted.churn is not None:
                 learner.refit(self.churn, at, (), _no_fallback, settings, fitted.churn)
         else:
-            ids = list(sample)
-            users = [(h, s) for h, s in ids if s is not None]
             # the smallest hashes of a bottom-k sample are the bottom-k of a smaller k
             fitted = population.refit(
-                model, (s for _, s in ids[:settings.population_fit_size] if s is not None),
-                at, settings)
+                model, (s for _, u in sample[:settings.population_fit_size]
+                        if (s := state_of(u)) is not None), at, settings)
             if snapshot:
-                buyers = [(h, s) for h, s in users
-                          if s.orders >= 1 and s.last_purchase_at is not None]
+                buyers = [(h, s) for h, u in sample if (s := state_of(u)) is not None
+                          and s.orders >= 1 and s.last_purchase_at is not None]
                 fitted.churn = learner.refit(
                     self.churn, at, buyers,
                     lambda s: lifecycle.churn_risk(s, fitted, at, settings), settings)

@@ -53,6 +53,27 @@ def test_refit_sample_is_bottom_k_by_hash_whatever_the_arrival_order() -> None:
         assert len(sample) == 40
 
 
+def test_the_sample_by_hash_follows_every_change_between_refits() -> None:
+    """``hashed()`` is kept between re-fits; each offer or load that changes the members
+    must show in the next one."""
+    users = [f"user-{i}" for i in range(200)]
+    rng = random.Random(3)
+    rng.shuffle(users)
+    sample = Sample(25)
+    seen: list[str] = []
+    for step, u in enumerate(users):
+        sample.offer(u)
+        seen.append(u)
+        if step % 7 == 0:
+            want = sorted((user_hash(v), v) for v in seen)[:25]
+            assert sample.hashed() == want
+    bulk = Sample(25)
+    bulk.offer(users[0])
+    assert bulk.hashed() == [(user_hash(users[0]), users[0])]
+    bulk.load(users[1:])
+    assert bulk.hashed() == sorted((user_hash(v), v) for v in users)[:25]
+
+
 def test_refit_is_the_same_whatever_the_arrival_order(harness: HarnessFactory) -> None:
     events = []
     for i in range(60):
