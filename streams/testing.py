@@ -16,16 +16,15 @@ from streams.core.churn.model import ChurnModel
 from streams.core.event import Event
 from streams.core.outputs import Outputs, Rejected, drain
 from streams.core.processor import PartitionProcessor
-from streams.core.state import (
+from streams.core.state import RECORD_FIELDS, UserState
+from streams.core.suppression import SUPPRESSION_REASONS
+from streams.core.user_logs import (
     ALERT_LOG_CAP,
     HELD_REFUND_CAP,
     ORDER_LOG_CAP,
     PURCHASE_LOG_CAP,
-    RECORD_FIELDS,
     SPEND_DAYS_CAP,
-    UserState,
 )
-from streams.core.suppression import SUPPRESSION_REASONS
 from streams.settings import Settings
 
 DAY = 86400.0

@@ -14,25 +14,13 @@ from typing import Any
 
 from streams.core.alert_ref import AlertRef, kept_beside, pack_id, unpack_id
 from streams.core.logs import (
-    HELD_BYTES,
-    KEY_BYTES,
-    ORDER_BYTES,
-    entry_at,
-    find_key,
-    has_id,
-    held_entries,
     held_from_record,
     held_record,
     ids_from_record,
     ids_record,
-    insort_capped,
-    keep_last,
     orders_from_record,
     orders_record,
     pack,
-    pack_entry,
-    unpack,
-    with_day_amount,
 )
 from streams.core.packed import (
     NUMBERS,
@@ -43,14 +31,20 @@ from streams.core.packed import (
     numbers,
     packed,
     section,
-    sections,
-    with_logs,
     with_numbers,
 )
 from streams.core.purchase_days import DAY as DAY
 from streams.core.purchase_days import HALF_LIVES as HALF_LIVES
 from streams.core.purchase_days import PurchaseDayAggregates
 from streams.core.sparse import SPARSE_DEFAULTS, SPARSE_NAMES, HasSparse, SparseFields
+from streams.core.user_logs import (
+    ALERTS_AT,
+    ORDERS_AT,
+    PURCHASES_AT,
+    RECENT_IDS_AT,
+    SPEND_AT,
+    BoundedLogs,
+)
 
 CHANNELS: tuple[str, ...] = ("app_push", "email", "sms", "phone")
 CHANNEL_BIT: dict[str, int] = {c: 1 << i for i, c in enumerate(CHANNELS)}
@@ -70,14 +64,6 @@ ALL_CHANNELS = (1 << len(CHANNELS)) - 1
 NEEDS_EMAIL = 1 << CHANNELS.index("email")
 NEEDS_PHONE = (1 << CHANNELS.index("sms")) | (1 << CHANNELS.index("phone"))
 
-PURCHASE_LOG_CAP = 8  # recent purchases kept for the rhythm
-ORDER_LOG_CAP = 2 * PURCHASE_LOG_CAP  # recent order ids kept to count a re-sent order once
-SPEND_WINDOW_DAYS = 90  # monetary_90d: net spend (purchases minus refunds) over 90 days
-# daily net spend is kept for the days since the newest one's window began: at most this many
-SPEND_DAYS_CAP = SPEND_WINDOW_DAYS + 1
-ALERT_LOG_CAP = 8  # recent alert times kept for the contact cap
-HELD_REFUND_CAP = 8  # full refunds kept waiting for their order
-
 
 def channel_mask(channels: list[str] | tuple[str, ...]) -> int:
     mask = 0
@@ -96,7 +82,7 @@ DECAYS_AT = 2  # decay_30, decay_90, decay_180
 
 
 @dataclass(slots=True, eq=False)
-class UserState(HasSparse, PurchaseDayAggregates):
+class UserState(HasSparse, BoundedLogs, PurchaseDayAggregates):
     user_id: str
     first_seen_at: float
     last_event_at: float
@@ -104,20 +90,21 @@ class UserState(HasSparse, PurchaseDayAggregates):
     # source position of the newest applied record (the Kafka offset in the live worker),
     # so redelivered records are recognised without remembering their ids
     max_position: int = -1
-    # The five bounded logs are packed (streams/core/logs.py): floats as float64, ids as
-    # 8-byte digests (``key_of``). They are sections of one bytes object, ``packed``
-    # (streams/core/packed.py), read and written as these attributes.
-    recent_ids = Section(0)  # bounded dedupe window of event ids' digests, oldest first
+    # The five bounded logs (used through streams/core/user_logs.py) are packed
+    # (streams/core/logs.py): floats as float64, ids as 8-byte digests (``key_of``). They
+    # are sections of one bytes object, ``packed`` (streams/core/packed.py), read and
+    # written as these attributes.
+    recent_ids = Section(RECENT_IDS_AT)  # bounded dedupe window of event ids' digests, oldest first
     # recent purchases, sorted: time, amount for each (see ``purchases``)
-    purchase_log = Section(1)
+    purchase_log = Section(PURCHASES_AT)
     # recent orders, to count an order once whichever copy of a re-sent order arrives
     # first: the order id's digest, time, amount for each (24 bytes)
-    order_log = Section(2)
-    alert_log = Section(3)  # recent alert times, sorted, for the cap
+    order_log = Section(ORDERS_AT)
+    alert_log = Section(ALERTS_AT)  # recent alert times, sorted, for the cap
     # UTC day number, net spend that day, sorted (see ``spend_by_day``); only days that
     # can still fall in a 90-day window ending at or after the newest day, so the same
     # whatever the order
-    spend_days = Section(4)
+    spend_days = Section(SPEND_AT)
 
     orders: int = 0
     first_purchase_at: float | None = None
@@ -200,24 +187,6 @@ class UserState(HasSparse, PurchaseDayAggregates):
         var = sum((g - mean) ** 2 for g in gaps) / len(gaps)
         return float(var ** 0.5 / mean)
 
-    def net_spend_90d(self, now: float) -> float:
-        """Purchases minus refunds over the 90 days up to ``now`` (day resolution), never
-        below zero."""
-        first = int(now // 86400.0) - SPEND_WINDOW_DAYS + 1
-        last = int(now // 86400.0)
-        days = unpack(self.spend_days)
-        return max(0.0, sum(days[i + 1] for i in range(0, len(days), 2)
-                            if first <= days[i] <= last))
-
-    def spend_by_day(self) -> list[tuple[int, float]]:
-        """``spend_days`` as (UTC day number, net spend that day), oldest first."""
-        days = unpack(self.spend_days)
-        return [(int(days[i]), days[i + 1]) for i in range(0, len(days), 2)]
-
-    def add_spend(self, at: float, amount: float) -> None:
-        """Add ``amount`` (negative for a refund) to the day of ``at``."""
-        self.spend_days = with_day_amount(self.spend_days, at, amount, SPEND_DAYS_CAP)
-
     def funnel_index(self) -> int:
         orders, sparse = self.orders, self.sparse  # sparse read once: on every event's path
         if orders >= 1:
@@ -245,81 +214,6 @@ class UserState(HasSparse, PurchaseDayAggregates):
             mask &= ~NEEDS_PHONE
         return mask
 
-    # --- bounded logs -----------------------------------------------------------------
-
-    def remember_key(self, key: bytes, cap: int) -> None:
-        """Put an event id's digest (``logs.key_of``) in the dedupe window."""
-        self.recent_ids = keep_last(self.recent_ids, key, cap)
-
-    def has_seen(self, event_id: str) -> bool:
-        """Whether ``event_id`` is in the dedupe window."""
-        return has_id(self.recent_ids, event_id)
-
-    def purchases(self) -> list[tuple[float, float]]:
-        """``purchase_log`` as (time, amount), oldest first."""
-        log = unpack(self.purchase_log)
-        return list(zip(log[0::2], log[1::2], strict=True))
-
-    def purchase_times(self) -> list[float]:
-        return unpack(self.purchase_log)[0::2]
-
-    def logged_purchases(self) -> int:
-        return len(self.purchase_log) // _PURCHASE
-
-    def log_purchase(self, at: float, amount: float) -> None:
-        self.purchase_log = insort_capped(self.purchase_log, (at, amount), PURCHASE_LOG_CAP)
-
-    def unlog_purchase(self, at: float, amount: float) -> bool:
-        """Take the first logged purchase equal to (at, amount) out; False if none is."""
-        for n, entry in enumerate(self.purchases()):
-            if entry == (at, amount):
-                log, i = self.purchase_log, n * _PURCHASE
-                self.purchase_log = log[:i] + log[i + _PURCHASE:]
-                return True
-        return False
-
-    def find_order(self, key: bytes) -> int | None:
-        """Where the order whose id has digest ``key`` (``key_of``) is in the order log
-        (for ``logged_order``), if it is."""
-        i = find_key(self.order_log, key, _ORDER)
-        return None if i < 0 else i
-
-    def logged_order(self, i: int) -> tuple[float, float]:
-        """Time and amount of the order at ``i`` (see ``find_order``)."""
-        at, amount = entry_at(self.order_log, i + KEY_BYTES, 2)
-        return at, amount
-
-    def relog_order(self, i: int, at: float, amount: float) -> None:
-        log = self.order_log
-        self.order_log = log[:i + KEY_BYTES] + pack_entry((at, amount)) + log[i + _ORDER:]
-
-    def logged_orders(self) -> list[tuple[bytes, float, float]]:
-        """The order log as (order id digest, time, amount), oldest first."""
-        return [(self.order_log[i:i + KEY_BYTES], *self.logged_order(i))
-                for i in range(0, len(self.order_log), _ORDER)]
-
-    def log_order(self, key: bytes, at: float, amount: float) -> None:
-        self.order_log = keep_last(self.order_log, key + pack_entry((at, amount)),
-                                   ORDER_LOG_CAP)
-
-    def hold_refund(self, key: bytes, at: float) -> None:
-        """Keep a full refund at ``at`` of the order whose id has digest ``key``, which
-        has not come yet (the newest HELD_REFUND_CAP are kept)."""
-        self.held_refunds = keep_last(self.held_refunds, key + pack_entry((at,)),
-                                      HELD_REFUND_CAP)
-
-    def release_refunds(self, key: bytes) -> list[float]:
-        """The times of the full refunds held for order ``key``, which are let go."""
-        held = self.held_refunds
-        if find_key(held, key, HELD_BYTES) < 0:
-            return []
-        entries = held_entries(held)
-        self.held_refunds = b"".join(k + pack_entry((at,)) for k, at in entries if k != key)
-        return [at for k, at in entries if k == key]
-
-    def alert_times(self) -> list[float]:
-        return unpack(self.alert_log)
-
     def decays(self) -> tuple[float, ...]:
         return numbers(self.packed, DECAYS_AT, 3)
 
@@ -330,19 +224,6 @@ class UserState(HasSparse, PurchaseDayAggregates):
         """Add an activity's local hour, as a point on the unit circle, to the sums."""
         sum_x, sum_y = numbers(self.packed, HOUR_SUMS_AT, 2)
         self.packed = with_numbers(self.packed, HOUR_SUMS_AT, (sum_x + x, sum_y + y))
-
-    def record_purchase(self, key: bytes | None, at: float, amount: float) -> None:
-        """Log a purchase (its order's id digest ``key``, if any) in three logs at once."""
-        logs = sections(self.packed)
-        if key is not None:
-            logs[_ORDERS] = keep_last(logs[_ORDERS], key + pack_entry((at, amount)),
-                                      ORDER_LOG_CAP)
-        logs[_PURCHASES] = insort_capped(logs[_PURCHASES], (at, amount), PURCHASE_LOG_CAP)
-        logs[_SPEND] = with_day_amount(logs[_SPEND], at, amount, SPEND_DAYS_CAP)
-        self.packed = with_logs(self.packed, logs)
-
-    def log_alert(self, at: float) -> None:
-        self.alert_log = insort_capped(self.alert_log, (at,), ALERT_LOG_CAP)
 
     # --- codec (the table's value format) ------------------------------------------
 
@@ -390,8 +271,6 @@ class UserState(HasSparse, PurchaseDayAggregates):
         return state
 
 
-_PURCHASE = 16  # bytes of a purchase_log entry: time, amount
-_ORDER = ORDER_BYTES  # of an order_log entry: digest, time, amount
 # The record's positional layout. Append only: a record ends where its version's did.
 RECORD_FIELDS: tuple[str, ...] = (
     "user_id", "first_seen_at", "last_event_at", "last_active_at", "max_position",
@@ -405,7 +284,6 @@ RECORD_FIELDS: tuple[str, ...] = (
     "last_day_spend", "last_gap_days", "decay_30", "decay_90", "decay_180",
     "recall_returns", "held_refunds")
 _LOGS = ("recent_ids", "purchase_log", "order_log", "alert_log", "spend_days")
-_PURCHASES, _ORDERS, _SPEND = map(_LOGS.index, ("purchase_log", "order_log", "spend_days"))
 _NUMBERS = ("hour_x", "hour_y", "decay_30", "decay_90", "decay_180")
 _TAIL = ("last_alert_key", "last_recall_key", "sparse", "packed")  # set by from_list
 _SLOTS = tuple(f.name for f in fields(UserState))[:-len(_TAIL)]

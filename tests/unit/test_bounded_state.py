@@ -24,7 +24,8 @@ from streams.core.outputs import Outputs
 from streams.core.packed import PackedFloat, Section
 from streams.core.processor import PartitionProcessor
 from streams.core.sparse import SparseFields
-from streams.core.state import ALERT_LOG_CAP, CHANNELS, RECORD_FIELDS, UserState
+from streams.core.state import CHANNELS, RECORD_FIELDS, UserState
+from streams.core.user_logs import ALERT_LOG_CAP
 from streams.settings import Settings
 from streams.testing import CAPS, MAX_EVENT_ID, MAX_ID, state_ceiling
 

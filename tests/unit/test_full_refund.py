@@ -14,7 +14,8 @@ from streams.core.apply import apply_event
 from streams.core.decode import decode
 from streams.core.event import Event
 from streams.core.logs import held_entries, key_of
-from streams.core.state import HELD_REFUND_CAP, ORDER_LOG_CAP, RECORD_FIELDS, UserState
+from streams.core.state import RECORD_FIELDS, UserState
+from streams.core.user_logs import HELD_REFUND_CAP, ORDER_LOG_CAP
 from streams.settings import Settings
 from tests.support.inputs import event, line, rejected, track
 from tests.support.refunds import (
