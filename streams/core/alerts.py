@@ -158,8 +158,12 @@ def build_alert(kind: str, state: UserState, now: float, r: Rhythm, model: Model
 
 def _summary(kind: str, state: UserState, idle_days: float, since_buy: float | None,
              r: Rhythm, p_alive: float, risk: Risk, tier: str) -> str:
+    # The sentence gives what decided the stage. A buyer's P(alive) did not (the rhythm
+    # or the learned score did), and beside "now churned" a high one reads as a
+    # contradiction; it stays in the evidence.
     if state.orders == 0:
-        head = f"Never bought; no activity for {idle_days:.0f} days"
+        head = (f"Never bought; no activity for {idle_days:.0f} days; "
+                f"P(alive) {p_alive:.2f}")
     else:
         head = (f"No purchase for {since_buy:.0f} days against a usual gap of "
                 f"{r.gap_days:.0f} days ({r.gap_source} rhythm)")
@@ -167,5 +171,5 @@ def _summary(kind: str, state: UserState, idle_days: float, since_buy: float | N
         head += (f"; learned churn risk {risk.score:.2f} reached the {risk.threshold:.2f} "
                  "threshold")
     verdict = "churned" if kind == RECALL_TRIGGER else "declining"
-    return (f"{head}; P(alive) {p_alive:.2f}; {state.orders} orders, "
+    return (f"{head}; {state.orders} orders, "
             f"{state.monetary:.2f} spent; value tier {tier}; now {verdict}.")

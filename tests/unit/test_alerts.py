@@ -380,6 +380,16 @@ def test_control_salt_draws_another_group() -> None:
 # --- evidence -----------------------------------------------------------------------------
 
 
+def test_a_never_buyers_summary_gives_p_alive_which_decides_its_stage(
+        harness: HarnessFactory) -> None:
+    h = harness().send(make_event("n", "page_view", 0))
+    h.advance_days(8)
+    warning = of(h, user="n", kind="churn_warning")[0]
+    assert warning["evidence"]["summary"] == (
+        "Never bought; no activity for 7 days; P(alive) 0.50; 0 orders, 0.00 spent; "
+        "value tier none; now declining.")
+
+
 def test_evidence_numbers(lapsed_buyer: Callable[..., Harness]) -> None:
     h = lapsed_buyer(make_event("u", "refund", 11, amount=20.0))
     warning = of(h, kind="churn_warning")[0]
@@ -392,6 +402,8 @@ def test_evidence_numbers(lapsed_buyer: Callable[..., Harness]) -> None:
     assert ev["monetary_90d"] == 60.0  # net spend over 90 days: the refund counts
     assert 1.0 - ev["p_alive"] - 2e-4 <= ev["churn_risk"] <= 1.0
     assert "45 days" in ev["summary"] and "population" in ev["summary"]
+    # the rhythm decided: P(alive) is evidence, not the sentence's reason
+    assert "P(alive)" not in ev["summary"] and ev["summary"].endswith("now declining.")
     assert warning["stage_from"] == "growing"
     assert warning["schema"] == "journey.churn-warning/1"
     recall = of(h, kind="recall_trigger")[0]
