@@ -9,6 +9,7 @@ what JSON Schema cannot say: non-finite amounts and implausible event times.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields
@@ -233,6 +234,21 @@ def _needs(r: _Rule) -> str:
 _SEGMENT_SHAPED: Final = frozenset({"userId", "anonymousId", "event", "traits"})
 
 
+def _misspelt(missing: list[str], value: dict[str, Any], node: Any) -> str:
+    """For a missing field, the unknown key beside it that looks like its misspelling
+    (a misspelt ``ocurred_at`` is reported as the missing field it was meant to be)."""
+    known = (node or {}).get("properties") if isinstance(node, dict) else None
+    if not isinstance(known, dict) or node.get("additionalProperties") is not False:
+        return ""  # where any key is allowed, an unknown one is no mistake
+    unknown = [k for k in value if isinstance(k, str) and k not in known]
+    hints = []
+    for name in missing:
+        close = difflib.get_close_matches(name, unknown, n=1, cutoff=0.75)
+        if close:
+            hints.append(f"{_show(close[0])} is not a field: did you mean {name}?")
+    return "; " + "; ".join(hints) if hints else ""
+
+
 def explain(exc: fastjsonschema.JsonSchemaValueException, obj: dict[str, Any],
              segment: bool = False) -> Rejection:
     """A validator error as a dead-letter reason and a message that names the field."""
@@ -250,6 +266,7 @@ def explain(exc: fastjsonschema.JsonSchemaValueException, obj: dict[str, Any],
         elif not field and not segment and _SEGMENT_SHAPED & obj.keys():
             text += ("; this looks like a Segment call, which journey takes with its type "
                      "(track, identify, ...) and messageId, as Segment's libraries send them")
+        text += _misspelt(missing, value, exc.definition)
         return Rejection(MISSING_FIELD, f"missing field {text}", *ids)
     if rule == "anyOf" and field == "properties" and isinstance(value, dict):
         text = REFUND_NEEDS if obj.get("type") == ev.REFUND else "one of " + _either(

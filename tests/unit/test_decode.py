@@ -190,6 +190,16 @@ def test_missing_field() -> None:
     assert "properties.order_id" in got.message
 
 
+def test_a_misspelt_required_field_is_named_beside_the_missing_one() -> None:
+    obj = event(occurred_at=None)
+    obj["ocurred_at"] = "2026-01-01T00:00:00Z"
+    got = rejected(decode(line(obj)), "missing_field")
+    assert got.message == ("missing field occurred_at; 'ocurred_at' is not a field: "
+                           "did you mean occurred_at?")
+    obj["when"] = obj.pop("ocurred_at")  # nothing like the missing name: no guess
+    assert rejected(decode(line(obj)), "missing_field").message == "missing field occurred_at"
+
+
 def test_a_segment_body_without_type_and_message_id_is_told_what_it_lacks() -> None:
     """As posted to Segment's HTTP API: the endpoint names the call, so the body has no
     type, and Segment adds the messageId. journey needs both in the record."""
