@@ -74,7 +74,8 @@ def feed_files(replay: Replay, paths: list[Path], settings: Settings, progress: 
     unusable file."""
 
     def good_events() -> Iterator[Event]:
-        for item, size in read_events(paths, settings.max_event_bytes):
+        for item, size in read_events(paths, settings.max_event_bytes, replay.received_at,
+                                      settings.max_future_skew_seconds):
             progress.step(size)
             if isinstance(item, BadLine):
                 replay.bad_line(item)

@@ -11,9 +11,20 @@ from __future__ import annotations
 
 from streams.core.event import Event
 from streams.core.outputs import Rejected
+from streams.core.rejection import FUTURE_TIMESTAMP, TOO_LATE
 from streams.settings import Settings
 
 NEG_INF = float("-inf")
+
+
+def future_message(t: float, received_at: float, skew: float) -> str | None:
+    """Why an event at ``t``, received at ``received_at``, is refused as stamped in the
+    future (None: it is not). A replay, whose events all share one receipt, asks it as it
+    reads each line, so the dead letter keeps the line and where it was."""
+    if t > received_at + skew:
+        return (f"occurred_at is {t - received_at:.0f}s after it was received "
+                f"(allowed skew {skew:.0f}s)")
+    return None
 
 
 class PartitionClock:
@@ -35,12 +46,11 @@ class PartitionClock:
         """Why ``event`` is refused for its time (None: it is not)."""
         t = event.occurred_at
         if received_at is not None and t > received_at + self.skew:
-            return Rejected(
-                "future_timestamp", f"occurred_at is {t - received_at:.0f}s after it was "
-                f"received (allowed skew {self.skew:.0f}s)", event)
+            return Rejected(FUTURE_TIMESTAMP,
+                            future_message(t, received_at, self.skew) or "", event)
         if t < self.now - self.lateness and not feedback:
             return Rejected(
-                "too_late", f"occurred_at is {self.now - t:.0f}s behind the partition clock "
+                TOO_LATE, f"occurred_at is {self.now - t:.0f}s behind the partition clock "
                 f"(allowed lateness {self.lateness:.0f}s)", event)
         return None
 

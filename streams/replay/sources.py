@@ -17,8 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from streams.core.clock import future_message
 from streams.core.decode import Rejection, decode
 from streams.core.event import Event
+from streams.core.rejection import FUTURE_TIMESTAMP
 from streams.core.segment_batch import batch_calls
 
 
@@ -54,11 +56,22 @@ NOT_JSON = frozenset({"not_json", "invalid_utf8"})
 GIVE_UP_AFTER = 1000  # leading lines that are not JSON before a file counts as unusable
 
 
-def read_events(paths: list[Path], max_bytes: int) -> Iterator[tuple[Event | BadLine, int]]:
+def read_events(paths: list[Path], max_bytes: int, received_at: float | None = None,
+                skew: float = 0.0) -> Iterator[tuple[Event | BadLine, int]]:
     """Decoded events (or bad lines) with the size of their line, in file order.
 
     A file in which no line is JSON at all is unusable input, not a file of bad events.
+    With ``received_at`` (a replay's one receipt), an event stamped more than ``skew``
+    seconds after it is a bad line too (``future_timestamp``), as the core would refuse
+    it, with its file, line and text.
     """
+    def checked(item: Event | BadLine, path: Path, n: int, text: bytes) -> Event | BadLine:
+        if received_at is None or isinstance(item, BadLine):
+            return item
+        why = future_message(item.occurred_at, received_at, skew)
+        return item if why is None else BadLine(
+            str(path), n, text, Rejection(FUTURE_TIMESTAMP, why, item.event_id, item.user_id))
+
     for path in paths:
         pending: list[BadLine] = []  # bad lines before the first JSON line
         json_seen = False
@@ -76,8 +89,9 @@ def read_events(paths: list[Path], max_bytes: int) -> Iterator[tuple[Event | Bad
                         size = len(raw)  # the line's bytes go with its first call
                         for call in calls:
                             one = decode(call, max_bytes=max_bytes)
-                            yield (BadLine(str(path), n, call, one)
-                                   if isinstance(one, Rejection) else one), size
+                            yield checked(BadLine(str(path), n, call, one)
+                                          if isinstance(one, Rejection) else one,
+                                          path, n, call), size
                             size = 0
                         continue
                     item = BadLine(str(path), n, line, got) if isinstance(got, Rejection) else got
@@ -89,7 +103,7 @@ def read_events(paths: list[Path], max_bytes: int) -> Iterator[tuple[Event | Bad
                             continue
                         json_seen = True
                         yield from _pending(pending)
-                    yield item, len(raw)
+                    yield checked(item, path, n, line), len(raw)
             except (OSError, EOFError, gzip.BadGzipFile) as exc:
                 raise InputError(f"{path}: cannot read: {exc}") from exc
         if pending:
