@@ -32,7 +32,14 @@ from typing import Any
 
 import orjson
 
-from agents.cli.replay import Progress, feed_files, format_summary, missing, writer
+from agents.cli.replay import (
+    Progress,
+    feed_files,
+    format_summary,
+    missing,
+    run_facts,
+    writer,
+)
 from streams.core.timefmt import rfc3339
 from streams.replay.engine import Replay
 from streams.replay.sources import InputError
@@ -119,7 +126,8 @@ def _bootstrap(args: argparse.Namespace, settings: Settings, digest: str) -> int
     if args.report is not None:
         from streams.replay.report import write_report
 
-        write_report(args.report, replay, until)
+        write_report(args.report, replay, until,
+                     run_facts(args.inputs, settings, wall, until=args.until))
     loaded = asyncio.run(_load(settings, args, found, replay, digest, until, live_from,
                                previous))
     print(f"loaded {loaded:,} users into {found.changelog} in "

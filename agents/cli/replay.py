@@ -11,12 +11,14 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import orjson
 
 from agents.cli.progress import ProgressBar
+from streams import __version__
 from streams.core.event import Event
+from streams.core.timefmt import rfc3339
 from streams.replay import parallel
 from streams.replay.engine import LineWriter, Replay, Summary, Writer, drop
 from streams.replay.sources import BadLine, InputError, read_events, time_ordered
@@ -94,6 +96,19 @@ def feed_files(replay: Replay, paths: list[Path], settings: Settings, progress: 
                 until=until)
 
 
+def run_facts(paths: list[Path], settings: Settings, received_at: float,
+              **instants: float | None) -> dict[str, Any]:
+    """What a backtest ran on, beside its settings: the report and the summary JSON carry
+    it so that a result can be reproduced (the partition count moves which users share a
+    model; the receipt bounds how far in the future an event may be stamped)."""
+    return {"journey": __version__,
+            "inputs": [{"file": str(p), "bytes": p.stat().st_size} for p in paths],
+            "partitions": settings.partitions,
+            **{name: None if t is None or math.isinf(t) else rfc3339(t)
+               for name, t in instants.items()},
+            "received_at": rfc3339(received_at)}
+
+
 def missing(prog: str, paths: list[Path]) -> bool:
     for path in paths:
         if not path.exists():
@@ -145,13 +160,16 @@ def run_replay(args: argparse.Namespace, settings: Settings) -> int:
     elapsed = time.monotonic() - started
     summary = replay.summary
     print(format_summary(summary, elapsed), file=sys.stderr)
+    run = run_facts([*inputs, *live], settings, received_at, until=args.until,
+                    cut_over=args.cut_over, live_from=args.live_from)
     if args.summary_json is not None:
         args.summary_json.write_bytes(orjson.dumps(
-            {**summary.as_dict(), "seconds": round(elapsed, 3)}, option=orjson.OPT_INDENT_2))
+            {"run": run, **summary.as_dict(), "seconds": round(elapsed, 3)},
+            option=orjson.OPT_INDENT_2))
     if args.report is not None:
         from streams.replay.report import write_report
 
-        write_report(args.report, replay, as_of)
+        write_report(args.report, replay, as_of, run)
     return 0
 
 
@@ -166,7 +184,7 @@ def format_summary(s: Summary, seconds: float) -> str:
         f"dead letters     {dead:>12,}   "
         + ", ".join(f"{k}={v}" for k, v in sorted(s.dead_letters.items())),
         f"users            {s.users:>12,}   "
-        + ", ".join(f"{k}={v}" for k, v in sorted(s.stages.items())),
+        + ", ".join(f"{k}={v}" for k, v in sorted(s.stages.items()) if v),
         "alerts           " + (", ".join(f"{k}={v}" for k, v in sorted(s.alerts.items()))
                                or "none"),
         "suppressed       " + (", ".join(f"{k}={v}" for k, v in sorted(s.suppressed.items()))

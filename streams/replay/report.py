@@ -10,7 +10,7 @@ elsewhere: the charts are inline SVG, so the file opens offline and can be maile
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import fields
 from html import escape
 from pathlib import Path
@@ -40,17 +40,19 @@ svg{max-width:100%;height:auto}
 """
 
 
-def write_report(path: Path, replay: Replay, as_of: float) -> None:
+def write_report(path: Path, replay: Replay, as_of: float,
+                 run: Mapping[str, Any] | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_report(replay, as_of), encoding="utf-8")
+    path.write_text(render_report(replay, as_of, run), encoding="utf-8")
 
 
-def render_report(replay: Replay, as_of: float) -> str:
+def render_report(replay: Replay, as_of: float, run: Mapping[str, Any] | None = None) -> str:
+    """The page; ``run``: what the backtest ran on (``agents.cli.replay.run_facts``)."""
     users = [_user_row(s) for s in replay.snapshots(as_of)]
     s = replay.summary
     title = (f"<h1>journey backtest report</h1><p>State as of <b>{escape(rfc3339(as_of))}</b>"
              f" ({len(users):,} users).</p>")
-    body = [title,
+    body = [title, _run(run),
             _inputs(s), _settings(replay.settings), _stages_over_time(s), _alerts_per_day(s),
             _calibration(s, users), churn_section(s), _distributions(users),
             _riskiest(s, users)]
@@ -95,6 +97,19 @@ def _note(text: str) -> str:
 
 # --- sections ---------------------------------------------------------------------------
 
+def _run(run: Mapping[str, Any] | None) -> str:
+    if not run:
+        return ""
+    rows: list[tuple[str, Any]] = [("journey", run["journey"])]
+    rows += [("input", f"{i['file']} ({i['bytes']:,} bytes)") for i in run["inputs"]]
+    rows.append(("partitions", str(run["partitions"])))
+    rows += [(f"--{k.replace('_', '-')}", v) for k, v in run.items()
+             if k in ("until", "cut_over", "live_from") and v is not None]
+    rows.append(("replay started (bounds future event times)",
+                 run["received_at"]))
+    return "<h2>Run</h2>" + _table((), rows)
+
+
 def _inputs(s: Summary) -> str:
     react = Counter({"treated": 0, "control": 0, "none": 0})
     react.update(s.reactivations)
@@ -116,13 +131,20 @@ def _inputs(s: Summary) -> str:
 def _settings(settings: Settings) -> str:
     values = settings.public_dict()
     tables = [_table((f"{section} setting", "value"),
-                     [(f.name, _setting_text(values[f.name])) for f in fields(settings)
+                     [(f.name, _setting_text(f.name, values[f.name])) for f in fields(settings)
                       if f.metadata.get("section") == section])
               for section in SETTING_SECTIONS]
     return "<h2>Settings</h2>" + '<div class="cols">' + "".join(tables) + "</div>"
 
 
-def _setting_text(v: Any) -> str:
+# settings whose 0 means "not pinned": say what happens instead
+_UNPINNED = {"churn_declining_threshold": "0 (set at each fit from the model)",
+             "churn_churned_threshold": "0 (set at each fit from the model)"}
+
+
+def _setting_text(name: str, v: Any) -> str:
+    if not v and name in _UNPINNED:
+        return _UNPINNED[name]
     return ", ".join(map(str, v)) if isinstance(v, list) else str(v)
 
 

@@ -35,7 +35,10 @@ def churn_section(s: Summary) -> str:
         "At each snapshot refit a partition compares the scores it made one horizon earlier "
         "with what those users then did: AUC (0.5 is guessing), Brier score and the share "
         "who made no purchase. Scores by 'btyd' are the buy-till-you-die fallback, before "
-        "the learned model ('logit') had enough matured labels.") + chart + table + _uplift(s)
+        "the learned model ('logit') had enough matured labels. These AUCs are not the "
+        "ones above: they score only the sampled buyers, against the score's own question "
+        "(no purchase within the horizon), which is harder to foresee than whether a user "
+        "shows up at all after the cut, so they are lower.") + chart + table + _uplift(s)
 
 
 def _row(p: int, m: ChurnModel) -> str:

@@ -6,8 +6,12 @@ import random
 from html.parser import HTMLParser
 from pathlib import Path
 
+import orjson
 import pytest
 
+from agents.cli.main import main
+from streams import __version__
+from streams.core.decode import to_object
 from streams.core.event import Event
 from streams.replay import Replay
 from streams.replay.calibration import auc, reliability
@@ -285,3 +289,23 @@ def test_an_x_label_at_the_right_edge_stays_inside_the_chart() -> None:
     first = x.ticks[0][1]
     tag = svg[:svg.index(f">{first}</text>")]
     assert 'text-anchor="middle"' in tag[tag.rindex("<text"):]
+
+
+def test_the_report_and_summary_say_what_the_backtest_ran_on(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Partitions, inputs and version change or explain a result, and are not settings
+    of the shown sections: both outputs carry them, so a backtest can be run again."""
+    path = tmp_path / "h.jsonl"
+    path.write_bytes(b"".join(orjson.dumps(to_object(e)) + b"\n" for e in history()[:400]))
+    monkeypatch.setenv("JOURNEY_PARTITIONS", "3")
+    report, summary = tmp_path / "r.html", tmp_path / "s.json"
+    assert main(["replay", str(path), "--until", "2026-02-01T00:00:00Z", "--no-progress",
+                 "--report", str(report), "--summary-json", str(summary)]) == 0
+    run = orjson.loads(summary.read_bytes())["run"]
+    assert run["partitions"] == 3 and run["journey"] == __version__
+    assert run["inputs"] == [{"file": str(path), "bytes": path.stat().st_size}]
+    assert run["until"] == "2026-02-01T00:00:00Z" and run["cut_over"] is None
+    tree = parse(report.read_text(encoding="utf-8"))
+    assert _row(tree, "partitions") == ["partitions", "3"]
+    assert _row(tree, "input")[1] == f"{path} ({path.stat().st_size:,} bytes)"
+    assert _row(tree, "churn_churned_threshold")[1].startswith("0 (set at each fit")
