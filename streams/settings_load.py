@@ -13,6 +13,7 @@ Written against any dataclass whose fields carry that metadata, so it does not i
 from __future__ import annotations
 
 import difflib
+import json
 import os
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -169,6 +170,13 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
             return str(value)
         if str(hint).startswith("list"):
             if isinstance(value, str):
+                text_value = value.strip()
+                if text_value.startswith("["):  # a JSON array, as a TOML or YAML user writes
+                    parsed = json.loads(text_value)
+                    if not isinstance(parsed, list) or not all(
+                            isinstance(p, str) for p in parsed):
+                        raise ValueError("a JSON array of strings")
+                    return [p.strip() for p in parsed if p.strip()]
                 return [p.strip() for p in value.split(",") if p.strip()]
             return list(value)
     except (TypeError, ValueError) as exc:

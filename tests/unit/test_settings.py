@@ -48,6 +48,17 @@ def test_environment_overrides_with_types() -> None:
     assert s.broker == "kafka:9092"
 
 
+@pytest.mark.parametrize("text", ['["sms", "email"]', ' ["sms","email"] ', "sms,email"])
+def test_a_list_in_the_environment_is_comma_separated_or_a_json_array(text: str) -> None:
+    assert Settings.load(environ={"JOURNEY_CHANNELS": text}).channels == ["sms", "email"]
+
+
+@pytest.mark.parametrize("text", ['["sms", 1]', '["sms"', '[["sms"]]'])
+def test_a_broken_json_array_is_refused_by_name(text: str) -> None:
+    with pytest.raises(ValueError, match="setting channels"):
+        Settings.load(environ={"JOURNEY_CHANNELS": text})
+
+
 @pytest.mark.parametrize("text, expected", [("1", True), ("yes", True), ("ON", True),
                                             ("0", False), ("false", False), ("off", False)])
 def test_boolean_spellings(text: str, expected: bool) -> None:
