@@ -86,7 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--transitions-out", type=Path, metavar="FILE",
                    help="write the lifecycle transitions here (JSONL; .gz compresses)")
     r.add_argument("--dead-letter-out", type=Path, metavar="FILE",
-                   help="write the rejected events, with their reasons, here (JSONL)")
+                   help="write the rejected events, with their reasons, here "
+                   "(JSONL; .gz compresses)")
     r.add_argument("--report", type=Path, metavar="FILE",
                    help="write a self-contained HTML backtest report")
     r.add_argument("--summary-json", type=Path, metavar="FILE",
@@ -99,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--live-from", type=parse_instant, metavar="T",
                    help="alerts before T are historical (see --historical-alerts-out)")
     r.add_argument("--historical-alerts-out", type=Path, metavar="FILE",
-                   help="write the alerts dated before --live-from here (JSONL)")
+                   help="write the alerts dated before --live-from here (JSONL; .gz compresses)")
     r.add_argument("--jobs", type=int, default=0, metavar="N",
                    help="processes to spread partitions over (default 0: one per core, up "
                    "to the partition count; 1: one process). Outputs are the same either way")
@@ -134,9 +135,9 @@ def _add_kafka_commands(sub: argparse._SubParsersAction) -> None:  # type: ignor
     bs.add_argument("--alerts-out", type=Path, metavar="FILE",
                     help="write the history's alerts here (JSONL; .gz compresses)")
     bs.add_argument("--transitions-out", type=Path, metavar="FILE",
-                    help="write the history's lifecycle transitions here (JSONL)")
+                    help="write the history's lifecycle transitions here (JSONL; .gz compresses)")
     bs.add_argument("--dead-letter-out", type=Path, metavar="FILE",
-                    help="write the history's rejected events here (JSONL)")
+                    help="write the history's rejected events here (JSONL; .gz compresses)")
     bs.add_argument("--report", type=Path, metavar="FILE",
                     help="an HTML report of the history")
     bs.add_argument("--force", action="store_true",
@@ -191,8 +192,8 @@ def _add_kafka_commands(sub: argparse._SubParsersAction) -> None:  # type: ignor
     s.add_argument("--start", type=parse_instant, default=None, metavar="T",
                    help="the first instant of the history (default: --days before now)")
     s.add_argument("--segment-share", type=float, default=0.0, metavar="SHARE",
-                   help="share of events written as Segment 'track' calls, 0 to 1 "
-                   "(default 0)")
+                   help="of the events that have a Segment name, the share written as "
+                   "Segment 'track' calls, 0 to 1 (default 0)")
     s.set_defaults(func=_run)
 
 
