@@ -9,12 +9,16 @@ journey's own news from another partition (a referral credit) is exempt from lat
 
 from __future__ import annotations
 
+from typing import Final
+
 from streams.core.event import Event
 from streams.core.outputs import Rejected
-from streams.core.rejection import FUTURE_TIMESTAMP, TOO_LATE
 from streams.settings import Settings
 
 NEG_INF = float("-inf")
+# dead-letter reasons of the core's time checks (the decoder's are in rejection.py)
+FUTURE_TIMESTAMP: Final = "future_timestamp"
+TOO_LATE: Final = "too_late"
 
 
 def future_message(t: float, received_at: float, skew: float) -> str | None:

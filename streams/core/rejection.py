@@ -23,15 +23,13 @@ INVALID_TIMESTAMP: Final = "invalid_timestamp"
 INVALID_AMOUNT: Final = "invalid_amount"
 UNKNOWN_CURRENCY: Final = "unknown_currency"
 UNSUPPORTED_SEGMENT_CALL: Final = "unsupported_segment_call"
-FUTURE_TIMESTAMP: Final = "future_timestamp"  # the core's time checks (streams/core/clock.py)
-TOO_LATE: Final = "too_late"
 
 # Every reason a dead letter may carry: the decoder's above plus the core's time checks.
 REASONS: Final[tuple[str, ...]] = tuple(
     schemas.load("dead-letter")["properties"]["reason"]["enum"])
 if not {NOT_JSON, NOT_AN_OBJECT, INVALID_UTF8, OVERSIZE, TOO_DEEP, DUPLICATE_KEYS,
         SCHEMA_VIOLATION, MISSING_FIELD, UNKNOWN_TYPE, INVALID_TIMESTAMP, INVALID_AMOUNT,
-        UNKNOWN_CURRENCY, UNSUPPORTED_SEGMENT_CALL, FUTURE_TIMESTAMP, TOO_LATE} <= set(REASONS):
+        UNKNOWN_CURRENCY, UNSUPPORTED_SEGMENT_CALL} <= set(REASONS):
     raise LookupError("dead-letter.v1 lost a reason the decoder gives")
 
 

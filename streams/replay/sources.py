@@ -17,10 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from streams.core.clock import future_message
+from streams.core.clock import FUTURE_TIMESTAMP, future_message
 from streams.core.decode import Rejection, decode
 from streams.core.event import Event
-from streams.core.rejection import FUTURE_TIMESTAMP
 from streams.core.segment_batch import batch_calls
 
 
