@@ -16,6 +16,10 @@ def settings_markdown() -> str:
              "Generated from `streams/settings.py` by `journey config --markdown`. Set a value "
              "with the environment variable shown, or in a TOML file passed with `--config` "
              "(or `JOURNEY_CONFIG`); the environment wins.", "",
+             "A list setting such as `channels` is written comma-separated in an environment "
+             "variable, `JOURNEY_CHANNELS=email,sms` (a JSON array, "
+             "`JOURNEY_CHANNELS='[\"email\",\"sms\"]'`, works too), and as an array in "
+             'TOML, `channels = ["email", "sms"]`.', "",
              "In the TOML file the setting names are the keys. The sections below may be "
              "written as tables or left out; they are only for the reader:", "",
              "```toml", "[kafka]", 'broker = "kafka-1:9092"', "", "[lifecycle]",
