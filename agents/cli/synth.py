@@ -21,6 +21,7 @@ def run_synth(args: argparse.Namespace, settings: Settings) -> int:
     except ValueError as exc:
         print(f"journey synth: {exc}", file=sys.stderr)
         return 2
+    args.out.parent.mkdir(parents=True, exist_ok=True)  # as replay's outputs do
     n = write_jsonl(iter_events(cfg), args.out)
     truth_path = args.out.with_name(args.out.name + ".truth.jsonl")
     with open(truth_path, "wb") as fh:

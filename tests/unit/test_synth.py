@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 import pytest
 
+from agents.cli.main import main
 from streams.core import event as ev
 from streams.synth import (
     SynthConfig,
@@ -353,3 +354,10 @@ def test_canonical_events_validate_against_the_schema(
         except ValueError:
             continue
         assert not validator.is_valid(obj), line
+
+
+def test_the_command_makes_the_folder_it_writes_to(tmp_path: Path) -> None:
+    out = tmp_path / "out" / "deeper" / "h.jsonl"
+    assert main(["synth", str(out), "--users", "20", "--days", "20",
+                 "--start", "2026-01-01T00:00:00Z"]) == 0
+    assert out.stat().st_size > 0 and out.with_name("h.jsonl.truth.jsonl").exists()
