@@ -76,8 +76,9 @@ def feed_files(replay: Replay, paths: list[Path], settings: Settings, progress: 
     unusable file."""
 
     def good_events() -> Iterator[Event]:
-        for item, size in read_events(paths, settings.max_event_bytes, replay.received_at,
-                                      settings.max_future_skew_seconds):
+        latest = replay.received_at + settings.max_future_skew_seconds
+        for item, size in read_events(paths, settings.max_event_bytes, latest=latest,
+                                      on_late=replay.note_origin):
             progress.step(size)
             if isinstance(item, BadLine):
                 replay.bad_line(item)

@@ -87,7 +87,7 @@ class Sample:
         self.k = k
         self._heap: list[tuple[int, str]] = []  # max-heap via negated hash
         self._members: set[str] = set()
-        self._sorted: list[tuple[int, str]] | None = None  # hashed(), until the next change
+        self._sorted: tuple[tuple[int, str], ...] | None = None  # hashed(), until a change
 
     def offer(self, user_id: str) -> None:
         if user_id in self._members:
@@ -122,11 +122,11 @@ class Sample:
     def __iter__(self) -> Iterator[str]:
         return iter(sorted(self._members))
 
-    def hashed(self) -> list[tuple[int, str]]:
+    def hashed(self) -> tuple[tuple[int, str], ...]:
         """The members with their hashes, smallest hash first (kept between re-fits: once
-        a partition is large, a new user rarely enters the sample). Do not modify it."""
+        a partition is large, a new user rarely enters the sample)."""
         if self._sorted is None:
-            self._sorted = sorted((-h, user_id) for h, user_id in self._heap)
+            self._sorted = tuple(sorted((-h, user_id) for h, user_id in self._heap))
         return self._sorted
 
     def __len__(self) -> int:

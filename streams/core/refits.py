@@ -60,12 +60,15 @@ class RefitSchedule:
             if snapshot and fitted.churn is not None:
                 learner.refit(self.churn, at, (), _no_fallback, settings, fitted.churn)
         else:
+            # a snapshot reads every sampled state, other re-fits only the fit's (each read
+            # is a table decode in the worker: read once)
+            fit_size = settings.population_fit_size
+            states = [(h, state_of(u)) for h, u in (sample if snapshot else sample[:fit_size])]
             # the smallest hashes of a bottom-k sample are the bottom-k of a smaller k
             fitted = population.refit(
-                model, (s for _, u in sample[:settings.population_fit_size]
-                        if (s := state_of(u)) is not None), at, settings)
+                model, (s for _, s in states[:fit_size] if s is not None), at, settings)
             if snapshot:
-                buyers = [(h, s) for h, u in sample if (s := state_of(u)) is not None
+                buyers = [(h, s) for h, s in states if s is not None
                           and s.orders >= 1 and s.last_purchase_at is not None]
                 fitted.churn = learner.refit(
                     self.churn, at, buyers,

@@ -146,6 +146,8 @@ class Replay:
         self.track_series = track_series
         self._next_day: float | None = None
         self._credits: list[Event] = []  # journey's own news on its way, in order
+        # where the events stamped past the skew were read (see note_origin), in order
+        self._origins: dict[tuple[str, str, float], list[tuple[str, int, bytes]]] = {}
 
     def bad_line(self, bad: BadLine) -> None:
         r = bad.rejection
@@ -254,11 +256,23 @@ class Replay:
     def on_duplicates(self, count: int) -> None:
         self.summary.duplicates += count
 
+    def note_origin(self, event: Event, file: str, line: int, text: bytes) -> None:
+        """Where ``event``, which the core will refuse as stamped in the future unless
+        it is a duplicate, was read: its dead letter then has the file, line and text."""
+        key = (event.user_id, event.event_id, event.occurred_at)
+        self._origins.setdefault(key, []).append((file, line, text))
+
     def on_rejected(self, rejected: Rejected) -> None:
         self.summary.dead_letters[rejected.reason] += 1
         e = rejected.event
+        origin: dict[str, Any] = {"kind": "file"}
+        payload: str | bytes = ""
+        read = self._origins.get((e.user_id, e.event_id, e.occurred_at))
+        if read:
+            file, line, payload = read.pop(0)
+            origin.update(file=file, line=line)
         self.dead_letters_to(dead_letter(
-            rejected.reason, rejected.message, _event_text(e), {"kind": "file"},
+            rejected.reason, rejected.message, payload or _event_text(e), origin,
             self.received_at, e.event_id, e.user_id))
 
     def on_alert(self, alert: dict[str, Any]) -> None:

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import gzip
 import heapq
+import math
 import os
 import pickle
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from streams.core.clock import FUTURE_TIMESTAMP, future_message
 from streams.core.decode import Rejection, decode
 from streams.core.event import Event
 from streams.core.segment_batch import batch_calls
@@ -55,21 +55,21 @@ NOT_JSON = frozenset({"not_json", "invalid_utf8"})
 GIVE_UP_AFTER = 1000  # leading lines that are not JSON before a file counts as unusable
 
 
-def read_events(paths: list[Path], max_bytes: int, received_at: float | None = None,
-                skew: float = 0.0) -> Iterator[tuple[Event | BadLine, int]]:
+def read_events(paths: list[Path], max_bytes: int, *, latest: float = math.inf,
+                on_late: Callable[[Event, str, int, bytes], None] | None = None,
+                ) -> Iterator[tuple[Event | BadLine, int]]:
     """Decoded events (or bad lines) with the size of their line, in file order.
 
     A file in which no line is JSON at all is unusable input, not a file of bad events.
-    With ``received_at`` (a replay's one receipt), an event stamped more than ``skew``
-    seconds after it is a bad line too (``future_timestamp``), as the core would refuse
-    it, with its file, line and text.
+    ``on_late`` is told the file, line and text of each event stamped after ``latest``
+    (which the core will refuse as stamped in the future), so that its dead letter can
+    say where it was; the core still judges it, after its duplicate check, as a worker's
+    does.
     """
-    def checked(item: Event | BadLine, path: Path, n: int, text: bytes) -> Event | BadLine:
-        if received_at is None or isinstance(item, BadLine):
-            return item
-        why = future_message(item.occurred_at, received_at, skew)
-        return item if why is None else BadLine(
-            str(path), n, text, Rejection(FUTURE_TIMESTAMP, why, item.event_id, item.user_id))
+    def note(item: Event | BadLine, path: Path, n: int, text: bytes) -> Event | BadLine:
+        if on_late is not None and not isinstance(item, BadLine) and item.occurred_at > latest:
+            on_late(item, str(path), n, text)
+        return item
 
     for path in paths:
         pending: list[BadLine] = []  # bad lines before the first JSON line
@@ -88,9 +88,9 @@ def read_events(paths: list[Path], max_bytes: int, received_at: float | None = N
                         size = len(raw)  # the line's bytes go with its first call
                         for call in calls:
                             one = decode(call, max_bytes=max_bytes)
-                            yield checked(BadLine(str(path), n, call, one)
-                                          if isinstance(one, Rejection) else one,
-                                          path, n, call), size
+                            yield note(BadLine(str(path), n, call, one)
+                                       if isinstance(one, Rejection) else one,
+                                       path, n, call), size
                             size = 0
                         continue
                     item = BadLine(str(path), n, line, got) if isinstance(got, Rejection) else got
@@ -102,7 +102,7 @@ def read_events(paths: list[Path], max_bytes: int, received_at: float | None = N
                             continue
                         json_seen = True
                         yield from _pending(pending)
-                    yield checked(item, path, n, line), len(raw)
+                    yield note(item, path, n, line), len(raw)
             except (OSError, EOFError, gzip.BadGzipFile) as exc:
                 raise InputError(f"{path}: cannot read: {exc}") from exc
         if pending:

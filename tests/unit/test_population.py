@@ -66,12 +66,12 @@ def test_the_sample_by_hash_follows_every_change_between_refits() -> None:
         seen.append(u)
         if step % 7 == 0:
             want = sorted((user_hash(v), v) for v in seen)[:25]
-            assert sample.hashed() == want
+            assert list(sample.hashed()) == want
     bulk = Sample(25)
     bulk.offer(users[0])
-    assert bulk.hashed() == [(user_hash(users[0]), users[0])]
+    assert bulk.hashed() == ((user_hash(users[0]), users[0]),)
     bulk.load(users[1:])
-    assert bulk.hashed() == sorted((user_hash(v), v) for v in users)[:25]
+    assert list(bulk.hashed()) == sorted((user_hash(v), v) for v in users)[:25]
 
 
 def test_refit_is_the_same_whatever_the_arrival_order(harness: HarnessFactory) -> None:
