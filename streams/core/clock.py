@@ -9,26 +9,11 @@ journey's own news from another partition (a referral credit) is exempt from lat
 
 from __future__ import annotations
 
-from typing import Final
-
 from streams.core.event import Event
 from streams.core.outputs import Rejected
 from streams.settings import Settings
 
 NEG_INF = float("-inf")
-# dead-letter reasons of the core's time checks (the decoder's are in rejection.py)
-FUTURE_TIMESTAMP: Final = "future_timestamp"
-TOO_LATE: Final = "too_late"
-
-
-def future_message(t: float, received_at: float, skew: float) -> str | None:
-    """Why an event at ``t``, received at ``received_at``, is refused as stamped in the
-    future (None: it is not). A replay, whose events all share one receipt, asks it as it
-    reads each line, so the dead letter keeps the line and where it was."""
-    if t > received_at + skew:
-        return (f"occurred_at is {t - received_at:.0f}s after it was received "
-                f"(allowed skew {skew:.0f}s)")
-    return None
 
 
 class PartitionClock:
@@ -50,11 +35,12 @@ class PartitionClock:
         """Why ``event`` is refused for its time (None: it is not)."""
         t = event.occurred_at
         if received_at is not None and t > received_at + self.skew:
-            return Rejected(FUTURE_TIMESTAMP,
-                            future_message(t, received_at, self.skew) or "", event)
+            return Rejected(
+                "future_timestamp", f"occurred_at is {t - received_at:.0f}s after it was "
+                f"received (allowed skew {self.skew:.0f}s)", event)
         if t < self.now - self.lateness and not feedback:
             return Rejected(
-                TOO_LATE, f"occurred_at is {self.now - t:.0f}s behind the partition clock "
+                "too_late", f"occurred_at is {self.now - t:.0f}s behind the partition clock "
                 f"(allowed lateness {self.lateness:.0f}s)", event)
         return None
 
