@@ -13,6 +13,7 @@ from streams.core.logs import (
     HELD_BYTES,
     KEY_BYTES,
     ORDER_BYTES,
+    VALUE_BYTES,
     entry_at,
     find_key,
     has_id,
@@ -35,7 +36,7 @@ HELD_REFUND_CAP = 8  # full refunds kept waiting for their order
 
 # where each log sits among the sections of ``packed`` (streams/core/packed.py)
 RECENT_IDS_AT, PURCHASES_AT, ORDERS_AT, ALERTS_AT, SPEND_AT = range(5)
-PURCHASE_BYTES = 16  # a purchase_log entry: time, amount (an order_log one: ORDER_BYTES)
+PURCHASE_BYTES = 2 * VALUE_BYTES  # a purchase_log entry: time, amount
 
 
 class BoundedLogs:
