@@ -235,17 +235,20 @@ _SEGMENT_SHAPED: Final = frozenset({"userId", "anonymousId", "event", "traits"})
 
 
 def _misspelt(missing: list[str], value: dict[str, Any], node: Any) -> str:
-    """For a missing field, the unknown key beside it that looks like its misspelling
-    (a misspelt ``ocurred_at`` is reported as the missing field it was meant to be)."""
+    """For a missing field, the key beside it that looks like its misspelling (a misspelt
+    ``ocurred_at`` is reported as the missing field it was meant to be). Where ``node``
+    forbids unknown keys the stray key is named as no field; where any key is allowed
+    (``properties``) it is only offered as the likely meant one."""
     known = (node or {}).get("properties") if isinstance(node, dict) else None
-    if not isinstance(known, dict) or node.get("additionalProperties") is not False:
-        return ""  # where any key is allowed, an unknown one is no mistake
-    unknown = [k for k in value if isinstance(k, str) and k not in known]
+    strict = isinstance(known, dict) and node.get("additionalProperties") is False
+    given = [k for k in value if isinstance(k, str)
+             and (not isinstance(known, dict) or k not in known)]
     hints = []
     for name in missing:
-        close = difflib.get_close_matches(name, unknown, n=1, cutoff=0.75)
+        close = difflib.get_close_matches(name, given, n=1, cutoff=0.75)
         if close:
-            hints.append(f"{_show(close[0])} is not a field: did you mean {name}?")
+            hints.append(f"{_show(close[0])} is not a field: did you mean {name}?" if strict
+                         else f"did you mean {name}, not {_show(close[0])}?")
     return "; " + "; ".join(hints) if hints else ""
 
 
@@ -266,7 +269,10 @@ def explain(exc: fastjsonschema.JsonSchemaValueException, obj: dict[str, Any],
         elif not field and not segment and _SEGMENT_SHAPED & obj.keys():
             text += ("; this looks like a Segment call, which journey takes with its type "
                      "(track, identify, ...) and messageId, as Segment's libraries send them")
-        text += _misspelt(missing, value, exc.definition)
+        # a type's own rule (if type is ..., then required ...) says nothing of the other
+        # keys at the top: the top of the contract does
+        top = not field and not segment
+        text += _misspelt(missing, value, _SCHEMA if top else exc.definition)
         return Rejection(MISSING_FIELD, f"missing field {text}", *ids)
     if rule == "anyOf" and field == "properties" and isinstance(value, dict):
         text = REFUND_NEEDS if obj.get("type") == ev.REFUND else "one of " + _either(

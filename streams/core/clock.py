@@ -25,6 +25,18 @@ class PartitionClock:
         self.lateness = settings.allowed_lateness_seconds
         self.skew = settings.max_future_skew_seconds
 
+    def deskewed(self, event: Event, received_at: float | None) -> None:
+        """Move a Segment call from a device whose clock runs fast back by how far the
+        call's ``sentAt`` lies after its receipt, as Segment's API places it (timestamp =
+        receivedAt - (sentAt - originalTimestamp)). Only a time the skew check would
+        refuse is moved: an event taken as stamped stays as stamped."""
+        sent = event.sent_at
+        if sent is None or received_at is None:
+            return
+        ahead = sent - received_at
+        if ahead > 0.0 and event.occurred_at > received_at + self.skew:
+            event.occurred_at -= ahead
+
     def within_skew(self, t: float, received_at: float | None) -> bool:
         """Whether ``t`` lies no further after its event's receipt than the skew allows
         (an event of unknown receipt always does)."""

@@ -67,6 +67,10 @@ class Event:
     referred_user_id: str | None = None  # referral
     source: str | None = None
     properties: dict[str, Any] = field(default_factory=dict)
+    # a Segment call's sentAt: the sending device's clock when it sent the call, which
+    # shows by how much that clock runs fast (see ``clock.PartitionClock.deskewed``);
+    # about the transport, not the event, so equal events compare equal without it
+    sent_at: float | None = field(default=None, compare=False)
 
 
 _OPTIONAL: Final = ("utc_offset_min", "amount", "currency", "order_id", "rating", "channel",

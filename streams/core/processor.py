@@ -162,6 +162,8 @@ class PartitionProcessor:
         if event.type == GROUP:  # journey keeps no accounts: nothing to apply
             out.ignored.append(event.type)
             return
+        if event.sent_at is not None and not feedback:
+            self.time.deskewed(event, received_at)
         if feedback and event.occurred_at > self.time.now and event.type != MERGE:
             if event.event_id in self.credits:
                 out.duplicates += 1

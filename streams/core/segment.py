@@ -45,7 +45,7 @@ from streams.core.rejection import (
 )
 from streams.core.rejection import ids_of as _ids
 from streams.core.rejection import show as _show
-from streams.core.segment_time import mended
+from streams.core.segment_time import mended, sent_at
 from streams.core.state import EMAIL_KNOWN, HAS_EMAIL, HAS_PHONE, PHONE_KNOWN
 
 SEGMENT_CALLS: Final = frozenset({"track", "page", "screen", "identify", "group", "alias"})
@@ -113,27 +113,41 @@ def _money(holder: dict[str, Any], key: str, where: str) -> float | Rejection:
     return f + 0.0  # -0.0 is plain 0
 
 
+# what says how much an order came to, besides revenue and total and its products: the
+# spec's subtotal (after discounts, before tax and shipping, as revenue is) and value
+# (its name for the amount of Checkout Started, which some trackers send on orders too)
+_LAST_RESORT: Final = ("subtotal", "value")
+_AMOUNT_KEYS: Final = ("revenue", "total", "amount", *_LAST_RESORT)
+
+
 def _states_amount(props: dict[str, Any]) -> bool:
     """Whether a call says how much, well or badly: an order or a partial refund. A stray
     ``amount`` (not a spec key) counts, so it is never mistaken for a full refund."""
-    return any(props.get(k) is not None for k in ("revenue", "total", "amount")) \
+    return any(props.get(k) is not None for k in _AMOUNT_KEYS) \
         or props.get("products") not in (None, [])
 
 
 def _order_amount(props: dict[str, Any], name: str, refund: bool) -> float | Rejection:
-    """revenue, else total, else the sum of product price times quantity."""
+    """revenue, else total, else the sum of product price times quantity, else subtotal,
+    else value."""
     for key in ("revenue", "total"):
         if props.get(key) is not None:
             return _money(props, key, "properties")
     products = props.get("products")
+    fallback = next((k for k in _LAST_RESORT if props.get(k) is not None), None)
     if not isinstance(products, list) or not products:
+        if fallback is not None:
+            return _money(props, fallback, "properties")
         full = ", or for a full refund only the refunded order's id (properties.order_id)" \
             if refund else ""
         return Rejection(MISSING_FIELD, f"missing field: {name} needs properties.revenue, "
-                         f"properties.total or priced properties.products{full}")
+                         f"properties.total, priced properties.products, "
+                         f"properties.subtotal or properties.value{full}")
     total = 0.0
     for i, p in enumerate(products):
         if not isinstance(p, dict) or p.get("price") is None:
+            if fallback is not None:  # the order's own figure, when a product has no price
+                return _money(props, fallback, "properties")
             return Rejection(MISSING_FIELD, f"missing field properties.products[{i}].price")
         price, qty = (_money(p, k, f"properties.products[{i}]") if p.get(k) is not None
                       else 1.0 for k in ("price", "quantity"))
@@ -260,8 +274,11 @@ def from_segment(obj: dict[str, Any]) -> Event | Rejection:
     # context.timezone (in ``mapped``), as for identify below.
     field = _time_field(obj)
     got = build(mapped, allow_other=True, time_field=field, stamp_is_local=False)
-    if isinstance(got, Rejection) and mapped["occurred_at"] != obj[field]:  # a mended time
-        return _as_sent(got, mapped["occurred_at"], obj[field])
+    if isinstance(got, Rejection):
+        if mapped["occurred_at"] != obj[field]:  # a mended time
+            return _as_sent(got, mapped["occurred_at"], obj[field])
+        return got
+    got.sent_at = sent_at(obj)
     return got
 
 
@@ -303,7 +320,8 @@ def _identity_call(obj: dict[str, Any]) -> Event | Rejection:
     elif call == ev.IDENTIFY:
         props = _identify_properties(obj)
     # no utc_offset_min: a server's stamp says nothing of where the user is
-    return Event(obj["messageId"], user_id, call, when[0], source="segment", properties=props)
+    return Event(obj["messageId"], user_id, call, when[0], source="segment", properties=props,
+                 sent_at=sent_at(obj))
 
 
 def _identify_properties(obj: dict[str, Any]) -> dict[str, Any]:

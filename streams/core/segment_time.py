@@ -11,7 +11,9 @@ them also send, and Segment's API takes:
   analytics_flutter before 1.1's ``DateTime.now().toIso8601String()``): Segment's API reads
   it as UTC, its docs say every timestamp is UTC, and journey places it where Segment does.
 
-Only the decoder's failure path calls this: a call the contract already takes costs nothing.
+Only the decoder's failure path mends: a call the contract already takes costs nothing.
+:func:`sent_at` reads when the device sent a call, by its own clock, which tells the core
+how far that clock runs fast (see ``streams.core.clock``).
 """
 
 from __future__ import annotations
@@ -60,3 +62,17 @@ def mended(obj: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]] | None:
     out = {k: v for k, v in obj.items() if k not in was or k in fixed}
     out.update(fixed)
     return out, was
+
+
+def sent_at(obj: dict[str, Any]) -> float | None:
+    """A call's ``sentAt`` in epoch seconds, read as its other times are; None if it has
+    none that reads as a time, or if Segment delivered it (it has a ``receivedAt``): its
+    ``timestamp`` is then corrected for the device's clock already."""
+    value = obj.get("sentAt")
+    if type(value) is not str or "receivedAt" in obj:
+        return None
+    when = parse_date_time(value)
+    if when is None:
+        text = as_rfc3339(value)
+        when = None if text is None else parse_date_time(text)
+    return None if when is None else when[0]

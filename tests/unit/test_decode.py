@@ -200,6 +200,21 @@ def test_a_misspelt_required_field_is_named_beside_the_missing_one() -> None:
     assert rejected(decode(line(obj)), "missing_field").message == "missing field occurred_at"
 
 
+def test_a_misspelling_is_named_where_a_types_own_rule_finds_the_field_missing() -> None:
+    # "properties" is required by the purchase rule, which names no other key
+    obj = event(type="purchase")
+    obj["propertie"] = {"amount": 3, "currency": "EUR", "order_id": "o1"}
+    got = rejected(decode(line(obj)), "missing_field")
+    assert got.message.endswith("; 'propertie' is not a field: did you mean properties?")
+    # under properties any key is allowed: the near miss is offered, not called wrong
+    obj = event(type="purchase", properties={"amont": 3, "currency": "EUR", "order_id": "o1"})
+    got = rejected(decode(line(obj)), "missing_field")
+    assert got.message == "missing field properties.amount; did you mean amount, not 'amont'?"
+    obj = event(type="review", properties={"stars": 4})  # nothing close: no guess
+    assert rejected(decode(line(obj)), "missing_field").message == \
+        "missing field properties.rating"
+
+
 def test_a_segment_body_without_type_and_message_id_is_told_what_it_lacks() -> None:
     """As posted to Segment's HTTP API: the endpoint names the call, so the body has no
     type, and Segment adds the messageId. journey needs both in the record."""

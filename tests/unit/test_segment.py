@@ -58,6 +58,12 @@ def test_unknown_track_names_are_other_activity() -> None:
     ({"revenue": "19.90"}, 19.9),
     ({"products": [{"price": 19, "quantity": 1}, {"price": 3, "quantity": 2}]}, 25.0),
     ({"products": [{"price": "4.5"}]}, 4.5),
+    # subtotal and value only when nothing above says how much
+    ({"subtotal": 22, "value": 30}, 22.0),
+    ({"value": "30.5"}, 30.5),
+    ({"products": [{"price": 4}], "subtotal": 22}, 4.0),
+    ({"products": [{"name": "no price"}], "value": 9}, 9.0),
+    ({"revenue": 25, "subtotal": 22, "value": 30}, 25.0),
 ])
 def test_segment_order_amount(props: dict[str, Any], amount: float) -> None:
     got = decode(line(track("Order Completed", order_id="o-1", **props)))
@@ -73,10 +79,18 @@ def test_segment_order_amount(props: dict[str, Any], amount: float) -> None:
     ("Order Completed", {}, "missing_field"),
     ("Order Refunded", {"products": [{"name": "no price"}]}, "missing_field"),
     ("Order Refunded", {"total": 5, "currency": "dollars"}, "unknown_currency"),
+    ("Order Completed", {"value": -3}, "invalid_amount"),
+    ("Order Completed", {"products": [{"name": "no price"}], "subtotal": "n/a"},
+     "invalid_amount"),
 ])
 def test_segment_order_problems(name: str, props: dict[str, Any], reason: str) -> None:
     got = rejected(decode(line(track(name, order_id="o-1", **props))), reason)
     assert got.event_id == "m-1" and got.user_id == "u-1"
+
+
+def test_a_refund_that_states_its_value_is_that_partial_refund() -> None:
+    got = decode(line(track("Order Refunded", order_id="o-1", value=7.5)))
+    assert isinstance(got, Event) and got.type == "refund" and got.amount == 7.5
 
 
 def test_segment_channels() -> None:
