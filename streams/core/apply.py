@@ -85,10 +85,14 @@ def apply_event(state: UserState, event: Event, settings: Settings) -> None:
     """Fold ``event`` into ``state``."""
     t = event.occurred_at
     kind = event.type
-    if t > state.last_event_at:
-        state.last_event_at = t
-    if t < state.first_seen_at:
-        state.first_seen_at = t
+    # a credit is journey's news, not the referrer's own doing: its instant (the referred
+    # user's first purchase) also moves with the order a stitch and that user's events
+    # arrive in, which a worker working off a backlog does not share with replay
+    if kind != REFERRAL_CONVERTED:
+        if t > state.last_event_at:
+            state.last_event_at = t
+        if t < state.first_seen_at:
+            state.first_seen_at = t
     offset = local_offset(event)
     if offset is not None:
         state.utc_offset_min = offset

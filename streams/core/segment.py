@@ -96,14 +96,19 @@ _NUMBER_TEXT: Final = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[
 _STARS: Final = re.compile(r"([0-9]{1,8})(?:\.0+)?")
 
 
-def _money(holder: dict[str, Any], key: str, where: str) -> float | Rejection:
-    """A non-negative money value; trackers often send numbers as strings, so take those."""
+def _money(holder: dict[str, Any], key: str, where: str,
+           refunded: bool = False) -> float | Rejection:
+    """A non-negative money value; trackers often send numbers as strings, so take those.
+    ``refunded``: a refund's own figure, which may carry the minus sign some trackers and
+    tools (Amplitude's revenue, say) give money going back; its size is the amount."""
     v = holder[key]
     if isinstance(v, str):
         text = v.strip()
         f = finite(text) if _NUMBER_TEXT.fullmatch(text) else None
     else:
         f = finite(v)
+    if refunded and f is not None and f < 0:
+        f = -f
     if f is None or f < 0:
         return Rejection(INVALID_AMOUNT, f"{where}.{key} must be a non-negative number, got "
                          f"{_show(v)}")
@@ -132,12 +137,12 @@ def _order_amount(props: dict[str, Any], name: str, refund: bool) -> float | Rej
     else value."""
     for key in ("revenue", "total"):
         if props.get(key) is not None:
-            return _money(props, key, "properties")
+            return _money(props, key, "properties", refund)
     products = props.get("products")
     fallback = next((k for k in _LAST_RESORT if props.get(k) is not None), None)
     if not isinstance(products, list) or not products:
         if fallback is not None:
-            return _money(props, fallback, "properties")
+            return _money(props, fallback, "properties", refund)
         full = ", or for a full refund only the refunded order's id (properties.order_id)" \
             if refund else ""
         return Rejection(MISSING_FIELD, f"missing field: {name} needs properties.revenue, "
@@ -147,7 +152,7 @@ def _order_amount(props: dict[str, Any], name: str, refund: bool) -> float | Rej
     for i, p in enumerate(products):
         if not isinstance(p, dict) or p.get("price") is None:
             if fallback is not None:  # the order's own figure, when a product has no price
-                return _money(props, fallback, "properties")
+                return _money(props, fallback, "properties", refund)
             return Rejection(MISSING_FIELD, f"missing field properties.products[{i}].price")
         price, qty = (_money(p, k, f"properties.products[{i}]") if p.get(k) is not None
                       else 1.0 for k in ("price", "quantity"))

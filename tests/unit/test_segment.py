@@ -72,7 +72,7 @@ def test_segment_order_amount(props: dict[str, Any], amount: float) -> None:
 
 
 @pytest.mark.parametrize("name, props, reason", [
-    ("Order Refunded", {"revenue": -5}, "invalid_amount"),
+    ("Order Completed", {"revenue": -5}, "invalid_amount"),
     ("Order Refunded", {"total": "lots"}, "invalid_amount"),
     ("Order Refunded", {"products": [{"price": 3, "quantity": -1}]}, "invalid_amount"),
     # (an Order Refunded with only its order id is a full refund: test_full_refund.py)
@@ -91,6 +91,12 @@ def test_segment_order_problems(name: str, props: dict[str, Any], reason: str) -
 def test_a_refund_that_states_its_value_is_that_partial_refund() -> None:
     got = decode(line(track("Order Refunded", order_id="o-1", value=7.5)))
     assert isinstance(got, Event) and got.type == "refund" and got.amount == 7.5
+
+
+@pytest.mark.parametrize("props", [{"revenue": -5}, {"total": "-5.0"}, {"value": -5}])
+def test_a_refund_written_as_money_going_back_is_that_amount(props: dict[str, Any]) -> None:
+    got = decode(line(track("Order Refunded", order_id="o-1", **props)))
+    assert isinstance(got, Event) and got.type == "refund" and got.amount == 5.0
 
 
 def test_segment_channels() -> None:
