@@ -22,7 +22,7 @@ from agents.kafka.order import Replan, Runs, joined, note, stored_runs
 from agents.kafka.records import FEEDBACK, TICK, Gap, Record, Send, decode_feedback, find_gaps
 from agents.kafka.sink import RecordSink
 from agents.kafka.table import WriteBack, ctx_key, snapshot_key, table_value
-from agents.kafka.topics import KIND_HEADER, Topics
+from agents.kafka.topics import KIND_HEADER, RECEIVED_HEADER, Topics
 from streams.core.churn.learner import is_snapshot_instant
 from streams.core.churn.memory import BASE, LABELS
 from streams.core.context import PartitionContext
@@ -271,11 +271,28 @@ class Pipeline:
                 # not keyed by user (or by another partitioner): move it to the user's
                 # partition before it touches state
                 self.sink.sends.append(Send(self.topics.repartition, got.user_id.encode(),
-                                            rec.value or b"", [], want))
+                                            rec.value or b"", [self._receipt(rec)], want))
                 return False
             position = rec.offset if rec.topic == self.topics.events else None
-            proc.process(got, self.out, received_at=rec.timestamp, position=position)
+            proc.process(got, self.out, received_at=self._received_at(rec),
+                         position=position)
         return True
+
+    def _received_at(self, rec: Record) -> float:
+        """When ``rec``'s event first reached Kafka: its record time, or for one journey
+        moved through the repartition topic, the original's (carried in a header)."""
+        if rec.topic == self.topics.repartition:
+            carried = rec.headers.get(RECEIVED_HEADER)
+            if carried is not None:
+                try:
+                    return float(carried)
+                except ValueError:
+                    pass  # only journey writes that topic: a bad header is a bug, not input
+        return rec.timestamp
+
+    def _receipt(self, rec: Record) -> tuple[str, bytes]:
+        """The header that carries ``rec``'s receipt over a repartition hop."""
+        return RECEIVED_HEADER, repr(self._received_at(rec)).encode()
 
     def _split(self, calls: list[bytes], rec: Record) -> None:
         """A Segment batch envelope's calls on to their users' partitions through the
@@ -283,13 +300,14 @@ class Pipeline:
         that names no user stays on this partition, to be dead-lettered there with its
         own reason."""
         n = self.settings.partitions
+        receipt = self._receipt(rec)
         for call in calls:
             one = decode(call, max_bytes=self.settings.max_event_bytes)
             user = one.user_id
             want = rec.partition if user is None else partition_for(user, n)
             self.sink.sends.append(Send(self.topics.repartition,
-                                        None if user is None else user.encode(), call, [],
-                                        want))
+                                        None if user is None else user.encode(), call,
+                                        [receipt], want))
 
     def _tick_instant(self, rec: Record) -> float | None:
         """A tick's instant, or None (dead-lettered) when it is no number, or lies in the

@@ -10,6 +10,7 @@ journey's own news from another partition (a referral credit) is exempt from lat
 from __future__ import annotations
 
 from streams.core.event import Event
+from streams.core.limits import EARLIEST_EVENT_AT
 from streams.core.outputs import Rejected
 from streams.settings import Settings
 
@@ -28,13 +29,14 @@ class PartitionClock:
     def deskewed(self, event: Event, received_at: float | None) -> None:
         """Move a Segment call from a device whose clock runs fast back by how far the
         call's ``sentAt`` lies after its receipt, as Segment's API places it (timestamp =
-        receivedAt - (sentAt - originalTimestamp)). Only a time the skew check would
-        refuse is moved: an event taken as stamped stays as stamped."""
+        receivedAt - (sentAt - originalTimestamp)). Only a clock ahead by more than the
+        allowed skew counts as fast, and then every call it sends moves alike, those it
+        had queued too; a smaller lead is network and clock noise, and nothing moves."""
         sent = event.sent_at
-        if sent is None or received_at is None:
-            return
+        if sent is None or received_at is None or received_at < EARLIEST_EVENT_AT:
+            return  # (a record with no time of its own says nothing of the device)
         ahead = sent - received_at
-        if ahead > 0.0 and event.occurred_at > received_at + self.skew:
+        if ahead > self.skew and event.occurred_at - ahead >= EARLIEST_EVENT_AT:
             event.occurred_at -= ahead
 
     def within_skew(self, t: float, received_at: float | None) -> bool:

@@ -118,36 +118,37 @@ def _money(holder: dict[str, Any], key: str, where: str,
     return f + 0.0  # -0.0 is plain 0
 
 
-# what says how much an order came to, besides revenue and total and its products: the
-# spec's subtotal (after discounts, before tax and shipping, as revenue is) and value
-# (its name for the amount of Checkout Started, which some trackers send on orders too)
+# what else says how much an order came to: the spec's subtotal (after discounts, before
+# tax and shipping, as revenue is) and value (its name for the amount of Checkout Started,
+# which some trackers send on orders too). Not on a refund: one with only its order id
+# and one of these stays the spec's full refund, as it was before these were read.
 _LAST_RESORT: Final = ("subtotal", "value")
-_AMOUNT_KEYS: Final = ("revenue", "total", "amount", *_LAST_RESORT)
 
 
 def _states_amount(props: dict[str, Any]) -> bool:
     """Whether a call says how much, well or badly: an order or a partial refund. A stray
     ``amount`` (not a spec key) counts, so it is never mistaken for a full refund."""
-    return any(props.get(k) is not None for k in _AMOUNT_KEYS) \
+    return any(props.get(k) is not None for k in ("revenue", "total", "amount")) \
         or props.get("products") not in (None, [])
 
 
 def _order_amount(props: dict[str, Any], name: str, refund: bool) -> float | Rejection:
-    """revenue, else total, else the sum of product price times quantity, else subtotal,
-    else value."""
+    """revenue, else total, else the sum of product price times quantity, else (for an
+    order) subtotal, else value."""
     for key in ("revenue", "total"):
         if props.get(key) is not None:
             return _money(props, key, "properties", refund)
     products = props.get("products")
-    fallback = next((k for k in _LAST_RESORT if props.get(k) is not None), None)
+    fallback = None if refund else next(
+        (k for k in _LAST_RESORT if props.get(k) is not None), None)
     if not isinstance(products, list) or not products:
         if fallback is not None:
             return _money(props, fallback, "properties", refund)
         full = ", or for a full refund only the refunded order's id (properties.order_id)" \
             if refund else ""
+        more = "" if refund else ", properties.subtotal or properties.value"
         return Rejection(MISSING_FIELD, f"missing field: {name} needs properties.revenue, "
-                         f"properties.total, priced properties.products, "
-                         f"properties.subtotal or properties.value{full}")
+                         f"properties.total or priced properties.products{more}{full}")
     total = 0.0
     for i, p in enumerate(products):
         if not isinstance(p, dict) or p.get("price") is None:

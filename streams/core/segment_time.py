@@ -22,6 +22,7 @@ import re
 from typing import Any, Final
 
 from schemas import parse_date_time
+from streams.core.limits import EARLIEST_EVENT_AT, LATEST_EVENT_AT
 
 TIME_FIELDS: Final = ("timestamp", "originalTimestamp", "sentAt")
 # An RFC 3339 date and time, then the zone as ISO 8601 allows beyond RFC 3339: hours and
@@ -75,4 +76,6 @@ def sent_at(obj: dict[str, Any]) -> float | None:
     if when is None:
         text = as_rfc3339(value)
         when = None if text is None else parse_date_time(text)
-    return None if when is None else when[0]
+    if when is None or not EARLIEST_EVENT_AT <= when[0] < LATEST_EVENT_AT:
+        return None
+    return when[0]

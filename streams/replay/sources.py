@@ -61,13 +61,19 @@ def read_events(paths: list[Path], max_bytes: int, *, latest: float = math.inf,
     """Decoded events (or bad lines) with the size of their line, in file order.
 
     A file in which no line is JSON at all is unusable input, not a file of bad events.
+    Events come without a Segment call's ``sentAt`` (a file has no receipt times).
     ``on_late`` is told the file, line and text of each event stamped after ``latest``
     (which the core will refuse as stamped in the future), so that its dead letter can
     say where it was; the core still judges it, after its duplicate check, as a worker's
     does.
     """
     def note(item: Event | BadLine, path: Path, n: int, text: bytes) -> Event | BadLine:
-        if on_late is not None and not isinstance(item, BadLine) and item.occurred_at > latest:
+        if isinstance(item, BadLine):
+            return item
+        # a file has no receipt times, so no device clock is measured from a Segment call's
+        # sentAt here (see clock.PartitionClock.deskewed): a call is taken as stamped
+        item.sent_at = None
+        if on_late is not None and item.occurred_at > latest:
             on_late(item, str(path), n, text)
         return item
 

@@ -4,7 +4,6 @@ it, not dead-lettered as from the future; no event accepted as stamped is moved.
 from __future__ import annotations
 
 import functools
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from agents.kafka.records import Record
 from agents.kafka.topics import Topics
 from streams.core.decode import decode
 from streams.core.event import Event
+from streams.core.partitioning import partition_for
 from streams.core.segment_batch import batch_calls
 from streams.core.timefmt import rfc3339
 from streams.replay import parallel
@@ -72,18 +72,52 @@ def test_the_same_call_without_a_send_time_is_still_from_the_future(
     assert "u" not in h.store
 
 
-def test_a_time_within_the_skew_is_taken_as_stamped(harness: HarnessFactory) -> None:
-    # two minutes fast is within the 5 minutes allowed: nothing an accepted event says moves
+def test_a_clock_within_the_skew_moves_nothing(harness: HarnessFactory) -> None:
+    # two minutes fast is within the 5 minutes allowed: network and clock noise
     h = _send(harness(max_future_skew_seconds=300.0),
               _track(RECEIVED + 2 * MINUTE, sent=RECEIVED + 2 * MINUTE + 1.0))
     assert h.rejected == [] and h.state("u").last_active_at == RECEIVED + 2 * MINUTE
 
 
-def test_a_future_time_from_a_right_clock_is_refused(harness: HarnessFactory) -> None:
-    # sentAt agrees with the receipt, so the clock is right and the stamp itself is wrong
-    h = _send(harness(max_future_skew_seconds=300.0),
-              _track(RECEIVED + 10 * MINUTE, sent=RECEIVED - 1.0))
+@pytest.mark.parametrize("sent", [RECEIVED - 1.0, RECEIVED + 2 * MINUTE])
+def test_a_future_time_from_a_clock_within_the_skew_is_refused(
+        harness: HarnessFactory, sent: float) -> None:
+    # sentAt within the skew of the receipt: the clock is right, the stamp itself wrong
+    h = _send(harness(max_future_skew_seconds=300.0), _track(RECEIVED + 10 * MINUTE, sent))
     assert [reason for reason, _ in h.rejected] == ["future_timestamp"]
+
+
+def test_a_call_a_fast_device_had_queued_moves_with_the_others(
+        harness: HarnessFactory) -> None:
+    # two hours fast, and this call waited two hours on the device: its own stamp is not
+    # ahead of the receipt, but it is two hours after the moment it happened
+    fast = 2 * 3600.0
+    h = _send(harness(max_future_skew_seconds=300.0),
+              _track(RECEIVED - fast + fast, sent=RECEIVED + fast))
+    assert h.rejected == [] and h.state("u").last_active_at == RECEIVED - fast
+
+
+@pytest.mark.parametrize("sent", ["9999-12-31T00:00:00Z", "1970-01-02T00:00:00Z", 17])
+def test_a_send_time_out_of_range_says_nothing(harness: HarnessFactory, sent: Any) -> None:
+    call = _track(RECEIVED + 10 * MINUTE, None)
+    call["sentAt"] = sent
+    got = decode(orjson.dumps(call))
+    if isinstance(got, Event):  # (a number is no time: the call is refused for it)
+        assert got.sent_at is None
+        h = harness(max_future_skew_seconds=300.0).send(got, received_at=RECEIVED)
+        assert [reason for reason, _ in h.rejected] == ["future_timestamp"]
+
+
+def test_no_move_without_a_record_time_or_before_the_earliest_event(
+        harness: HarnessFactory) -> None:
+    h = harness(max_future_skew_seconds=300.0)
+    h.send(_event(_track(RECEIVED + 10 * MINUTE, sent=RECEIVED + 10 * MINUTE)),
+           received_at=0.0)  # a record without a time of its own
+    assert [reason for reason, _ in h.rejected] == ["future_timestamp"]
+    # a clock "ahead" by more than the time since 1990: the move would leave the range
+    early = _event(_track(at(-9000), sent=at(-9000) + 10 * MINUTE, user="v"))
+    h.send(early, received_at=at(-9000) - 40 * 365 * 86400.0)
+    assert h.rejected[-1][0] == "future_timestamp"
 
 
 def test_a_call_stamped_long_after_its_own_send_is_refused_after_the_move(
@@ -143,22 +177,49 @@ def test_the_worker_moves_it_by_the_records_kafka_time() -> None:
     assert snap is not None and snap["last_event_at"] == rfc3339(RECEIVED - 4.0)
 
 
+@pytest.mark.parametrize("misrouted", [False, True])
+def test_a_call_that_hops_through_the_repartition_topic_keeps_its_receipt(
+        misrouted: bool) -> None:
+    # a batch envelope's calls, or a record keyed by someone else, reach their user's
+    # partition as journey's own records, produced later: the first receipt still counts
+    settings = Settings().with_overrides(partitions=4, max_future_skew_seconds=300.0)
+    topics = Topics.from_settings(settings)
+    pipeline = Pipeline(settings, topics, Metrics(), {}, wall_clock=lambda: RECEIVED)
+    fast = 3 * 3600.0
+    call = _track(RECEIVED - 5.0 + fast, sent=RECEIVED - 1.0 + fast, user="hopper")
+    home = partition_for("hopper", 4)
+    if misrouted:
+        value = orjson.dumps(call)
+    else:
+        del call["sentAt"]
+        value = orjson.dumps({"batch": [call], "sentAt": _iso(RECEIVED - 1.0 + fast)})
+    first = (home + 1) % 4 if misrouted else home
+    sends = pipeline.handle([Record(topics.events, first, 0, b"x", value, RECEIVED)])
+    (hop,) = [s for s in sends if s.topic == topics.repartition]
+    assert hop.partition == home
+    later = RECEIVED + 1800.0  # the hop's own record time, half an hour behind
+    sends = pipeline.handle([Record(topics.repartition, home, 0, hop.key, hop.value, later,
+                                    dict(hop.headers))])
+    pipeline.commit_state()
+    assert not [s for s in sends if s.topic == topics.dead_letter]
+    snap = pipeline.snapshot("hopper")
+    assert snap is not None and snap["last_event_at"] == rfc3339(RECEIVED - 4.0)
+
+
 @pytest.mark.parametrize("jobs", ["1", "2"])
-def test_replay_moves_it_back_from_the_runs_start_as_a_worker_does(
+def test_replay_takes_a_call_as_stamped_for_a_file_has_no_receipt_times(
         tmp_path: Path, jobs: str, monkeypatch: pytest.MonkeyPatch) -> None:
     # partitions in parallel whatever the size, so that jobs=2 forks its workers
     monkeypatch.setattr(parallel, "feed", functools.partial(parallel.feed, min_events=0))
-    ahead = _track(at(20000), sent=at(20000) + 5.0, user="fast")  # a clock decades ahead
-    plain = _track(at(20000), sent=None, user="plain")
+    past = _track(at(0), sent=at(0) + 5.0, user="past")
+    ahead = _track(at(20000), sent=at(20000) + 5.0, user="fast")  # decades after the run
     path = tmp_path / "h.jsonl"
-    path.write_bytes(orjson.dumps(ahead) + b"\n" + orjson.dumps(plain) + b"\n")
+    path.write_bytes(orjson.dumps(past) + b"\n" + orjson.dumps(ahead) + b"\n")
     states, summary = tmp_path / "states.jsonl", tmp_path / "summary.json"
-    started = time.time()
     assert main(["replay", str(path), "--state-out", str(states), "--no-progress",
                  "--jobs", jobs, "--summary-json", str(summary)]) == 0
+    # measured against the run's start the call would move to now, and with it the
+    # replay's clock: every user would lapse
     assert orjson.loads(summary.read_bytes())["dead_letters"] == {"future_timestamp": 1}
     (state,) = [orjson.loads(line) for line in states.read_bytes().splitlines()]
-    assert state["user_id"] == "fast"
-    seen = datetime.fromisoformat(state["last_event_at"]).timestamp()
-    # 5 s before the run's start: the call was stamped 5 s before its device sent it
-    assert started - 5.0 - 1.0 <= seen <= time.time() - 5.0 + 1.0
+    assert state["user_id"] == "past" and state["last_event_at"] == rfc3339(at(0))
