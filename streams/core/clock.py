@@ -32,12 +32,19 @@ class PartitionClock:
         receivedAt - (sentAt - originalTimestamp)). Only a clock ahead by more than the
         allowed skew counts as fast, and then every call it sends moves alike, those it
         had queued too; a smaller lead is network and clock noise, and nothing moves."""
+        ahead = self._moved_by(event, received_at)
+        if ahead and event.occurred_at - ahead >= EARLIEST_EVENT_AT:
+            event.occurred_at -= ahead
+        else:
+            event.sent_at = None  # not moved: told so by rejection()
+
+    def _moved_by(self, event: Event, received_at: float | None) -> float:
+        """How far ``deskewed`` moves ``event`` back: 0.0 unless its device is fast."""
         sent = event.sent_at
         if sent is None or received_at is None or received_at < EARLIEST_EVENT_AT:
-            return  # (a record with no time of its own says nothing of the device)
+            return 0.0  # (a record with no time of its own says nothing of the device)
         ahead = sent - received_at
-        if ahead > self.skew and event.occurred_at - ahead >= EARLIEST_EVENT_AT:
-            event.occurred_at -= ahead
+        return ahead if ahead > self.skew else 0.0
 
     def within_skew(self, t: float, received_at: float | None) -> bool:
         """Whether ``t`` lies no further after its event's receipt than the skew allows
@@ -49,9 +56,12 @@ class PartitionClock:
         """Why ``event`` is refused for its time (None: it is not)."""
         t = event.occurred_at
         if received_at is not None and t > received_at + self.skew:
+            moved = self._moved_by(event, received_at)
             return Rejected(
                 "future_timestamp", f"occurred_at is {t - received_at:.0f}s after it was "
-                f"received (allowed skew {self.skew:.0f}s)", event)
+                f"received (allowed skew {self.skew:.0f}s)" + (
+                    f", after moving it back {moved:.0f}s for the sending device's clock "
+                    "(its sentAt was that far ahead)" if moved else ""), event)
         if t < self.now - self.lateness and not feedback:
             return Rejected(
                 "too_late", f"occurred_at is {self.now - t:.0f}s behind the partition clock "
