@@ -98,15 +98,14 @@ def test_a_call_a_fast_device_had_queued_moves_with_the_others(
     assert h.rejected == [] and h.state("u").last_active_at == RECEIVED - fast
 
 
-@pytest.mark.parametrize("sent", ["9999-12-31T00:00:00Z", "1970-01-02T00:00:00Z", 17])
-def test_a_send_time_out_of_range_says_nothing(harness: HarnessFactory, sent: Any) -> None:
+@pytest.mark.parametrize("sent", ["9999-12-31T00:00:00Z", "1970-01-02T00:00:00Z"])
+def test_a_send_time_out_of_range_says_nothing(harness: HarnessFactory, sent: str) -> None:
     call = _track(RECEIVED + 10 * MINUTE, None)
     call["sentAt"] = sent
-    got = decode(orjson.dumps(call))
-    if isinstance(got, Event):  # (a number is no time: the call is refused for it)
-        assert got.sent_at is None
-        h = harness(max_future_skew_seconds=300.0).send(got, received_at=RECEIVED)
-        assert [reason for reason, _ in h.rejected] == ["future_timestamp"]
+    got = _event(call)
+    assert got.sent_at is None
+    h = harness(max_future_skew_seconds=300.0).send(got, received_at=RECEIVED)
+    assert [reason for reason, _ in h.rejected] == ["future_timestamp"]
 
 
 def test_no_move_without_a_record_time_or_before_the_earliest_event(
