@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import os
 import re
+import shutil
 import signal
 import statistics
 import subprocess
@@ -192,6 +193,7 @@ def main() -> None:
                                             " (p99 of those seen only: not all arrived)"))
     else:
         print("latency: no outputs observed")
+    shutil.rmtree(tmp, ignore_errors=True)  # (kept when a step failed: its logs are there)
 
 
 if __name__ == "__main__":
