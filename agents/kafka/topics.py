@@ -14,7 +14,7 @@ SCHEMA_HEADER = "journey-schema"  # e.g. b"journey.churn-warning/1"
 KIND_HEADER = "journey-kind"  # b"tick" or b"feedback" on journey's own records in input topics
 # on a record journey moves to the repartition topic for its user (mis-keyed, or a call of
 # a Segment batch envelope): when the original reached Kafka, its record time in seconds,
-# so the hop's own record time never stands for the receipt (see receipt_of)
+# so the hop's own record time never stands for the receipt (see Pipeline._received_at)
 RECEIVED_HEADER = "journey-received-at"
 
 

@@ -143,7 +143,7 @@ def _order_amount(props: dict[str, Any], name: str, refund: bool) -> float | Rej
         (k for k in _LAST_RESORT if props.get(k) is not None), None)
     if not isinstance(products, list) or not products:
         if fallback is not None:
-            return _money(props, fallback, "properties", refund)
+            return _money(props, fallback, "properties")
         full = ", or for a full refund only the refunded order's id (properties.order_id)" \
             if refund else ""
         more = "" if refund else ", properties.subtotal or properties.value"
@@ -153,7 +153,7 @@ def _order_amount(props: dict[str, Any], name: str, refund: bool) -> float | Rej
     for i, p in enumerate(products):
         if not isinstance(p, dict) or p.get("price") is None:
             if fallback is not None:  # the order's own figure, when a product has no price
-                return _money(props, fallback, "properties", refund)
+                return _money(props, fallback, "properties")
             return Rejection(MISSING_FIELD, f"missing field properties.products[{i}].price")
         price, qty = (_money(p, k, f"properties.products[{i}]") if p.get(k) is not None
                       else 1.0 for k in ("price", "quantity"))
